@@ -1,0 +1,1 @@
+//! A wasmtime-based proxy-wasm host that runs the json-sanitizer plugin like Envoy does.

@@ -1,0 +1,1 @@
+//! Incremental JSON inspector (placeholder until the scanner lands).
