@@ -3,3 +3,4 @@
 //! the reply for each violation. Pure Rust: time and storage are passed in.
 
 pub mod error;
+pub mod breaker;
