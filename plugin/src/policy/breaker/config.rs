@@ -87,7 +87,8 @@ pub struct BreakerConfig {
     /// Default 3.
     pub consecutive_failures: u32,
     /// The breaker opens when failures / total over the window is strictly
-    /// greater than this, in (0, 1]. Default 0.5.
+    /// greater than this, in (0, 1]. Default 0.5. At 1 the ratio condition
+    /// can never hold, which leaves only `consecutive_failures`.
     pub failure_ratio: f64,
     /// The ratio is only judged once the window holds at least this many
     /// outcomes, so three unlucky requests on a quiet route do not trip it.

@@ -50,6 +50,14 @@ pub enum SetError {
 ///   *succeeds* if the key does not exist (see [`CREATE_CAS`] for how the
 ///   first write is made race-free nonetheless).
 /// - There is no delete; keys live as long as the process.
+///
+/// Mapping from the Rust SDK (0.2.5): `get_shared_data` already answers
+/// `Ok((None, None))` for a missing key and `Err(Status::CasMismatch)` from
+/// `set_shared_data` maps to [`SetError::CasMismatch`]. Note that the SDK
+/// panics on any *other* status; to reach [`StoreError`] instead of a trap,
+/// call the raw `proxy_get_shared_data`/`proxy_set_shared_data` imports.
+/// An existing key with an empty value may come back as `(None, Some(cas))`:
+/// existence is judged by the CAS, not by the value.
 pub trait Store {
     /// Reads `key`: `(value, cas)`.
     fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), StoreError>;

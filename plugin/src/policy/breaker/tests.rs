@@ -615,6 +615,31 @@ fn an_empty_value_is_a_fresh_breaker() {
 }
 
 #[test]
+fn an_existing_key_reported_without_value_is_judged_by_its_cas() {
+    // The SDK may hand back an empty value as (None, Some(cas)).
+    struct NoEmpty<'a>(&'a EnvoyStore);
+    impl Store for NoEmpty<'_> {
+        fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), StoreError> {
+            let (v, cas) = self.0.get(key)?;
+            Ok((v.filter(|v| !v.is_empty()), cas))
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+            self.0.set(key, value, cas)
+        }
+    }
+    let c = cfg();
+    let inner = EnvoyStore::new();
+    inner.put_raw(KEY, b"");
+    let s = NoEmpty(&inner);
+    let Decision::Allow { snapshot, .. } = admit(&c, &s, KEY, 0).decision else {
+        panic!()
+    };
+    let r = record(&c, &s, KEY, 0, snapshot, Outcome::Failure);
+    assert_eq!(r.cas_retries, 0); // the real CAS, not CREATE_CAS
+    assert_eq!(counts(&c, &inner, 0).total, 1);
+}
+
+#[test]
 fn n_cas_mismatches_then_success() {
     let c = cfg();
     for n in 0..=MAX_CAS_RETRIES {
