@@ -9,3 +9,4 @@
 
 pub mod inspector;
 pub mod policy;
+pub mod violation;

@@ -1,1 +1,293 @@
-//! Incremental JSON inspector (placeholder until the scanner lands).
+//! Layer 1: an incremental, strict JSON inspector.
+//!
+//! Feed the body in chunks of any size with [`Inspector::feed`], then call
+//! [`Inspector::finish`]. The first [`Violation`] is returned with its kind,
+//! the limit involved and the absolute byte offset of the byte that made the
+//! body unacceptable; the verdict, kind and offset are the same for every way
+//! of splitting the body into chunks.
+//!
+//! It is a resumable state machine, not a parser: no recursion, no allocation
+//! per byte, memory O(`max_depth`) plus the key fingerprints of open objects
+//! when duplicate keys are refused. It knows nothing of HTTP or proxy-wasm.
+
+mod keys;
+mod limits;
+mod scan;
+mod utf8;
+
+pub use limits::{defaults, DuplicateKeys, JsonOptions, Limits};
+
+use crate::violation::{Violation, ViolationKind};
+use keys::{KeySet, FNV_OFFSET};
+
+/// Where the scanner is in the grammar between two bytes. Kept as one small
+/// enum so that a chunk boundary can fall anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing but whitespace (or an allowed BOM) seen yet.
+    Start,
+    /// Read `EF`, checking for a byte order mark.
+    Bom1,
+    /// Read `EF BB`.
+    Bom2,
+    /// Expecting a value (after `:` or after `,` in an array).
+    Value,
+    /// Just after `[`: a value or `]`.
+    ArrayFirst,
+    /// Just after `{`: a key or `}`.
+    ObjectFirst,
+    /// After `,` in an object: a key.
+    Key,
+    /// After a key: `:`.
+    Colon,
+    /// After a value inside a container: `,` or the closing bracket.
+    AfterValue,
+    /// After the top-level value: only whitespace.
+    Done,
+    /// Inside a string (key or value, see `in_key`).
+    Str,
+    /// After a backslash in a string.
+    Escape,
+    /// Inside the four hex digits of a `\u` escape.
+    Unicode,
+    /// After a high surrogate escape: expecting the `\` of its low half.
+    LowBackslash,
+    /// After a high surrogate escape and `\`: expecting `u`.
+    LowU,
+    /// Inside a multi-byte UTF-8 sequence in a string.
+    Utf8,
+    /// After `-`.
+    NumMinus,
+    /// After a leading `0` (no more integer digits allowed).
+    NumZero,
+    /// In integer digits.
+    NumInt,
+    /// After `.`: a digit must follow.
+    NumDot,
+    /// In fraction digits.
+    NumFrac,
+    /// After `e`/`E`: sign or digit.
+    NumE,
+    /// After the exponent sign: a digit must follow.
+    NumESign,
+    /// In exponent digits.
+    NumExp,
+    /// Inside `true`, `false` or `null`.
+    Literal,
+}
+
+/// One open container.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    /// Elements or members seen so far.
+    count: u64,
+    /// `KeySet::len()` when this object opened (unused for arrays).
+    keys_mark: usize,
+    /// Object (`{`) rather than array (`[`).
+    is_object: bool,
+}
+
+/// Limits with "unlimited" as `u64::MAX`, so the hot loop compares plain
+/// integers.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    body: u64,
+    depth: u64,
+    array: u64,
+    entries: u64,
+    key: u64,
+    string: u64,
+    number: u64,
+}
+
+impl Bounds {
+    fn from(limits: &Limits) -> Self {
+        let f = |v: Option<u64>| v.unwrap_or(u64::MAX);
+        Self {
+            body: f(limits.max_body_bytes),
+            depth: f(limits.max_depth),
+            array: f(limits.max_array_elements),
+            entries: f(limits.max_object_entries),
+            key: f(limits.max_key_bytes),
+            string: f(limits.max_string_bytes),
+            number: f(limits.max_number_chars),
+        }
+    }
+}
+
+/// The incremental inspector of one body. Create one per request (or
+/// [`Inspector::reset`] it to reuse its allocations).
+#[derive(Debug, Clone)]
+pub struct Inspector {
+    bounds: Bounds,
+    check_duplicates: bool,
+    allow_bom: bool,
+    allow_lone_surrogates: bool,
+    allow_empty_body: bool,
+    seed: u64,
+
+    /// Body bytes accepted so far (the offset of the next byte).
+    consumed: u64,
+    state: State,
+    frames: Vec<Frame>,
+    keys: KeySet,
+    verdict: Option<Violation>,
+
+    /// Offset of the current token's first byte (opening quote, number start).
+    token_start: u64,
+    /// Offset of the first byte over the current token's length limit.
+    token_bound: u64,
+    /// The current string is a key.
+    in_key: bool,
+    /// Running hash of the decoded bytes of the current key.
+    key_hash: u64,
+    /// Offset of the backslash of the current escape.
+    escape_start: u64,
+    /// Offset of the backslash of a high surrogate awaiting its low half.
+    high_start: u64,
+    /// That high surrogate (0xD800..=0xDBFF), 0 when none is pending.
+    high: u32,
+    /// Hex digits of the current `\u` escape read so far, and their value.
+    hex_digits: u8,
+    hex_value: u32,
+    /// UTF-8 sequence in progress: bytes still needed, range of the next.
+    utf8_need: u8,
+    utf8_lo: u8,
+    utf8_hi: u8,
+    /// Literal in progress and how much of it matched.
+    literal: &'static [u8],
+    literal_pos: u8,
+}
+
+impl Inspector {
+    /// An inspector enforcing `limits` and `options`. Duplicate-key
+    /// fingerprints use a fixed seed; see [`Inspector::with_seed`].
+    pub fn new(limits: &Limits, options: &JsonOptions) -> Self {
+        Self::with_seed(limits, options, 0)
+    }
+
+    /// Like [`Inspector::new`], with a secret seed for the key fingerprints so
+    /// that a client cannot precompute keys that collide in the duplicate
+    /// table (the filter seeds it randomly per VM).
+    pub fn with_seed(limits: &Limits, options: &JsonOptions, seed: u64) -> Self {
+        let bounds = Bounds::from(limits);
+        // Reserve the whole stack up front when it is small, so that nesting
+        // never allocates while scanning.
+        let frames = Vec::with_capacity(bounds.depth.min(1024) as usize);
+        Self {
+            bounds,
+            check_duplicates: options.duplicate_keys == DuplicateKeys::Reject,
+            allow_bom: options.allow_bom,
+            allow_lone_surrogates: options.allow_lone_surrogates,
+            allow_empty_body: options.allow_empty_body,
+            seed,
+            consumed: 0,
+            state: State::Start,
+            frames,
+            keys: KeySet::default(),
+            verdict: None,
+            token_start: 0,
+            token_bound: u64::MAX,
+            in_key: false,
+            key_hash: FNV_OFFSET,
+            escape_start: 0,
+            high_start: 0,
+            high: 0,
+            hex_digits: 0,
+            hex_value: 0,
+            utf8_need: 0,
+            utf8_lo: 0,
+            utf8_hi: 0,
+            literal: b"",
+            literal_pos: 0,
+        }
+    }
+
+    /// Starts over for a new body, keeping limits, options and allocations.
+    pub fn reset(&mut self) {
+        self.consumed = 0;
+        self.state = State::Start;
+        self.frames.clear();
+        self.keys.clear();
+        self.verdict = None;
+        self.high = 0;
+    }
+
+    /// Inspects the next chunk of the body. Returns the first violation as
+    /// soon as it is certain; once one is found every later call returns it
+    /// again and no more bytes are looked at.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), Violation> {
+        if let Some(v) = self.verdict {
+            return Err(v);
+        }
+        let room = self.bounds.body.saturating_sub(self.consumed);
+        let (scan, over) = if (chunk.len() as u64) > room {
+            (&chunk[..room as usize], true)
+        } else {
+            (chunk, false)
+        };
+        let result = self.scan(scan).and_then(|()| {
+            if over {
+                Err(Violation::over(
+                    ViolationKind::BodyTooLarge,
+                    self.bounds.body,
+                    self.bounds.body,
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(v) = result {
+            self.verdict = Some(v);
+        }
+        result
+    }
+
+    /// Declares the end of the body and returns the final verdict.
+    pub fn finish(&mut self) -> Result<(), Violation> {
+        if let Some(v) = self.verdict {
+            return Err(v);
+        }
+        let result = match self.state {
+            State::Done => Ok(()),
+            State::Start if self.allow_empty_body => Ok(()),
+            State::Start => Err(Violation::at(ViolationKind::EmptyBody, self.consumed)),
+            State::Bom1 | State::Bom2 => Err(Violation::at(ViolationKind::SyntaxError, 0)),
+            State::NumZero | State::NumInt | State::NumFrac | State::NumExp
+                if self.frames.is_empty() =>
+            {
+                Ok(())
+            }
+            _ => Err(Violation::at(ViolationKind::Truncated, self.consumed)),
+        };
+        if let Err(v) = result {
+            self.verdict = Some(v);
+        }
+        result
+    }
+
+    /// Body bytes inspected so far.
+    pub fn bytes_inspected(&self) -> u64 {
+        self.consumed
+    }
+
+    /// Current container nesting depth.
+    pub fn depth(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// The violation found so far, if any.
+    pub fn verdict(&self) -> Option<Violation> {
+        self.verdict
+    }
+
+    /// One-shot convenience: the verdict on a complete body.
+    pub fn check(limits: &Limits, options: &JsonOptions, body: &[u8]) -> Result<(), Violation> {
+        let mut inspector = Self::new(limits, options);
+        inspector.feed(body)?;
+        inspector.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! What the inspector enforces: size and shape limits and grammar options.
+//!
+//! These are also the `limits` and `json` sections of the plugin
+//! configuration, so they deserialize directly. Every limit is optional:
+//! `null` means unlimited, a missing field means the default.
+
+use serde::Deserialize;
+
+/// Size and shape limits. `None` is unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Total body bytes.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: Option<u64>,
+    /// Container nesting: `[]` is 1, `[[]]` is 2, a top-level scalar is 0.
+    #[serde(default = "defaults::max_depth")]
+    pub max_depth: Option<u64>,
+    /// Elements in any one array.
+    #[serde(default = "defaults::max_array_elements")]
+    pub max_array_elements: Option<u64>,
+    /// Members in any one object.
+    #[serde(default = "defaults::max_object_entries")]
+    pub max_object_entries: Option<u64>,
+    /// Raw bytes between a key's quotes (escapes count as written).
+    #[serde(default = "defaults::max_key_bytes")]
+    pub max_key_bytes: Option<u64>,
+    /// Raw bytes between a string value's quotes.
+    #[serde(default = "defaults::max_string_bytes")]
+    pub max_string_bytes: Option<u64>,
+    /// Characters in one number token.
+    #[serde(default = "defaults::max_number_chars")]
+    pub max_number_chars: Option<u64>,
+}
+
+/// The documented defaults (README "Configuration reference").
+pub mod defaults {
+    /// 2 MiB.
+    pub fn max_body_bytes() -> Option<u64> {
+        Some(2 * 1024 * 1024)
+    }
+    /// 100 levels.
+    pub fn max_depth() -> Option<u64> {
+        Some(100)
+    }
+    /// 10,000 elements.
+    pub fn max_array_elements() -> Option<u64> {
+        Some(10_000)
+    }
+    /// 1,000 members.
+    pub fn max_object_entries() -> Option<u64> {
+        Some(1_000)
+    }
+    /// 256 bytes.
+    pub fn max_key_bytes() -> Option<u64> {
+        Some(256)
+    }
+    /// 1 MiB.
+    pub fn max_string_bytes() -> Option<u64> {
+        Some(1024 * 1024)
+    }
+    /// 100 characters.
+    pub fn max_number_chars() -> Option<u64> {
+        Some(100)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: defaults::max_body_bytes(),
+            max_depth: defaults::max_depth(),
+            max_array_elements: defaults::max_array_elements(),
+            max_object_entries: defaults::max_object_entries(),
+            max_key_bytes: defaults::max_key_bytes(),
+            max_string_bytes: defaults::max_string_bytes(),
+            max_number_chars: defaults::max_number_chars(),
+        }
+    }
+}
+
+impl Limits {
+    /// No limit at all: grammar and encoding checks only.
+    pub const UNLIMITED: Limits = Limits {
+        max_body_bytes: None,
+        max_depth: None,
+        max_array_elements: None,
+        max_object_entries: None,
+        max_key_bytes: None,
+        max_string_bytes: None,
+        max_number_chars: None,
+    };
+
+    /// Each limit by its configuration name, for validation and docs.
+    pub fn named(&self) -> [(&'static str, Option<u64>); 7] {
+        [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_depth", self.max_depth),
+            ("max_array_elements", self.max_array_elements),
+            ("max_object_entries", self.max_object_entries),
+            ("max_key_bytes", self.max_key_bytes),
+            ("max_string_bytes", self.max_string_bytes),
+            ("max_number_chars", self.max_number_chars),
+        ]
+    }
+}
+
+/// What to do with the same key twice in one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicateKeys {
+    /// Refuse: parsers disagree on which value wins, a classic smuggling trick.
+    #[default]
+    Reject,
+    /// Let them through.
+    Allow,
+}
+
+/// Grammar options beyond strict RFC 8259.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonOptions {
+    /// Duplicate key policy; keys compare after escape decoding.
+    pub duplicate_keys: DuplicateKeys,
+    /// Skip a leading UTF-8 byte order mark instead of refusing it.
+    pub allow_bom: bool,
+    /// Accept `\u` escapes of unpaired surrogates.
+    pub allow_lone_surrogates: bool,
+    /// Accept an empty or whitespace-only body.
+    pub allow_empty_body: bool,
+}

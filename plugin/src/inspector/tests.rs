@@ -1,0 +1,429 @@
+//! Unit tests of the inspector: grammar, encoding, every limit at its
+//! boundary, hand-written attacks, and split invariance on each of them.
+
+use super::*;
+use crate::violation::ViolationKind as K;
+
+fn strict() -> JsonOptions {
+    JsonOptions::default()
+}
+
+/// The verdict for `body` fed whole, after checking that every 1-byte,
+/// 2-way and 3-way split (small bodies) gives exactly the same verdict.
+fn verdict_with(limits: &Limits, options: &JsonOptions, body: &[u8]) -> Result<(), Violation> {
+    let whole = Inspector::check(limits, options, body);
+    let run = |cuts: &[usize]| {
+        let mut ins = Inspector::new(limits, options);
+        let mut prev = 0;
+        for &c in cuts.iter().chain(std::iter::once(&body.len())) {
+            if ins.feed(&body[prev..c]).is_err() {
+                break;
+            }
+            prev = c;
+        }
+        ins.finish()
+    };
+    let bytewise: Vec<usize> = (1..body.len()).collect();
+    assert_eq!(
+        run(&bytewise),
+        whole,
+        "1-byte chunks of {:?}",
+        String::from_utf8_lossy(body)
+    );
+    if body.len() <= 64 {
+        for a in 0..=body.len() {
+            assert_eq!(
+                run(&[a]),
+                whole,
+                "split at {a} of {:?}",
+                String::from_utf8_lossy(body)
+            );
+            if body.len() <= 24 {
+                for b in a..=body.len() {
+                    assert_eq!(run(&[a, b]), whole, "splits {a},{b}");
+                }
+            }
+        }
+    }
+    whole
+}
+
+fn verdict(body: &[u8]) -> Result<(), Violation> {
+    verdict_with(&Limits::default(), &strict(), body)
+}
+
+fn kind_at(body: &[u8]) -> (ViolationKind, u64) {
+    let v = verdict(body).expect_err("expected a violation");
+    (v.kind, v.offset.expect("body violations carry an offset"))
+}
+
+#[test]
+fn accepts_every_value_type_and_whitespace() {
+    for doc in [
+        "0",
+        "-0",
+        "12",
+        "-12.5e+3",
+        "1E-2",
+        "0.0",
+        "1e5",
+        "true",
+        "false",
+        "null",
+        "\"\"",
+        "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u00e9\"",
+        "[]",
+        "{}",
+        " \t\r\n[ 1 , 2 ] \n",
+        "{\"a\":{\"b\":[1,{\"c\":null}]},\"d\":\"\"}",
+        "\"\u{1F600} é 中\"",
+        "\"\\ud83d\\ude00\"",
+        "[[],[[]],{}]",
+    ] {
+        assert_eq!(verdict(doc.as_bytes()), Ok(()), "{doc}");
+    }
+}
+
+#[test]
+fn rejects_what_rfc8259_forbids() {
+    let cases: &[(&str, K, u64)] = &[
+        ("[1,]", K::SyntaxError, 3),
+        ("{\"a\":1,}", K::SyntaxError, 7),
+        ("// c\n1", K::SyntaxError, 0),
+        ("[1/*c*/]", K::SyntaxError, 2),
+        ("'a'", K::SyntaxError, 0),
+        ("{'a':1}", K::SyntaxError, 1),
+        ("NaN", K::SyntaxError, 0),
+        ("[Infinity]", K::SyntaxError, 1),
+        ("-Infinity", K::SyntaxError, 1),
+        ("01", K::SyntaxError, 1),
+        ("-01", K::SyntaxError, 2),
+        ("+1", K::SyntaxError, 0),
+        (".5", K::SyntaxError, 0),
+        ("[1.]", K::SyntaxError, 3),
+        ("[1e]", K::SyntaxError, 3),
+        ("[1e+]", K::SyntaxError, 4),
+        ("[-]", K::SyntaxError, 2),
+        ("\"a\u{1}b\"", K::SyntaxError, 2),
+        ("\"\tb\"", K::SyntaxError, 1),
+        ("\"\\x\"", K::SyntaxError, 2),
+        ("\"\\u12g4\"", K::SyntaxError, 5),
+        ("\"\\U0041\"", K::SyntaxError, 2),
+        ("tru", K::Truncated, 3),
+        ("trux", K::SyntaxError, 3),
+        ("nul", K::Truncated, 3),
+        ("[1", K::Truncated, 2),
+        ("{\"a\"", K::Truncated, 4),
+        ("{\"a\":", K::Truncated, 5),
+        ("\"abc", K::Truncated, 4),
+        ("1.", K::Truncated, 2),
+        ("-", K::Truncated, 1),
+        ("1 2", K::TrailingData, 2),
+        ("{}x", K::TrailingData, 2),
+        ("[1]]", K::TrailingData, 3),
+        ("truex", K::TrailingData, 4),
+        ("[1}", K::SyntaxError, 2),
+        ("{\"a\":1]", K::SyntaxError, 6),
+        ("{1:2}", K::SyntaxError, 1),
+        ("{\"a\" 1}", K::SyntaxError, 5),
+        ("[1 2]", K::SyntaxError, 3),
+        ("]", K::SyntaxError, 0),
+        ("\u{a0}1", K::SyntaxError, 0),
+        ("", K::EmptyBody, 0),
+        (" \n\t\r ", K::EmptyBody, 5),
+    ];
+    for &(doc, kind, offset) in cases {
+        assert_eq!(kind_at(doc.as_bytes()), (kind, offset), "{doc:?}");
+    }
+}
+
+#[test]
+fn utf8_errors_of_every_class_are_found_at_the_offending_byte() {
+    let cases: &[(&[u8], u64)] = &[
+        (b"\"\x80\"", 1),             // stray continuation byte
+        (b"\"\xC0\xAF\"", 1),         // overlong 2-byte lead
+        (b"\"\xC1\xBF\"", 1),         // overlong 2-byte lead
+        (b"\"\xE0\x80\xAF\"", 2),     // overlong 3-byte
+        (b"\"\xF0\x80\x80\xAF\"", 2), // overlong 4-byte
+        (b"\"\xED\xA0\x80\"", 2),     // UTF-8 encoded surrogate D800
+        (b"\"\xED\xBF\xBF\"", 2),     // UTF-8 encoded surrogate DFFF
+        (b"\"\xF4\x90\x80\x80\"", 2), // above U+10FFFF
+        (b"\"\xF5\x80\x80\x80\"", 1), // invalid lead
+        (b"\"\xFF\"", 1),             // invalid byte
+        (b"\"\xC3\"", 2),             // truncated by the closing quote
+        (b"\"\xE2\x82\"", 3),         // truncated 3-byte
+        (b"\"\xF0\x9F\x98\"", 4),     // truncated 4-byte
+        (b"\"\xE2\x28\xA1\"", 2),     // bad continuation
+        (b"{\"\xC3\x28\":1}", 3),     // in a key
+    ];
+    for &(doc, offset) in cases {
+        assert_eq!(kind_at(doc), (K::InvalidUtf8, offset), "{doc:?}");
+    }
+    // Valid boundaries of each range.
+    for ok in [
+        &b"\"\xC2\x80\xDF\xBF\""[..],
+        b"\"\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF\"",
+        b"\"\xF0\x90\x80\x80\xF4\x8F\xBF\xBF\"",
+    ] {
+        assert_eq!(verdict(ok), Ok(()), "{ok:?}");
+    }
+    // A truncated sequence at the very end of the body is a truncated body.
+    assert_eq!(kind_at(b"\"\xE2\x82"), (K::Truncated, 3));
+}
+
+#[test]
+fn surrogate_escapes_must_pair() {
+    let cases: &[(&str, u64)] = &[
+        ("\"\\ud800\"", 1),
+        ("\"ab\\udc00\"", 3),
+        ("\"\\ud800x\"", 1),
+        ("\"\\ud800\\n\"", 1),
+        ("\"\\ud800\\u0041\"", 1),
+        ("\"\\ud800\\ud800\\udc00\"", 1),
+        ("\"\\ude00\\ud83d\"", 1),
+    ];
+    for &(doc, offset) in cases {
+        assert_eq!(kind_at(doc.as_bytes()), (K::LoneSurrogate, offset), "{doc}");
+    }
+    let allow = JsonOptions {
+        allow_lone_surrogates: true,
+        ..strict()
+    };
+    for &(doc, _) in cases {
+        assert_eq!(
+            verdict_with(&Limits::default(), &allow, doc.as_bytes()),
+            Ok(()),
+            "{doc}"
+        );
+    }
+    assert_eq!(verdict(b"\"\\uD83D\\uDE00\""), Ok(()));
+}
+
+#[test]
+fn bom_is_refused_unless_allowed_and_only_at_the_start() {
+    let body = b"\xEF\xBB\xBF{\"a\":1}";
+    assert_eq!(kind_at(body), (K::Bom, 0));
+    let allow = JsonOptions {
+        allow_bom: true,
+        ..strict()
+    };
+    assert_eq!(verdict_with(&Limits::default(), &allow, body), Ok(()));
+    assert_eq!(
+        verdict_with(&Limits::default(), &allow, b"\xEF\xBB\xBF\xEF\xBB\xBF1")
+            .unwrap_err()
+            .kind,
+        K::SyntaxError
+    );
+    assert_eq!(
+        verdict_with(&Limits::default(), &allow, b"\xEF\xBB\xBF")
+            .unwrap_err()
+            .kind,
+        K::EmptyBody
+    );
+    assert_eq!(kind_at(b" \xEF\xBB\xBF1"), (K::SyntaxError, 1));
+    assert_eq!(kind_at(b"\xEF\xBB1"), (K::SyntaxError, 0));
+    assert_eq!(kind_at(b"\xEF"), (K::SyntaxError, 0));
+}
+
+#[test]
+fn empty_body_can_be_allowed() {
+    let allow = JsonOptions {
+        allow_empty_body: true,
+        ..strict()
+    };
+    assert_eq!(verdict_with(&Limits::default(), &allow, b""), Ok(()));
+    assert_eq!(verdict_with(&Limits::default(), &allow, b"  \n"), Ok(()));
+}
+
+fn only(f: impl FnOnce(&mut Limits)) -> Limits {
+    let mut l = Limits::UNLIMITED;
+    f(&mut l);
+    l
+}
+
+fn over(limits: &Limits, body: &str) -> (K, Option<u64>, u64) {
+    let v = verdict_with(limits, &strict(), body.as_bytes()).expect_err(body);
+    (v.kind, v.limit, v.offset.unwrap())
+}
+
+fn passes(limits: &Limits, body: &str) {
+    assert_eq!(
+        verdict_with(limits, &strict(), body.as_bytes()),
+        Ok(()),
+        "{body}"
+    );
+}
+
+#[test]
+fn max_body_bytes_boundary() {
+    let l = only(|l| l.max_body_bytes = Some(7));
+    passes(&l, "[1,2,3]");
+    assert_eq!(over(&l, "[1,2,3] "), (K::BodyTooLarge, Some(7), 7));
+    assert_eq!(over(&l, "[1,2,3,4]"), (K::BodyTooLarge, Some(7), 7));
+    // An earlier violation within the limit wins.
+    assert_eq!(over(&l, "[1,,3,4]"), (K::SyntaxError, None, 3));
+}
+
+#[test]
+fn max_depth_boundary() {
+    let l = only(|l| l.max_depth = Some(3));
+    passes(&l, "[[[]]]");
+    passes(&l, "{\"a\":[{}]}");
+    passes(&l, "7");
+    assert_eq!(over(&l, "[[[[]]]]"), (K::TooDeep, Some(3), 3));
+    assert_eq!(over(&l, "{\"a\":[{\"b\":{}}]}"), (K::TooDeep, Some(3), 11));
+    let l1 = only(|l| l.max_depth = Some(1));
+    passes(&l1, "[1,2]");
+    assert_eq!(over(&l1, "[[]]"), (K::TooDeep, Some(1), 1));
+}
+
+#[test]
+fn max_array_elements_boundary() {
+    let l = only(|l| l.max_array_elements = Some(3));
+    passes(&l, "[1,2,3]");
+    passes(&l, "[[1,2,3],[4,5,6],[7,8,9]]");
+    assert_eq!(over(&l, "[1,2,3,4]"), (K::ArrayTooLong, Some(3), 7));
+    assert_eq!(
+        over(&l, "[\"a\",\"b\",\"c\",\"dd\"]"),
+        (K::ArrayTooLong, Some(3), 13)
+    );
+    // A trailing comma is a syntax error, not a fourth element.
+    assert_eq!(over(&l, "[1,2,3,]"), (K::SyntaxError, None, 7));
+}
+
+#[test]
+fn max_object_entries_boundary() {
+    let l = only(|l| l.max_object_entries = Some(2));
+    passes(&l, "{\"a\":1,\"b\":{\"c\":1,\"d\":2}}");
+    assert_eq!(
+        over(&l, "{\"a\":1,\"b\":2,\"c\":3}"),
+        (K::TooManyEntries, Some(2), 13)
+    );
+}
+
+#[test]
+fn max_key_bytes_boundary_counts_escapes_as_written() {
+    let l = only(|l| l.max_key_bytes = Some(6));
+    passes(&l, "{\"abcdef\":1}");
+    passes(&l, "{\"\\u00e9\":1}");
+    assert_eq!(over(&l, "{\"abcdefg\":1}"), (K::KeyTooLong, Some(6), 8));
+    assert_eq!(over(&l, "{\"a\\u00e9\":1}"), (K::KeyTooLong, Some(6), 8));
+    // Multi-byte characters count their bytes: é is two.
+    passes(&l, "{\"ééé\":1}");
+    assert_eq!(over(&l, "{\"ééé!\":1}"), (K::KeyTooLong, Some(6), 8));
+    assert_eq!(over(&l, "{\"aéééé\":1}"), (K::KeyTooLong, Some(6), 8));
+    // String values are not keys.
+    passes(&l, "{\"k\":\"abcdefghijkl\"}");
+}
+
+#[test]
+fn max_string_bytes_boundary() {
+    let l = only(|l| l.max_string_bytes = Some(4));
+    passes(&l, "[\"abcd\",\"\\n\\t\"]");
+    assert_eq!(over(&l, "[\"abcde\"]"), (K::StringTooLong, Some(4), 6));
+    assert_eq!(over(&l, "[\"abc\\n\"]"), (K::StringTooLong, Some(4), 6));
+    passes(&l, "[\"ab\\n\"]");
+    assert_eq!(over(&l, "[\"abc\\\"\"]"), (K::StringTooLong, Some(4), 6));
+    passes(&l, "{\"longer-key\":\"abcd\"}");
+    let long = format!("\"{}\"", "x".repeat(100));
+    assert_eq!(over(&l, &long), (K::StringTooLong, Some(4), 5));
+}
+
+#[test]
+fn max_number_chars_boundary() {
+    let l = only(|l| l.max_number_chars = Some(4));
+    passes(&l, "[1234,-123,1.25,1e10,-1.5]");
+    assert_eq!(over(&l, "[12345]"), (K::NumberTooLong, Some(4), 5));
+    assert_eq!(over(&l, "[-1234]"), (K::NumberTooLong, Some(4), 5));
+    assert_eq!(over(&l, "[1.234]"), (K::NumberTooLong, Some(4), 5));
+    assert_eq!(over(&l, "12345"), (K::NumberTooLong, Some(4), 4));
+    passes(&l, "1234");
+}
+
+#[test]
+fn duplicate_keys_compare_after_decoding_per_object() {
+    for (doc, offset) in [
+        ("{\"a\":1,\"a\":2}", 7),
+        ("{\"a\":1,\"\\u0061\":2}", 7),
+        ("{\"é\":1,\"\\u00e9\":2}", 8),
+        ("{\"\\u00E9\":1,\"é\":2}", 12),
+        ("{\"\\ud83d\\ude00\":1,\"\u{1F600}\":2}", 18),
+        ("{\"/\":1,\"\\/\":2}", 7),
+        ("{\"x\":{\"a\":1},\"y\":2,\"x\":3}", 19),
+        ("[{\"a\":1,\"b\":[{\"a\":1}],\"a\":2}]", 22),
+    ] {
+        assert_eq!(kind_at(doc.as_bytes()), (K::DuplicateKey, offset), "{doc}");
+    }
+    for doc in [
+        "{\"a\":{\"a\":{\"a\":1}}}",
+        "[{\"a\":1},{\"a\":2}]",
+        "{\"a\":1,\"A\":2,\"a \":3,\"\\u0000\":4,\"\":5}",
+        "{\"x\":{\"k\":1},\"y\":{\"k\":1}}",
+    ] {
+        assert_eq!(verdict(doc.as_bytes()), Ok(()), "{doc}");
+    }
+    let allow = JsonOptions {
+        duplicate_keys: DuplicateKeys::Allow,
+        ..strict()
+    };
+    assert_eq!(
+        verdict_with(&Limits::default(), &allow, b"{\"a\":1,\"a\":2}"),
+        Ok(())
+    );
+}
+
+#[test]
+fn brackets_and_quotes_inside_strings_are_content() {
+    let l = only(|l| l.max_depth = Some(1));
+    passes(&l, "[\"[[[[{{{{\", \"]]]}}}\"]");
+    passes(&l, "[\"\\\"[[[[\\\"\"]");
+    passes(&l, "{\"{[\":\"]}\"}");
+    // A depth scan that miscounts escaped quotes would see a string end here.
+    assert_eq!(over(&l, "[\"\\\\\",[1]]"), (K::TooDeep, Some(1), 6));
+}
+
+#[test]
+fn hundred_thousand_deep_nesting_is_stopped_at_the_limit() {
+    let body = "[".repeat(100_000);
+    let mut ins = Inspector::new(&Limits::default(), &strict());
+    let v = ins.feed(body.as_bytes()).unwrap_err();
+    assert_eq!(
+        (v.kind, v.limit, v.offset),
+        (K::TooDeep, Some(100), Some(100))
+    );
+    assert_eq!(ins.depth(), 100);
+    // Unlimited depth still needs no recursion.
+    let mut deep = Inspector::new(&Limits::UNLIMITED, &strict());
+    deep.feed(body.as_bytes()).unwrap();
+    deep.feed("]".repeat(100_000).as_bytes()).unwrap();
+    assert_eq!(deep.finish(), Ok(()));
+}
+
+#[test]
+fn a_verdict_is_sticky() {
+    let mut ins = Inspector::new(&Limits::default(), &strict());
+    let v = ins.feed(b"[1,]").unwrap_err();
+    assert_eq!(ins.feed(b"]").unwrap_err(), v);
+    assert_eq!(ins.finish().unwrap_err(), v);
+    assert_eq!(ins.verdict(), Some(v));
+    ins.reset();
+    assert_eq!(ins.feed(b"[1]"), Ok(()));
+    assert_eq!(ins.finish(), Ok(()));
+}
+
+#[test]
+fn long_strings_take_the_word_at_a_time_path_exactly() {
+    // Specials at every position relative to an 8-byte word.
+    for pos in 0..20 {
+        for special in [&b"\""[..], b"\\n", b"\x01", "é".as_bytes(), b"\xC3("] {
+            let mut body = b"\"".to_vec();
+            body.extend(std::iter::repeat_n(b'a', pos));
+            body.extend_from_slice(special);
+            body.extend(std::iter::repeat_n(b'b', 20));
+            body.push(b'"');
+            let whole = verdict(&body);
+            let expected_ok = special != b"\x01" && special != b"\xC3(" && special != b"\"";
+            assert_eq!(whole.is_ok(), expected_ok, "{pos} {special:?}");
+        }
+    }
+}

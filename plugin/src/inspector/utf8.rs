@@ -1,0 +1,122 @@
+//! UTF-8 well-formedness (RFC 3629, Unicode table 3-7) for string contents.
+
+/// What a lead byte promises: how many continuation bytes follow, and the
+/// allowed range of the first one (the ranges that exclude overlongs,
+/// UTF-16 surrogates and code points above U+10FFFF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lead {
+    /// Continuation bytes still expected (1 to 3).
+    pub need: u8,
+    /// Lowest allowed value of the next byte.
+    pub lo: u8,
+    /// Highest allowed value of the next byte.
+    pub hi: u8,
+}
+
+/// Classifies a non-ASCII byte as the start of a sequence, or `None` when it
+/// cannot start one (a stray continuation byte, `C0`, `C1`, `F5`..`FF`).
+#[inline(always)]
+pub(crate) fn lead(b: u8) -> Option<Lead> {
+    let (need, lo, hi) = match b {
+        0xC2..=0xDF => (1, 0x80, 0xBF),
+        0xE0 => (2, 0xA0, 0xBF),
+        0xE1..=0xEC | 0xEE | 0xEF => (2, 0x80, 0xBF),
+        0xED => (2, 0x80, 0x9F),
+        0xF0 => (3, 0x90, 0xBF),
+        0xF1..=0xF3 => (3, 0x80, 0xBF),
+        0xF4 => (3, 0x80, 0x8F),
+        _ => return None,
+    };
+    Some(Lead { need, lo, hi })
+}
+
+/// Result of checking one whole sequence in place.
+pub(crate) enum Seq {
+    /// Well-formed, this many bytes long.
+    Valid(usize),
+    /// The byte at this index (relative to the slice) is where it goes wrong.
+    Invalid(usize),
+    /// The sequence runs past `end`: finish it byte by byte.
+    Incomplete,
+}
+
+/// Checks the sequence starting at `s[i]` (a byte >= 0x80) when all of it
+/// lies before `end`. Same verdict as feeding its bytes one at a time.
+#[inline(always)]
+pub(crate) fn sequence(s: &[u8], i: usize, end: usize) -> Seq {
+    let Some(l) = s.get(i).copied().and_then(lead) else {
+        return Seq::Invalid(i);
+    };
+    let n = usize::from(l.need);
+    if i + n >= end || i + n >= s.len() {
+        return Seq::Incomplete;
+    }
+    let b1 = s[i + 1];
+    if b1 < l.lo || b1 > l.hi {
+        return Seq::Invalid(i + 1);
+    }
+    for k in 2..=n {
+        if s[i + k] & 0xC0 != 0x80 {
+            return Seq::Invalid(i + k);
+        }
+    }
+    Seq::Valid(n + 1)
+}
+
+/// Encodes a code point (surrogates included, as WTF-8 does) for hashing
+/// decoded keys. Returns the bytes and their count.
+#[inline]
+pub(crate) fn encode(cp: u32) -> ([u8; 4], usize) {
+    if cp < 0x80 {
+        ([cp as u8, 0, 0, 0], 1)
+    } else if cp < 0x800 {
+        ([0xC0 | (cp >> 6) as u8, 0x80 | (cp & 0x3F) as u8, 0, 0], 2)
+    } else if cp < 0x10000 {
+        (
+            [
+                0xE0 | (cp >> 12) as u8,
+                0x80 | ((cp >> 6) & 0x3F) as u8,
+                0x80 | (cp & 0x3F) as u8,
+                0,
+            ],
+            3,
+        )
+    } else {
+        (
+            [
+                0xF0 | (cp >> 18) as u8,
+                0x80 | ((cp >> 12) & 0x3F) as u8,
+                0x80 | ((cp >> 6) & 0x3F) as u8,
+                0x80 | (cp & 0x3F) as u8,
+            ],
+            4,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_matches_std_for_scalar_values() {
+        for cp in [0x24u32, 0xA2, 0x939, 0x20AC, 0xD55C, 0x10348, 0x10FFFF] {
+            let c = char::from_u32(cp).unwrap();
+            let mut buf = [0u8; 4];
+            let want = c.encode_utf8(&mut buf).as_bytes().to_vec();
+            let (got, n) = encode(cp);
+            assert_eq!(&got[..n], &want[..]);
+        }
+    }
+
+    #[test]
+    fn lead_ranges_exclude_overlongs_surrogates_and_out_of_range() {
+        assert!(lead(0xC0).is_none());
+        assert!(lead(0xC1).is_none());
+        assert!(lead(0x80).is_none());
+        assert!(lead(0xF5).is_none());
+        assert_eq!(lead(0xE0).unwrap().lo, 0xA0);
+        assert_eq!(lead(0xED).unwrap().hi, 0x9F);
+        assert_eq!(lead(0xF4).unwrap().hi, 0x8F);
+    }
+}

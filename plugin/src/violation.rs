@@ -1,0 +1,180 @@
+//! Why a request is refused: the stable names shared by replies, metrics,
+//! logs, the breaker's `counts` and the CLI's output.
+
+use std::fmt;
+
+/// Every reason the sanitizer can refuse a request. The names returned by
+/// [`ViolationKind::as_str`] are a public contract: they appear in the
+/// problem+json `violation` field, in metric names and in log lines, so they
+/// never change once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ViolationKind {
+    /// More body bytes than `max_body_bytes` (by `content-length` or counted).
+    BodyTooLarge,
+    /// Containers nested deeper than `max_depth`.
+    TooDeep,
+    /// An array with more than `max_array_elements` elements.
+    ArrayTooLong,
+    /// An object with more than `max_object_entries` members.
+    TooManyEntries,
+    /// A key longer than `max_key_bytes` raw bytes.
+    KeyTooLong,
+    /// A string value longer than `max_string_bytes` raw bytes.
+    StringTooLong,
+    /// A number token longer than `max_number_chars`.
+    NumberTooLong,
+    /// The same key twice in one object (compared after escape decoding).
+    DuplicateKey,
+    /// Bytes inside a string that are not well-formed UTF-8.
+    InvalidUtf8,
+    /// A `\u` escape of half a surrogate pair.
+    LoneSurrogate,
+    /// Anything RFC 8259 does not allow.
+    SyntaxError,
+    /// The body ended inside a value.
+    Truncated,
+    /// Something other than whitespace after the top-level value.
+    TrailingData,
+    /// A leading UTF-8 byte order mark.
+    Bom,
+    /// An empty or whitespace-only body.
+    EmptyBody,
+    /// A `content-type` the rule refuses.
+    UnsupportedMediaType,
+    /// A `content-encoding` the rule refuses (the filter cannot see through it).
+    UnsupportedEncoding,
+    /// The circuit breaker for this request's scope is open.
+    BreakerOpen,
+    /// The host said there was a body but handed over no bytes for it.
+    BodyUnreadable,
+}
+
+impl ViolationKind {
+    /// All kinds, in a fixed order (metrics are defined in this order).
+    pub const ALL: [ViolationKind; 19] = [
+        Self::BodyTooLarge,
+        Self::TooDeep,
+        Self::ArrayTooLong,
+        Self::TooManyEntries,
+        Self::KeyTooLong,
+        Self::StringTooLong,
+        Self::NumberTooLong,
+        Self::DuplicateKey,
+        Self::InvalidUtf8,
+        Self::LoneSurrogate,
+        Self::SyntaxError,
+        Self::Truncated,
+        Self::TrailingData,
+        Self::Bom,
+        Self::EmptyBody,
+        Self::UnsupportedMediaType,
+        Self::UnsupportedEncoding,
+        Self::BreakerOpen,
+        Self::BodyUnreadable,
+    ];
+
+    /// The stable snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::BodyTooLarge => "body_too_large",
+            Self::TooDeep => "too_deep",
+            Self::ArrayTooLong => "array_too_long",
+            Self::TooManyEntries => "too_many_entries",
+            Self::KeyTooLong => "key_too_long",
+            Self::StringTooLong => "string_too_long",
+            Self::NumberTooLong => "number_too_long",
+            Self::DuplicateKey => "duplicate_key",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::LoneSurrogate => "lone_surrogate",
+            Self::SyntaxError => "syntax_error",
+            Self::Truncated => "truncated",
+            Self::TrailingData => "trailing_data",
+            Self::Bom => "bom",
+            Self::EmptyBody => "empty_body",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedEncoding => "unsupported_encoding",
+            Self::BreakerOpen => "breaker_open",
+            Self::BodyUnreadable => "body_unreadable",
+        }
+    }
+
+    /// Parses a stable name back (configuration uses the names).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// True for the kinds the body inspector produces: every JSON and size
+    /// violation (what the breaker counts by default).
+    pub const fn is_body_violation(self) -> bool {
+        !matches!(
+            self,
+            Self::UnsupportedMediaType
+                | Self::UnsupportedEncoding
+                | Self::BreakerOpen
+                | Self::BodyUnreadable
+        )
+    }
+
+    /// A short human title for the problem+json `title` field.
+    pub const fn title(self) -> &'static str {
+        match self {
+            Self::BodyTooLarge => "Request body too large",
+            Self::TooDeep => "JSON nested too deeply",
+            Self::ArrayTooLong => "JSON array too long",
+            Self::TooManyEntries => "JSON object has too many members",
+            Self::KeyTooLong => "JSON key too long",
+            Self::StringTooLong => "JSON string too long",
+            Self::NumberTooLong => "JSON number too long",
+            Self::DuplicateKey => "Duplicate key in JSON object",
+            Self::InvalidUtf8 => "Invalid UTF-8 in JSON string",
+            Self::LoneSurrogate => "Unpaired surrogate escape in JSON string",
+            Self::SyntaxError => "Malformed JSON",
+            Self::Truncated => "Truncated JSON",
+            Self::TrailingData => "Data after the JSON value",
+            Self::Bom => "Byte order mark not allowed",
+            Self::EmptyBody => "Empty request body",
+            Self::UnsupportedMediaType => "Unsupported media type",
+            Self::UnsupportedEncoding => "Unsupported content encoding",
+            Self::BreakerOpen => "Too many rejected requests; try again later",
+            Self::BodyUnreadable => "Request body could not be read",
+        }
+    }
+}
+
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: what, against which limit, and where in the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Violation {
+    /// The reason.
+    pub kind: ViolationKind,
+    /// The configured limit that was exceeded, for limit violations.
+    pub limit: Option<u64>,
+    /// Absolute byte offset in the body of the byte that made it
+    /// unacceptable; `None` for refusals decided from headers alone.
+    pub offset: Option<u64>,
+}
+
+impl Violation {
+    /// A violation found at `offset` in the body.
+    pub const fn at(kind: ViolationKind, offset: u64) -> Self {
+        Self {
+            kind,
+            limit: None,
+            offset: Some(offset),
+        }
+    }
+
+    /// A limit violation found at `offset` in the body.
+    pub const fn over(kind: ViolationKind, limit: u64, offset: u64) -> Self {
+        Self {
+            kind,
+            limit: Some(limit),
+            offset: Some(offset),
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Property tests of the inspector over generated and mutated documents:
+//! the verdict never depends on how the body is cut into chunks, and for
+//! complete documents it agrees with serde_json.
+//!
+//! The oracle is `serde_json::from_slice::<IgnoredAny>` (grammar), and,
+//! where serde_json differs from us *by design*, the stricter serde_json
+//! parses that cover the difference, each named here rather than skipped:
+//! - IgnoredAny does not validate UTF-8 or `\u` surrogate pairing inside
+//!   strings; parsing into `serde_json::Value` does, so it is part of the
+//!   oracle. Value also refuses numbers beyond f64 range, which we accept on
+//!   purpose (we check grammar, not magnitude): such cases are assumed away.
+//! - serde_json accepts duplicate keys (last wins); we refuse them, so the
+//!   oracle adds `NoDuplicates`, a serde visitor that fails on a repeated
+//!   (decoded) key in any one object.
+//! - serde_json stops at 128 levels of nesting; the generator stays far
+//!   below, and depth limits are tested at their boundary elsewhere.
+
+use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
+use json_sanitizer::violation::Violation;
+use proptest::prelude::*;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::collections::HashSet;
+use std::fmt;
+
+/// A JSON tree whose rendering we control (whitespace, escapes, duplicates).
+#[derive(Debug, Clone)]
+enum J {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Arr(Vec<J>),
+    Obj(Vec<(String, J)>),
+}
+
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z]{0,6}",
+        prop::collection::vec(any::<char>(), 0..10).prop_map(|v| v.into_iter().collect()),
+        "[\"\\\\/{}\\[\\]:,]{0,4}",
+    ]
+}
+
+fn json() -> impl Strategy<Value = J> {
+    let leaf = prop_oneof![
+        Just(J::Null),
+        any::<bool>().prop_map(J::Bool),
+        any::<i64>().prop_map(J::Int),
+        (-1.0e9..1.0e9f64).prop_map(J::Float),
+        text().prop_map(J::Str),
+    ];
+    leaf.prop_recursive(6, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(J::Arr),
+            prop::collection::vec((prop_oneof!["[a-c]", text()], inner), 0..6).prop_map(J::Obj),
+        ]
+    })
+}
+
+/// Deterministic choices for rendering, from a proptest-chosen seed.
+struct Choices(u64);
+
+impl Choices {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn pick(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn ws(&mut self, out: &mut Vec<u8>) {
+        for _ in 0..self.pick(4).saturating_sub(1) {
+            out.push(b" \n\t\r"[self.pick(4) as usize]);
+        }
+    }
+}
+
+fn render_str(s: &str, c: &mut Choices, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            c0 if (c0 as u32) < 0x20 || c.pick(5) == 0 => {
+                let mut units = [0u16; 2];
+                for u in ch.encode_utf16(&mut units) {
+                    let esc = if c.pick(2) == 0 {
+                        format!("\\u{u:04x}")
+                    } else {
+                        format!("\\u{u:04X}")
+                    };
+                    out.extend_from_slice(esc.as_bytes());
+                }
+            }
+            '/' if c.pick(2) == 0 => out.extend_from_slice(b"\\/"),
+            _ => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn render(v: &J, c: &mut Choices, out: &mut Vec<u8>) {
+    c.ws(out);
+    match v {
+        J::Null => out.extend_from_slice(b"null"),
+        J::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        J::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        J::Float(f) => {
+            let s = if c.pick(2) == 0 {
+                format!("{f}")
+            } else {
+                format!("{f:e}")
+            };
+            out.extend_from_slice(s.as_bytes());
+        }
+        J::Str(s) => render_str(s, c, out),
+        J::Arr(items) => {
+            out.push(b'[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                render(item, c, out);
+            }
+            c.ws(out);
+            out.push(b']');
+        }
+        J::Obj(members) => {
+            out.push(b'{');
+            for (n, (k, item)) in members.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                c.ws(out);
+                render_str(k, c, out);
+                c.ws(out);
+                out.push(b':');
+                render(item, c, out);
+            }
+            c.ws(out);
+            out.push(b'}');
+        }
+    }
+    c.ws(out);
+}
+
+/// Bytes that matter to the grammar, UTF-8 and escapes.
+const MUTATION_BYTES: &[u8] =
+    b"{}[]\":,\\u0159eE.+- tfnl\x00\x1f\x7f\x80\xbf\xc3\xed\xa0\xf0\xf4\xff";
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Insert(usize, u8),
+    Delete(usize),
+    Replace(usize, u8),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let byte = prop::sample::select(MUTATION_BYTES);
+    prop_oneof![
+        (any::<usize>(), byte.clone()).prop_map(|(p, b)| Mutation::Insert(p, b)),
+        any::<usize>().prop_map(Mutation::Delete),
+        (any::<usize>(), byte).prop_map(|(p, b)| Mutation::Replace(p, b)),
+    ]
+}
+
+fn mutate(mut doc: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
+    for m in muts {
+        let n = doc.len();
+        match *m {
+            Mutation::Insert(p, b) => doc.insert(p % (n + 1), b),
+            Mutation::Delete(p) if n > 0 => {
+                doc.remove(p % n);
+            }
+            Mutation::Replace(p, b) if n > 0 => doc[p % n] = b,
+            _ => {}
+        }
+    }
+    doc
+}
+
+fn document() -> impl Strategy<Value = Vec<u8>> {
+    (
+        json(),
+        any::<u64>(),
+        prop::collection::vec(mutation(), 0..3),
+    )
+        .prop_map(|(v, seed, muts)| {
+            let mut out = Vec::new();
+            render(&v, &mut Choices(seed | 1), &mut out);
+            mutate(out, &muts)
+        })
+}
+
+fn inspect_in_chunks(limits: &Limits, body: &[u8], cuts: &[usize]) -> Result<(), Violation> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut ins = Inspector::new(limits, &JsonOptions::default());
+    let mut prev = 0;
+    for c in cuts.into_iter().chain(std::iter::once(body.len())) {
+        ins.feed(&body[prev..c])?;
+        prev = c;
+    }
+    ins.finish()
+}
+
+/// Fails on a key repeated within one object, after serde's decoding.
+struct NoDuplicates;
+
+impl<'de> Deserialize<'de> for NoDuplicates {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicatesVisitor)
+    }
+}
+
+struct NoDuplicatesVisitor;
+
+impl<'de> Visitor<'de> for NoDuplicatesVisitor {
+    type Value = NoDuplicates;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicates, E> {
+        Ok(NoDuplicates)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NoDuplicates, A::Error> {
+        while seq.next_element::<NoDuplicates>()?.is_some() {}
+        Ok(NoDuplicates)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoDuplicates, A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key) {
+                return Err(de::Error::custom("duplicate key"));
+            }
+            map.next_value::<NoDuplicates>()?;
+        }
+        Ok(NoDuplicates)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(768))]
+
+    /// Any body, any chunking: the same verdict, kind and offset.
+    #[test]
+    fn verdict_is_independent_of_chunking(
+        doc in document(),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let whole = inspect_in_chunks(&Limits::default(), &doc, &[]);
+        prop_assert_eq!(inspect_in_chunks(&Limits::default(), &doc, &cuts), whole);
+        let bytewise: Vec<usize> = (1..doc.len()).collect();
+        prop_assert_eq!(inspect_in_chunks(&Limits::default(), &doc, &bytewise), whole);
+    }
+
+    /// Tight limits too: limit violations are split-invariant.
+    #[test]
+    fn limit_verdicts_are_independent_of_chunking(
+        doc in document(),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        small in 1u64..6,
+    ) {
+        let limits = Limits {
+            max_body_bytes: Some(small * 20),
+            max_depth: Some(small),
+            max_array_elements: Some(small),
+            max_object_entries: Some(small),
+            max_key_bytes: Some(small),
+            max_string_bytes: Some(small + 1),
+            max_number_chars: Some(small + 2),
+        };
+        let whole = inspect_in_chunks(&limits, &doc, &[]);
+        prop_assert_eq!(inspect_in_chunks(&limits, &doc, &cuts), whole);
+    }
+
+    /// Complete documents within limits: accepted exactly when serde_json
+    /// (with the by-design differences above made explicit) accepts them.
+    #[test]
+    fn acceptance_agrees_with_serde_json(doc in document()) {
+        let value = serde_json::from_slice::<serde_json::Value>(&doc);
+        if let Err(e) = &value {
+            prop_assume!(!e.to_string().starts_with("number out of range"));
+        }
+        let grammar_ok = serde_json::from_slice::<IgnoredAny>(&doc).is_ok();
+        let encoding_ok = value.is_ok();
+        let unique_keys = serde_json::from_slice::<NoDuplicates>(&doc).is_ok();
+        let expected = grammar_ok && encoding_ok && unique_keys;
+        let limits = Limits { max_depth: None, ..Limits::UNLIMITED };
+        let ours = inspect_in_chunks(&limits, &doc, &[]);
+        prop_assert_eq!(
+            ours.is_ok(),
+            expected,
+            "ours={:?} ignored_any={} value={:?} unique_keys={} doc={:?}",
+            ours, grammar_ok, value.err().map(|e| e.to_string()), unique_keys,
+            String::from_utf8_lossy(&doc)
+        );
+    }
+}
