@@ -9,4 +9,5 @@
 
 pub mod inspector;
 pub mod policy;
+pub mod samples;
 pub mod violation;

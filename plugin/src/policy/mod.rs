@@ -2,5 +2,9 @@
 //! that name the field), per-route rules, the circuit breaker state machine and
 //! the reply for each violation. Pure Rust: time and storage are passed in.
 
-pub mod error;
 pub mod breaker;
+pub mod config;
+pub mod error;
+pub mod media;
+pub mod reply;
+pub mod rules;

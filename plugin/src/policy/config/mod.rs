@@ -1,0 +1,425 @@
+//! The plugin configuration: parsed once in `on_configure`, validated
+//! completely, and turned into plain data the request path can use without
+//! further checks. Every error names the offending field by its JSON path.
+
+use super::breaker::BreakerConfig;
+use super::error::ConfigError;
+use super::media::MediaRange;
+use super::rules::{Rule, RuleMatch};
+use crate::inspector::{JsonOptions, Limits};
+use crate::violation::ViolationKind;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Whether violations are enforced or only reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Reject violating requests with the configured status.
+    #[default]
+    Enforce,
+    /// Log and count what would be rejected; let everything through. The
+    /// way to roll the filter out safely in front of an existing service.
+    Report,
+}
+
+/// What to do with a request whose content type is not in `content_types`
+/// (or that has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentTypeAction {
+    /// Let it through uninspected (counted as skipped).
+    Pass,
+    /// Inspect the body as JSON anyway.
+    Inspect,
+    /// Refuse it with 415 `unsupported_media_type`.
+    Reject,
+}
+
+/// What to do with a body the filter would have to decode to inspect, or
+/// that the host does not hand over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PassOrReject {
+    /// Refuse it (415 for an encoded body, 500 for an unreadable one).
+    #[default]
+    Reject,
+    /// Let it through uninspected, and log that it happened.
+    Pass,
+}
+
+/// What one matched request is held to: everything a rule can override.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// The rule's name (`default` for the top level); used in logs, in the
+    /// breaker's `route` scope and in metrics.
+    pub name: String,
+    /// Enforce or report.
+    pub mode: Mode,
+    /// Body bytes held back from the upstream while being inspected.
+    pub hold_bytes: u64,
+    /// Size and shape limits.
+    pub limits: Limits,
+    /// Grammar options.
+    pub json: JsonOptions,
+    /// The circuit breaker.
+    pub breaker: BreakerConfig,
+    /// Which breaker namespace this policy's breaker state lives in: 0 for
+    /// the top-level section, `i + 1` for a rule `i` that overrides it.
+    pub breaker_id: usize,
+}
+
+/// The status and detail settings of local replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyConfig {
+    statuses: [u16; ViolationKind::ALL.len()],
+    /// Include the human-readable `detail` member in problem+json bodies.
+    pub detail: bool,
+}
+
+impl ReplyConfig {
+    /// The HTTP status a violation of `kind` is answered with.
+    pub fn status(&self, kind: ViolationKind) -> u16 {
+        let index = ViolationKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.statuses.get(index).copied().unwrap_or(400)
+    }
+
+    /// The documented default status for each kind.
+    pub const fn default_status(kind: ViolationKind) -> u16 {
+        match kind {
+            ViolationKind::BodyTooLarge => 413,
+            ViolationKind::UnsupportedMediaType | ViolationKind::UnsupportedEncoding => 415,
+            ViolationKind::BreakerOpen => 503,
+            ViolationKind::BodyUnreadable => 500,
+            _ => 400,
+        }
+    }
+}
+
+impl Default for ReplyConfig {
+    fn default() -> Self {
+        Self {
+            statuses: ViolationKind::ALL.map(Self::default_status),
+            detail: true,
+        }
+    }
+}
+
+/// The whole, validated plugin configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The top-level policy, applied when no rule matches.
+    pub default_policy: Policy,
+    /// Rules in order; the first match wins.
+    pub rules: Vec<Rule>,
+    /// Media ranges that are JSON and get inspected.
+    pub content_types: Vec<MediaRange>,
+    /// A content type outside `content_types`.
+    pub on_other_content_type: ContentTypeAction,
+    /// No `content-type` header at all.
+    pub on_missing_content_type: ContentTypeAction,
+    /// A `content-encoding` other than `identity`.
+    pub on_encoded_body: PassOrReject,
+    /// The host reports a body but hands over no bytes for it.
+    pub on_unreadable_body: PassOrReject,
+    /// Local reply settings.
+    pub reply: ReplyConfig,
+}
+
+/// The default `hold_bytes`: 64 KiB, the size of one Envoy read, so typical
+/// API bodies are answered cleanly before the upstream sees a byte.
+pub const DEFAULT_HOLD_BYTES: u64 = 64 * 1024;
+
+fn default_hold_bytes() -> u64 {
+    DEFAULT_HOLD_BYTES
+}
+fn default_content_types() -> Vec<String> {
+    vec!["application/json".into(), "application/*+json".into()]
+}
+fn default_missing() -> ContentTypeAction {
+    ContentTypeAction::Inspect
+}
+fn default_other() -> ContentTypeAction {
+    ContentTypeAction::Pass
+}
+fn yes() -> bool {
+    true
+}
+
+/// The configuration as written, before sections are merged and checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default = "default_hold_bytes")]
+    hold_bytes: u64,
+    #[serde(default)]
+    limits: Map<String, Value>,
+    #[serde(default)]
+    json: Map<String, Value>,
+    #[serde(default)]
+    breaker: Map<String, Value>,
+    #[serde(default = "default_content_types")]
+    content_types: Vec<String>,
+    #[serde(default = "default_other")]
+    on_other_content_type: ContentTypeAction,
+    #[serde(default = "default_missing")]
+    on_missing_content_type: ContentTypeAction,
+    #[serde(default)]
+    on_encoded_body: PassOrReject,
+    #[serde(default)]
+    on_unreadable_body: PassOrReject,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    #[serde(default)]
+    reply: RawReply,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(rename = "match")]
+    matcher: RuleMatch,
+    #[serde(default)]
+    skip: bool,
+    #[serde(default)]
+    mode: Option<Mode>,
+    #[serde(default)]
+    hold_bytes: Option<u64>,
+    #[serde(default)]
+    limits: Option<Map<String, Value>>,
+    #[serde(default)]
+    json: Option<Map<String, Value>>,
+    #[serde(default)]
+    breaker: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReply {
+    #[serde(default)]
+    statuses: BTreeMap<String, u16>,
+    #[serde(default = "yes")]
+    detail: bool,
+}
+
+impl Default for RawReply {
+    fn default() -> Self {
+        Self {
+            statuses: BTreeMap::new(),
+            detail: true,
+        }
+    }
+}
+
+/// Deserializes `value` as `T`, turning a failure into an error that names
+/// the field path under `parent`.
+fn typed<T: DeserializeOwned>(parent: &str, value: Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let field = match (parent.is_empty(), inner.as_str()) {
+            (true, ".") => "<configuration>".to_string(),
+            (true, _) => inner.clone(),
+            (false, ".") => parent.to_string(),
+            (false, _) if inner.starts_with('[') => format!("{parent}{inner}"),
+            (false, _) => format!("{parent}.{inner}"),
+        };
+        ConfigError::new(field, e.into_inner().to_string())
+    })
+}
+
+/// `base` with the members of `over` replacing its own.
+fn merged(base: &Map<String, Value>, over: Option<&Map<String, Value>>) -> Value {
+    let mut out = base.clone();
+    if let Some(over) = over {
+        for (k, v) in over {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
+    for (name, value) in limits.named() {
+        if value == Some(0) {
+            return Err(ConfigError::new(
+                name,
+                "must be at least 1 (use null for no limit)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_hold(hold_bytes: u64, limits: &Limits) -> Result<(), ConfigError> {
+    match limits.max_body_bytes {
+        Some(max) if hold_bytes > max => Err(ConfigError::new(
+            "hold_bytes",
+            format!("{hold_bytes} is above limits.max_body_bytes ({max}); holding more than the body limit cannot help"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration. An empty (or
+    /// whitespace-only) configuration means all defaults.
+    pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            Value::Object(Map::new())
+        } else {
+            serde_json::from_slice(bytes)
+                .map_err(|e| ConfigError::new("<configuration>", format!("not valid JSON: {e}")))?
+        };
+        if !value.is_object() {
+            return Err(ConfigError::new(
+                "<configuration>",
+                "must be a JSON object",
+            ));
+        }
+        let raw: RawConfig = typed("", value)?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let limits: Limits = typed("limits", Value::Object(raw.limits.clone()))?;
+        check_limits(&limits).map_err(|e| e.within("limits"))?;
+        let json: JsonOptions = typed("json", Value::Object(raw.json.clone()))?;
+        let breaker: BreakerConfig = typed("breaker", Value::Object(raw.breaker.clone()))?;
+        breaker.validate().map_err(|e| e.within("breaker"))?;
+        check_hold(raw.hold_bytes, &limits)?;
+        let default_policy = Policy {
+            name: "default".into(),
+            mode: raw.mode,
+            hold_bytes: raw.hold_bytes,
+            limits,
+            json,
+            breaker,
+            breaker_id: 0,
+        };
+
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        for (i, rule) in raw.rules.into_iter().enumerate() {
+            let at = format!("rules[{i}]");
+            let name = rule.name.clone().unwrap_or_else(|| format!("rule-{i}"));
+            if name.is_empty() {
+                return Err(ConfigError::new(format!("{at}.name"), "must not be empty"));
+            }
+            if rules.iter().any(|r: &Rule| r.policy.name == name) || name == "default" {
+                return Err(ConfigError::new(
+                    format!("{at}.name"),
+                    format!("`{name}` is already used; rule names must be unique and not `default`"),
+                ));
+            }
+            rule.matcher.validate().map_err(|e| e.within(&format!("{at}.match")))?;
+            // Type-check the rule's own sections first so errors name them.
+            for (section, map) in [("limits", &rule.limits), ("json", &rule.json)] {
+                if let Some(map) = map {
+                    let path = format!("{at}.{section}");
+                    if section == "limits" {
+                        let own: Limits = typed(&path, Value::Object(map.clone()))?;
+                        check_limits(&own).map_err(|e| e.within(&path))?;
+                    } else {
+                        typed::<JsonOptions>(&path, Value::Object(map.clone()))?;
+                    }
+                }
+            }
+            if let Some(map) = &rule.breaker {
+                let path = format!("{at}.breaker");
+                typed::<BreakerConfig>(&path, Value::Object(map.clone()))?;
+            }
+            let limits: Limits = typed(&format!("{at}.limits"), merged(&raw.limits, rule.limits.as_ref()))?;
+            check_limits(&limits).map_err(|e| e.within(&format!("{at}.limits")))?;
+            let json: JsonOptions = typed(&format!("{at}.json"), merged(&raw.json, rule.json.as_ref()))?;
+            let breaker: BreakerConfig =
+                typed(&format!("{at}.breaker"), merged(&raw.breaker, rule.breaker.as_ref()))?;
+            breaker.validate().map_err(|e| e.within(&format!("{at}.breaker")))?;
+            let hold_bytes = rule.hold_bytes.unwrap_or(default_policy.hold_bytes);
+            check_hold(hold_bytes, &limits).map_err(|e| e.within(&at))?;
+            rules.push(Rule {
+                matcher: rule.matcher,
+                skip: rule.skip,
+                policy: Policy {
+                    name,
+                    mode: rule.mode.unwrap_or(default_policy.mode),
+                    hold_bytes,
+                    limits,
+                    json,
+                    breaker_id: if rule.breaker.is_some() { i + 1 } else { 0 },
+                    breaker,
+                },
+            });
+        }
+
+        if raw.content_types.is_empty() {
+            return Err(ConfigError::new(
+                "content_types",
+                "must list at least one media range (e.g. application/json)",
+            ));
+        }
+        let mut content_types = Vec::with_capacity(raw.content_types.len());
+        for (i, text) in raw.content_types.iter().enumerate() {
+            content_types.push(
+                MediaRange::parse(text)
+                    .map_err(|reason| ConfigError::new(format!("content_types[{i}]"), reason))?,
+            );
+        }
+
+        let mut reply = ReplyConfig {
+            detail: raw.reply.detail,
+            ..ReplyConfig::default()
+        };
+        for (name, status) in &raw.reply.statuses {
+            let field = format!("reply.statuses.{name}");
+            let Some(index) = ViolationKind::ALL.iter().position(|k| k.as_str() == name) else {
+                return Err(ConfigError::new(field, "not a violation name (see the README's list)"));
+            };
+            if !(400..=599).contains(status) {
+                return Err(ConfigError::new(
+                    field,
+                    format!("{status} is not a 4xx or 5xx status"),
+                ));
+            }
+            reply.statuses[index] = *status;
+        }
+
+        Ok(Config {
+            default_policy,
+            rules,
+            content_types,
+            on_other_content_type: raw.on_other_content_type,
+            on_missing_content_type: raw.on_missing_content_type,
+            on_encoded_body: raw.on_encoded_body,
+            on_unreadable_body: raw.on_unreadable_body,
+            reply,
+        })
+    }
+
+    /// The policy for a request, and whether its rule says to skip it.
+    /// First matching rule wins; no match means the top-level policy.
+    pub fn select(&self, method: &str, path: &str, authority: &str) -> (&Policy, bool) {
+        self.rules
+            .iter()
+            .find(|r| r.matcher.matches(method, path, authority))
+            .map_or((&self.default_policy, false), |r| (&r.policy, r.skip))
+    }
+
+    /// Whether a `content-type` value names a media type we inspect.
+    pub fn is_json_content_type(&self, content_type: &str) -> bool {
+        let essence = super::media::essence(content_type);
+        self.content_types.iter().any(|r| r.matches(&essence))
+    }
+
+    /// Every policy: the top level, then each rule's.
+    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+        std::iter::once(&self.default_policy).chain(self.rules.iter().map(|r| &r.policy))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,187 @@
+//! Configuration: defaults, inheritance, and an error naming the field for
+//! every way a configuration can be wrong.
+
+use super::*;
+use crate::inspector::DuplicateKeys;
+
+fn parse(json: &str) -> Result<Config, ConfigError> {
+    Config::parse(json.as_bytes())
+}
+
+fn field_of(json: &str) -> String {
+    match parse(json) {
+        Ok(_) => panic!("accepted: {json}"),
+        Err(e) => e.field,
+    }
+}
+
+#[test]
+fn empty_configuration_means_all_defaults() {
+    for empty in ["", "  \n", "{}"] {
+        let c = parse(empty).unwrap();
+        let p = &c.default_policy;
+        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.hold_bytes, 65536);
+        assert_eq!(p.limits, Limits::default());
+        assert_eq!(p.json, JsonOptions::default());
+        assert!(!p.breaker.enabled);
+        assert!(c.rules.is_empty());
+        assert_eq!(c.on_other_content_type, ContentTypeAction::Pass);
+        assert_eq!(c.on_missing_content_type, ContentTypeAction::Inspect);
+        assert_eq!(c.on_encoded_body, PassOrReject::Reject);
+        assert_eq!(c.on_unreadable_body, PassOrReject::Reject);
+        assert!(c.reply.detail);
+        assert_eq!(c.reply.status(ViolationKind::TooDeep), 400);
+        assert_eq!(c.reply.status(ViolationKind::BodyTooLarge), 413);
+        assert_eq!(c.reply.status(ViolationKind::UnsupportedEncoding), 415);
+        assert_eq!(c.reply.status(ViolationKind::BreakerOpen), 503);
+        assert_eq!(c.reply.status(ViolationKind::BodyUnreadable), 500);
+        assert!(c.is_json_content_type("application/json; charset=utf-8"));
+        assert!(c.is_json_content_type("application/merge-patch+json"));
+        assert!(!c.is_json_content_type("text/plain"));
+    }
+}
+
+#[test]
+fn the_issue_example_parses() {
+    let c = parse(
+        r#"{
+      "mode": "enforce", "hold_bytes": 65536,
+      "limits": { "max_body_bytes": 2097152, "max_depth": 100, "max_array_elements": 10000,
+                  "max_object_entries": 1000, "max_key_bytes": 256, "max_string_bytes": 1048576,
+                  "max_number_chars": 100 },
+      "json": { "duplicate_keys": "reject", "allow_bom": false, "allow_lone_surrogates": false,
+                "allow_empty_body": false },
+      "content_types": ["application/json", "application/*+json"],
+      "on_other_content_type": "pass", "on_missing_content_type": "inspect",
+      "on_encoded_body": "reject",
+      "rules": [ { "name": "uploads", "match": { "path_prefix": "/upload", "methods": ["POST"] },
+                   "skip": true } ],
+      "reply": { "statuses": { "too_deep": 422 }, "detail": true },
+      "breaker": { }
+    }"#,
+    )
+    .unwrap();
+    assert_eq!(c.reply.status(ViolationKind::TooDeep), 422);
+    assert_eq!(c.rules.len(), 1);
+    let (policy, skip) = c.select("POST", "/upload/a", "x");
+    assert!(skip);
+    assert_eq!(policy.name, "uploads");
+    let (policy, skip) = c.select("GET", "/upload/a", "x");
+    assert!(!skip);
+    assert_eq!(policy.name, "default");
+}
+
+#[test]
+fn rules_inherit_what_they_omit_and_first_match_wins() {
+    let c = parse(
+        r#"{
+      "mode": "report", "hold_bytes": 1000,
+      "limits": { "max_depth": 10, "max_body_bytes": 5000 },
+      "json": { "allow_bom": true },
+      "breaker": { "enabled": true, "open_seconds": 60 },
+      "rules": [
+        { "name": "strict", "match": { "path_prefix": "/api" }, "mode": "enforce",
+          "limits": { "max_depth": 3 }, "json": { "duplicate_keys": "allow" },
+          "breaker": { "consecutive_failures": 5 } },
+        { "name": "shadowed", "match": { "path_prefix": "/api/v2" }, "skip": true },
+        { "name": "unlimited", "match": { "authority": "bulk.internal" },
+          "limits": { "max_body_bytes": null }, "hold_bytes": 4000 }
+      ]
+    }"#,
+    )
+    .unwrap();
+    let (strict, _) = c.select("POST", "/api/v2/x", "a");
+    assert_eq!(strict.name, "strict");
+    assert_eq!(strict.mode, Mode::Enforce);
+    assert_eq!(strict.hold_bytes, 1000);
+    assert_eq!(strict.limits.max_depth, Some(3));
+    assert_eq!(strict.limits.max_body_bytes, Some(5000));
+    assert_eq!(strict.limits.max_key_bytes, Some(256));
+    assert_eq!(strict.json.duplicate_keys, DuplicateKeys::Allow);
+    assert!(strict.json.allow_bom);
+    assert!(strict.breaker.enabled);
+    assert_eq!(strict.breaker.open_seconds, 60);
+    assert_eq!(strict.breaker.consecutive_failures, 5);
+    assert_eq!(strict.breaker_id, 1);
+    let (unlimited, _) = c.select("POST", "/other", "bulk.internal:8080");
+    assert_eq!(unlimited.limits.max_body_bytes, None);
+    assert_eq!(unlimited.limits.max_depth, Some(10));
+    assert_eq!(unlimited.hold_bytes, 4000);
+    assert_eq!(unlimited.mode, Mode::Report);
+    assert_eq!(unlimited.breaker_id, 0);
+    assert_eq!(c.select("POST", "/x", "a").0.name, "default");
+    assert_eq!(c.policies().count(), 4);
+}
+
+#[test]
+fn every_error_names_its_field() {
+    let cases: &[(&str, &str)] = &[
+        (r#"{"modes":"enforce"}"#, "modes"),
+        (r#"{"mode":"block"}"#, "mode"),
+        (r#"{"hold_bytes":-1}"#, "hold_bytes"),
+        (r#"{"hold_bytes":"64k"}"#, "hold_bytes"),
+        (r#"{"hold_bytes":3000000}"#, "hold_bytes"),
+        (r#"{"limits":{"max_depth":0}}"#, "limits.max_depth"),
+        (r#"{"limits":{"max_depth":-5}}"#, "limits.max_depth"),
+        (r#"{"limits":{"max_string_bytes":1.5}}"#, "limits.max_string_bytes"),
+        (r#"{"limits":{"max_dept":5}}"#, "limits.max_dept"),
+        (r#"{"limits":{"max_body_bytes":0}}"#, "limits.max_body_bytes"),
+        (r#"{"json":{"duplicate_keys":"first"}}"#, "json.duplicate_keys"),
+        (r#"{"json":{"allow_bom":"yes"}}"#, "json.allow_bom"),
+        (r#"{"content_types":[]}"#, "content_types"),
+        (r#"{"content_types":["json"]}"#, "content_types[0]"),
+        (r#"{"content_types":["application/json","x/"]}"#, "content_types[1]"),
+        (r#"{"on_other_content_type":"drop"}"#, "on_other_content_type"),
+        (r#"{"on_missing_content_type":1}"#, "on_missing_content_type"),
+        (r#"{"on_encoded_body":"inspect"}"#, "on_encoded_body"),
+        (r#"{"on_unreadable_body":"ignore"}"#, "on_unreadable_body"),
+        (r#"{"reply":{"statuses":{"too_deep":200}}}"#, "reply.statuses.too_deep"),
+        (r#"{"reply":{"statuses":{"too_deep":600}}}"#, "reply.statuses.too_deep"),
+        (r#"{"reply":{"statuses":{"too_deep":-400}}}"#, "reply.statuses.too_deep"),
+        (r#"{"reply":{"statuses":{"deep":400}}}"#, "reply.statuses.deep"),
+        (r#"{"reply":{"details":true}}"#, "reply.details"),
+        (r#"{"breaker":{"failure_ratio":2}}"#, "breaker.failure_ratio"),
+        (r#"{"breaker":{"enable":true}}"#, "breaker.enable"),
+        (r#"{"rules":[{"match":{}}]}"#, "rules[0].match"),
+        (r#"{"rules":[{"name":"a"}]}"#, "rules[0]"),
+        (r#"{"rules":[{"match":{"path":"/x"}}]}"#, "rules[0].match.path"),
+        (r#"{"rules":[{"match":{"methods":[]}}]}"#, "rules[0].match.methods"),
+        (r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_depth":0}}]}"#, "rules[0].limits.max_depth"),
+        (r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_depth":"x"}}]}"#, "rules[0].limits.max_depth"),
+        (r#"{"rules":[{"match":{"path_prefix":"/a"},"json":{"x":1}}]}"#, "rules[0].json.x"),
+        (r#"{"rules":[{"match":{"path_prefix":"/a"},"breaker":{"backoff":0.5}}]}"#, "rules[0].breaker.backoff"),
+        (r#"{"rules":[{"match":{"path_prefix":"/a"},"hold_bytes":9999999}]}"#, "rules[0].hold_bytes"),
+        (r#"{"rules":[{"match":{"path_prefix":"/a"},"skip":"yes"}]}"#, "rules[0].skip"),
+        (r#"{"rules":[{"match":{"path_prefix":"/a"},"mode":"x"}]}"#, "rules[0].mode"),
+        (r#"{"rules":[{"name":"a","match":{"path_prefix":"/a"}},{"name":"a","match":{"path_prefix":"/b"}}]}"#, "rules[1].name"),
+        (r#"{"rules":[{"name":"default","match":{"path_prefix":"/a"}}]}"#, "rules[0].name"),
+        (r#"{"rules":[{"name":"","match":{"path_prefix":"/a"}}]}"#, "rules[0].name"),
+        (r#"{"rules":{}}"#, "rules"),
+        ("[]", "<configuration>"),
+        ("{\"mode\":", "<configuration>"),
+    ];
+    for &(json, field) in cases {
+        assert_eq!(field_of(json), field, "{json}");
+    }
+    let e = parse(r#"{"limits":{"max_depth":0}}"#).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid configuration: field `limits.max_depth`: must be at least 1 (use null for no limit)"
+    );
+}
+
+#[test]
+fn limits_at_their_smallest_and_unset_are_accepted() {
+    let c = parse(r#"{"hold_bytes":0,"limits":{"max_body_bytes":1,"max_depth":1,"max_array_elements":1,"max_object_entries":1,"max_key_bytes":1,"max_string_bytes":1,"max_number_chars":1}}"#).unwrap();
+    assert_eq!(c.default_policy.limits.max_depth, Some(1));
+    let c = parse(r#"{"limits":{"max_body_bytes":null,"max_depth":null}}"#).unwrap();
+    assert_eq!(c.default_policy.limits.max_body_bytes, None);
+    assert_eq!(c.default_policy.limits.max_depth, None);
+    // hold_bytes may equal max_body_bytes (full buffering).
+    assert!(parse(r#"{"hold_bytes":2097152}"#).is_ok());
+    assert!(parse(r#"{"hold_bytes":2097153}"#).is_err());
+    // Statuses at the edges of the allowed range.
+    assert!(parse(r#"{"reply":{"statuses":{"too_deep":400,"breaker_open":599}}}"#).is_ok());
+    assert!(parse(r#"{"reply":{"statuses":{"too_deep":399}}}"#).is_err());
+}

@@ -1,0 +1,117 @@
+//! Content types: which `content-type` header values are JSON to us.
+
+/// The media type of a `content-type` value without parameters, trimmed and
+/// lower-cased: `Application/JSON; charset=utf-8` becomes `application/json`.
+pub fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A configured media range such as `application/json`,
+/// `application/*+json` or `*/*`: `type/subtype`, where either part may
+/// contain `*` wildcards matching any run of characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaRange {
+    kind: String,
+    subtype: String,
+}
+
+impl MediaRange {
+    /// Parses a range from the configuration; the error says why it is not one.
+    pub fn parse(text: &str) -> Result<MediaRange, String> {
+        let lowered = text.trim().to_ascii_lowercase();
+        let Some((kind, subtype)) = lowered.split_once('/') else {
+            return Err(format!("`{text}` is not a media range like application/json"));
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-*".contains(&b))
+        };
+        if !valid(kind) || !valid(subtype) {
+            return Err(format!(
+                "`{text}` is not a media range like application/json (no parameters, no spaces)"
+            ));
+        }
+        Ok(MediaRange {
+            kind: kind.to_string(),
+            subtype: subtype.to_string(),
+        })
+    }
+
+    /// Whether a media type essence (see [`essence`]) falls in this range.
+    pub fn matches(&self, essence: &str) -> bool {
+        match essence.split_once('/') {
+            Some((kind, subtype)) => glob(&self.kind, kind) && glob(&self.subtype, subtype),
+            None => false,
+        }
+    }
+}
+
+/// `*` matches any run of characters (including none); everything else
+/// matches itself. Iterative, with one backtrack point: linear-ish and no
+/// recursion, whatever the client sends.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_json(range: &str, header: &str) -> bool {
+        MediaRange::parse(range).unwrap().matches(&essence(header))
+    }
+
+    #[test]
+    fn matching_ignores_case_and_parameters_and_honours_wildcards() {
+        assert!(is_json("application/json", "application/json"));
+        assert!(is_json("application/json", "Application/JSON; charset=utf-8"));
+        assert!(is_json("application/json", "  application/json ;charset=\"x\""));
+        assert!(!is_json("application/json", "application/jsonx"));
+        assert!(!is_json("application/json", "text/json"));
+        assert!(is_json("application/*+json", "application/problem+json"));
+        assert!(is_json("application/*+json", "application/vnd.api+json; v=2"));
+        assert!(!is_json("application/*+json", "application/json"));
+        assert!(!is_json("application/*+json", "application/problem+xml"));
+        assert!(is_json("*/*", "text/plain"));
+        assert!(!is_json("application/json", ""));
+        assert!(!is_json("application/json", "application"));
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        for bad in ["json", "application/", "/json", "application/json; charset=utf-8", "a b/c"] {
+            assert!(MediaRange::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn glob_backtracks() {
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(glob("*", ""));
+        assert!(!glob("a*b", "axxc"));
+        assert!(glob("**+json", "vnd+json"));
+    }
+}

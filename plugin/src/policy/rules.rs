@@ -1,0 +1,156 @@
+//! Per-route rules: which requests a policy applies to.
+
+use super::config::Policy;
+use super::error::ConfigError;
+use serde::Deserialize;
+
+/// A rule: a match, and what applies to the requests it matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Which requests.
+    pub matcher: RuleMatch,
+    /// Let matching requests through uninspected (uploads, webhooks...).
+    pub skip: bool,
+    /// The policy, with the top level's values where the rule said nothing.
+    pub policy: Policy,
+}
+
+/// Conditions on the request line; all given conditions must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleMatch {
+    /// `:path` (without the query string) starts with this.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// `:path` (without the query string) is exactly this.
+    #[serde(default)]
+    pub path_exact: Option<String>,
+    /// `:method` is one of these (case-sensitive, as HTTP methods are).
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// `:authority` is this host, compared case-insensitively; without a
+    /// port in the rule, the request's port is ignored.
+    #[serde(default)]
+    pub authority: Option<String>,
+}
+
+impl RuleMatch {
+    /// Refuses a match that would match everything or nothing by accident.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.path_prefix.is_none()
+            && self.path_exact.is_none()
+            && self.methods.is_none()
+            && self.authority.is_none()
+        {
+            return Err(ConfigError::new(
+                "",
+                "is empty: give at least one of path_prefix, path_exact, methods, authority",
+            ));
+        }
+        for (field, value) in [("path_prefix", &self.path_prefix), ("path_exact", &self.path_exact)] {
+            if let Some(p) = value {
+                if !p.starts_with('/') {
+                    return Err(ConfigError::new(field, format!("`{p}` must start with `/`")));
+                }
+            }
+        }
+        if let Some(methods) = &self.methods {
+            if methods.is_empty() {
+                return Err(ConfigError::new("methods", "must list at least one method"));
+            }
+            if let Some(m) = methods.iter().find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_graphic())) {
+                return Err(ConfigError::new("methods", format!("`{m}` is not an HTTP method")));
+            }
+        }
+        if let Some(a) = &self.authority {
+            if a.is_empty() {
+                return Err(ConfigError::new("authority", "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a request with this method, path and authority matches.
+    pub fn matches(&self, method: &str, path: &str, authority: &str) -> bool {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        if let Some(prefix) = &self.path_prefix {
+            if !path.starts_with(prefix.as_str()) {
+                return false;
+            }
+        }
+        if let Some(exact) = &self.path_exact {
+            if path != exact {
+                return false;
+            }
+        }
+        if let Some(methods) = &self.methods {
+            if !methods.iter().any(|m| m == method) {
+                return false;
+            }
+        }
+        if let Some(want) = &self.authority {
+            let have = if want.contains(':') {
+                authority
+            } else {
+                strip_port(authority)
+            };
+            if !have.eq_ignore_ascii_case(want) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// `host:port` → `host`, leaving bracketed IPv6 literals intact.
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_once(']').map_or(authority, |(h, _)| &authority[..h.len() + 1]);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(json: &str) -> RuleMatch {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn conditions_combine_and_ignore_the_query() {
+        let r = m(r#"{"path_prefix":"/upload","methods":["POST","PUT"]}"#);
+        assert!(r.matches("POST", "/upload/x?y=1", "a"));
+        assert!(r.matches("PUT", "/upload", "a"));
+        assert!(!r.matches("GET", "/upload", "a"));
+        assert!(!r.matches("POST", "/up", "a"));
+        assert!(!r.matches("post", "/upload", "a"));
+        let e = m(r#"{"path_exact":"/api/v1/orders"}"#);
+        assert!(e.matches("POST", "/api/v1/orders?dry=1", ""));
+        assert!(!e.matches("POST", "/api/v1/orders/1", ""));
+        assert!(!e.matches("POST", "/api/v1/order", ""));
+    }
+
+    #[test]
+    fn authority_is_case_insensitive_and_port_aware() {
+        let r = m(r#"{"authority":"api.example.com"}"#);
+        assert!(r.matches("GET", "/", "API.example.com:8443"));
+        assert!(r.matches("GET", "/", "api.example.com"));
+        assert!(!r.matches("GET", "/", "www.example.com"));
+        let p = m(r#"{"authority":"api.example.com:8443"}"#);
+        assert!(p.matches("GET", "/", "api.example.com:8443"));
+        assert!(!p.matches("GET", "/", "api.example.com:443"));
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn empty_or_odd_matches_are_refused() {
+        assert_eq!(m("{}").validate().unwrap_err().field, "");
+        assert_eq!(m(r#"{"methods":[]}"#).validate().unwrap_err().field, "methods");
+        assert_eq!(m(r#"{"path_prefix":"api"}"#).validate().unwrap_err().field, "path_prefix");
+        assert_eq!(m(r#"{"authority":""}"#).validate().unwrap_err().field, "authority");
+        assert!(m(r#"{"methods":["POST"]}"#).validate().is_ok());
+    }
+}
