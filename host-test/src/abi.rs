@@ -1,0 +1,253 @@
+//! Numbers and wire formats of the proxy-wasm ABI 0.2.1 that the host speaks.
+//!
+//! Kept apart from the host itself so tests (and WAT guests written in tests)
+//! can name status codes and enum values instead of repeating magic numbers.
+
+/// Result code every `proxy_*` hostcall returns (`proxy_status_t` / `WasmResult`).
+///
+/// The Rust SDK panics on any status it does not expect, so returning the
+/// exact code Envoy would return is what makes a filter fail here the way it
+/// would fail in production.
+#[repr(u32)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Success.
+    Ok = 0,
+    /// Key, buffer, map or property does not exist.
+    NotFound = 1,
+    /// Argument out of range, or a map/buffer used where the host forbids it.
+    BadArgument = 2,
+    /// A value could not be serialized.
+    SerializationFailure = 3,
+    /// A value could not be parsed.
+    ParseFailure = 4,
+    /// An expression was not recognized.
+    BadExpression = 5,
+    /// A guest pointer/length pair is outside linear memory.
+    InvalidMemoryAccess = 6,
+    /// A queue was empty.
+    Empty = 7,
+    /// `proxy_set_shared_data` with a stale compare-and-swap token.
+    CasMismatch = 8,
+    /// A result had an unexpected size.
+    ResultMismatch = 9,
+    /// Host-side failure.
+    InternalFailure = 10,
+    /// The connection or stream is gone.
+    BrokenConnection = 11,
+    /// The host does not implement this call.
+    Unimplemented = 12,
+}
+
+impl Status {
+    /// The raw code as the guest sees it.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// What an HTTP callback asks the host to do with the stream.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Let the data (and anything held before it) go upstream.
+    Continue,
+    /// Hold the data; for a body this makes the host buffer later chunks.
+    Pause,
+}
+
+impl Action {
+    /// Decodes the `i32` a callback returned; anything but 1 continues, as in Envoy.
+    pub fn from_raw(raw: i32) -> Self {
+        if raw == 1 {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+}
+
+/// Severity of a `proxy_log` line (numbering of the ABI).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// 0
+    Trace,
+    /// 1
+    Debug,
+    /// 2
+    Info,
+    /// 3
+    Warn,
+    /// 4
+    Error,
+    /// 5
+    Critical,
+}
+
+impl LogLevel {
+    /// Decodes an ABI log level; `None` for values the ABI does not define.
+    pub fn from_raw(raw: i32) -> Option<Self> {
+        Some(match raw {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            2 => LogLevel::Info,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            5 => LogLevel::Critical,
+            _ => return None,
+        })
+    }
+
+    /// The ABI number of this level.
+    pub fn raw(self) -> i32 {
+        self as i32
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+        })
+    }
+}
+
+/// Kind of a metric (`proxy_define_metric`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    /// Monotonic; increments must be positive.
+    Counter,
+    /// Settable, may go up and down.
+    Gauge,
+    /// Records samples.
+    Histogram,
+}
+
+impl MetricKind {
+    /// Decodes the ABI number.
+    pub fn from_raw(raw: i32) -> Option<Self> {
+        Some(match raw {
+            0 => MetricKind::Counter,
+            1 => MetricKind::Gauge,
+            2 => MetricKind::Histogram,
+            _ => return None,
+        })
+    }
+}
+
+/// `proxy_buffer_type_t` values the host understands.
+pub mod buffer {
+    /// Request body of the current HTTP stream.
+    pub const HTTP_REQUEST_BODY: i32 = 0;
+    /// Response body (never present in this harness).
+    pub const HTTP_RESPONSE_BODY: i32 = 1;
+    /// VM configuration given to `proxy_on_vm_start`.
+    pub const VM_CONFIGURATION: i32 = 6;
+    /// Plugin configuration given to `proxy_on_configure`.
+    pub const PLUGIN_CONFIGURATION: i32 = 7;
+    /// Highest value defined by ABI 0.2.1.
+    pub const MAX: i32 = 8;
+}
+
+/// `proxy_map_type_t` values the host understands.
+pub mod map {
+    /// Request headers (only during `proxy_on_request_headers`).
+    pub const HTTP_REQUEST_HEADERS: i32 = 0;
+    /// Request trailers (only during `proxy_on_request_trailers`).
+    pub const HTTP_REQUEST_TRAILERS: i32 = 1;
+    /// Highest value defined by ABI 0.2.1.
+    pub const MAX: i32 = 7;
+}
+
+/// `proxy_stream_type_t`: the HTTP request stream.
+pub const STREAM_HTTP_REQUEST: i32 = 0;
+
+/// Serializes a header map the way the ABI transports it: a `u32` count,
+/// then `(u32 name_len, u32 value_len)` per pair, then each `name\0value\0`.
+pub fn serialize_map(pairs: &[(String, String)]) -> Vec<u8> {
+    let size = 4 + pairs
+        .iter()
+        .map(|(k, v)| 8 + k.len() + v.len() + 2)
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    for (k, v) in pairs {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    }
+    for (k, v) in pairs {
+        out.extend_from_slice(k.as_bytes());
+        out.push(0);
+        out.extend_from_slice(v.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
+/// Parses the serialized map format of [`serialize_map`]; `None` when the
+/// bytes are malformed (the host then answers `BadArgument`, never panics).
+pub fn deserialize_map(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    let read_u32 = |at: usize| -> Option<usize> {
+        let b = bytes.get(at..at + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let n = read_u32(0)?;
+    let mut sizes = Vec::with_capacity(n.min(1024));
+    for i in 0..n {
+        let at = 4usize.checked_add(i.checked_mul(8)?)?;
+        sizes.push((read_u32(at)?, read_u32(at + 4)?));
+    }
+    let mut pos = 4 + n * 8;
+    let mut out = Vec::with_capacity(sizes.len());
+    for (kl, vl) in sizes {
+        let k = bytes.get(pos..pos.checked_add(kl)?)?;
+        pos += kl + 1;
+        let v = bytes.get(pos..pos.checked_add(vl)?)?;
+        pos += vl + 1;
+        out.push((
+            String::from_utf8_lossy(k).into_owned(),
+            String::from_utf8_lossy(v).into_owned(),
+        ));
+    }
+    Some(out)
+}
+
+/// Turns a serialized property path (segments separated by NUL) into the
+/// dotted name used for lookups, so `["source", "address"]` and the single
+/// segment `"source.address"` find the same property.
+pub fn property_path(bytes: &[u8]) -> String {
+    bytes
+        .split(|b| *b == 0)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_round_trips() {
+        let m = vec![
+            (":path".to_string(), "/a".to_string()),
+            ("x".to_string(), String::new()),
+        ];
+        assert_eq!(deserialize_map(&serialize_map(&m)).unwrap(), m);
+        assert!(deserialize_map(&[5, 0, 0, 0, 1]).is_none());
+    }
+
+    #[test]
+    fn property_paths_join_segments() {
+        assert_eq!(property_path(b"source\0address"), "source.address");
+        assert_eq!(property_path(b"plugin_name"), "plugin_name");
+    }
+}

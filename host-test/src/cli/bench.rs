@@ -1,0 +1,164 @@
+//! `bench`: the plugin's cost measured through the real wasm, next to native
+//! serde_json on the same bytes, in the same run.
+
+use anyhow::{bail, Context as _, Result};
+use json_sanitizer_host::workload::{json_of_size, permissive_config, streamed_json_chunks};
+use json_sanitizer_host::{Clock, Request, Verdict, Vm};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Arguments of `bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Plugin `.wasm` (default: build the workspace plugin).
+    #[arg(long, value_name = "W")]
+    plugin: Option<PathBuf>,
+    /// Directory of JSON files to measure (default: `../shared/corpus` from the workspace root).
+    #[arg(long, value_name = "DIR")]
+    corpus: Option<PathBuf>,
+    /// Plugin configuration (default: streaming, generous limits).
+    #[arg(long, value_name = "F")]
+    config: Option<PathBuf>,
+    /// Minimum measuring time per row, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    time_ms: u64,
+}
+
+const CHUNK: usize = 64 << 10;
+
+/// Median of repeated timings of `f`, until `budget` is spent (at least 5 runs).
+pub fn median_time(budget: Duration, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
+    f()?; // warm-up
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 10_000) {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed());
+    }
+    samples.sort();
+    Ok(samples[samples.len() / 2])
+}
+
+fn mbps(bytes: usize, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64() / 1e6
+}
+
+fn request(body: &[u8]) -> Request {
+    Request::post("/bench")
+        .content_type("application/json")
+        .body_chunked(body, CHUNK)
+}
+
+fn through_wasm(vm: &mut Vm, req: &Request) -> Result<()> {
+    let o = vm.send(req)?;
+    if let Some(t) = o.trap {
+        bail!("plugin trapped: {t}");
+    }
+    Ok(())
+}
+
+/// Runs the benchmark and prints its tables.
+pub fn run(a: BenchArgs) -> Result<i32> {
+    let module = super::plugin(a.plugin.as_deref())?;
+    let config = match &a.config {
+        Some(p) => super::config(Some(p))?,
+        None => permissive_config().into_bytes(),
+    };
+    let budget = Duration::from_millis(a.time_ms);
+    let (_host, mut vms) = super::start(module.clone(), &config, "bench", Clock::real(), 1)?;
+    let vm = &mut vms[0];
+
+    let corpus = a.corpus.clone().unwrap_or_else(|| {
+        json_sanitizer_host::engine::workspace_root().join("../shared/corpus")
+    });
+    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    match std::fs::read_dir(&corpus) {
+        Ok(rd) => {
+            let mut files: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            files.sort();
+            for f in files {
+                let b = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                inputs.push((name, b));
+            }
+        }
+        Err(e) => eprintln!("note: corpus {} not read ({e}); generated bodies only", corpus.display()),
+    }
+    for (name, n) in [("generated 1 KiB", 1 << 10), ("generated 64 KiB", 64 << 10), ("generated 10 MB", 10_000_000)] {
+        inputs.push((name.to_string(), json_of_size(n)));
+    }
+
+    println!("Throughput (64 KiB chunks, median; wasm = headers + body + end through the plugin)");
+    println!(
+        "  {:<20} {:>10} {:>12} {:>12} {:>7}  {}",
+        "input", "bytes", "wasm MB/s", "native MB/s", "ratio", "verdict"
+    );
+    for (name, body) in &inputs {
+        let req = request(body);
+        let o = vm.send(&req)?;
+        if let Some(t) = &o.trap {
+            bail!("plugin trapped on {name}: {t}");
+        }
+        let verdict = match o.summary().verdict {
+            Verdict::Pass => "pass".to_string(),
+            Verdict::Reject => format!(
+                "reject ({})",
+                o.summary().violation.unwrap_or_else(|| "?".into())
+            ),
+        };
+        let w = median_time(budget, || through_wasm(vm, &req))?;
+        let n = median_time(budget, || {
+            serde_json::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(body))
+                .map(|_| ())
+                .map_err(Into::into)
+        })
+        .unwrap_or(Duration::MAX);
+        let (wm, nm) = (mbps(body.len(), w), mbps(body.len(), n));
+        println!(
+            "  {:<20} {:>10} {:>12.1} {:>12.1} {:>6.2}x  {}",
+            name,
+            body.len(),
+            wm,
+            nm,
+            wm / nm,
+            verdict
+        );
+    }
+
+    println!();
+    println!("Per request (1 KiB body, one chunk, headers + body + end, median of batches of 1000)");
+    let small = request(&json_of_size(1 << 10)).with_content_length();
+    let batch = median_time(budget, || {
+        for _ in 0..1000 {
+            through_wasm(vm, &small)?;
+        }
+        Ok(())
+    })?;
+    println!("  {:.2} µs/request", batch.as_secs_f64() * 1e6 / 1000.0);
+
+    println!();
+    println!("Guest linear memory, fresh VM, hold_bytes 0 (streaming must not grow it)");
+    let (_h2, mut fresh) = super::start(module, &permissive_config().into_bytes(), "bench", Clock::real(), 1)?;
+    let vm = &mut fresh[0];
+    through_wasm(vm, &request(&json_of_size(1 << 10)))?;
+    let after_small = vm.memory_size();
+    let big = Request::post("/bench")
+        .content_type("application/json")
+        .chunks(streamed_json_chunks(100_000_000, CHUNK));
+    let o = vm.send(&big)?;
+    if let Some(t) = &o.trap {
+        bail!("plugin trapped on the 100 MB body: {t}");
+    }
+    let after_big = vm.memory_size();
+    println!("  after 1 KiB body:        {after_small:>12} bytes");
+    println!(
+        "  after 100 MB streamed:   {after_big:>12} bytes  ({}, {} forwarded)",
+        if after_big == after_small { "equal" } else { "GREW" },
+        o.forwarded_bytes
+    );
+    Ok(0)
+}

@@ -1,0 +1,103 @@
+//! `check`: one verdict per file, as JSON lines.
+
+use anyhow::{bail, Context as _, Result};
+use json_sanitizer_host::{Clock, Request, Verdict};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// Arguments of `check`.
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Plugin `.wasm` (default: build the workspace plugin).
+    #[arg(long, value_name = "W")]
+    plugin: Option<PathBuf>,
+    /// Plugin configuration JSON file (default: `{}`).
+    #[arg(long, value_name = "F")]
+    config: Option<PathBuf>,
+    /// Content-Type header sent with each body (empty: none).
+    #[arg(long, value_name = "T", default_value = "application/json")]
+    content_type: String,
+    /// Send the body in chunks of N bytes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    chunk: Option<u64>,
+    /// Do not send a content-length header.
+    #[arg(long)]
+    no_content_length: bool,
+    /// Request path.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Files to send (`-` = stdin).
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    file: &'a str,
+    verdict: Verdict,
+    status: Option<u32>,
+    violation: Option<String>,
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+/// Runs `check`; 0 all pass, 1 any rejected.
+pub fn run(a: CheckArgs) -> Result<i32> {
+    let bodies = a
+        .files
+        .iter()
+        .map(|f| read_input(f).map(|b| (f.as_str(), b)))
+        .collect::<Result<Vec<_>>>()?;
+    let module = super::plugin(a.plugin.as_deref())?;
+    let config = super::config(a.config.as_deref())?;
+    let name = a
+        .config
+        .as_ref()
+        .map_or("{}".to_string(), |p| p.display().to_string());
+    let (_host, mut vms) = super::start(module, &config, &name, Clock::real(), 1)?;
+    let vm = &mut vms[0];
+    let mut rejected = false;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for (file, body) in bodies {
+        let mut req = Request::post(&a.path).body(&body);
+        if !a.content_type.is_empty() {
+            req = req.content_type(&a.content_type);
+        }
+        if let Some(n) = a.chunk {
+            req = req.chunk_size(n as usize);
+        }
+        if !a.no_content_length {
+            req = req.with_content_length();
+        }
+        let o = vm.send(&req)?;
+        if let Some(t) = &o.trap {
+            bail!("plugin trapped on {file}: {t}");
+        }
+        let s = o.summary();
+        rejected |= s.verdict == Verdict::Reject;
+        let line = Line {
+            file,
+            verdict: s.verdict,
+            status: s.status,
+            violation: s.violation,
+            offset: s.offset,
+            limit: s.limit,
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        writeln!(out)?;
+    }
+    Ok(i32::from(rejected))
+}
+
+fn read_input(f: &str) -> Result<Vec<u8>> {
+    if f == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .context("reading stdin")?;
+        Ok(b)
+    } else {
+        std::fs::read(f).with_context(|| format!("reading {f}"))
+    }
+}

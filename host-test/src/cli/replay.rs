@@ -1,0 +1,179 @@
+//! `replay`: a JSONL scenario on a virtual clock, one JSON result per request.
+
+use anyhow::{bail, Context as _, Result};
+use json_sanitizer_host::clock::MANUAL_EPOCH_MS;
+use json_sanitizer_host::{Clock, Request, Verdict};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `replay`.
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// Plugin `.wasm` (default: build the workspace plugin).
+    #[arg(long, value_name = "W")]
+    plugin: Option<PathBuf>,
+    /// Plugin configuration JSON file (default: `{}`).
+    #[arg(long, value_name = "F")]
+    config: Option<PathBuf>,
+    /// Worker VMs sharing shared data and metrics.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    workers: u64,
+    /// Scenario: one request per line (`-` = stdin).
+    #[arg(value_name = "SCENARIO.jsonl")]
+    scenario: String,
+}
+
+/// One scenario line.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    /// Milliseconds since the start of the scenario; the clock jumps there.
+    at_ms: Option<u64>,
+    /// Worker VM index.
+    #[serde(default)]
+    worker: usize,
+    method: Option<String>,
+    path: Option<String>,
+    authority: Option<String>,
+    /// `source.address` property (`ip:port`).
+    source_address: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: Option<String>,
+    body_file: Option<String>,
+    chunks: Option<Vec<usize>>,
+    trailers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(serde::Serialize)]
+struct Line {
+    line: usize,
+    verdict: Verdict,
+    status: Option<u32>,
+    violation: Option<String>,
+    headers: BTreeMap<String, String>,
+    body: Option<String>,
+    forwarded_bytes: u64,
+    upstream_reset: bool,
+}
+
+/// Runs `replay`; 0 all pass, 1 any rejected.
+pub fn run(a: ReplayArgs) -> Result<i32> {
+    let (text, base) = if a.scenario == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading stdin")?;
+        (s, PathBuf::from("."))
+    } else {
+        let p = Path::new(&a.scenario);
+        let s = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        (s, p.parent().map(Path::to_path_buf).unwrap_or_default())
+    };
+    let workers = a.workers as usize;
+    let mut steps = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let step: Step =
+            serde_json::from_str(raw).with_context(|| format!("{}:{n}", a.scenario))?;
+        if step.worker >= workers {
+            bail!("{}:{n}: worker {} but only --workers {workers}", a.scenario, step.worker);
+        }
+        let req = request(&step, &base).with_context(|| format!("{}:{n}", a.scenario))?;
+        steps.push((n, step.at_ms, step.worker, req));
+    }
+
+    let module = super::plugin(a.plugin.as_deref())?;
+    let config = super::config(a.config.as_deref())?;
+    let name = a
+        .config
+        .as_ref()
+        .map_or("{}".to_string(), |p| p.display().to_string());
+    let clock = Clock::manual();
+    let (_host, mut vms) = super::start(module, &config, &name, clock.clone(), workers)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut rejected = false;
+    for (n, at_ms, worker, req) in steps {
+        if let Some(at) = at_ms {
+            clock.set_ms(MANUAL_EPOCH_MS + at);
+        }
+        for vm in vms.iter_mut() {
+            vm.fire_due_ticks()?;
+        }
+        let o = vms[worker].send(&req)?;
+        if let Some(t) = &o.trap {
+            bail!("{}:{n}: plugin trapped: {t}", a.scenario);
+        }
+        let s = o.summary();
+        rejected |= s.verdict == Verdict::Reject;
+        let reply = o.reply();
+        let line = Line {
+            line: n,
+            verdict: s.verdict,
+            status: s.status,
+            violation: s.violation,
+            headers: reply
+                .map(|r| r.headers.iter().cloned().collect())
+                .unwrap_or_default(),
+            body: reply.map(|r| r.body_text()),
+            forwarded_bytes: o.forwarded_bytes,
+            upstream_reset: o.upstream_reset,
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        writeln!(out)?;
+    }
+    Ok(i32::from(rejected))
+}
+
+fn request(s: &Step, base: &Path) -> Result<Request> {
+    let body = match (&s.body, &s.body_file) {
+        (Some(_), Some(_)) => bail!("give either body or body_file, not both"),
+        (Some(b), None) => b.as_bytes().to_vec(),
+        (None, Some(f)) => {
+            let p = base.join(f);
+            std::fs::read(&p).with_context(|| format!("reading body_file {}", p.display()))?
+        }
+        (None, None) => Vec::new(),
+    };
+    let mut req = Request::new(
+        s.method.as_deref().unwrap_or("POST"),
+        s.path.as_deref().unwrap_or("/"),
+    );
+    if let Some(a) = &s.authority {
+        req = req.authority(a);
+    }
+    if let Some(src) = &s.source_address {
+        req = req.property("source.address", src);
+    }
+    for (k, v) in &s.headers {
+        req = req.header(k, v);
+    }
+    req = match &s.chunks {
+        None => req.body(&body),
+        Some(sizes) => {
+            let total: usize = sizes.iter().sum();
+            if total > body.len() {
+                bail!("chunks add up to {total} bytes but the body has {}", body.len());
+            }
+            let mut chunks = Vec::new();
+            let mut at = 0;
+            for &n in sizes {
+                chunks.push(&body[at..at + n]);
+                at += n;
+            }
+            if at < body.len() {
+                chunks.push(&body[at..]);
+            }
+            req.chunks(chunks)
+        }
+    };
+    if let Some(t) = &s.trailers {
+        for (k, v) in t {
+            req = req.trailer(k, v);
+        }
+    }
+    Ok(req)
+}

@@ -1,0 +1,384 @@
+//! What a test sends through the host ([`Request`]) and what it gets back
+//! ([`Outcome`]).
+
+use crate::abi::LogLevel;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One HTTP request as the downstream sends it: headers, a body delivered in
+/// chunks (each chunk is one `proxy_on_request_body` call unless the host
+/// buffers), optional trailers and connection properties.
+///
+/// Built fluently: `Request::post("/api").header("content-type", "application/json").body(b"{}")`.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// `:method`.
+    pub method: String,
+    /// `:path`.
+    pub path: String,
+    /// `:authority`.
+    pub authority: String,
+    /// `:scheme`.
+    pub scheme: String,
+    /// Regular headers, in order; names are lower-cased like Envoy's HTTP/2 codec does.
+    pub headers: Vec<(String, String)>,
+    /// Body chunks as they arrive from the downstream.
+    pub chunks: Vec<Vec<u8>>,
+    /// Trailers; `Some` makes the last body chunk arrive with `end_of_stream = false`.
+    pub trailers: Option<Vec<(String, String)>>,
+    /// Stream properties readable with `proxy_get_property` (dotted names).
+    pub properties: Vec<(String, Vec<u8>)>,
+    /// Simulates a host that reports `body_size > 0` but returns no bytes
+    /// (e.g. a body spooled to disk).
+    pub unreadable_body: bool,
+    /// Keep a copy of every byte forwarded upstream in [`Outcome::forwarded_body`].
+    pub capture_forwarded: bool,
+}
+
+impl Request {
+    /// A request with the given method and path, authority `localhost`, scheme `http`,
+    /// no body, and `source.address` = `10.0.0.1:1234`.
+    pub fn new(method: &str, path: &str) -> Self {
+        Request {
+            method: method.to_string(),
+            path: path.to_string(),
+            authority: "localhost".to_string(),
+            scheme: "http".to_string(),
+            headers: Vec::new(),
+            chunks: Vec::new(),
+            trailers: None,
+            properties: vec![("source.address".to_string(), b"10.0.0.1:1234".to_vec())],
+            unreadable_body: false,
+            capture_forwarded: false,
+        }
+    }
+
+    /// `POST path`.
+    pub fn post(path: &str) -> Self {
+        Self::new("POST", path)
+    }
+
+    /// `GET path`.
+    pub fn get(path: &str) -> Self {
+        Self::new("GET", path)
+    }
+
+    /// Sets `:authority`.
+    pub fn authority(mut self, authority: &str) -> Self {
+        self.authority = authority.to_string();
+        self
+    }
+
+    /// Sets `:scheme`.
+    pub fn scheme(mut self, scheme: &str) -> Self {
+        self.scheme = scheme.to_string();
+        self
+    }
+
+    /// Appends a header (name lower-cased); repeated names make repeated headers.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// Sets `content-type`.
+    pub fn content_type(self, value: &str) -> Self {
+        self.header("content-type", value)
+    }
+
+    /// Adds `content-length` computed from the body as currently set.
+    pub fn with_content_length(self) -> Self {
+        let len = self.body_len();
+        self.header("content-length", &len.to_string())
+    }
+
+    /// The whole body as one chunk (an empty slice means no body at all).
+    pub fn body(mut self, body: impl AsRef<[u8]>) -> Self {
+        let b = body.as_ref();
+        self.chunks = if b.is_empty() {
+            Vec::new()
+        } else {
+            vec![b.to_vec()]
+        };
+        self
+    }
+
+    /// The body as explicit chunks (empty chunks are delivered as empty data frames).
+    pub fn chunks<I, C>(mut self, chunks: I) -> Self
+    where
+        I: IntoIterator<Item = C>,
+        C: AsRef<[u8]>,
+    {
+        self.chunks = chunks.into_iter().map(|c| c.as_ref().to_vec()).collect();
+        self
+    }
+
+    /// The body split into chunks of `size` bytes (last one shorter).
+    pub fn body_chunked(mut self, body: impl AsRef<[u8]>, size: usize) -> Self {
+        let size = size.max(1);
+        self.chunks = body.as_ref().chunks(size).map(<[u8]>::to_vec).collect();
+        self
+    }
+
+    /// Re-splits the current body into chunks of `size` bytes.
+    pub fn chunk_size(self, size: usize) -> Self {
+        let body = self.body_bytes();
+        self.body_chunked(body, size)
+    }
+
+    /// Adds a trailer (and so makes the body end without `end_of_stream`).
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers
+            .get_or_insert_with(Vec::new)
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+
+    /// Sets or replaces a stream property (dotted name, e.g. `source.address`).
+    pub fn property(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.properties.retain(|(n, _)| n != name);
+        self.properties
+            .push((name.to_string(), value.as_ref().to_vec()));
+        self
+    }
+
+    /// Makes the body unreadable: sizes are reported, reads return nothing.
+    pub fn unreadable_body(mut self) -> Self {
+        self.unreadable_body = true;
+        self
+    }
+
+    /// Records the forwarded bytes in the outcome.
+    pub fn capture_forwarded(mut self) -> Self {
+        self.capture_forwarded = true;
+        self
+    }
+
+    /// Total body length over all chunks.
+    pub fn body_len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    /// The body concatenated.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        self.chunks.concat()
+    }
+
+    /// Every header the filter sees, pseudo headers first.
+    pub fn all_headers(&self) -> Vec<(String, String)> {
+        let mut h = vec![
+            (":method".to_string(), self.method.clone()),
+            (":path".to_string(), self.path.clone()),
+            (":authority".to_string(), self.authority.clone()),
+            (":scheme".to_string(), self.scheme.clone()),
+        ];
+        h.extend(self.headers.iter().cloned());
+        h
+    }
+}
+
+/// Who produced a local reply.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReplySource {
+    /// The plugin called `proxy_send_local_response`.
+    Plugin,
+    /// The host answered by itself (buffer limit 413, or 503 after a trap).
+    Host,
+}
+
+/// A response generated at the proxy instead of by the upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalReply {
+    /// Who sent it.
+    pub source: ReplySource,
+    /// HTTP status.
+    pub status: u32,
+    /// Envoy's "response code details" string.
+    pub details: String,
+    /// Response headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Response body.
+    pub body: Vec<u8>,
+    /// gRPC status argument (-1 = none).
+    pub grpc_status: i32,
+}
+
+impl LocalReply {
+    /// First value of a header (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The body as (lossy) text.
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Where a log line came from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    /// `proxy_log`.
+    Proxy,
+    /// WASI `fd_write` to fd 1.
+    Stdout,
+    /// WASI `fd_write` to fd 2 (Rust panic messages land here).
+    Stderr,
+}
+
+/// One line the plugin logged.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LogLine {
+    /// Severity (stdout counts as info, stderr as error).
+    pub level: LogLevel,
+    /// How it was written.
+    pub source: LogSource,
+    /// The text.
+    pub message: String,
+}
+
+impl std::fmt::Display for LogLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}", self.level, self.message)
+    }
+}
+
+/// A guest callback the host invoked, and what it returned (for HTTP callbacks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackRecord {
+    /// Export name, e.g. `proxy_on_request_body`.
+    pub name: &'static str,
+    /// Arguments after the context id (e.g. `[body_size, end_of_stream]`).
+    pub args: Vec<u64>,
+    /// `Some(action)` for callbacks returning an action, `None` otherwise.
+    pub action: Option<crate::abi::Action>,
+}
+
+/// Everything observable about one request after the host drove it to the end.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// The plugin's local reply, if it sent one.
+    pub local_reply: Option<LocalReply>,
+    /// A reply the host sent itself (413 buffer limit; 503 after a trap).
+    pub host_reply: Option<LocalReply>,
+    /// Whether the request headers went upstream.
+    pub headers_forwarded: bool,
+    /// Request headers as forwarded (after any changes the plugin made).
+    pub forwarded_headers: Option<Vec<(String, String)>>,
+    /// Body bytes that went upstream.
+    pub forwarded_bytes: u64,
+    /// The forwarded bytes themselves, when the request asked for them.
+    pub forwarded_body: Option<Vec<u8>>,
+    /// Whether the trailers went upstream.
+    pub trailers_forwarded: bool,
+    /// A reply or reset happened after something was already forwarded.
+    pub upstream_reset: bool,
+    /// The plugin reset the stream (`proxy_close_stream`).
+    pub stream_reset: bool,
+    /// The request completed normally: everything forwarded, no reply.
+    pub completed: bool,
+    /// The plugin paused at end of stream and never replied nor resumed.
+    pub stalled: bool,
+    /// The plugin trapped (panic, runaway code, bad memory access): the message.
+    pub trap: Option<String>,
+    /// What the plugin logged during this request.
+    pub logs: Vec<LogLine>,
+    /// How often each hostcall was made during this request.
+    pub hostcalls: BTreeMap<String, u64>,
+    /// Body bytes the plugin copied out with `proxy_get_buffer_bytes`.
+    pub body_bytes_read: u64,
+    /// Callbacks invoked, in order.
+    pub callbacks: Vec<CallbackRecord>,
+    /// Wall time the host spent on this request.
+    pub elapsed: Duration,
+}
+
+/// Pass or reject, as the CLI reports it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No local reply.
+    Pass,
+    /// A local reply (plugin or host) answered the request.
+    Reject,
+}
+
+/// The verdict of a request derived from its local reply: status plus the
+/// `violation`, `offset` and `limit` fields of the problem+json body.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Pass or reject.
+    pub verdict: Verdict,
+    /// Reply status.
+    pub status: Option<u32>,
+    /// `violation` of the reply body.
+    pub violation: Option<String>,
+    /// `offset` of the reply body.
+    pub offset: Option<u64>,
+    /// `limit` of the reply body.
+    pub limit: Option<u64>,
+}
+
+impl Outcome {
+    /// The reply the client got: the plugin's, else the host's.
+    pub fn reply(&self) -> Option<&LocalReply> {
+        self.local_reply.as_ref().or(self.host_reply.as_ref())
+    }
+
+    /// Status of [`Outcome::reply`].
+    pub fn status(&self) -> Option<u32> {
+        self.reply().map(|r| r.status)
+    }
+
+    /// The reply body parsed as JSON (the problem document).
+    pub fn problem(&self) -> Option<serde_json::Value> {
+        self.reply().and_then(LocalReply::json)
+    }
+
+    /// Verdict, status, violation, offset and limit.
+    pub fn summary(&self) -> Summary {
+        let Some(reply) = self.reply() else {
+            return Summary {
+                verdict: Verdict::Pass,
+                status: None,
+                violation: None,
+                offset: None,
+                limit: None,
+            };
+        };
+        let problem = reply.json();
+        let field = |k: &str| problem.as_ref().and_then(|p| p.get(k).cloned());
+        Summary {
+            verdict: Verdict::Reject,
+            status: Some(reply.status),
+            violation: field("violation").and_then(|v| v.as_str().map(str::to_string)),
+            offset: field("offset").and_then(|v| v.as_u64()),
+            limit: field("limit").and_then(|v| v.as_u64()),
+        }
+    }
+
+    /// Calls of one hostcall during this request.
+    pub fn hostcall_count(&self, name: &str) -> u64 {
+        self.hostcalls.get(name).copied().unwrap_or(0)
+    }
+
+    /// Whether any log line contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.logs.iter().any(|l| l.message.contains(needle))
+    }
+
+    /// Names of the callbacks invoked, in order.
+    pub fn callback_names(&self) -> Vec<&'static str> {
+        self.callbacks.iter().map(|c| c.name).collect()
+    }
+}

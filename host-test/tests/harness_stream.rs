@@ -1,0 +1,286 @@
+//! The host's HTTP stream rules (Envoy's), checked with WAT guests.
+
+mod common;
+use common::{host, probes, probes_i};
+use json_sanitizer_host::{ReplySource, Request};
+
+const CONTINUE: &str = "i32.const 0";
+
+/// Body callback that probes `body_size`, reads the whole buffer and probes
+/// how many bytes it got, and pauses for the first two calls.
+const PAUSE_TWICE: &str = r#"
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_request_body") (param $ctx i32) (param $size i32) (param $eos i32) (result i32)
+    (call $probe32 (local.get $size))
+    (i32.store (i32.const 4) (i32.const 0))
+    (drop (call $get_buffer (i32.const 0) (i32.const 0) (local.get $size) (i32.const 0) (i32.const 4)))
+    (call $probe32 (i32.load (i32.const 4)))
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (if (result i32) (i32.le_u (global.get $calls) (i32.const 2))
+      (then (i32.const 1)) (else (i32.const 0))))
+"#;
+
+#[test]
+fn body_size_is_cumulative_while_paused_and_per_chunk_after_continue() {
+    let h = host(PAUSE_TWICE).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let req = Request::post("/")
+        .chunks([vec![b'a'; 10], vec![b'b'; 20], vec![b'c'; 30], vec![b'd'; 40]])
+        .capture_forwarded();
+    let o = vm.send(&req).unwrap();
+    // (body_size, bytes readable) per call: 10, 10+20, 10+20+30 buffered, then 40 alone.
+    assert_eq!(probes(&h), vec![10, 10, 30, 30, 60, 60, 40, 40]);
+    assert_eq!(o.forwarded_bytes, 100);
+    assert_eq!(o.forwarded_body.as_deref(), Some(&req.body_bytes()[..]));
+    assert_eq!(o.body_bytes_read, 10 + 30 + 60 + 40);
+    assert!(o.completed && !o.stalled && o.reply().is_none());
+    let eos: Vec<u64> = o
+        .callbacks
+        .iter()
+        .filter(|c| c.name == "proxy_on_request_body")
+        .map(|c| c.args[1])
+        .collect();
+    assert_eq!(eos, vec![0, 0, 0, 1]);
+}
+
+const ALWAYS_PAUSE_BODY: &str = r#"
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) HEADERS)
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 1)
+"#;
+
+#[test]
+fn paused_body_over_the_buffer_limit_gets_a_host_413() {
+    let h = host(&ALWAYS_PAUSE_BODY.replace("HEADERS", CONTINUE))
+        .buffer_limit(100)
+        .build()
+        .unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm
+        .send(&Request::post("/").chunks([vec![b'x'; 60], vec![b'y'; 60]]))
+        .unwrap();
+    let r = o.host_reply.as_ref().expect("host reply");
+    assert_eq!((r.status, r.source), (413, ReplySource::Host));
+    assert!(o.local_reply.is_none());
+    // Only the first chunk reached the plugin; headers had gone upstream.
+    assert_eq!(o.callback_names().iter().filter(|n| **n == "proxy_on_request_body").count(), 1);
+    assert!(o.headers_forwarded && o.upstream_reset);
+    assert_eq!(o.forwarded_bytes, 0);
+    assert_eq!(o.summary().status, Some(413));
+
+    // Within the limit, the same body just stalls at end of stream (paused, no reply).
+    let o = vm
+        .send(&Request::post("/").chunks([vec![b'x'; 50], vec![b'y'; 50]]))
+        .unwrap();
+    assert!(o.host_reply.is_none() && o.stalled && !o.completed);
+}
+
+#[test]
+fn buffer_limit_with_held_headers_does_not_reset_upstream() {
+    let h = host(&ALWAYS_PAUSE_BODY.replace("HEADERS", "i32.const 1"))
+        .buffer_limit(100)
+        .build()
+        .unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm
+        .send(&Request::post("/").chunks([vec![b'x'; 60], vec![b'y'; 60]]))
+        .unwrap();
+    assert_eq!(o.status(), Some(413));
+    assert!(!o.headers_forwarded && !o.upstream_reset);
+}
+
+/// Probes the status of reading `:path` in each callback, and of adding a
+/// header in the body callback.
+const HEADER_ACCESS: &str = r#"
+  (data (i32.const 2048) ":path")
+  (data (i32.const 2060) "x-added")
+  (func $read_path (result i32)
+    (call $get_header (i32.const 0) (i32.const 2048) (i32.const 5) (i32.const 0) (i32.const 4)))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $probe32 (call $read_path))
+    (call $probe32 (i32.load (i32.const 4)))
+    i32.const 0)
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (call $probe32 (call $read_path))
+    (call $probe32 (call $add_header (i32.const 0) (i32.const 2060) (i32.const 7) (i32.const 2060) (i32.const 7)))
+    (call $probe32 (call $get_pairs (i32.const 0) (i32.const 0) (i32.const 4)))
+    i32.const 0)
+  (func (export "proxy_on_log") (param i32)
+    (call $probe32 (call $read_path)))
+"#;
+
+#[test]
+fn request_headers_are_only_accessible_in_the_headers_callback() {
+    let h = host(HEADER_ACCESS).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm.send(&Request::post("/abc").body("{}")).unwrap();
+    // headers: Ok and 4 bytes ("/abc"); body: BadArgument x3; log: BadArgument.
+    assert_eq!(probes(&h), vec![0, 4, 2, 2, 2, 2]);
+    assert_eq!(o.hostcall_count("proxy_get_header_map_value"), 3);
+    let fwd = o.forwarded_headers.unwrap();
+    assert!(!fwd.iter().any(|(k, _)| k == "x-added"));
+}
+
+/// Continues the first body chunk; replies 400 during the second and still
+/// returns Continue (the reply must win); probes the callbacks' order.
+const REPLY_ON_SECOND: &str = r#"
+  (global $calls (mut i32) (i32.const 0))
+  (data (i32.const 2048) "{\"violation\":\"malformed\",\"offset\":7,\"limit\":null}")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (if (i32.eq (global.get $calls) (i32.const 2))
+      (then
+        (call $probe32 (call $reply (i32.const 400) (i32.const 0) (i32.const 0)
+          (i32.const 2048) (i32.const 49) (i32.const 0) (i32.const 0) (i32.const -1)))))
+    i32.const 0)
+  (func (export "proxy_on_log") (param i32) (call $probe (i64.const 101)))
+  (func (export "proxy_on_done") (param i32) (result i32) (call $probe (i64.const 102)) i32.const 1)
+  (func (export "proxy_on_delete") (param i32) (call $probe (i64.const 103)))
+"#;
+
+#[test]
+fn local_reply_takes_effect_on_return_and_resets_the_upstream() {
+    let h = host(REPLY_ON_SECOND).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm
+        .send(&Request::post("/").chunks([vec![b'a'; 5], vec![b'b'; 6], vec![b'c'; 7]]))
+        .unwrap();
+    let r = o.local_reply.as_ref().expect("plugin reply");
+    assert_eq!((r.status, r.source), (400, ReplySource::Plugin));
+    // Chunk 1 went upstream; chunk 2 did not, although its callback returned Continue.
+    assert_eq!(o.forwarded_bytes, 5);
+    assert!(o.upstream_reset && !o.completed);
+    let s = o.summary();
+    assert_eq!(s.violation.as_deref(), Some("malformed"));
+    assert_eq!((s.offset, s.limit), (Some(7), None));
+    // No third body callback; end of stream is log → done → delete.
+    assert_eq!(
+        o.callback_names(),
+        vec![
+            "proxy_on_request_headers",
+            "proxy_on_request_body",
+            "proxy_on_request_body",
+            "proxy_on_log",
+            "proxy_on_done",
+            "proxy_on_delete"
+        ]
+    );
+    assert_eq!(probes(&h), vec![0, 101, 102, 103]);
+}
+
+#[test]
+fn reply_in_headers_forwards_nothing_and_skips_the_body() {
+    let funcs = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (drop (call $reply (i32.const 415) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+          (i32.const 0) (i32.const 0) (i32.const -1)))
+        i32.const 0)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (call $probe (i64.const 1)) i32.const 0)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm.send(&Request::post("/").body("{}")).unwrap();
+    assert_eq!(o.status(), Some(415));
+    assert!(!o.headers_forwarded && !o.upstream_reset && o.forwarded_bytes == 0);
+    assert!(probes(&h).is_empty(), "body callback must not run");
+}
+
+#[test]
+fn normal_end_of_stream_order_is_log_done_delete() {
+    let h = host(REPLY_ON_SECOND).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm.send(&Request::post("/").body("x")).unwrap();
+    assert!(o.completed);
+    assert_eq!(probes(&h), vec![101, 102, 103]);
+}
+
+#[test]
+fn headers_paused_are_released_by_a_later_continue() {
+    let funcs = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 1)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm.send(&Request::post("/").body("{}")).unwrap();
+    assert!(o.headers_forwarded && o.completed);
+    // Headers-only request paused at end of stream: stalled, nothing forwarded.
+    let o = vm.send(&Request::get("/")).unwrap();
+    assert!(o.stalled && !o.headers_forwarded);
+}
+
+const TRAILERS: &str = r#"
+  (data (i32.const 2048) "x-checksum")
+  (func $read (result i32)
+    (call $get_header (i32.const 1) (i32.const 2048) (i32.const 10) (i32.const 0) (i32.const 4)))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (call $probe32 (call $read)) i32.const 1)
+  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32)
+    (call $probe32 (call $read))
+    (call $probe32 (i32.load (i32.const 4)))
+    i32.const 0)
+"#;
+
+#[test]
+fn trailers_follow_a_body_without_end_of_stream() {
+    let h = host(TRAILERS).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let req = Request::post("/")
+        .chunks(["ab", "cd"])
+        .trailer("X-Checksum", "abc123");
+    let o = vm.send(&req).unwrap();
+    let body_calls: Vec<&json_sanitizer_host::CallbackRecord> = o
+        .callbacks
+        .iter()
+        .filter(|c| c.name == "proxy_on_request_body")
+        .collect();
+    assert_eq!(body_calls.len(), 2);
+    assert!(body_calls.iter().all(|c| c.args[1] == 0), "no end_of_stream on the body");
+    // Trailer map: BadArgument in the body callbacks, readable in the trailers callback.
+    assert_eq!(probes(&h), vec![2, 2, 0, 6]);
+    assert!(o.trailers_forwarded && o.completed);
+    assert_eq!(o.forwarded_bytes, 4);
+}
+
+#[test]
+fn continue_stream_during_a_paused_callback_acts_as_continue() {
+    let funcs = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+        (call $probe32 (call $continue (i32.const 0))) i32.const 1)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm.send(&Request::post("/").chunks(["ab", "cd"])).unwrap();
+    assert_eq!(probes_i(&h), vec![0, 0]);
+    assert_eq!(o.forwarded_bytes, 4);
+    assert!(o.completed);
+}
+
+#[test]
+fn unreadable_body_reports_a_size_but_returns_no_bytes() {
+    let funcs = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+      (func (export "proxy_on_request_body") (param $c i32) (param $size i32) (param i32) (result i32)
+        (i32.store (i32.const 0) (i32.const 0))
+        (i32.store (i32.const 4) (i32.const 0))
+        (call $probe32 (local.get $size))
+        (call $probe32 (call $get_buffer (i32.const 0) (i32.const 0) (local.get $size) (i32.const 0) (i32.const 4)))
+        (call $probe32 (i32.load (i32.const 0)))
+        (call $probe32 (i32.load (i32.const 4)))
+        i32.const 0)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm.send(&Request::post("/").body("{\"a\":1}").unreadable_body()).unwrap();
+    assert_eq!(probes(&h), vec![7, 0, 0, 0]);
+    assert_eq!(o.body_bytes_read, 0);
+    // The same body readable: pointer and size come back.
+    let o = vm.send(&Request::post("/").body("{\"a\":1}")).unwrap();
+    let p = probes(&h);
+    assert_eq!((p[4], p[5], p[7]), (7, 0, 7));
+    assert_ne!(p[6], 0);
+    assert_eq!(o.body_bytes_read, 7);
+}

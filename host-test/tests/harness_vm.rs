@@ -1,0 +1,264 @@
+//! VM-level host behaviour: start-up, traps, time bounds, imports, WASI,
+//! properties, clock and ticks, shared data and metrics across workers.
+
+mod common;
+use common::{guest_with_imports, host, probes, probes_i};
+use json_sanitizer_host::{Clock, Host, Request, StartError, Status};
+use std::time::{Duration, Instant};
+
+#[test]
+fn configure_false_is_a_start_error_carrying_the_plugin_log() {
+    let funcs = r#"
+      (data (i32.const 2048) "invalid configuration: field `limits.max_depth`: must be > 0")
+      (func (export "proxy_on_configure") (param i32 i32) (result i32)
+        (drop (call $log (i32.const 4) (i32.const 2048) (i32.const 60)))
+        i32.const 0)
+    "#;
+    let h = host(funcs).config(r#"{"limits":{"max_depth":0}}"#).build().unwrap();
+    let err = h.start_vm().err().expect("configure must fail");
+    let se = err.downcast_ref::<StartError>().expect("StartError");
+    assert_eq!(se.stage, "proxy_on_configure");
+    assert!(se.logs[0].message.contains("field `limits.max_depth`"));
+    let line = format!("{err:#}");
+    assert!(line.contains("must be > 0") && !line.contains('\n'), "{line}");
+}
+
+#[test]
+fn configuration_bytes_reach_the_plugin() {
+    let funcs = r#"
+      (func (export "proxy_on_configure") (param i32) (param $size i32) (result i32)
+        (call $probe32 (local.get $size))
+        (drop (call $get_buffer (i32.const 7) (i32.const 0) (local.get $size) (i32.const 0) (i32.const 4)))
+        (call $probe32 (i32.load8_u (i32.load (i32.const 0))))
+        i32.const 1)
+    "#;
+    let h = host(funcs).config("{\"mode\":\"report\"}").build().unwrap();
+    h.start_vm().unwrap();
+    assert_eq!(probes(&h), vec![17, u64::from(b'{')]);
+}
+
+const TRAP_ON_BIG_BODY: &str = r#"
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_request_body") (param i32) (param $size i32) (param i32) (result i32)
+    (if (i32.gt_u (local.get $size) (i32.const 5)) (then unreachable))
+    i32.const 0)
+  (func (export "proxy_on_log") (param i32) (call $probe (i64.const 1)))
+"#;
+
+#[test]
+fn a_trap_is_recorded_and_breaks_only_that_vm() {
+    let h = host(TRAP_ON_BIG_BODY).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    assert!(vm.send(&Request::post("/").body("{}")).unwrap().trap.is_none());
+    let o = vm.send(&Request::post("/").body("0123456789")).unwrap();
+    let trap = o.trap.as_deref().expect("trap recorded");
+    assert!(trap.contains("unreachable"), "{trap}");
+    assert_eq!(o.status(), Some(503), "Envoy fails the stream of a crashed VM");
+    assert!(!o.callback_names().contains(&"proxy_on_log"));
+    assert_eq!(probes(&h), vec![1], "on_log ran only for the first request");
+    let err = vm.send(&Request::post("/").body("{}")).unwrap_err();
+    assert!(format!("{err}").contains("broken"), "{err}");
+    assert!(vm.broken().is_some());
+    // Another VM of the same host is unaffected.
+    let mut vm2 = h.start_vm().unwrap();
+    assert!(vm2.send(&Request::post("/").body("{}")).unwrap().completed);
+}
+
+#[test]
+fn runaway_guest_code_is_stopped_and_reported_as_a_trap() {
+    let funcs = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (loop $forever (br $forever))
+        i32.const 0)
+    "#;
+    let h = host(funcs)
+        .time_budget(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let t = Instant::now();
+    let o = vm.send(&Request::get("/")).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(o.trap.as_deref().unwrap().contains("time budget"), "{:?}", o.trap);
+}
+
+#[test]
+fn unknown_imports_link_and_answer_or_trap_only_when_called() {
+    let imports = r#"
+      (import "env" "proxy_http_call" (func $http_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+      (import "env" "proxy_register_shared_queue" (func $queue (param i32 i32 i32) (result i32)))
+      (import "env" "not_a_proxy_function" (func $unknown (param i32)))
+      (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+    "#;
+    let funcs = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (call $probe32 (call $http_call (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+          (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+        (call $probe32 (call $queue (i32.const 0) (i32.const 0) (i32.const 0)))
+        (call $probe32 (call $poll (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+        i32.const 0)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+        (call $unknown (i32.const 1))
+        i32.const 0)
+    "#;
+    let h = Host::builder(guest_with_imports(imports, funcs)).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm.send(&Request::get("/")).unwrap();
+    assert!(o.trap.is_none());
+    assert_eq!(
+        probes_i(&h),
+        vec![Status::Unimplemented.code() as i64, Status::Unimplemented.code() as i64, 52]
+    );
+    assert_eq!(o.hostcall_count("proxy_http_call"), 1);
+    let o = vm.send(&Request::post("/").body("x")).unwrap();
+    assert!(o.trap.unwrap().contains("not_a_proxy_function"));
+}
+
+#[test]
+fn modules_that_are_not_proxy_wasm_are_refused() {
+    let m = json_sanitizer_host::module_from_bytes(r#"(module (memory (export "memory") 1))"#).unwrap();
+    let err = Host::builder(m).build().unwrap().start_vm().err().unwrap();
+    assert!(format!("{err:#}").contains("proxy_abi_version"));
+}
+
+#[test]
+fn wasi_output_becomes_log_lines_and_proc_exit_traps() {
+    let funcs = r#"
+      (data (i32.const 2048) "hello from wasi\nsecond")
+      (func (export "_initialize")
+        ;; iovec at 2100: (ptr 2048, len 22)
+        (i32.store (i32.const 2100) (i32.const 2048))
+        (i32.store (i32.const 2104) (i32.const 22))
+        (drop (call $fd_write (i32.const 1) (i32.const 2100) (i32.const 1) (i32.const 2108))))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (call $proc_exit (i32.const 3))
+        i32.const 0)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let lines: Vec<&str> = vm.logs().iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(lines, vec!["hello from wasi", "second"]);
+    let o = vm.send(&Request::get("/")).unwrap();
+    assert!(o.trap.unwrap().contains("proc_exit(3)"));
+}
+
+#[test]
+fn properties_use_the_nul_separated_path_encoding() {
+    let funcs = r#"
+      (data (i32.const 2048) "source\00address")
+      (data (i32.const 2080) "plugin_root_id")
+      (data (i32.const 2100) "no\00such")
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (call $probe32 (call $get_property (i32.const 2048) (i32.const 14) (i32.const 0) (i32.const 4)))
+        (call $probe32 (i32.load (i32.const 4)))
+        (call $probe32 (call $get_property (i32.const 2080) (i32.const 14) (i32.const 0) (i32.const 4)))
+        (call $probe32 (i32.load (i32.const 4)))
+        (call $probe32 (call $get_property (i32.const 2100) (i32.const 7) (i32.const 0) (i32.const 4)))
+        i32.const 0)
+    "#;
+    let h = host(funcs).root_id("my_root").build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    vm.send(&Request::get("/").property("source.address", "192.168.1.20:5555"))
+        .unwrap();
+    assert_eq!(probes(&h), vec![0, 17, 0, 7, 1]);
+}
+
+#[test]
+fn the_manual_clock_drives_time_and_ticks() {
+    let funcs = r#"
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+        call $init_probe
+        (drop (call $set_tick (i32.const 1000)))
+        i32.const 1)
+      (func (export "proxy_on_tick") (param i32)
+        (drop (call $now (i32.const 16)))
+        (call $probe (i64.div_u (i64.load (i32.const 16)) (i64.const 1000000))))
+    "#;
+    let clock = Clock::manual_at_ms(5_000);
+    let h = host(funcs).clock(clock.clone()).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    assert_eq!(vm.tick_period(), Some(Duration::from_secs(1)));
+    assert_eq!(vm.fire_due_ticks().unwrap(), 0);
+    clock.advance(Duration::from_millis(2_500));
+    assert_eq!(vm.fire_due_ticks().unwrap(), 2);
+    assert_eq!(probes(&h), vec![7_500, 7_500]);
+}
+
+const COUNT_AND_MARK: &str = r#"
+  (data (i32.const 2048) "requests")
+  (data (i32.const 2064) "vm-key")
+  (global $id (mut i32) (i32.const 0))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    call $init_probe
+    (drop (call $define (i32.const 0) (i32.const 2048) (i32.const 8) (i32.const 12)))
+    (global.set $id (i32.load (i32.const 12)))
+    i32.const 1)
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $probe32 (call $incr (global.get $id) (i64.const 0)))
+    (drop (call $incr (global.get $id) (i64.const 1)))
+    (drop (call $set_shared (i32.const 2064) (i32.const 6) (i32.const 2048) (i32.const 8) (i32.const 0)))
+    i32.const 0)
+"#;
+
+#[test]
+fn workers_on_threads_share_metrics_and_shared_data() {
+    let h = host(COUNT_AND_MARK).build().unwrap();
+    let vms = h.start_vms(4).unwrap();
+    let handles: Vec<_> = vms
+        .into_iter()
+        .map(|mut vm| {
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    assert!(vm.send(&Request::get("/")).unwrap().completed);
+                }
+            })
+        })
+        .collect();
+    for t in handles {
+        t.join().unwrap();
+    }
+    assert_eq!(h.metrics().counter("requests"), Some(1000));
+    // Every zero increment was refused with BadArgument.
+    let p = probes(&h);
+    assert_eq!(p.len(), 1000);
+    assert!(p.iter().all(|s| *s == Status::BadArgument as u64));
+    let (v, cas) = h.shared_data().get("vm-key").unwrap();
+    assert_eq!((v.as_slice(), cas), (&b"requests"[..], 1000));
+}
+
+#[test]
+fn shared_data_cas_through_the_guest() {
+    let funcs = r#"
+      (data (i32.const 2048) "k")
+      (data (i32.const 2056) "v1v2")
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        ;; missing key: NotFound
+        (call $probe32 (call $get_shared (i32.const 2048) (i32.const 1) (i32.const 0) (i32.const 4) (i32.const 16)))
+        ;; non-zero cas on a missing key succeeds
+        (call $probe32 (call $set_shared (i32.const 2048) (i32.const 1) (i32.const 2056) (i32.const 2) (i32.const 99)))
+        (call $probe32 (call $get_shared (i32.const 2048) (i32.const 1) (i32.const 0) (i32.const 4) (i32.const 16)))
+        (call $probe32 (i32.load (i32.const 16)))
+        (call $probe32 (i32.load (i32.const 4)))
+        ;; set with the current cas, then again with the stale one
+        (call $probe32 (call $set_shared (i32.const 2048) (i32.const 1) (i32.const 2058) (i32.const 2) (i32.load (i32.const 16))))
+        (call $probe32 (call $set_shared (i32.const 2048) (i32.const 1) (i32.const 2056) (i32.const 2) (i32.load (i32.const 16))))
+        i32.const 0)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm.send(&Request::get("/")).unwrap();
+    assert_eq!(
+        probes(&h),
+        vec![1, 0, 0, 1, 2, 0, Status::CasMismatch as u64]
+    );
+    assert_eq!(h.shared_data().get("k").unwrap(), (b"v2".to_vec(), 2));
+    assert_eq!(o.hostcall_count("proxy_set_shared_data"), 3);
+    assert_eq!(o.hostcall_count("proxy_get_shared_data"), 2);
+}
+
+#[test]
+fn memory_size_is_reported() {
+    let h = host("").build().unwrap();
+    let vm = h.start_vm().unwrap();
+    assert_eq!(vm.memory_size(), 32 * 65536);
+}
