@@ -1,25 +1,130 @@
 //! Bounded memory of the keys of every open object, for duplicate detection.
 //!
-//! Keys are reduced to 64-bit fingerprints (a seeded FNV-1a over the decoded
-//! key bytes, mixed with the nesting depth so equal keys in different open
-//! objects differ). They live in one open-addressing table shared by all open
-//! objects. Objects close in LIFO order, and removing linear-probing entries in
-//! exact reverse insertion order restores the table exactly, so closing an
-//! object just pops its keys. Memory is proportional to the keys of the objects
-//! currently open, which `max_object_entries` x `max_depth` bounds.
+//! Keys are reduced to 64-bit fingerprints (a seeded word-at-a-time hash of
+//! the decoded key bytes, finished with fmix64 and mixed with the nesting
+//! depth so equal keys in different open objects differ). They live in one
+//! open-addressing table shared by all open objects. Objects close in LIFO
+//! order, and removing linear-probing entries in exact reverse insertion order
+//! restores the table exactly, so closing an object just pops its keys. Memory
+//! is proportional to the keys of the objects currently open, which
+//! `max_object_entries` x `max_depth` bounds.
 
-/// FNV-1a 64-bit offset basis.
-pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// Multiplier of the per-word mix (2^64 / golden ratio, odd).
+const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Mixed into the seed so that seed 0 does not start from state 0.
+const INIT: u64 = 0x243f_6a88_85a3_08d3;
 
-/// Folds `bytes` into a running FNV-1a hash. Byte-at-a-time on purpose: the
-/// result must not depend on how the key was split across body chunks.
+/// Streaming hash of a key's decoded bytes, eight bytes at a time.
+///
+/// Word boundaries are counted from the first byte of the *decoded key*, not
+/// from the chunk or the raw text, and a partial word is carried over, so the
+/// result depends only on the decoded bytes: the same whether the key arrives
+/// whole, one byte per chunk, or spelled with escapes. The seed enters first
+/// and every word goes through a multiply, so slots cannot be predicted
+/// without the seed; [`fingerprint`] adds the final avalanche.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyHasher {
+    state: u64,
+    /// Bytes of the current partial word, first byte lowest.
+    tail: u64,
+    /// Decoded bytes so far.
+    len: u64,
+}
+
 #[inline(always)]
-pub(crate) fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash = (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+fn mix(state: u64, word: u64) -> u64 {
+    let x = (state ^ word).wrapping_mul(MUL);
+    x ^ (x >> 29)
+}
+
+impl KeyHasher {
+    /// An empty key under `seed`.
+    #[inline(always)]
+    pub(crate) fn new(seed: u64) -> Self {
+        Self {
+            state: seed ^ INIT,
+            tail: 0,
+            len: 0,
+        }
     }
-    hash
+
+    /// One decoded byte.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, b: u8) {
+        self.tail |= u64::from(b) << ((self.len & 7) * 8);
+        self.len += 1;
+        if self.len & 7 == 0 {
+            self.state = mix(self.state, self.tail);
+            self.tail = 0;
+        }
+    }
+
+    /// A run of decoded bytes.
+    #[inline(always)]
+    pub(crate) fn write(&mut self, mut bytes: &[u8]) {
+        while self.len & 7 != 0 {
+            let Some((&b, rest)) = bytes.split_first() else {
+                return;
+            };
+            self.push(b);
+            bytes = rest;
+        }
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            self.state = mix(self.state, u64::from_le_bytes(a));
+        }
+        self.len += (bytes.len() - words.remainder().len()) as u64;
+        for &b in words.remainder() {
+            self.push(b);
+        }
+    }
+
+    /// The hash of the whole key. The length is mixed in (its low byte
+    /// fills the top byte that a partial word never uses), so a trailing
+    /// U+0000 still makes a different key.
+    #[inline(always)]
+    pub(crate) fn finish(&self) -> u64 {
+        mix(self.state, self.tail | (self.len << 56))
+    }
+}
+
+/// The same hash as feeding `s[from..to]` to a fresh [`KeyHasher`], for a
+/// key that lies whole in one chunk without escapes: whole words, then the
+/// last partial word read with one load where the chunk allows it.
+#[inline(always)]
+pub(crate) fn hash_slice(seed: u64, s: &[u8], from: usize, to: usize) -> u64 {
+    let mut state = seed ^ INIT;
+    let mut i = from;
+    while i + 8 <= to {
+        state = mix(state, load8(s, i));
+        i += 8;
+    }
+    let rest = to - i;
+    let tail = if rest == 0 {
+        0
+    } else if to >= 8 && to - 8 >= from {
+        // The last eight bytes of the key, shifted down to its last `rest`.
+        load8(s, to - 8) >> ((8 - rest) * 8)
+    } else if i + 8 <= s.len() {
+        // A short key with at least eight bytes of chunk from its start.
+        load8(s, i) & (u64::MAX >> ((8 - rest) * 8))
+    } else {
+        let mut t = 0;
+        for (k, &b) in s[i..to].iter().enumerate() {
+            t |= u64::from(b) << (k * 8);
+        }
+        t
+    };
+    mix(state, tail | (((to - from) as u64) << 56))
+}
+
+#[inline(always)]
+fn load8(s: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[i..i + 8]);
+    u64::from_le_bytes(w)
 }
 
 /// Final avalanche (MurmurHash3 fmix64) of a key hash mixed with its depth.
@@ -122,24 +227,28 @@ impl KeySet {
 mod tests {
     use super::*;
 
+    fn hash(bytes: &[u8]) -> u64 {
+        let mut h = KeyHasher::new(7);
+        h.write(bytes);
+        h.finish()
+    }
+
     #[test]
     fn duplicates_are_found_and_truncate_restores_the_table() {
         let mut set = KeySet::default();
-        let outer: Vec<u64> = (0..100)
-            .map(|i| fingerprint(fnv1a(FNV_OFFSET, &[i]), 1))
-            .collect();
+        let outer: Vec<u64> = (0..100).map(|i| fingerprint(hash(&[i]), 1)).collect();
         for &fp in &outer {
             assert!(set.insert(fp));
         }
         let mark = set.len();
         for i in 0..500u32 {
-            assert!(set.insert(fingerprint(fnv1a(FNV_OFFSET, &i.to_le_bytes()), 2)));
+            assert!(set.insert(fingerprint(hash(&i.to_le_bytes()), 2)));
         }
-        assert!(!set.insert(fingerprint(fnv1a(FNV_OFFSET, &7u32.to_le_bytes()), 2)));
+        assert!(!set.insert(fingerprint(hash(&7u32.to_le_bytes()), 2)));
         set.truncate(mark);
         assert_eq!(set.len(), 100);
         // The inner keys are gone, the outer ones are still there.
-        assert!(set.insert(fingerprint(fnv1a(FNV_OFFSET, &7u32.to_le_bytes()), 2)));
+        assert!(set.insert(fingerprint(hash(&7u32.to_le_bytes()), 2)));
         for &fp in &outer {
             assert!(!set.insert(fp));
         }
@@ -147,8 +256,50 @@ mod tests {
 
     #[test]
     fn depth_separates_equal_keys() {
-        let h = fnv1a(FNV_OFFSET, b"id");
+        let h = hash(b"id");
         assert_ne!(fingerprint(h, 1), fingerprint(h, 2));
-        assert_eq!(fnv1a(fnv1a(FNV_OFFSET, b"i"), b"d"), h);
+    }
+
+    #[test]
+    fn hash_depends_on_bytes_not_on_how_they_are_fed() {
+        let key: Vec<u8> = (0u8..40).map(|b| b.wrapping_mul(37)).collect();
+        for n in 0..=key.len() {
+            let whole = hash(&key[..n]);
+            for a in 0..=n {
+                for b in a..=n {
+                    let mut h = KeyHasher::new(7);
+                    h.write(&key[..a]);
+                    for &x in &key[a..b] {
+                        h.push(x);
+                    }
+                    h.write(&key[b..n]);
+                    assert_eq!(h.finish(), whole, "len {n}, pieces at {a},{b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hash_slice_is_the_streaming_hash() {
+        let chunk: Vec<u8> = (0u8..30).map(|b| b.wrapping_mul(91)).collect();
+        for from in 0..=chunk.len() {
+            for to in from..=chunk.len() {
+                assert_eq!(
+                    hash_slice(7, &chunk, from, to),
+                    hash(&chunk[from..to]),
+                    "{from}..{to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn length_and_seed_matter() {
+        assert_ne!(hash(b"a"), hash(b"a\0"));
+        assert_ne!(hash(b""), hash(b"\0"));
+        assert_ne!(hash(b"abcdefgh"), hash(b"abcdefgh\0"));
+        let mut other = KeyHasher::new(8);
+        other.write(b"id");
+        assert_ne!(other.finish(), hash(b"id"));
     }
 }

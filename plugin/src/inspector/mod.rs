@@ -10,15 +10,17 @@
 //! per byte, memory O(`max_depth`) plus the key fingerprints of open objects
 //! when duplicate keys are refused. It knows nothing of HTTP or proxy-wasm.
 
+mod fast;
 mod keys;
 mod limits;
 mod scan;
+mod swar;
 mod utf8;
 
 pub use limits::{defaults, DuplicateKeys, JsonOptions, Limits};
 
 use crate::violation::{Violation, ViolationKind};
-use keys::{KeySet, FNV_OFFSET};
+use keys::{KeyHasher, KeySet};
 
 /// Where the scanner is in the grammar between two bytes. Kept as one small
 /// enum so that a chunk boundary can fall anywhere.
@@ -140,7 +142,7 @@ pub struct Inspector {
     /// The current string is a key.
     in_key: bool,
     /// Running hash of the decoded bytes of the current key.
-    key_hash: u64,
+    key_hash: KeyHasher,
     /// Offset of the backslash of the current escape.
     escape_start: u64,
     /// Offset of the backslash of a high surrogate awaiting its low half.
@@ -189,7 +191,7 @@ impl Inspector {
             token_start: 0,
             token_bound: u64::MAX,
             in_key: false,
-            key_hash: FNV_OFFSET,
+            key_hash: KeyHasher::new(seed),
             escape_start: 0,
             high_start: 0,
             high: 0,

@@ -6,62 +6,11 @@
 //! can straddle a chunk boundary falls back to a per-byte state with the same
 //! verdict.
 
-use super::keys::{fingerprint, fnv1a, FNV_OFFSET};
+use super::keys::{fingerprint, KeyHasher};
+use super::swar::{is_string_special, load8, skip_ws, string_specials};
 use super::utf8::{self, Seq};
 use super::{Frame, Inspector, State};
 use crate::violation::{Violation, ViolationKind as Kind};
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-const SPACES: u64 = 0x2020_2020_2020_2020;
-
-/// Eight bytes at `s[i..i + 8]`, little-endian (first byte lowest).
-#[inline(always)]
-fn load8(s: &[u8], i: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&s[i..i + 8]);
-    u64::from_le_bytes(w)
-}
-
-/// High bit set in every byte lane of `w` that is `"`, `\`, below 0x20 or
-/// at least 0x80. Borrows can flag lanes above a true hit, never below, so
-/// the lowest flagged lane is exact.
-#[inline(always)]
-fn string_specials(w: u64) -> u64 {
-    let quote = w ^ (ONES * u64::from(b'"'));
-    let backslash = w ^ (ONES * u64::from(b'\\'));
-    let has_quote = quote.wrapping_sub(ONES) & !quote;
-    let has_backslash = backslash.wrapping_sub(ONES) & !backslash;
-    let control = w.wrapping_sub(ONES * 0x20) & !w;
-    (has_quote | has_backslash | control | w) & HIGHS
-}
-
-#[inline(always)]
-fn is_string_special(b: u8) -> bool {
-    b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b)
-}
-
-#[inline(always)]
-fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
-}
-
-/// Index of the first non-whitespace byte at or after `i`.
-#[inline(always)]
-fn skip_ws(s: &[u8], mut i: usize) -> usize {
-    while i < s.len() {
-        let b = s[i];
-        if b > b' ' || !is_ws(b) {
-            break;
-        }
-        i += 1;
-        // Indentation: runs of spaces, eight at a time.
-        while i + 8 <= s.len() && load8(s, i) == SPACES {
-            i += 8;
-        }
-    }
-    i
-}
 
 /// Index in the chunk of absolute offset `abs`, clamped to the chunk.
 #[inline(always)]
@@ -75,7 +24,7 @@ fn rel(abs: u64, base: u64, len: usize) -> usize {
 }
 
 #[inline(always)]
-fn hex_value(b: u8) -> Option<u32> {
+pub(super) fn hex_value(b: u8) -> Option<u32> {
     match b {
         b'0'..=b'9' => Some(u32::from(b - b'0')),
         b'a'..=b'f' => Some(u32::from(b - b'a' + 10)),
@@ -92,6 +41,12 @@ impl Inspector {
         let mut i = 0usize;
         let mut st = self.state;
         while i < len {
+            if st.is_structural() {
+                (i, st) = self.fast(s, i, st);
+                if i == len {
+                    break;
+                }
+            }
             match st {
                 State::Str => {
                     let stop = rel(self.token_bound, base, len);
@@ -123,7 +78,7 @@ impl Inspector {
                         break;
                     }
                     if self.in_key && self.check_duplicates {
-                        self.key_hash = fnv1a(self.key_hash, &s[run..i]);
+                        self.key_hash.write(&s[run..i]);
                     }
                     if i == len {
                         break;
@@ -478,7 +433,7 @@ impl Inspector {
         self.in_key = true;
         self.token_start = pos;
         self.token_bound = (pos + 1).saturating_add(self.bounds.key);
-        self.key_hash = FNV_OFFSET ^ self.seed;
+        self.key_hash = KeyHasher::new(self.seed);
         Ok(())
     }
 
@@ -489,7 +444,7 @@ impl Inspector {
             return Ok(self.after_value());
         }
         if self.check_duplicates {
-            let fp = fingerprint(self.key_hash, self.frames.len());
+            let fp = fingerprint(self.key_hash.finish(), self.frames.len());
             if !self.keys.insert(fp) {
                 return Err(Violation::at(Kind::DuplicateKey, self.token_start));
             }
@@ -499,7 +454,7 @@ impl Inspector {
 
     /// Pops the innermost container (its closing bracket was just read).
     #[inline(always)]
-    fn close(&mut self) -> State {
+    pub(super) fn close(&mut self) -> State {
         if let Some(frame) = self.frames.pop() {
             if frame.is_object && self.check_duplicates {
                 self.keys.truncate(frame.keys_mark);
@@ -599,7 +554,7 @@ impl Inspector {
     #[inline(always)]
     fn hash_key_bytes(&mut self, bytes: &[u8]) {
         if self.in_key && self.check_duplicates {
-            self.key_hash = fnv1a(self.key_hash, bytes);
+            self.key_hash.write(bytes);
         }
     }
 

@@ -1,0 +1,155 @@
+//! Word-at-a-time helpers: eight bytes per step through string bodies,
+//! indentation and digit runs, shared by the fast path and the state machine.
+//!
+//! Every mask here is exact in its *lowest* flagged lane (borrows and carries
+//! can only disturb lanes above a true hit), so `trailing_zeros() / 8` is the
+//! index of the first byte of interest.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+const LOWS7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+const SPACES: u64 = ONES * 0x20;
+const ZEROS: u64 = ONES * 0x30;
+
+/// Eight bytes at `s[i..i + 8]`, little-endian (first byte lowest).
+#[inline(always)]
+pub(super) fn load8(s: &[u8], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[i..i + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// High bit set in every byte lane of `w` that is `"`, `\`, below 0x20 or
+/// at least 0x80.
+#[inline(always)]
+pub(super) fn string_specials(w: u64) -> u64 {
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let has_quote = quote.wrapping_sub(ONES) & !quote;
+    let has_backslash = backslash.wrapping_sub(ONES) & !backslash;
+    let control = w.wrapping_sub(ONES * 0x20) & !w;
+    (has_quote | has_backslash | control | w) & HIGHS
+}
+
+/// The byte-wise twin of [`string_specials`].
+#[inline(always)]
+pub(super) fn is_string_special(b: u8) -> bool {
+    b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b)
+}
+
+/// High bit set in the byte lanes of `w` that are not ASCII digits.
+#[inline(always)]
+fn non_digits(w: u64) -> u64 {
+    // A digit is 0x30..=0x39: high nibble 3, and still 3 after adding 6.
+    let x = ((w & NIBBLES) ^ ZEROS) | ((w.wrapping_add(ONES * 6) & NIBBLES) ^ ZEROS);
+    // Non-zero lane -> high bit, without carries between lanes.
+    (((x & LOWS7) + LOWS7) | x) & HIGHS
+}
+
+/// Index of the first byte at or after `i` that is not an ASCII digit
+/// (`s.len()` if none).
+#[inline(always)]
+pub(super) fn skip_digits(s: &[u8], mut i: usize) -> usize {
+    while i + 8 <= s.len() {
+        let m = non_digits(load8(s, i));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < s.len() && s[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the first non-whitespace byte at or after `i`.
+#[inline(always)]
+pub(super) fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    // Compact JSON: nothing to skip.
+    if s.get(i).is_some_and(|&b| b > b' ') {
+        return i;
+    }
+    loop {
+        // Indentation: the spaces at the start of a word in one step.
+        if i + 8 <= s.len() {
+            let x = load8(s, i) ^ SPACES;
+            if x == 0 {
+                i += 8;
+                continue;
+            }
+            i += (x.trailing_zeros() / 8) as usize;
+        }
+        match s.get(i) {
+            Some(b' ' | b'\n' | b'\r' | b'\t') => i += 1,
+            _ => return i,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_digits_stops_at_the_first_non_digit() {
+        for b in 0..=255u8 {
+            for at in 0..12 {
+                let mut s = b"012345678901".to_vec();
+                s[at] = b;
+                let want = if b.is_ascii_digit() { s.len() } else { at };
+                assert_eq!(skip_digits(&s, 0), want, "byte {b:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn skip_ws_stops_at_the_first_non_whitespace() {
+        for b in 0..=255u8 {
+            for len in 0..20 {
+                for at in 0..=len {
+                    let mut s: Vec<u8> = (0..len).map(|k| b" \n\r\t"[k % 4]).collect();
+                    let mut s2 = s.clone();
+                    if at < len {
+                        s[at] = b;
+                        s2[at] = b;
+                    }
+                    let want = s
+                        .iter()
+                        .position(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+                        .unwrap_or(len);
+                    assert_eq!(skip_ws(&s, 0), want, "byte {b:#x} at {at} of {len}");
+                    s2.iter_mut().take(at).for_each(|c| *c = b' ');
+                    let want2 = s2
+                        .iter()
+                        .position(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+                        .unwrap_or(len);
+                    assert_eq!(
+                        skip_ws(&s2, 0),
+                        want2,
+                        "spaces, byte {b:#x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn string_specials_agree_with_the_byte_test() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut s = *b"abcdefgh";
+                s[at] = b;
+                let m = string_specials(load8(&s, 0));
+                let first = if m == 0 {
+                    8
+                } else {
+                    (m.trailing_zeros() / 8) as usize
+                };
+                let want = s.iter().position(|&c| is_string_special(c)).unwrap_or(8);
+                assert_eq!(first, want, "byte {b:#x} at {at}");
+            }
+        }
+    }
+}
