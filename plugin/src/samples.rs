@@ -29,10 +29,10 @@ pub fn api_body(target: usize) -> Vec<u8> {
             1 + n % 9,
             n * 37 % 500,
             n % 100,
-            if n % 3 == 0 { "null" } else { "0.15" },
+            if n.is_multiple_of(3) { "null" } else { "0.15" },
             ["red", "green", "blue", "black"][(n % 4) as usize],
             100 + n * 13 % 900,
-            n % 2 == 0,
+            n.is_multiple_of(2),
         );
         out.extend_from_slice(line.as_bytes());
         if out.len() + 64 >= target {
@@ -73,7 +73,11 @@ mod tests {
     fn api_bodies_have_the_requested_size_and_pass() {
         for target in [1024, 64 * 1024, 1024 * 1024] {
             let body = api_body(target);
-            assert!(body.len() >= target && body.len() < target + 512, "{}", body.len());
+            assert!(
+                body.len() >= target && body.len() < target + 512,
+                "{}",
+                body.len()
+            );
             serde_json::from_slice::<serde_json::Value>(&body).unwrap();
             Inspector::check(&Limits::default(), &JsonOptions::default(), &body).unwrap();
         }

@@ -25,11 +25,14 @@ impl MediaRange {
     pub fn parse(text: &str) -> Result<MediaRange, String> {
         let lowered = text.trim().to_ascii_lowercase();
         let Some((kind, subtype)) = lowered.split_once('/') else {
-            return Err(format!("`{text}` is not a media range like application/json"));
+            return Err(format!(
+                "`{text}` is not a media range like application/json"
+            ));
         };
         let valid = |s: &str| {
             !s.is_empty()
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-*".contains(&b))
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-*".contains(&b))
         };
         if !valid(kind) || !valid(subtype) {
             return Err(format!(
@@ -87,12 +90,21 @@ mod tests {
     #[test]
     fn matching_ignores_case_and_parameters_and_honours_wildcards() {
         assert!(is_json("application/json", "application/json"));
-        assert!(is_json("application/json", "Application/JSON; charset=utf-8"));
-        assert!(is_json("application/json", "  application/json ;charset=\"x\""));
+        assert!(is_json(
+            "application/json",
+            "Application/JSON; charset=utf-8"
+        ));
+        assert!(is_json(
+            "application/json",
+            "  application/json ;charset=\"x\""
+        ));
         assert!(!is_json("application/json", "application/jsonx"));
         assert!(!is_json("application/json", "text/json"));
         assert!(is_json("application/*+json", "application/problem+json"));
-        assert!(is_json("application/*+json", "application/vnd.api+json; v=2"));
+        assert!(is_json(
+            "application/*+json",
+            "application/vnd.api+json; v=2"
+        ));
         assert!(!is_json("application/*+json", "application/json"));
         assert!(!is_json("application/*+json", "application/problem+xml"));
         assert!(is_json("*/*", "text/plain"));
@@ -102,7 +114,13 @@ mod tests {
 
     #[test]
     fn bad_ranges_are_refused() {
-        for bad in ["json", "application/", "/json", "application/json; charset=utf-8", "a b/c"] {
+        for bad in [
+            "json",
+            "application/",
+            "/json",
+            "application/json; charset=utf-8",
+            "a b/c",
+        ] {
             assert!(MediaRange::parse(bad).is_err(), "{bad}");
         }
     }

@@ -43,7 +43,10 @@ pub fn type_uri(kind: ViolationKind) -> String {
 pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
     use ViolationKind as K;
     let limit = v.limit.unwrap_or(0);
-    let at = v.offset.map(|o| format!(" at byte {o}")).unwrap_or_default();
+    let at = v
+        .offset
+        .map(|o| format!(" at byte {o}"))
+        .unwrap_or_default();
     match v.kind {
         K::BodyTooLarge => format!("The request body exceeds the limit of {limit} bytes{at}."),
         K::TooDeep => format!("JSON nesting exceeds the limit of {limit} levels{at}."),
@@ -104,11 +107,13 @@ pub fn build(
         offset: v.offset,
         request_id,
     };
-    let body = serde_json::to_string(&problem).unwrap_or_else(|_| {
-        format!(r#"{{"status":{status},"violation":"{}"}}"#, v.kind.as_str())
-    });
+    let body = serde_json::to_string(&problem)
+        .unwrap_or_else(|_| format!(r#"{{"status":{status},"violation":"{}"}}"#, v.kind.as_str()));
     let mut headers = vec![
-        ("content-type".to_string(), "application/problem+json".to_string()),
+        (
+            "content-type".to_string(),
+            "application/problem+json".to_string(),
+        ),
         ("cache-control".to_string(), "no-store".to_string()),
     ];
     if let Some(secs) = retry_after {
@@ -139,7 +144,9 @@ mod tests {
         assert_eq!(doc["offset"], 100);
         assert_eq!(doc["request_id"], "req-1");
         assert!(doc["detail"].as_str().unwrap().contains("100 levels"));
-        assert!(r.headers.contains(&("content-type".into(), "application/problem+json".into())));
+        assert!(r
+            .headers
+            .contains(&("content-type".into(), "application/problem+json".into())));
     }
 
     #[test]

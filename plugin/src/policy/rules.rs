@@ -47,10 +47,16 @@ impl RuleMatch {
                 "is empty: give at least one of path_prefix, path_exact, methods, authority",
             ));
         }
-        for (field, value) in [("path_prefix", &self.path_prefix), ("path_exact", &self.path_exact)] {
+        for (field, value) in [
+            ("path_prefix", &self.path_prefix),
+            ("path_exact", &self.path_exact),
+        ] {
             if let Some(p) = value {
                 if !p.starts_with('/') {
-                    return Err(ConfigError::new(field, format!("`{p}` must start with `/`")));
+                    return Err(ConfigError::new(
+                        field,
+                        format!("`{p}` must start with `/`"),
+                    ));
                 }
             }
         }
@@ -58,8 +64,14 @@ impl RuleMatch {
             if methods.is_empty() {
                 return Err(ConfigError::new("methods", "must list at least one method"));
             }
-            if let Some(m) = methods.iter().find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_graphic())) {
-                return Err(ConfigError::new("methods", format!("`{m}` is not an HTTP method")));
+            if let Some(m) = methods
+                .iter()
+                .find(|m| m.is_empty() || !m.bytes().all(|b| b.is_ascii_graphic()))
+            {
+                return Err(ConfigError::new(
+                    "methods",
+                    format!("`{m}` is not an HTTP method"),
+                ));
             }
         }
         if let Some(a) = &self.authority {
@@ -105,7 +117,9 @@ impl RuleMatch {
 /// `host:port` → `host`, leaving bracketed IPv6 literals intact.
 fn strip_port(authority: &str) -> &str {
     if authority.starts_with('[') {
-        return authority.split_once(']').map_or(authority, |(h, _)| &authority[..h.len() + 1]);
+        return authority
+            .split_once(']')
+            .map_or(authority, |(h, _)| &authority[..h.len() + 1]);
     }
     authority.rsplit_once(':').map_or(authority, |(h, _)| h)
 }
@@ -148,9 +162,18 @@ mod tests {
     #[test]
     fn empty_or_odd_matches_are_refused() {
         assert_eq!(m("{}").validate().unwrap_err().field, "");
-        assert_eq!(m(r#"{"methods":[]}"#).validate().unwrap_err().field, "methods");
-        assert_eq!(m(r#"{"path_prefix":"api"}"#).validate().unwrap_err().field, "path_prefix");
-        assert_eq!(m(r#"{"authority":""}"#).validate().unwrap_err().field, "authority");
+        assert_eq!(
+            m(r#"{"methods":[]}"#).validate().unwrap_err().field,
+            "methods"
+        );
+        assert_eq!(
+            m(r#"{"path_prefix":"api"}"#).validate().unwrap_err().field,
+            "path_prefix"
+        );
+        assert_eq!(
+            m(r#"{"authority":""}"#).validate().unwrap_err().field,
+            "authority"
+        );
         assert!(m(r#"{"methods":["POST"]}"#).validate().is_ok());
     }
 }

@@ -58,7 +58,8 @@ pub struct Policy {
     pub name: String,
     /// Enforce or report.
     pub mode: Mode,
-    /// Body bytes held back from the upstream while being inspected.
+    /// Body bytes held back from the upstream while being inspected
+    /// (default 64 KiB, capped at `max_body_bytes`).
     pub hold_bytes: u64,
     /// Size and shape limits.
     pub limits: Limits,
@@ -82,7 +83,10 @@ pub struct ReplyConfig {
 impl ReplyConfig {
     /// The HTTP status a violation of `kind` is answered with.
     pub fn status(&self, kind: ViolationKind) -> u16 {
-        let index = ViolationKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        let index = ViolationKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(0);
         self.statuses.get(index).copied().unwrap_or(400)
     }
 
@@ -132,9 +136,6 @@ pub struct Config {
 /// API bodies are answered cleanly before the upstream sees a byte.
 pub const DEFAULT_HOLD_BYTES: u64 = 64 * 1024;
 
-fn default_hold_bytes() -> u64 {
-    DEFAULT_HOLD_BYTES
-}
 fn default_content_types() -> Vec<String> {
     vec!["application/json".into(), "application/*+json".into()]
 }
@@ -154,8 +155,8 @@ fn yes() -> bool {
 struct RawConfig {
     #[serde(default)]
     mode: Mode,
-    #[serde(default = "default_hold_bytes")]
-    hold_bytes: u64,
+    #[serde(default)]
+    hold_bytes: Option<u64>,
     #[serde(default)]
     limits: Map<String, Value>,
     #[serde(default)]
@@ -256,13 +257,18 @@ fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_hold(hold_bytes: u64, limits: &Limits) -> Result<(), ConfigError> {
-    match limits.max_body_bytes {
-        Some(max) if hold_bytes > max => Err(ConfigError::new(
+/// The hold window of a policy: as configured (and then at most the body
+/// limit), or by default 64 KiB capped at the body limit, so that lowering
+/// `max_body_bytes` alone never makes a configuration invalid.
+fn hold_window(configured: Option<u64>, limits: &Limits) -> Result<u64, ConfigError> {
+    let max = limits.max_body_bytes.unwrap_or(u64::MAX);
+    match configured {
+        Some(hold) if hold > max => Err(ConfigError::new(
             "hold_bytes",
-            format!("{hold_bytes} is above limits.max_body_bytes ({max}); holding more than the body limit cannot help"),
+            format!("{hold} is above limits.max_body_bytes ({max}); holding more than the body limit cannot help"),
         )),
-        _ => Ok(()),
+        Some(hold) => Ok(hold),
+        None => Ok(DEFAULT_HOLD_BYTES.min(max)),
     }
 }
 
@@ -277,10 +283,7 @@ impl Config {
                 .map_err(|e| ConfigError::new("<configuration>", format!("not valid JSON: {e}")))?
         };
         if !value.is_object() {
-            return Err(ConfigError::new(
-                "<configuration>",
-                "must be a JSON object",
-            ));
+            return Err(ConfigError::new("<configuration>", "must be a JSON object"));
         }
         let raw: RawConfig = typed("", value)?;
         Self::from_raw(raw)
@@ -292,11 +295,11 @@ impl Config {
         let json: JsonOptions = typed("json", Value::Object(raw.json.clone()))?;
         let breaker: BreakerConfig = typed("breaker", Value::Object(raw.breaker.clone()))?;
         breaker.validate().map_err(|e| e.within("breaker"))?;
-        check_hold(raw.hold_bytes, &limits)?;
+        let hold_bytes = hold_window(raw.hold_bytes, &limits)?;
         let default_policy = Policy {
             name: "default".into(),
             mode: raw.mode,
-            hold_bytes: raw.hold_bytes,
+            hold_bytes,
             limits,
             json,
             breaker,
@@ -313,10 +316,14 @@ impl Config {
             if rules.iter().any(|r: &Rule| r.policy.name == name) || name == "default" {
                 return Err(ConfigError::new(
                     format!("{at}.name"),
-                    format!("`{name}` is already used; rule names must be unique and not `default`"),
+                    format!(
+                        "`{name}` is already used; rule names must be unique and not `default`"
+                    ),
                 ));
             }
-            rule.matcher.validate().map_err(|e| e.within(&format!("{at}.match")))?;
+            rule.matcher
+                .validate()
+                .map_err(|e| e.within(&format!("{at}.match")))?;
             // Type-check the rule's own sections first so errors name them.
             for (section, map) in [("limits", &rule.limits), ("json", &rule.json)] {
                 if let Some(map) = map {
@@ -333,14 +340,22 @@ impl Config {
                 let path = format!("{at}.breaker");
                 typed::<BreakerConfig>(&path, Value::Object(map.clone()))?;
             }
-            let limits: Limits = typed(&format!("{at}.limits"), merged(&raw.limits, rule.limits.as_ref()))?;
+            let limits: Limits = typed(
+                &format!("{at}.limits"),
+                merged(&raw.limits, rule.limits.as_ref()),
+            )?;
             check_limits(&limits).map_err(|e| e.within(&format!("{at}.limits")))?;
-            let json: JsonOptions = typed(&format!("{at}.json"), merged(&raw.json, rule.json.as_ref()))?;
-            let breaker: BreakerConfig =
-                typed(&format!("{at}.breaker"), merged(&raw.breaker, rule.breaker.as_ref()))?;
-            breaker.validate().map_err(|e| e.within(&format!("{at}.breaker")))?;
-            let hold_bytes = rule.hold_bytes.unwrap_or(default_policy.hold_bytes);
-            check_hold(hold_bytes, &limits).map_err(|e| e.within(&at))?;
+            let json: JsonOptions =
+                typed(&format!("{at}.json"), merged(&raw.json, rule.json.as_ref()))?;
+            let breaker: BreakerConfig = typed(
+                &format!("{at}.breaker"),
+                merged(&raw.breaker, rule.breaker.as_ref()),
+            )?;
+            breaker
+                .validate()
+                .map_err(|e| e.within(&format!("{at}.breaker")))?;
+            let hold_bytes = hold_window(rule.hold_bytes.or(raw.hold_bytes), &limits)
+                .map_err(|e| e.within(&at))?;
             rules.push(Rule {
                 matcher: rule.matcher,
                 skip: rule.skip,
@@ -377,7 +392,10 @@ impl Config {
         for (name, status) in &raw.reply.statuses {
             let field = format!("reply.statuses.{name}");
             let Some(index) = ViolationKind::ALL.iter().position(|k| k.as_str() == name) else {
-                return Err(ConfigError::new(field, "not a violation name (see the README's list)"));
+                return Err(ConfigError::new(
+                    field,
+                    "not a violation name (see the README's list)",
+                ));
             };
             if !(400..=599).contains(status) {
                 return Err(ConfigError::new(

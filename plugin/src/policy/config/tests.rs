@@ -124,39 +124,108 @@ fn every_error_names_its_field() {
         (r#"{"hold_bytes":3000000}"#, "hold_bytes"),
         (r#"{"limits":{"max_depth":0}}"#, "limits.max_depth"),
         (r#"{"limits":{"max_depth":-5}}"#, "limits.max_depth"),
-        (r#"{"limits":{"max_string_bytes":1.5}}"#, "limits.max_string_bytes"),
+        (
+            r#"{"limits":{"max_string_bytes":1.5}}"#,
+            "limits.max_string_bytes",
+        ),
         (r#"{"limits":{"max_dept":5}}"#, "limits.max_dept"),
-        (r#"{"limits":{"max_body_bytes":0}}"#, "limits.max_body_bytes"),
-        (r#"{"json":{"duplicate_keys":"first"}}"#, "json.duplicate_keys"),
+        (
+            r#"{"limits":{"max_body_bytes":0}}"#,
+            "limits.max_body_bytes",
+        ),
+        (
+            r#"{"json":{"duplicate_keys":"first"}}"#,
+            "json.duplicate_keys",
+        ),
         (r#"{"json":{"allow_bom":"yes"}}"#, "json.allow_bom"),
         (r#"{"content_types":[]}"#, "content_types"),
         (r#"{"content_types":["json"]}"#, "content_types[0]"),
-        (r#"{"content_types":["application/json","x/"]}"#, "content_types[1]"),
-        (r#"{"on_other_content_type":"drop"}"#, "on_other_content_type"),
-        (r#"{"on_missing_content_type":1}"#, "on_missing_content_type"),
+        (
+            r#"{"content_types":["application/json","x/"]}"#,
+            "content_types[1]",
+        ),
+        (
+            r#"{"on_other_content_type":"drop"}"#,
+            "on_other_content_type",
+        ),
+        (
+            r#"{"on_missing_content_type":1}"#,
+            "on_missing_content_type",
+        ),
         (r#"{"on_encoded_body":"inspect"}"#, "on_encoded_body"),
         (r#"{"on_unreadable_body":"ignore"}"#, "on_unreadable_body"),
-        (r#"{"reply":{"statuses":{"too_deep":200}}}"#, "reply.statuses.too_deep"),
-        (r#"{"reply":{"statuses":{"too_deep":600}}}"#, "reply.statuses.too_deep"),
-        (r#"{"reply":{"statuses":{"too_deep":-400}}}"#, "reply.statuses.too_deep"),
-        (r#"{"reply":{"statuses":{"deep":400}}}"#, "reply.statuses.deep"),
+        (
+            r#"{"reply":{"statuses":{"too_deep":200}}}"#,
+            "reply.statuses.too_deep",
+        ),
+        (
+            r#"{"reply":{"statuses":{"too_deep":600}}}"#,
+            "reply.statuses.too_deep",
+        ),
+        (
+            r#"{"reply":{"statuses":{"too_deep":-400}}}"#,
+            "reply.statuses.too_deep",
+        ),
+        (
+            r#"{"reply":{"statuses":{"deep":400}}}"#,
+            "reply.statuses.deep",
+        ),
         (r#"{"reply":{"details":true}}"#, "reply.details"),
-        (r#"{"breaker":{"failure_ratio":2}}"#, "breaker.failure_ratio"),
+        (
+            r#"{"breaker":{"failure_ratio":2}}"#,
+            "breaker.failure_ratio",
+        ),
         (r#"{"breaker":{"enable":true}}"#, "breaker.enable"),
         (r#"{"rules":[{"match":{}}]}"#, "rules[0].match"),
         (r#"{"rules":[{"name":"a"}]}"#, "rules[0]"),
-        (r#"{"rules":[{"match":{"path":"/x"}}]}"#, "rules[0].match.path"),
-        (r#"{"rules":[{"match":{"methods":[]}}]}"#, "rules[0].match.methods"),
-        (r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_depth":0}}]}"#, "rules[0].limits.max_depth"),
-        (r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_depth":"x"}}]}"#, "rules[0].limits.max_depth"),
-        (r#"{"rules":[{"match":{"path_prefix":"/a"},"json":{"x":1}}]}"#, "rules[0].json.x"),
-        (r#"{"rules":[{"match":{"path_prefix":"/a"},"breaker":{"backoff":0.5}}]}"#, "rules[0].breaker.backoff"),
-        (r#"{"rules":[{"match":{"path_prefix":"/a"},"hold_bytes":9999999}]}"#, "rules[0].hold_bytes"),
-        (r#"{"rules":[{"match":{"path_prefix":"/a"},"skip":"yes"}]}"#, "rules[0].skip"),
-        (r#"{"rules":[{"match":{"path_prefix":"/a"},"mode":"x"}]}"#, "rules[0].mode"),
-        (r#"{"rules":[{"name":"a","match":{"path_prefix":"/a"}},{"name":"a","match":{"path_prefix":"/b"}}]}"#, "rules[1].name"),
-        (r#"{"rules":[{"name":"default","match":{"path_prefix":"/a"}}]}"#, "rules[0].name"),
-        (r#"{"rules":[{"name":"","match":{"path_prefix":"/a"}}]}"#, "rules[0].name"),
+        (
+            r#"{"rules":[{"match":{"path":"/x"}}]}"#,
+            "rules[0].match.path",
+        ),
+        (
+            r#"{"rules":[{"match":{"methods":[]}}]}"#,
+            "rules[0].match.methods",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_depth":0}}]}"#,
+            "rules[0].limits.max_depth",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_depth":"x"}}]}"#,
+            "rules[0].limits.max_depth",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"json":{"x":1}}]}"#,
+            "rules[0].json.x",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"breaker":{"backoff":0.5}}]}"#,
+            "rules[0].breaker.backoff",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"hold_bytes":9999999}]}"#,
+            "rules[0].hold_bytes",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"skip":"yes"}]}"#,
+            "rules[0].skip",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"mode":"x"}]}"#,
+            "rules[0].mode",
+        ),
+        (
+            r#"{"rules":[{"name":"a","match":{"path_prefix":"/a"}},{"name":"a","match":{"path_prefix":"/b"}}]}"#,
+            "rules[1].name",
+        ),
+        (
+            r#"{"rules":[{"name":"default","match":{"path_prefix":"/a"}}]}"#,
+            "rules[0].name",
+        ),
+        (
+            r#"{"rules":[{"name":"","match":{"path_prefix":"/a"}}]}"#,
+            "rules[0].name",
+        ),
         (r#"{"rules":{}}"#, "rules"),
         ("[]", "<configuration>"),
         ("{\"mode\":", "<configuration>"),
@@ -178,6 +247,13 @@ fn limits_at_their_smallest_and_unset_are_accepted() {
     let c = parse(r#"{"limits":{"max_body_bytes":null,"max_depth":null}}"#).unwrap();
     assert_eq!(c.default_policy.limits.max_body_bytes, None);
     assert_eq!(c.default_policy.limits.max_depth, None);
+    // Lowering the body limit alone lowers the default hold window with it.
+    let c = parse(r#"{"limits":{"max_body_bytes":1000}}"#).unwrap();
+    assert_eq!(c.default_policy.hold_bytes, 1000);
+    let c = parse(r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_body_bytes":10}}]}"#)
+        .unwrap();
+    assert_eq!(c.rules[0].policy.hold_bytes, 10);
+    assert_eq!(c.default_policy.hold_bytes, 65536);
     // hold_bytes may equal max_body_bytes (full buffering).
     assert!(parse(r#"{"hold_bytes":2097152}"#).is_ok());
     assert!(parse(r#"{"hold_bytes":2097153}"#).is_err());

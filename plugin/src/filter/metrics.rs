@@ -1,0 +1,124 @@
+//! The metrics the filter reports, by name. Defined once per VM in
+//! `on_configure`; Envoy shows them under these names (and Prometheus as
+//! `envoy_json_sanitizer_...`).
+
+use crate::violation::ViolationKind;
+
+/// Name prefix of every metric.
+pub const PREFIX: &str = "json_sanitizer";
+
+/// One counter. Per-kind counters carry their [`ViolationKind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Requests whose body the filter set out to inspect.
+    RequestsInspected,
+    /// Inspected requests that passed.
+    RequestsPassed,
+    /// Requests refused (any reason, breaker included).
+    RequestsRejected,
+    /// Requests refused, by reason.
+    Rejected(ViolationKind),
+    /// Requests let through without inspection (rule skip, no body,
+    /// non-JSON content type, encoded or unreadable body passed).
+    RequestsSkipped,
+    /// Body bytes inspected.
+    BytesInspected,
+    /// `report` mode: requests that would have been refused.
+    WouldReject,
+    /// `report` mode, by reason.
+    WouldRejectKind(ViolationKind),
+    /// Breaker: closed → open.
+    BreakerOpened,
+    /// Breaker: half-open → closed.
+    BreakerClosed,
+    /// Breaker: half-open → open again.
+    BreakerReopened,
+    /// Breaker: requests shed with 503.
+    BreakerRejected,
+    /// Breaker: half-open probes admitted.
+    BreakerProbes,
+    /// Breaker: compare-and-swap conflicts retried.
+    BreakerCasRetries,
+    /// Breaker: updates skipped after too many conflicts.
+    BreakerCasExhausted,
+}
+
+const FIXED: [Metric; 13] = [
+    Metric::RequestsInspected,
+    Metric::RequestsPassed,
+    Metric::RequestsRejected,
+    Metric::RequestsSkipped,
+    Metric::BytesInspected,
+    Metric::WouldReject,
+    Metric::BreakerOpened,
+    Metric::BreakerClosed,
+    Metric::BreakerReopened,
+    Metric::BreakerRejected,
+    Metric::BreakerProbes,
+    Metric::BreakerCasRetries,
+    Metric::BreakerCasExhausted,
+];
+
+/// Number of distinct counters.
+pub const COUNT: usize = FIXED.len() + 2 * ViolationKind::ALL.len();
+
+impl Metric {
+    /// Every counter, in a fixed order (the index of [`Metric::index`]).
+    pub fn all() -> impl Iterator<Item = Metric> {
+        FIXED
+            .into_iter()
+            .chain(ViolationKind::ALL.into_iter().map(Metric::Rejected))
+            .chain(ViolationKind::ALL.into_iter().map(Metric::WouldRejectKind))
+    }
+
+    /// Dense index in `0..COUNT`, for a table of metric ids.
+    pub fn index(self) -> usize {
+        let kind = |k: ViolationKind| ViolationKind::ALL.iter().position(|x| *x == k).unwrap_or(0);
+        match self {
+            Metric::Rejected(k) => FIXED.len() + kind(k),
+            Metric::WouldRejectKind(k) => FIXED.len() + ViolationKind::ALL.len() + kind(k),
+            fixed => FIXED.iter().position(|m| *m == fixed).unwrap_or(0),
+        }
+    }
+
+    /// The full metric name, e.g. `json_sanitizer.rejected.too_deep`.
+    pub fn name(self) -> String {
+        let tail = match self {
+            Metric::RequestsInspected => "requests_inspected".to_string(),
+            Metric::RequestsPassed => "requests_passed".to_string(),
+            Metric::RequestsRejected => "requests_rejected".to_string(),
+            Metric::Rejected(k) => format!("rejected.{k}"),
+            Metric::RequestsSkipped => "requests_skipped".to_string(),
+            Metric::BytesInspected => "bytes_inspected".to_string(),
+            Metric::WouldReject => "report_only.would_reject".to_string(),
+            Metric::WouldRejectKind(k) => format!("report_only.would_reject.{k}"),
+            Metric::BreakerOpened => "breaker.opened".to_string(),
+            Metric::BreakerClosed => "breaker.closed".to_string(),
+            Metric::BreakerReopened => "breaker.reopened".to_string(),
+            Metric::BreakerRejected => "breaker.rejected".to_string(),
+            Metric::BreakerProbes => "breaker.probes".to_string(),
+            Metric::BreakerCasRetries => "breaker.cas_retries".to_string(),
+            Metric::BreakerCasExhausted => "breaker.cas_exhausted".to_string(),
+        };
+        format!("{PREFIX}.{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn indexes_are_dense_and_names_unique() {
+        let all: Vec<Metric> = Metric::all().collect();
+        assert_eq!(all.len(), COUNT);
+        let indexes: HashSet<usize> = all.iter().map(|m| m.index()).collect();
+        assert_eq!(indexes, (0..COUNT).collect());
+        let names: HashSet<String> = all.iter().map(|m| m.name()).collect();
+        assert_eq!(names.len(), COUNT);
+        assert!(names.contains("json_sanitizer.rejected.too_deep"));
+        assert!(names.contains("json_sanitizer.report_only.would_reject.duplicate_key"));
+        assert!(names.contains("json_sanitizer.breaker.cas_exhausted"));
+    }
+}

@@ -1,0 +1,503 @@
+//! The life of one request, as plain Rust: headers → body chunks → end.
+//!
+//! Everything that depends on the host goes through [`Host`], so the whole
+//! request state machine (hold-then-stream, cumulative body sizes, replies,
+//! the breaker, report mode) is unit-tested natively; the proxy-wasm glue
+//! only translates callbacks and hostcalls.
+
+use super::metrics::Metric;
+use super::plugin::Plugin;
+use crate::inspector::Inspector;
+use crate::policy::breaker::{
+    self, admit, record, Decision, Event, Outcome, Report, Scope, ScopeInput, Snapshot, Store,
+};
+use crate::policy::config::{ContentTypeAction, Mode, PassOrReject, Policy};
+use crate::policy::reply::{self, Reply};
+use crate::violation::{Violation, ViolationKind};
+use std::rc::Rc;
+
+/// Log severity, mapped onto proxy-wasm's levels by the glue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Routine decisions (passes are not logged at all).
+    Debug,
+    /// Rejections, breaker transitions.
+    Info,
+    /// Something the operator should look at (unreadable body, host errors).
+    Warn,
+}
+
+/// What the session needs from the host during a request.
+pub trait Host {
+    /// Bytes `[start, start + len)` of the request body buffer the host
+    /// holds now; `None` if it has none to give.
+    fn body(&mut self, start: usize, len: usize) -> Option<Vec<u8>>;
+    /// Wall-clock time in milliseconds (the breaker's clock).
+    fn now_ms(&mut self) -> u64;
+    /// The `source.address` property (`ip:port`), for the `source_ip` scope.
+    fn source_address(&mut self) -> Option<String>;
+    /// Shared data, for the breaker.
+    fn store(&self) -> &dyn Store;
+    /// A log line.
+    fn log(&mut self, level: Level, message: &str);
+    /// Adds `delta` (> 0) to a counter.
+    fn count(&mut self, metric: Metric, delta: u64);
+}
+
+/// What the request headers say, read once in the headers callback (Envoy
+/// refuses header access later).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestHead {
+    /// All request headers, names lower-case as Envoy presents them.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    /// The first value of header `name` (lower-case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the glue returns to the host for a callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Let the request (and what is buffered) proceed.
+    Continue,
+    /// Hold: keep buffering, send nothing upstream yet.
+    Pause,
+    /// Answer locally with this reply (the glue sends it and pauses).
+    Reply(Reply),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the headers callback.
+    Headers,
+    /// Inspecting the body.
+    Body,
+    /// Decided (passed, skipped, rejected or reported): nothing more to do.
+    Done,
+}
+
+/// The breaker admission held by an inspected request until its outcome.
+struct BreakerTicket {
+    key: String,
+    scope: String,
+    snapshot: Snapshot,
+}
+
+/// One request's state.
+pub struct Session {
+    plugin: Rc<Plugin>,
+    policy: usize,
+    phase: Phase,
+    inspector: Option<Inspector>,
+    request_id: Option<String>,
+    /// The previous body callback returned `Pause`: the host's buffer holds
+    /// `buffered` bytes we already inspected, and `body_size` is cumulative.
+    paused: bool,
+    buffered: usize,
+    inspected: u64,
+    ticket: Option<BreakerTicket>,
+}
+
+impl Session {
+    /// A session for a new request under `plugin`'s configuration.
+    pub fn new(plugin: Rc<Plugin>) -> Self {
+        Self {
+            plugin,
+            policy: 0,
+            phase: Phase::Headers,
+            inspector: None,
+            request_id: None,
+            paused: false,
+            buffered: 0,
+            inspected: 0,
+            ticket: None,
+        }
+    }
+
+    fn policy(&self) -> &Policy {
+        self.plugin.policy(self.policy)
+    }
+
+    /// Request headers: pick the rule, refuse what the headers condemn, and
+    /// decide whether the body is held or streamed.
+    pub fn on_request_headers(
+        &mut self,
+        head: &RequestHead,
+        end_of_stream: bool,
+        host: &mut dyn Host,
+    ) -> Action {
+        if self.phase != Phase::Headers {
+            return Action::Continue;
+        }
+        self.request_id = head.get("x-request-id").and_then(reply::clean_request_id);
+        let config = &self.plugin.config;
+        let (index, skip) = self.plugin.select(
+            head.get(":method").unwrap_or(""),
+            head.get(":path").unwrap_or(""),
+            head.get(":authority").unwrap_or(""),
+        );
+        self.policy = index;
+        if skip || end_of_stream {
+            return self.skip(host);
+        }
+        let action = match head.get("content-type") {
+            None => config.on_missing_content_type,
+            Some(ct) if config.is_json_content_type(ct) => ContentTypeAction::Inspect,
+            Some(_) => config.on_other_content_type,
+        };
+        if action == ContentTypeAction::Pass {
+            return self.skip(host);
+        }
+        let encoded = head
+            .get("content-encoding")
+            .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"));
+        if encoded && config.on_encoded_body == PassOrReject::Pass {
+            return self.skip(host);
+        }
+
+        // From here on the request is one the breaker guards.
+        if let Some(shed) = self.admit_breaker(head, host) {
+            return shed;
+        }
+        if action == ContentTypeAction::Reject {
+            return self.reject(
+                host,
+                header_violation(ViolationKind::UnsupportedMediaType, None),
+            );
+        }
+        if encoded {
+            return self.reject(
+                host,
+                header_violation(ViolationKind::UnsupportedEncoding, None),
+            );
+        }
+        let policy = self.policy();
+        if let (Some(max), Some(length)) = (
+            policy.limits.max_body_bytes,
+            head.get("content-length")
+                .and_then(|v| v.trim().parse::<u64>().ok()),
+        ) {
+            if length > max {
+                return self.reject(
+                    host,
+                    header_violation(ViolationKind::BodyTooLarge, Some(max)),
+                );
+            }
+        }
+        let inspector = Inspector::with_seed(&policy.limits, &policy.json, self.plugin.seed);
+        let hold = policy.hold_bytes > 0;
+        self.inspector = Some(inspector);
+        self.phase = Phase::Body;
+        host.count(Metric::RequestsInspected, 1);
+        // Holding the headers too means a violation inside the hold window is
+        // answered before the upstream sees anything at all.
+        if hold {
+            Action::Pause
+        } else {
+            Action::Continue
+        }
+    }
+
+    /// A body callback. `body_size` is cumulative while paused, per chunk
+    /// after a `Continue` (Envoy's buffering rule).
+    pub fn on_request_body(
+        &mut self,
+        body_size: usize,
+        end_of_stream: bool,
+        host: &mut dyn Host,
+    ) -> Action {
+        if self.phase != Phase::Body {
+            return Action::Continue;
+        }
+        let start = if self.paused { self.buffered } else { 0 };
+        let Some(len) = body_size.checked_sub(start) else {
+            return self.unreadable(host, "the host's body buffer shrank while paused");
+        };
+        if len > 0 {
+            let bytes = match host.body(start, len) {
+                Some(bytes) if bytes.len() == len => bytes,
+                Some(bytes) if bytes.is_empty() => {
+                    return self.unreadable(host, "the host reported a body but returned no bytes")
+                }
+                Some(_) => {
+                    return self
+                        .unreadable(host, "the host returned fewer body bytes than reported")
+                }
+                None => {
+                    return self.unreadable(host, "the host reported a body but returned no bytes")
+                }
+            };
+            self.inspected += len as u64;
+            host.count(Metric::BytesInspected, len as u64);
+            let fed = match self.inspector.as_mut() {
+                Some(inspector) => inspector.feed(&bytes),
+                None => Ok(()),
+            };
+            if let Err(v) = fed {
+                return self.reject(host, v);
+            }
+        }
+        if end_of_stream {
+            return self.finish(host);
+        }
+        let hold = self.policy().hold_bytes;
+        if hold > 0 && self.inspected <= hold {
+            self.paused = true;
+            self.buffered = body_size;
+            Action::Pause
+        } else {
+            self.paused = false;
+            self.buffered = 0;
+            Action::Continue
+        }
+    }
+
+    /// Trailers end the body: the verdict is due now, or trailers would be a
+    /// way around the inspection.
+    pub fn on_request_trailers(&mut self, host: &mut dyn Host) -> Action {
+        if self.phase != Phase::Body {
+            return Action::Continue;
+        }
+        self.finish(host)
+    }
+
+    /// The stream is over (completed, reset or refused). Frees a breaker
+    /// probe slot if the request never reached a verdict.
+    pub fn on_done(&mut self, host: &mut dyn Host) {
+        self.record_outcome(host, Outcome::Abandoned);
+        self.phase = Phase::Done;
+    }
+
+    fn finish(&mut self, host: &mut dyn Host) -> Action {
+        let verdict = match self.inspector.as_mut() {
+            Some(inspector) => inspector.finish(),
+            None => Ok(()),
+        };
+        match verdict {
+            Ok(()) => {
+                self.phase = Phase::Done;
+                self.record_outcome(host, Outcome::Success);
+                host.count(Metric::RequestsPassed, 1);
+                Action::Continue
+            }
+            Err(v) => self.reject(host, v),
+        }
+    }
+
+    /// Lets the request through uninspected. Not logged: it would be a line
+    /// per ordinary request; the `requests_skipped` counter tells the story.
+    fn skip(&mut self, host: &mut dyn Host) -> Action {
+        self.phase = Phase::Done;
+        host.count(Metric::RequestsSkipped, 1);
+        Action::Continue
+    }
+
+    fn unreadable(&mut self, host: &mut dyn Host, why: &str) -> Action {
+        let pass = self.plugin.config.on_unreadable_body == PassOrReject::Pass;
+        let line = format!(
+            "json-sanitizer: body unreadable{} rule={} inspected={} action={} reason=\"{why}\"",
+            self.id_field(),
+            self.policy().name,
+            self.inspected,
+            if pass { "pass" } else { "reject" }
+        );
+        host.log(Level::Warn, &line);
+        if pass {
+            self.record_outcome(host, Outcome::Abandoned);
+            self.phase = Phase::Done;
+            host.count(Metric::RequestsSkipped, 1);
+            return Action::Continue;
+        }
+        self.reject(host, header_violation(ViolationKind::BodyUnreadable, None))
+    }
+
+    /// Refuses (or, in report mode, reports) the request for `v`.
+    fn reject(&mut self, host: &mut dyn Host, v: Violation) -> Action {
+        self.phase = Phase::Done;
+        let policy = self.policy();
+        let report = policy.mode == Mode::Report;
+        let counted = policy.breaker.counts_kind(v.kind.as_str());
+        let line = format!(
+            "json-sanitizer: {}{} rule={} violation={} limit={} offset={} status={}",
+            if report { "would reject" } else { "rejected" },
+            self.id_field(),
+            policy.name,
+            v.kind,
+            v.limit.map_or("-".to_string(), |l| l.to_string()),
+            v.offset.map_or("-".to_string(), |o| o.to_string()),
+            self.plugin.config.reply.status(v.kind),
+        );
+        host.log(Level::Info, &line);
+        self.record_outcome(
+            host,
+            if counted {
+                Outcome::Failure
+            } else {
+                Outcome::Abandoned
+            },
+        );
+        if report {
+            host.count(Metric::WouldReject, 1);
+            host.count(Metric::WouldRejectKind(v.kind), 1);
+            return Action::Continue;
+        }
+        host.count(Metric::RequestsRejected, 1);
+        host.count(Metric::Rejected(v.kind), 1);
+        Action::Reply(reply::build(
+            &self.plugin.config.reply,
+            &v,
+            self.request_id.as_deref(),
+            None,
+        ))
+    }
+
+    /// Asks the breaker whether this request may be inspected; `Some` is the
+    /// 503 to send when its breaker is open.
+    fn admit_breaker(&mut self, head: &RequestHead, host: &mut dyn Host) -> Option<Action> {
+        let policy = self.policy();
+        let cfg = &policy.breaker;
+        if !cfg.enabled || policy.mode == Mode::Report {
+            return None;
+        }
+        let header = match &cfg.scope {
+            Scope::Header(name) => head.get(name).map(|v| v.as_bytes().to_vec()),
+            _ => None,
+        };
+        let source = match cfg.scope {
+            Scope::SourceIp => host.source_address(),
+            _ => None,
+        };
+        let scope = cfg.scope_key(&ScopeInput {
+            rule: &policy.name,
+            header: header.as_deref(),
+            source_address: source.as_deref(),
+        });
+        let key = breaker::shared_data_key(self.plugin.breaker_namespace(policy), scope.slot);
+        let now = host.now_ms();
+        let admission = admit(cfg, host.store(), &key, now);
+        self.apply_report(host, &admission.report, &scope.description);
+        match admission.decision {
+            Decision::Allow { snapshot, .. } => {
+                self.ticket = Some(BreakerTicket {
+                    key,
+                    scope: scope.description,
+                    snapshot,
+                });
+                None
+            }
+            Decision::Reject { retry_after_secs } => {
+                self.phase = Phase::Done;
+                let v = header_violation(ViolationKind::BreakerOpen, None);
+                let line = format!(
+                    "json-sanitizer: rejected{} rule={} violation=breaker_open scope={} retry_after={}",
+                    self.id_field(),
+                    self.policy().name,
+                    scope.description,
+                    retry_after_secs
+                );
+                host.log(Level::Info, &line);
+                host.count(Metric::RequestsRejected, 1);
+                host.count(Metric::Rejected(ViolationKind::BreakerOpen), 1);
+                Some(Action::Reply(reply::build(
+                    &self.plugin.config.reply,
+                    &v,
+                    self.request_id.as_deref(),
+                    Some(retry_after_secs),
+                )))
+            }
+        }
+    }
+
+    /// Records this request's outcome in its breaker, once.
+    fn record_outcome(&mut self, host: &mut dyn Host, outcome: Outcome) {
+        let Some(ticket) = self.ticket.take() else {
+            return;
+        };
+        // An abandoned non-probe changes nothing: skip the hostcalls.
+        if outcome == Outcome::Abandoned && !ticket.snapshot.is_probe() {
+            return;
+        }
+        let now = host.now_ms();
+        let cfg = &self.plugin.policy(self.policy).breaker;
+        let report = record(
+            cfg,
+            host.store(),
+            &ticket.key,
+            now,
+            ticket.snapshot,
+            outcome,
+        );
+        self.apply_report(host, &report, &ticket.scope);
+    }
+
+    /// Turns a breaker report into metrics and log lines.
+    fn apply_report(&self, host: &mut dyn Host, report: &Report, scope: &str) {
+        for event in &report.events {
+            let metric = match event {
+                Event::Opened { .. } => Some(Metric::BreakerOpened),
+                Event::Closed => Some(Metric::BreakerClosed),
+                Event::Reopened { .. } => Some(Metric::BreakerReopened),
+                Event::Rejected { .. } => Some(Metric::BreakerRejected),
+                Event::ProbeStarted => Some(Metric::BreakerProbes),
+                Event::HalfOpened => None,
+            };
+            if let Some(metric) = metric {
+                host.count(metric, 1);
+            }
+            if let Some(line) = event.log_line(scope) {
+                host.log(Level::Info, &format!("json-sanitizer: {line}"));
+            }
+        }
+        if report.cas_retries > 0 {
+            host.count(Metric::BreakerCasRetries, u64::from(report.cas_retries));
+        }
+        if report.cas_exhausted {
+            host.count(Metric::BreakerCasExhausted, 1);
+            host.log(
+                Level::Warn,
+                &format!(
+                    "json-sanitizer: breaker {scope}: update skipped after repeated CAS conflicts"
+                ),
+            );
+        }
+        if let Some(error) = &report.store_error {
+            host.log(
+                Level::Warn,
+                &format!("json-sanitizer: breaker {scope}: shared data error: {error}"),
+            );
+        }
+        if report.discarded_invalid_state {
+            host.log(
+                Level::Warn,
+                &format!("json-sanitizer: breaker {scope}: unreadable state replaced"),
+            );
+        }
+    }
+
+    fn id_field(&self) -> String {
+        self.request_id
+            .as_deref()
+            .map(|id| format!(" request_id={id}"))
+            .unwrap_or_default()
+    }
+}
+
+/// A violation decided without reading the body (no offset).
+fn header_violation(kind: ViolationKind, limit: Option<u64>) -> Violation {
+    Violation {
+        kind,
+        limit,
+        offset: None,
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

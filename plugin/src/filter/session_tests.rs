@@ -1,0 +1,627 @@
+//! The request life cycle against a fake host that buffers like Envoy:
+//! appended while paused, per chunk after a continue.
+
+use super::*;
+use crate::policy::breaker::{SetError, StoreError};
+use crate::policy::config::Config;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+#[derive(Default)]
+struct MemStore {
+    map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+    next_cas: RefCell<u32>,
+}
+
+impl Store for MemStore {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), StoreError> {
+        Ok(match self.map.borrow().get(key) {
+            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
+            None => (None, None),
+        })
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+        let mut map = self.map.borrow_mut();
+        if let (Some(want), Some((_, have))) = (cas.filter(|c| *c != 0), map.get(key)) {
+            if want != *have {
+                return Err(SetError::CasMismatch);
+            }
+        }
+        let mut next = self.next_cas.borrow_mut();
+        *next += 1;
+        map.insert(key.to_string(), (value.to_vec(), *next));
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct FakeHost {
+    buffer: Vec<u8>,
+    reads: usize,
+    bytes_read: usize,
+    unreadable: bool,
+    now: u64,
+    source: Option<String>,
+    store: MemStore,
+    logs: Vec<(Level, String)>,
+    metrics: HashMap<String, u64>,
+}
+
+impl Host for FakeHost {
+    fn body(&mut self, start: usize, len: usize) -> Option<Vec<u8>> {
+        self.reads += 1;
+        if self.unreadable {
+            return None;
+        }
+        let bytes = self.buffer.get(start..start + len)?.to_vec();
+        self.bytes_read += bytes.len();
+        Some(bytes)
+    }
+    fn now_ms(&mut self) -> u64 {
+        self.now
+    }
+    fn source_address(&mut self) -> Option<String> {
+        self.source.clone()
+    }
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+    fn log(&mut self, level: Level, message: &str) {
+        self.logs.push((level, message.to_string()));
+    }
+    fn count(&mut self, metric: Metric, delta: u64) {
+        assert!(delta > 0, "Envoy refuses increments <= 0");
+        *self.metrics.entry(metric.name()).or_default() += delta;
+    }
+}
+
+impl FakeHost {
+    fn metric(&self, tail: &str) -> u64 {
+        self.metrics
+            .get(&format!("json_sanitizer.{tail}"))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn plugin(json: &str) -> Rc<Plugin> {
+    Rc::new(Plugin::new(
+        Config::parse(json.as_bytes()).unwrap(),
+        "json_sanitizer",
+        json.as_bytes(),
+        7,
+    ))
+}
+
+fn head(extra: &[(&str, &str)]) -> RequestHead {
+    let mut headers = vec![
+        (":method".to_string(), "POST".to_string()),
+        (":path".to_string(), "/api/orders".to_string()),
+        (":authority".to_string(), "api.example.com".to_string()),
+        ("content-type".to_string(), "application/json".to_string()),
+    ];
+    for (k, v) in extra {
+        headers.retain(|(name, _)| name != k);
+        if !v.is_empty() {
+            headers.push((k.to_string(), v.to_string()));
+        }
+    }
+    RequestHead { headers }
+}
+
+/// Result of a simulated request: the action per callback.
+#[derive(Debug)]
+struct Run {
+    headers: Action,
+    body: Vec<Action>,
+    trailers: Option<Action>,
+}
+
+impl Run {
+    fn reply(&self) -> Option<&Reply> {
+        std::iter::once(&self.headers)
+            .chain(&self.body)
+            .chain(&self.trailers)
+            .find_map(|a| match a {
+                Action::Reply(r) => Some(r),
+                _ => None,
+            })
+    }
+    fn status(&self) -> Option<u16> {
+        self.reply().map(|r| r.status)
+    }
+    fn violation(&self) -> Option<String> {
+        let doc: serde_json::Value = serde_json::from_str(&self.reply()?.body).ok()?;
+        doc["violation"].as_str().map(str::to_string)
+    }
+}
+
+/// Drives one request like Envoy: headers, chunks (buffer appended while the
+/// filter pauses), optional trailers, then done. Stops at a local reply.
+fn drive(
+    plugin: &Rc<Plugin>,
+    host: &mut FakeHost,
+    head: &RequestHead,
+    chunks: &[&[u8]],
+    trailers: bool,
+) -> Run {
+    let mut s = Session::new(plugin.clone());
+    host.buffer.clear();
+    let no_body = chunks.is_empty() && !trailers;
+    let headers = s.on_request_headers(head, no_body, host);
+    let mut run = Run {
+        headers,
+        body: vec![],
+        trailers: None,
+    };
+    let mut paused = false;
+    if !matches!(run.headers, Action::Reply(_)) && !no_body {
+        for (i, chunk) in chunks.iter().enumerate() {
+            if !paused {
+                host.buffer.clear();
+            }
+            host.buffer.extend_from_slice(chunk);
+            let eos = i + 1 == chunks.len() && !trailers;
+            let action = s.on_request_body(host.buffer.len(), eos, host);
+            paused = action == Action::Pause;
+            let stop = matches!(action, Action::Reply(_));
+            run.body.push(action);
+            if stop {
+                break;
+            }
+        }
+        if trailers && run.reply().is_none() {
+            run.trailers = Some(s.on_request_trailers(host));
+        }
+    }
+    s.on_done(host);
+    run
+}
+
+#[test]
+fn a_good_body_is_held_then_passed() {
+    let p = plugin("{}");
+    let mut host = FakeHost::default();
+    let run = drive(&p, &mut host, &head(&[]), &[b"{\"a\":", b"[1,2]}"], false);
+    assert_eq!(run.headers, Action::Pause);
+    assert_eq!(run.body, vec![Action::Pause, Action::Continue]);
+    assert_eq!(host.metric("requests_inspected"), 1);
+    assert_eq!(host.metric("requests_passed"), 1);
+    assert_eq!(host.metric("bytes_inspected"), 11);
+    assert_eq!(host.bytes_read, 11, "each byte read exactly once");
+    assert!(
+        host.logs.is_empty(),
+        "passes are not logged: {:?}",
+        host.logs
+    );
+}
+
+#[test]
+fn paused_reads_only_new_bytes_and_streams_past_the_hold_window() {
+    let p = plugin(r#"{"hold_bytes": 8}"#);
+    let mut host = FakeHost::default();
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[]),
+        &[b"[1,2,", b"3,4,", b"5,6,", b"7]"],
+        false,
+    );
+    // 5 bytes: hold; 9 bytes > 8: stream; later chunks stream.
+    assert_eq!(
+        run.body,
+        vec![
+            Action::Pause,
+            Action::Continue,
+            Action::Continue,
+            Action::Continue
+        ]
+    );
+    assert_eq!(host.bytes_read, 15);
+    assert_eq!(host.metric("requests_passed"), 1);
+}
+
+#[test]
+fn hold_window_boundary_at_exactly_hold_bytes() {
+    let p = plugin(r#"{"hold_bytes": 4}"#);
+    let mut host = FakeHost::default();
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1,2", b",3]"], false);
+    assert_eq!(
+        run.body[0],
+        Action::Pause,
+        "4 of 4 bytes is within the window"
+    );
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1,23", b"]"], false);
+    assert_eq!(run.body[0], Action::Continue, "5 bytes is past it");
+}
+
+#[test]
+fn hold_zero_streams_from_the_first_byte() {
+    let p = plugin(r#"{"hold_bytes": 0}"#);
+    let mut host = FakeHost::default();
+    let run = drive(&p, &mut host, &head(&[]), &[b"", b"[1]"], false);
+    assert_eq!(run.headers, Action::Continue);
+    assert_eq!(run.body, vec![Action::Continue, Action::Continue]);
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1,", b"]"], false);
+    assert_eq!(run.body[0], Action::Continue);
+    assert_eq!(run.status(), Some(400));
+}
+
+#[test]
+fn violations_get_the_documented_status_and_problem_body() {
+    let p = plugin(r#"{"reply":{"statuses":{"too_deep":422}}}"#);
+    let mut host = FakeHost::default();
+    let deep = crate::samples::nested_arrays(150);
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[("x-request-id", "req-42")]),
+        &[&deep],
+        false,
+    );
+    let reply = run.reply().unwrap();
+    assert_eq!(reply.status, 422);
+    let doc: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(doc["violation"], "too_deep");
+    assert_eq!(doc["limit"], 100);
+    assert_eq!(doc["offset"], 100);
+    assert_eq!(doc["request_id"], "req-42");
+    assert_eq!(host.metric("requests_rejected"), 1);
+    assert_eq!(host.metric("rejected.too_deep"), 1);
+    let (level, line) = &host.logs[0];
+    assert_eq!(*level, Level::Info);
+    assert_eq!(
+        line,
+        "json-sanitizer: rejected request_id=req-42 rule=default violation=too_deep limit=100 offset=100 status=422"
+    );
+    let run = drive(&p, &mut host, &head(&[]), &[b"{\"a\":1,\"a\":2}"], false);
+    assert_eq!(
+        (run.status(), run.violation().as_deref()),
+        (Some(400), Some("duplicate_key"))
+    );
+}
+
+#[test]
+fn content_length_over_the_limit_is_refused_before_any_body_byte() {
+    let p = plugin(r#"{"limits":{"max_body_bytes":10},"hold_bytes":10}"#);
+    let mut host = FakeHost::default();
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[("content-length", "11")]),
+        &[b"[1,2,3,4,5]"],
+        false,
+    );
+    assert_eq!(run.status(), Some(413));
+    assert_eq!(run.violation().as_deref(), Some("body_too_large"));
+    assert_eq!(host.reads, 0);
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[("content-length", "10")]),
+        &[b"[1,2,3,45]"],
+        false,
+    );
+    assert_eq!(run.status(), None);
+    // Without content-length the limit is enforced while streaming.
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1,2,3,", b"4,5]"], false);
+    assert_eq!(run.status(), Some(413));
+    let doc: serde_json::Value = serde_json::from_str(&run.reply().unwrap().body).unwrap();
+    assert_eq!(doc["offset"], 10);
+}
+
+#[test]
+fn content_type_and_encoding_decisions() {
+    let mut host = FakeHost::default();
+    let body: &[&[u8]] = &[b"not json"];
+    let defaults = plugin("{}");
+    // Other types pass uninspected by default; a missing one is inspected.
+    let run = drive(
+        &defaults,
+        &mut host,
+        &head(&[("content-type", "text/plain")]),
+        body,
+        false,
+    );
+    assert_eq!(
+        (run.headers.clone(), run.status()),
+        (Action::Continue, None)
+    );
+    assert_eq!(host.reads, 0);
+    assert_eq!(host.metric("requests_skipped"), 1);
+    let run = drive(
+        &defaults,
+        &mut host,
+        &head(&[("content-type", "")]),
+        body,
+        false,
+    );
+    assert_eq!(run.violation().as_deref(), Some("syntax_error"));
+    let run = drive(
+        &defaults,
+        &mut host,
+        &head(&[("content-type", "application/vnd.x+json; v=1")]),
+        body,
+        false,
+    );
+    assert_eq!(run.status(), Some(400));
+    // Encoded bodies are refused by default.
+    let run = drive(
+        &defaults,
+        &mut host,
+        &head(&[("content-encoding", "gzip")]),
+        body,
+        false,
+    );
+    assert_eq!(
+        (run.status(), run.violation().as_deref()),
+        (Some(415), Some("unsupported_encoding"))
+    );
+    let run = drive(
+        &defaults,
+        &mut host,
+        &head(&[("content-encoding", "Identity")]),
+        &[b"1"],
+        false,
+    );
+    assert_eq!(run.status(), None);
+
+    let strict = plugin(
+        r#"{"on_other_content_type":"reject","on_missing_content_type":"reject","on_encoded_body":"pass"}"#,
+    );
+    let run = drive(
+        &strict,
+        &mut host,
+        &head(&[("content-type", "text/plain")]),
+        body,
+        false,
+    );
+    assert_eq!(
+        (run.status(), run.violation().as_deref()),
+        (Some(415), Some("unsupported_media_type"))
+    );
+    let run = drive(
+        &strict,
+        &mut host,
+        &head(&[("content-type", "")]),
+        body,
+        false,
+    );
+    assert_eq!(run.status(), Some(415));
+    let reads = host.reads;
+    let run = drive(
+        &strict,
+        &mut host,
+        &head(&[("content-encoding", "br")]),
+        body,
+        false,
+    );
+    assert_eq!(
+        (run.headers.clone(), run.status()),
+        (Action::Continue, None)
+    );
+    assert_eq!(host.reads, reads);
+}
+
+#[test]
+fn requests_without_body_and_skipped_rules_pass_untouched() {
+    let p =
+        plugin(r#"{"rules":[{"name":"uploads","match":{"path_prefix":"/upload"},"skip":true}]}"#);
+    let mut host = FakeHost::default();
+    let run = drive(&p, &mut host, &head(&[]), &[], false);
+    assert_eq!(run.headers, Action::Continue);
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[(":path", "/upload/1")]),
+        &[b"garbage"],
+        false,
+    );
+    assert_eq!(
+        (run.headers.clone(), run.status()),
+        (Action::Continue, None)
+    );
+    assert_eq!(host.reads, 0);
+    assert_eq!(host.metric("requests_skipped"), 2);
+    assert_eq!(host.metric("requests_inspected"), 0);
+}
+
+#[test]
+fn trailers_end_the_body_so_they_are_no_bypass() {
+    let p = plugin("{}");
+    let mut host = FakeHost::default();
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1,2"], true);
+    assert_eq!(run.body, vec![Action::Pause]);
+    assert_eq!(run.violation().as_deref(), Some("truncated"));
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1,2]"], true);
+    assert_eq!(run.trailers, Some(Action::Continue));
+    assert_eq!(host.metric("requests_passed"), 1);
+}
+
+#[test]
+fn an_unreadable_body_is_never_taken_for_an_empty_one() {
+    let mut host = FakeHost {
+        unreadable: true,
+        ..FakeHost::default()
+    };
+    let run = drive(&plugin("{}"), &mut host, &head(&[]), &[b"[1]"], false);
+    assert_eq!(
+        (run.status(), run.violation().as_deref()),
+        (Some(500), Some("body_unreadable"))
+    );
+    assert!(host
+        .logs
+        .iter()
+        .any(|(l, m)| *l == Level::Warn && m.contains("body unreadable")));
+    let run = drive(
+        &plugin(r#"{"on_unreadable_body":"pass"}"#),
+        &mut host,
+        &head(&[]),
+        &[b"[1]"],
+        false,
+    );
+    assert_eq!(
+        (run.body.clone(), run.status()),
+        (vec![Action::Continue], None)
+    );
+}
+
+#[test]
+fn report_mode_logs_and_counts_but_never_rejects() {
+    let p = plugin(r#"{"mode":"report","limits":{"max_body_bytes":5}}"#);
+    let mut host = FakeHost::default();
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[("x-request-id", "r1")]),
+        &[b"[1,]"],
+        false,
+    );
+    assert_eq!(run.status(), None);
+    assert_eq!(run.body, vec![Action::Continue]);
+    assert_eq!(host.metric("report_only.would_reject"), 1);
+    assert_eq!(host.metric("report_only.would_reject.syntax_error"), 1);
+    assert_eq!(host.metric("requests_rejected"), 0);
+    assert!(host.logs[0].1.starts_with(
+        "json-sanitizer: would reject request_id=r1 rule=default violation=syntax_error"
+    ));
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[("content-length", "100")]),
+        &[b"[1]"],
+        false,
+    );
+    assert_eq!(run.headers, Action::Continue);
+    assert_eq!(host.metric("report_only.would_reject.body_too_large"), 1);
+}
+
+#[test]
+fn rules_apply_their_own_limits_and_mode() {
+    let p = plugin(
+        r#"{"rules":[{"name":"tight","match":{"path_prefix":"/tight"},"limits":{"max_depth":2}},
+                     {"name":"loose","match":{"methods":["PUT"]},"mode":"report"}]}"#,
+    );
+    let mut host = FakeHost::default();
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[(":path", "/tight/x")]),
+        &[b"[[[1]]]"],
+        false,
+    );
+    assert_eq!(run.violation().as_deref(), Some("too_deep"));
+    assert!(host.logs.last().unwrap().1.contains("rule=tight"));
+    let run = drive(&p, &mut host, &head(&[]), &[b"[[[1]]]"], false);
+    assert_eq!(run.status(), None);
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[(":method", "PUT")]),
+        &[b"[1,]"],
+        false,
+    );
+    assert_eq!(run.status(), None);
+    assert_eq!(host.metric("report_only.would_reject"), 1);
+}
+
+#[test]
+fn the_breaker_trips_sheds_with_retry_after_and_recovers() {
+    let p = plugin(r#"{"breaker":{"enabled":true,"consecutive_failures":3,"open_seconds":30}}"#);
+    let mut host = FakeHost {
+        now: 1_000_000,
+        ..FakeHost::default()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            drive(&p, &mut host, &head(&[]), &[b"[1,]"], false).status(),
+            Some(400)
+        );
+    }
+    assert_eq!(host.metric("breaker.opened"), 1);
+    assert!(host
+        .logs
+        .iter()
+        .any(|(_, m)| m.contains("closed -> open") && m.contains("reason=consecutive")));
+    let reads = host.reads;
+    host.now += 10_500;
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1]"], false);
+    let reply = run.reply().unwrap();
+    assert_eq!(reply.status, 503);
+    assert!(reply
+        .headers
+        .contains(&("retry-after".to_string(), "20".to_string())));
+    assert_eq!(run.violation().as_deref(), Some("breaker_open"));
+    assert_eq!(host.reads, reads, "no body byte read while open");
+    assert_eq!(host.metric("breaker.rejected"), 1);
+    // Half-open after 30 s: a passing probe closes it.
+    host.now += 20_000;
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1]"], false);
+    assert_eq!(run.status(), None);
+    assert_eq!(host.metric("breaker.probes"), 1);
+    assert_eq!(host.metric("breaker.closed"), 1);
+    assert_eq!(
+        drive(&p, &mut host, &head(&[]), &[b"[2]"], false).status(),
+        None
+    );
+}
+
+#[test]
+fn a_breaker_never_trips_in_report_mode_or_on_uncounted_kinds() {
+    let p = plugin(r#"{"mode":"report","breaker":{"enabled":true,"consecutive_failures":1}}"#);
+    let mut host = FakeHost::default();
+    for _ in 0..3 {
+        drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
+    }
+    assert_eq!(host.metric("breaker.opened"), 0);
+    let p =
+        plugin(r#"{"breaker":{"enabled":true,"consecutive_failures":1,"counts":["too_deep"]}}"#);
+    drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
+    assert_eq!(host.metric("breaker.opened"), 0);
+    drive(
+        &p,
+        &mut host,
+        &head(&[]),
+        &[&crate::samples::nested_arrays(101)],
+        false,
+    );
+    assert_eq!(host.metric("breaker.opened"), 1);
+}
+
+#[test]
+fn breaker_scopes_keep_clients_apart() {
+    let p = plugin(
+        r#"{"breaker":{"enabled":true,"consecutive_failures":2,"scope":{"header":"x-api-key"}}}"#,
+    );
+    let mut host = FakeHost::default();
+    let bad = head(&[("x-api-key", "client-a-secret")]);
+    let good = head(&[("x-api-key", "client-b")]);
+    for _ in 0..2 {
+        drive(&p, &mut host, &bad, &[b"{"], false);
+    }
+    assert_eq!(
+        drive(&p, &mut host, &bad, &[b"[1]"], false).status(),
+        Some(503)
+    );
+    assert_eq!(drive(&p, &mut host, &good, &[b"[1]"], false).status(), None);
+    assert!(
+        host.logs
+            .iter()
+            .all(|(_, m)| !m.contains("client-a-secret")),
+        "header values are never logged"
+    );
+
+    let p = plugin(r#"{"breaker":{"enabled":true,"consecutive_failures":1,"scope":"source_ip"}}"#);
+    host.source = Some("10.0.0.1:5555".into());
+    drive(&p, &mut host, &head(&[]), &[b"{"], false);
+    host.source = Some("10.0.0.1:6666".into());
+    assert_eq!(
+        drive(&p, &mut host, &head(&[]), &[b"[1]"], false).status(),
+        Some(503)
+    );
+    host.source = Some("10.0.0.2:5555".into());
+    assert_eq!(
+        drive(&p, &mut host, &head(&[]), &[b"[1]"], false).status(),
+        None
+    );
+}
