@@ -1,0 +1,54 @@
+# Routine tasks. `just --list` shows them. Every recipe is plain cargo
+# underneath, so the README's two commands work without `just` installed.
+
+wasm := "target/wasm32-wasip1/wasm/json_sanitizer.wasm"
+
+# Build the release plugin (.wasm) for Envoy/Istio.
+build:
+    rustup target add wasm32-wasip1
+    cargo build --profile wasm --target wasm32-wasip1 -p json-sanitizer
+    @ls -l {{wasm}}
+
+# The whole test suite (builds the plugin itself when needed).
+test:
+    cargo test --workspace
+
+# Formatting and clippy, native and wasm32, warnings as errors.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    rustup target add wasm32-wasip1
+    cargo clippy --target wasm32-wasip1 -p json-sanitizer -- -D warnings
+
+# Criterion benches (inspector natively, then through the wasm) with serde_json baselines.
+bench:
+    cargo bench -p json-sanitizer --bench inspector
+    cargo bench -p json-sanitizer-host --bench wasm
+
+# The CLI's quick bench table (MB/s, ratios, µs per request, guest memory).
+bench-table:
+    cargo run --release -p json-sanitizer-host -- bench
+
+# The demo: example configurations against example requests.
+demo:
+    cargo run --release -p json-sanitizer-host -- demo
+
+# Release artefact: the .wasm with its size and sha256 (and a wasm-opt'ed copy when binaryen is installed).
+release: build
+    @sha256sum {{wasm}}
+    @stat -c '%s bytes' {{wasm}}
+    @if command -v wasm-opt >/dev/null; then \
+        wasm-opt -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals -o target/json_sanitizer.opt.wasm {{wasm}} && \
+        sha256sum target/json_sanitizer.opt.wasm && stat -c '%s bytes (wasm-opt -O3)' target/json_sanitizer.opt.wasm; \
+    else echo "wasm-opt not installed (apt-get install binaryen) - skipping the optimised copy"; fi
+
+# OCI image (compat variant) as a layout directory and a tarball under target/oci.
+oci: build
+    cargo run --release -p json-sanitizer-host -- oci build --plugin {{wasm}} --out target/oci/layout --tar target/oci/json-sanitizer.tar
+
+# What CI runs.
+ci:
+    bash .ci/run
+
+clean:
+    cargo clean

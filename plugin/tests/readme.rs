@@ -1,0 +1,97 @@
+//! Keeps the README's configuration reference true: the "every field at its
+//! default" block must parse and equal the empty configuration, and the
+//! reference table must list exactly the fields that block holds.
+
+use json_sanitizer::policy::config::Config;
+use std::collections::BTreeSet;
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap()
+}
+
+/// The JSON block following "Every field, at its default".
+fn defaults_block(text: &str) -> String {
+    let start = text
+        .find("Every field, at its default")
+        .expect("defaults block");
+    let rest = &text[start..];
+    let open = rest.find("```json\n").unwrap() + "```json\n".len();
+    let close = rest[open..].find("```").unwrap();
+    rest[open..open + close].to_string()
+}
+
+/// Dotted paths of every leaf field of a JSON object (`reply.statuses`, a
+/// map, counts as a leaf).
+fn paths(value: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if v.is_object() && k != "statuses" {
+                paths(v, &path, out);
+            } else {
+                out.insert(path);
+            }
+        }
+    }
+}
+
+/// Field names in the first column of the reference table.
+fn documented(text: &str) -> BTreeSet<String> {
+    let start = text.find("## Configuration reference").unwrap();
+    let end = start + text[start..].find("Every field, at its default").unwrap();
+    let mut out = BTreeSet::new();
+    for line in text[start..end].lines().filter(|l| l.starts_with("| `")) {
+        let first = line.split(" | ").next().unwrap_or("");
+        for part in first.split('`').skip(1).step_by(2) {
+            out.insert(part.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_defaults_block_is_the_default_configuration() {
+    let block = defaults_block(&readme());
+    let documented_defaults = Config::parse(block.as_bytes()).expect("README defaults parse");
+    assert_eq!(documented_defaults, Config::parse(b"").unwrap());
+}
+
+#[test]
+fn the_reference_table_lists_every_field() {
+    let text = readme();
+    let block: serde_json::Value = serde_json::from_str(&defaults_block(&text)).unwrap();
+    let mut fields = BTreeSet::new();
+    paths(&block, "", &mut fields);
+    let table = documented(&text);
+    // Rule fields are documented as `rules[].x`; they are not in the block.
+    let rule_fields: BTreeSet<String> = table
+        .iter()
+        .filter(|f| f.starts_with("rules[]"))
+        .cloned()
+        .collect();
+    let top: BTreeSet<String> = table.difference(&rule_fields).cloned().collect();
+    assert_eq!(top, fields, "README table vs defaults block");
+    for f in [
+        "rules[].name",
+        "rules[].match.path_prefix",
+        "rules[].match.path_exact",
+        "rules[].match.methods",
+        "rules[].match.authority",
+        "rules[].skip",
+        "rules[].mode",
+        "rules[].hold_bytes",
+        "rules[].limits",
+        "rules[].json",
+        "rules[].breaker",
+    ] {
+        assert!(rule_fields.contains(f), "{f} undocumented");
+    }
+    // And each documented rule field is accepted by the parser.
+    let rule = r#"{"rules":[{"name":"r","match":{"path_prefix":"/a","path_exact":"/a","methods":["POST"],"authority":"x"},
+        "skip":false,"mode":"report","hold_bytes":1,"limits":{},"json":{},"breaker":{}}]}"#;
+    Config::parse(rule.as_bytes()).unwrap();
+}
