@@ -16,7 +16,7 @@
 use super::keys::{fingerprint, hash_slice, KeyHasher};
 use super::scan::hex_value;
 use super::swar::{is_string_special, load8, skip_digits, skip_ws, string_specials};
-use super::utf8::{self, Seq};
+use super::utf8;
 use super::{Frame, Inspector, State};
 
 /// Token length limits as chunk-relative `usize` distances.
@@ -133,7 +133,7 @@ impl Inspector {
             return None;
         }
         let depth = self.frames.len();
-        let top = self.frames.last()?;
+        let top = *self.frames.last()?;
         if top.count >= self.bounds.entries {
             return None;
         }
@@ -142,7 +142,7 @@ impl Inspector {
             let (end, hash) = string_end::<true>(s, i + 1, stop, self.seed)?;
             // A duplicate is not committed: the state machine finds it again
             // and reports it at the right offset.
-            if !self.keys.insert(fingerprint(hash, depth)) {
+            if !self.keys.insert(fingerprint(hash, depth), top.keys_mark) {
                 return None;
             }
             end
@@ -300,7 +300,7 @@ fn string_end<const HASH: bool>(
             return None;
         }
         if b >= 0x80 {
-            i = utf8_run(s, i, stop)?;
+            i = utf8::run(s, i, stop)?;
         } else if b == b'\\' {
             if HASH {
                 hasher.write(&s[run..i]);
@@ -310,22 +310,6 @@ fn string_end<const HASH: bool>(
         } else {
             // A control character.
             return None;
-        }
-    }
-}
-
-/// Consecutive well-formed multi-byte sequences from `s[i]` (a byte >= 0x80),
-/// wholly before `stop`: the index after them. Non-ASCII text comes in runs
-/// (CJK, emoji), so they are checked in one loop.
-#[inline(always)]
-fn utf8_run(s: &[u8], mut i: usize, stop: usize) -> Option<usize> {
-    loop {
-        match utf8::sequence(s, i, stop) {
-            Seq::Valid(n) => i += n,
-            Seq::Invalid(_) | Seq::Incomplete => return None,
-        }
-        if i >= stop || s[i] < 0x80 {
-            return Some(i);
         }
     }
 }

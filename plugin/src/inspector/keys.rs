@@ -144,36 +144,98 @@ pub(crate) fn fingerprint(hash: u64, depth: usize) -> u64 {
     }
 }
 
+/// Objects with up to this many keys are checked by a linear scan of their
+/// own fingerprints; beyond it they move to the hash table. Most objects in
+/// API bodies are this small, and a branch-free scan of a few words is
+/// cheaper than hashing into and out of a table; big objects (at most
+/// `max_object_entries` keys) still cost O(1) per key.
+const SMALL: usize = 16;
+
 /// The fingerprints of the keys of all open objects.
+///
+/// `live` holds every fingerprint, innermost object last; an object's keys
+/// are `live[mark..]` where `mark` is `live.len()` when it opened. Keys of an
+/// object with more than [`SMALL`] keys are also in `slots` (linear probing),
+/// and `tabled` lists the fingerprints in `slots` in insertion order, so that
+/// objects leave the table in exact reverse order and the table can be
+/// rebuilt when it grows.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct KeySet {
     slots: Vec<u64>,
+    tabled: Vec<u64>,
     live: Vec<u64>,
 }
 
 impl KeySet {
     /// How many fingerprints are held; an object records it when it opens.
+    #[inline(always)]
     pub(crate) fn len(&self) -> usize {
         self.live.len()
     }
 
-    /// Adds a fingerprint; false when it was already present (a duplicate).
-    pub(crate) fn insert(&mut self, fp: u64) -> bool {
-        if (self.live.len() + 1) * 2 > self.slots.len() {
-            self.grow();
+    /// Adds a fingerprint to the innermost open object, which opened at
+    /// `mark`; false when it was already there (a duplicate).
+    #[inline(always)]
+    pub(crate) fn insert(&mut self, fp: u64, mark: usize) -> bool {
+        let own = self.live.get(mark..).unwrap_or_default();
+        if own.len() <= SMALL {
+            // No early exit: a fixed, vectorisable loop over a few words.
+            if own.iter().fold(false, |seen, &k| seen | (k == fp)) {
+                return false;
+            }
+            if own.len() < SMALL {
+                self.live.push(fp);
+                return true;
+            }
         }
-        if !Self::place(&mut self.slots, fp) {
+        self.insert_big(fp, mark)
+    }
+
+    #[inline(never)]
+    fn insert_big(&mut self, fp: u64, mark: usize) -> bool {
+        if self.live.len() - mark == SMALL {
+            // The object outgrows the scan with this new key: its keys
+            // (distinct, and none equal to `fp`) move in.
+            for k in mark..self.live.len() {
+                let key = self.live[k];
+                self.table_push(key);
+            }
+        }
+        if !self.table_push(fp) {
             return false;
         }
         self.live.push(fp);
         true
     }
 
-    /// Forgets every fingerprint added since the set held `mark` of them.
+    /// Adds `fp` to the table; false if it is already there.
+    fn table_push(&mut self, fp: u64) -> bool {
+        if (self.tabled.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        if !Self::place(&mut self.slots, fp) {
+            return false;
+        }
+        self.tabled.push(fp);
+        true
+    }
+
+    /// Forgets the keys of the innermost object, which opened at `mark`.
+    #[inline(always)]
     pub(crate) fn truncate(&mut self, mark: usize) {
+        let n = self.live.len().saturating_sub(mark);
+        if n > SMALL {
+            self.table_pop(n);
+        }
+        self.live.truncate(mark);
+    }
+
+    /// Removes the last `n` fingerprints put in the table.
+    #[inline(never)]
+    fn table_pop(&mut self, n: usize) {
         let mask = self.slots.len().wrapping_sub(1);
-        while self.live.len() > mark {
-            let Some(fp) = self.live.pop() else { break };
+        for _ in 0..n {
+            let Some(fp) = self.tabled.pop() else { break };
             let mut idx = (fp as usize) & mask;
             // Bounded: the table is never full, and `fp` is present.
             for _ in 0..self.slots.len() {
@@ -192,13 +254,16 @@ impl KeySet {
     /// Forgets everything, keeping the allocation for the next body.
     pub(crate) fn clear(&mut self) {
         self.live.clear();
-        self.slots.iter_mut().for_each(|s| *s = 0);
+        if !self.tabled.is_empty() {
+            self.tabled.clear();
+            self.slots.iter_mut().for_each(|s| *s = 0);
+        }
     }
 
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(64);
         self.slots = vec![0; size];
-        for &fp in &self.live {
+        for &fp in &self.tabled {
             Self::place(&mut self.slots, fp);
         }
     }
@@ -235,22 +300,49 @@ mod tests {
 
     #[test]
     fn duplicates_are_found_and_truncate_restores_the_table() {
-        let mut set = KeySet::default();
-        let outer: Vec<u64> = (0..100).map(|i| fingerprint(hash(&[i]), 1)).collect();
-        for &fp in &outer {
-            assert!(set.insert(fp));
-        }
-        let mark = set.len();
-        for i in 0..500u32 {
-            assert!(set.insert(fingerprint(hash(&i.to_le_bytes()), 2)));
-        }
-        assert!(!set.insert(fingerprint(hash(&7u32.to_le_bytes()), 2)));
-        set.truncate(mark);
-        assert_eq!(set.len(), 100);
-        // The inner keys are gone, the outer ones are still there.
-        assert!(set.insert(fingerprint(hash(&7u32.to_le_bytes()), 2)));
-        for &fp in &outer {
-            assert!(!set.insert(fp));
+        // Every size around the switch from scan to table, nested in an
+        // object that is itself small or big.
+        for outer_n in [3u32, 16, 17, 100] {
+            for inner_n in [0u32, 1, 15, 16, 17, 18, 500] {
+                let mut set = KeySet::default();
+                let outer: Vec<u64> = (0..outer_n)
+                    .map(|i| fingerprint(hash(&i.to_le_bytes()), 1))
+                    .collect();
+                for &fp in &outer {
+                    assert!(set.insert(fp, 0));
+                }
+                assert!(!set.insert(outer[0], 0));
+                let mark = set.len();
+                let inner = |i: u32| fingerprint(hash(&i.to_le_bytes()), 2);
+                for i in 0..inner_n {
+                    assert!(set.insert(inner(i), mark));
+                    assert!(!set.insert(inner(i / 2), mark), "{outer_n} {inner_n} {i}");
+                }
+                set.truncate(mark);
+                assert_eq!(set.len(), outer_n as usize);
+                // The inner keys are gone, the outer ones are still there.
+                let again = set.len();
+                for i in 0..inner_n.min(40) {
+                    assert!(set.insert(inner(i), again));
+                }
+                set.truncate(again);
+                for &fp in &outer {
+                    assert!(!set.insert(fp, 0));
+                }
+                // The table holds exactly the keys of big open objects.
+                assert_eq!(
+                    set.tabled.len(),
+                    if outer_n as usize > SMALL {
+                        outer.len()
+                    } else {
+                        0
+                    }
+                );
+                assert_eq!(
+                    set.slots.iter().filter(|&&s| s != 0).count(),
+                    set.tabled.len()
+                );
+            }
         }
     }
 

@@ -445,7 +445,8 @@ impl Inspector {
         }
         if self.check_duplicates {
             let fp = fingerprint(self.key_hash.finish(), self.frames.len());
-            if !self.keys.insert(fp) {
+            let mark = self.frames.last().map_or(0, |f| f.keys_mark);
+            if !self.keys.insert(fp, mark) {
                 return Err(Violation::at(Kind::DuplicateKey, self.token_start));
             }
         }

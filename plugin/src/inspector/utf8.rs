@@ -63,6 +63,55 @@ pub(crate) fn sequence(s: &[u8], i: usize, end: usize) -> Seq {
     Seq::Valid(n + 1)
 }
 
+/// Consecutive well-formed sequences from `s[i]` (a byte >= 0x80), each
+/// wholly before `end`: the index after the last one, or `None` at the first
+/// sequence that is malformed or incomplete (to be redone by [`sequence`] and
+/// the per-byte state for the exact verdict). Text in scripts such as CJK is
+/// runs of these, so they are checked back to back, with range checks in
+/// place of the table lookup of [`lead`].
+#[inline(always)]
+pub(crate) fn run(s: &[u8], mut i: usize, end: usize) -> Option<usize> {
+    let end = end.min(s.len());
+    let cont = |b: u8| b & 0xC0 == 0x80;
+    loop {
+        let b0 = s[i];
+        let n = if b0 < 0xE0 {
+            if b0 < 0xC2 || i + 1 >= end || !cont(s[i + 1]) {
+                return None;
+            }
+            2
+        } else if b0 < 0xF0 {
+            if i + 2 >= end {
+                return None;
+            }
+            let (b1, b2) = (s[i + 1], s[i + 2]);
+            // E0 excludes overlongs, ED excludes UTF-16 surrogates.
+            let lo = if b0 == 0xE0 { 0xA0 } else { 0x80 };
+            let hi = if b0 == 0xED { 0x9F } else { 0xBF };
+            if b1 < lo || b1 > hi || !cont(b2) {
+                return None;
+            }
+            3
+        } else {
+            if b0 > 0xF4 || i + 3 >= end {
+                return None;
+            }
+            let (b1, b2, b3) = (s[i + 1], s[i + 2], s[i + 3]);
+            // F0 excludes overlongs, F4 code points above U+10FFFF.
+            let lo = if b0 == 0xF0 { 0x90 } else { 0x80 };
+            let hi = if b0 == 0xF4 { 0x8F } else { 0xBF };
+            if b1 < lo || b1 > hi || !cont(b2) || !cont(b3) {
+                return None;
+            }
+            4
+        };
+        i += n;
+        if i >= end || s[i] < 0x80 {
+            return Some(i);
+        }
+    }
+}
+
 /// Encodes a code point (surrogates included, as WTF-8 does) for hashing
 /// decoded keys. Returns the bytes and their count.
 #[inline]
@@ -106,6 +155,41 @@ mod tests {
             let want = c.encode_utf8(&mut buf).as_bytes().to_vec();
             let (got, n) = encode(cp);
             assert_eq!(&got[..n], &want[..]);
+        }
+    }
+
+    /// [`run`] by way of [`sequence`].
+    fn run_by_sequence(s: &[u8], mut i: usize, end: usize) -> Option<usize> {
+        loop {
+            match sequence(s, i, end) {
+                Seq::Valid(n) => i += n,
+                _ => return None,
+            }
+            if i >= end || s[i] < 0x80 {
+                return Some(i);
+            }
+        }
+    }
+
+    /// `run` agrees with `sequence` for every lead and first continuation
+    /// byte, each class of later byte, and every end.
+    #[test]
+    fn run_agrees_with_sequence() {
+        for b0 in 0x80..=0xFFu8 {
+            for b1 in 0..=0xFFu8 {
+                for b2 in [0x00, 0x41, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0, 0xE3, 0xFF] {
+                    for b3 in [0x41, 0x80, 0xBF, 0xC0] {
+                        let s = [b0, b1, b2, b3, b'"'];
+                        for end in 1..=s.len() {
+                            assert_eq!(
+                                run(&s, 0, end),
+                                run_by_sequence(&s, 0, end),
+                                "{s:x?} {end}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
