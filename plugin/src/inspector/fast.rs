@@ -13,7 +13,7 @@
 //!
 //! It therefore needs no absolute offsets and never builds a `Violation`.
 
-use super::keys::{fingerprint, hash_slice, KeyHasher};
+use super::keys::{hash_slice, KeyHasher};
 use super::scan::hex_value;
 use super::swar::{is_string_special, load8, skip_digits, skip_ws, string_specials};
 use super::utf8;
@@ -142,7 +142,7 @@ impl Inspector {
             let (end, hash) = string_end::<true>(s, i + 1, stop, self.seed)?;
             // A duplicate is not committed: the state machine finds it again
             // and reports it at the right offset.
-            if !self.keys.insert(fingerprint(hash, depth), top.keys_mark) {
+            if !self.keys.insert(hash, depth, top.keys_mark) {
                 return None;
             }
             end

@@ -102,14 +102,10 @@ pub(crate) fn hash_slice(seed: u64, s: &[u8], from: usize, to: usize) -> u64 {
         i += 8;
     }
     let rest = to - i;
-    let tail = if rest == 0 {
-        0
-    } else if to >= 8 && to - 8 >= from {
-        // The last eight bytes of the key, shifted down to its last `rest`.
-        load8(s, to - 8) >> ((8 - rest) * 8)
-    } else if i + 8 <= s.len() {
-        // A short key with at least eight bytes of chunk from its start.
-        load8(s, i) & (u64::MAX >> ((8 - rest) * 8))
+    let tail = if i + 8 <= s.len() {
+        // One load, masked to the key's last `rest` (0 to 7) bytes: no
+        // branch on the key's length.
+        load8(s, i) & ((1u64 << (rest * 8)) - 1)
     } else {
         let mut t = 0;
         for (k, &b) in s[i..to].iter().enumerate() {
@@ -127,9 +123,11 @@ fn load8(s: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// Final avalanche (MurmurHash3 fmix64) of a key hash mixed with its depth.
+/// Final avalanche (MurmurHash3 fmix64) of a key hash mixed with its depth:
+/// where a key lands in the table. fmix64 is a bijection, so it never makes
+/// two different hashes equal; it spreads them over the slots.
 #[inline]
-pub(crate) fn fingerprint(hash: u64, depth: usize) -> u64 {
+fn fingerprint(hash: u64, depth: usize) -> u64 {
     let mut h = hash ^ (depth as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -151,11 +149,12 @@ pub(crate) fn fingerprint(hash: u64, depth: usize) -> u64 {
 /// `max_object_entries` keys) still cost O(1) per key.
 const SMALL: usize = 16;
 
-/// The fingerprints of the keys of all open objects.
+/// The keys of all open objects.
 ///
-/// `live` holds every fingerprint, innermost object last; an object's keys
+/// `live` holds the hash of every key, innermost object last; an object's keys
 /// are `live[mark..]` where `mark` is `live.len()` when it opened. Keys of an
-/// object with more than [`SMALL`] keys are also in `slots` (linear probing),
+/// object with more than [`SMALL`] keys are also in `slots` (linear probing)
+/// as fingerprints,
 /// and `tabled` lists the fingerprints in `slots` in insertion order, so that
 /// objects leave the table in exact reverse order and the table can be
 /// rebuilt when it grows.
@@ -167,44 +166,46 @@ pub(crate) struct KeySet {
 }
 
 impl KeySet {
-    /// How many fingerprints are held; an object records it when it opens.
+    /// How many keys are held; an object records it when it opens.
     #[inline(always)]
     pub(crate) fn len(&self) -> usize {
         self.live.len()
     }
 
-    /// Adds a fingerprint to the innermost open object, which opened at
-    /// `mark`; false when it was already there (a duplicate).
+    /// Adds a key hash to the innermost open object, which opened at `mark`
+    /// at nesting `depth`; false when it was already there (a duplicate).
+    /// The scan compares raw hashes (equal exactly when their fingerprints
+    /// are), so small objects never pay for the avalanche.
     #[inline(always)]
-    pub(crate) fn insert(&mut self, fp: u64, mark: usize) -> bool {
+    pub(crate) fn insert(&mut self, hash: u64, depth: usize, mark: usize) -> bool {
         let own = self.live.get(mark..).unwrap_or_default();
         if own.len() <= SMALL {
             // No early exit: a fixed, vectorisable loop over a few words.
-            if own.iter().fold(false, |seen, &k| seen | (k == fp)) {
+            if own.iter().fold(false, |seen, &k| seen | (k == hash)) {
                 return false;
             }
             if own.len() < SMALL {
-                self.live.push(fp);
+                self.live.push(hash);
                 return true;
             }
         }
-        self.insert_big(fp, mark)
+        self.insert_big(hash, depth, mark)
     }
 
     #[inline(never)]
-    fn insert_big(&mut self, fp: u64, mark: usize) -> bool {
+    fn insert_big(&mut self, hash: u64, depth: usize, mark: usize) -> bool {
         if self.live.len() - mark == SMALL {
             // The object outgrows the scan with this new key: its keys
-            // (distinct, and none equal to `fp`) move in.
+            // (distinct, and none equal to `hash`) move in.
             for k in mark..self.live.len() {
-                let key = self.live[k];
-                self.table_push(key);
+                let fp = fingerprint(self.live[k], depth);
+                self.table_push(fp);
             }
         }
-        if !self.table_push(fp) {
+        if !self.table_push(fingerprint(hash, depth)) {
             return false;
         }
-        self.live.push(fp);
+        self.live.push(hash);
         true
     }
 
@@ -305,29 +306,31 @@ mod tests {
         for outer_n in [3u32, 16, 17, 100] {
             for inner_n in [0u32, 1, 15, 16, 17, 18, 500] {
                 let mut set = KeySet::default();
-                let outer: Vec<u64> = (0..outer_n)
-                    .map(|i| fingerprint(hash(&i.to_le_bytes()), 1))
-                    .collect();
-                for &fp in &outer {
-                    assert!(set.insert(fp, 0));
+                let outer: Vec<u64> = (0..outer_n).map(|i| hash(&i.to_le_bytes())).collect();
+                for &h in &outer {
+                    assert!(set.insert(h, 1, 0));
                 }
-                assert!(!set.insert(outer[0], 0));
+                assert!(!set.insert(outer[0], 1, 0));
                 let mark = set.len();
-                let inner = |i: u32| fingerprint(hash(&i.to_le_bytes()), 2);
+                // The same keys, one level down: not duplicates.
+                let inner = |i: u32| hash(&i.to_le_bytes());
                 for i in 0..inner_n {
-                    assert!(set.insert(inner(i), mark));
-                    assert!(!set.insert(inner(i / 2), mark), "{outer_n} {inner_n} {i}");
+                    assert!(set.insert(inner(i), 2, mark));
+                    assert!(
+                        !set.insert(inner(i / 2), 2, mark),
+                        "{outer_n} {inner_n} {i}"
+                    );
                 }
                 set.truncate(mark);
                 assert_eq!(set.len(), outer_n as usize);
                 // The inner keys are gone, the outer ones are still there.
                 let again = set.len();
                 for i in 0..inner_n.min(40) {
-                    assert!(set.insert(inner(i), again));
+                    assert!(set.insert(inner(i), 2, again));
                 }
                 set.truncate(again);
-                for &fp in &outer {
-                    assert!(!set.insert(fp, 0));
+                for &h in &outer {
+                    assert!(!set.insert(h, 1, 0));
                 }
                 // The table holds exactly the keys of big open objects.
                 assert_eq!(

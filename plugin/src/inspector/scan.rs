@@ -6,7 +6,7 @@
 //! can straddle a chunk boundary falls back to a per-byte state with the same
 //! verdict.
 
-use super::keys::{fingerprint, KeyHasher};
+use super::keys::KeyHasher;
 use super::swar::{is_string_special, load8, skip_ws, string_specials};
 use super::utf8::{self, Seq};
 use super::{Frame, Inspector, State};
@@ -444,9 +444,11 @@ impl Inspector {
             return Ok(self.after_value());
         }
         if self.check_duplicates {
-            let fp = fingerprint(self.key_hash.finish(), self.frames.len());
             let mark = self.frames.last().map_or(0, |f| f.keys_mark);
-            if !self.keys.insert(fp, mark) {
+            if !self
+                .keys
+                .insert(self.key_hash.finish(), self.frames.len(), mark)
+            {
                 return Err(Violation::at(Kind::DuplicateKey, self.token_start));
             }
         }
