@@ -295,6 +295,10 @@ proptest! {
         };
         let whole = inspect_in_chunks(&limits, &doc, &[]);
         prop_assert_eq!(inspect_in_chunks(&limits, &doc, &cuts), whole);
+        // One byte at a time no token is ever whole in a chunk, so this
+        // compares the fast path with the reference state machine.
+        let bytewise: Vec<usize> = (1..doc.len()).collect();
+        prop_assert_eq!(inspect_in_chunks(&limits, &doc, &bytewise), whole);
     }
 
     /// Complete documents within limits: accepted exactly when serde_json

@@ -47,14 +47,22 @@ impl State {
     }
 }
 
+/// How a container loop ended.
+enum Step {
+    /// A container opened or closed: carry on with the new innermost one.
+    Switch(usize, State),
+    /// The next token is not for the fast path: hand over here.
+    Stop(usize, State),
+}
+
 impl Inspector {
     /// Reads complete tokens from `s[i..]` starting in the structural state
     /// `st`, and returns where it stopped and the state there (a structural
     /// state, or `Done` after the outermost container closed).
     ///
-    /// One pass of the loop follows the grammar in order, `,` then key, `:`,
-    /// value, so the common `,"key":value` path runs straight through
-    /// without going back to a dispatch on the state.
+    /// Each container kind has its own loop, which keeps the innermost
+    /// frame's count in a register and follows the grammar in order (for
+    /// objects `,` key `:` value), so the common paths run straight through.
     #[inline(never)]
     pub(super) fn fast(&mut self, s: &[u8], mut i: usize, mut st: State) -> (usize, State) {
         let room = Room {
@@ -63,150 +71,218 @@ impl Inspector {
             number: room(self.bounds.number),
         };
         loop {
+            // `Done` once the outermost container has closed.
+            let Some(&top) = self.frames.last() else {
+                return (i, st);
+            };
+            let step = if top.is_object {
+                self.fast_object(s, i, st, top, room)
+            } else {
+                self.fast_array(s, i, st, top, room)
+            };
+            match step {
+                Step::Switch(at, next) => (i, st) = (at, next),
+                Step::Stop(at, next) => return (at, next),
+            }
+        }
+    }
+
+    /// Elements of the innermost array, `top`, from state `st`.
+    #[inline(always)]
+    fn fast_array(
+        &mut self,
+        s: &[u8],
+        mut i: usize,
+        mut st: State,
+        top: Frame,
+        room: Room,
+    ) -> Step {
+        let mut count = top.count;
+        let step = loop {
             if st == State::AfterValue {
                 i = skip_ws(s, i);
-                let Some(&b) = s.get(i) else { break };
-                let Some(top) = self.frames.last() else { break };
-                match (b, top.is_object) {
-                    (b',', true) => st = State::Key,
-                    (b',', false) => st = State::Value,
-                    (b'}', true) | (b']', false) => {
-                        i += 1;
-                        st = self.close();
-                        continue;
-                    }
-                    _ => break,
+                match s.get(i) {
+                    Some(b',') => st = State::Value,
+                    Some(b']') => break self.fast_close(i),
+                    _ => break Step::Stop(i, st),
+                }
+                i += 1;
+            }
+            i = skip_ws(s, i);
+            let Some(&b) = s.get(i) else {
+                break Step::Stop(i, st);
+            };
+            if b == b']' && st == State::ArrayFirst {
+                break self.fast_close(i);
+            }
+            if count >= self.bounds.array {
+                break Step::Stop(i, st);
+            }
+            if let Some(end) = scalar_end(s, i, b, room) {
+                count += 1;
+                i = end;
+                st = State::AfterValue;
+                continue;
+            }
+            match self.fast_open(i, b, top, count + 1) {
+                Some(step) => return step,
+                None => break Step::Stop(i, st),
+            }
+        };
+        // On `Stop` the frame is still the innermost one; on close it is gone.
+        if let Step::Stop(..) = step {
+            self.set_count(top, count);
+        }
+        step
+    }
+
+    /// Members of the innermost object, `top`, from state `st`.
+    #[inline(always)]
+    fn fast_object(
+        &mut self,
+        s: &[u8],
+        mut i: usize,
+        mut st: State,
+        top: Frame,
+        room: Room,
+    ) -> Step {
+        let mut count = top.count;
+        let depth = self.frames.len();
+        let step = loop {
+            if st == State::AfterValue {
+                i = skip_ws(s, i);
+                match s.get(i) {
+                    Some(b',') => st = State::Key,
+                    Some(b'}') => break self.fast_close(i),
+                    _ => break Step::Stop(i, st),
                 }
                 i += 1;
             }
             if st == State::Key || st == State::ObjectFirst {
                 i = skip_ws(s, i);
-                let Some(&b) = s.get(i) else { break };
-                if b == b'}' && st == State::ObjectFirst {
-                    i += 1;
-                    st = self.close();
-                    continue;
+                match s.get(i) {
+                    Some(b'"') if count < self.bounds.entries => {}
+                    Some(b'}') if st == State::ObjectFirst => break self.fast_close(i),
+                    _ => break Step::Stop(i, st),
                 }
-                match self.fast_key(s, i, room) {
+                match self.key_end(s, i, room, depth, top.keys_mark) {
                     Some(end) => i = end,
-                    None => break,
+                    None => break Step::Stop(i, st),
                 }
+                count += 1;
                 st = State::Colon;
             }
             if st == State::Colon {
                 i = skip_ws(s, i);
                 if s.get(i) != Some(&b':') {
-                    break;
+                    break Step::Stop(i, st);
                 }
                 i += 1;
                 st = State::Value;
             }
-            if st == State::Value || st == State::ArrayFirst {
-                i = skip_ws(s, i);
-                let Some(&b) = s.get(i) else { break };
-                if b == b']' && st == State::ArrayFirst {
-                    i += 1;
-                    st = self.close();
-                    continue;
-                }
-                match self.fast_value(s, i, b, room) {
-                    Some((end, next)) => {
-                        i = end;
-                        st = next;
-                    }
-                    None => break,
-                }
+            i = skip_ws(s, i);
+            let Some(&b) = s.get(i) else {
+                break Step::Stop(i, st);
+            };
+            if let Some(end) = scalar_end(s, i, b, room) {
+                i = end;
+                st = State::AfterValue;
                 continue;
             }
-            // `Done`: the outermost container closed.
-            break;
-        }
-        (i, st)
-    }
-
-    /// A whole object member key at `s[i]` (which should be its opening
-    /// quote), counted and fingerprinted. Returns the index after its closing
-    /// quote, or `None` to leave it to the state machine.
-    #[inline(always)]
-    fn fast_key(&mut self, s: &[u8], i: usize, room: Room) -> Option<usize> {
-        if s.get(i) != Some(&b'"') {
-            return None;
-        }
-        let depth = self.frames.len();
-        let top = *self.frames.last()?;
-        if top.count >= self.bounds.entries {
-            return None;
-        }
-        let stop = (i + 1).saturating_add(room.key).min(s.len());
-        let end = if self.check_duplicates {
-            let (end, hash) = string_end::<true>(s, i + 1, stop, self.seed)?;
-            // A duplicate is not committed: the state machine finds it again
-            // and reports it at the right offset.
-            if !self.keys.insert(hash, depth, top.keys_mark) {
-                return None;
+            match self.fast_open(i, b, top, count) {
+                Some(step) => return step,
+                None => break Step::Stop(i, st),
             }
-            end
-        } else {
-            string_end::<false>(s, i + 1, stop, 0)?.0
         };
-        if let Some(top) = self.frames.last_mut() {
-            top.count += 1;
+        if let Step::Stop(..) = step {
+            self.set_count(top, count);
         }
-        Some(end)
+        step
     }
 
-    /// A whole value starting with `b = s[i]` inside a container, or the
-    /// opening bracket of one. Returns the index after it and the next state.
+    /// Writes the innermost frame's count back (it is `top`, still open).
     #[inline(always)]
-    fn fast_value(&mut self, s: &[u8], i: usize, b: u8, room: Room) -> Option<(usize, State)> {
-        let top = *self.frames.last()?;
-        if !top.is_object && top.count >= self.bounds.array {
-            return None;
+    fn set_count(&mut self, top: Frame, count: u64) {
+        if let Some(f) = self.frames.last_mut() {
+            debug_assert_eq!(f.keys_mark, top.keys_mark);
+            f.count = count;
         }
-        let (end, next) = match b {
-            b'"' => {
-                let stop = (i + 1).saturating_add(room.string).min(s.len());
-                (string_end::<false>(s, i + 1, stop, 0)?.0, State::AfterValue)
-            }
-            b'-' | b'0'..=b'9' => {
-                let end = number_end(s, i)?;
-                if end - i > room.number {
-                    return None;
-                }
-                (end, State::AfterValue)
-            }
-            b't' => (literal_end(s, i, b"true")?, State::AfterValue),
-            b'f' => (literal_end(s, i, b"false")?, State::AfterValue),
-            b'n' => (literal_end(s, i, b"null")?, State::AfterValue),
-            b'{' | b'[' => {
-                if self.frames.len() as u64 >= self.bounds.depth {
-                    return None;
-                }
-                let next = if b == b'{' {
-                    State::ObjectFirst
-                } else {
-                    State::ArrayFirst
-                };
-                (i + 1, next)
-            }
+    }
+
+    /// The closing bracket at `s[i]` of the innermost container (its count
+    /// is not written back: nothing reads a closed frame).
+    #[inline(always)]
+    fn fast_close(&mut self, i: usize) -> Step {
+        Step::Switch(i + 1, self.close())
+    }
+
+    /// The opening bracket `b` at `s[i]`, if it is one and within the depth
+    /// limit. The enclosing container `top` gets its final `count` (with
+    /// this value counted) before the new frame goes on top of it.
+    #[inline(always)]
+    fn fast_open(&mut self, i: usize, b: u8, top: Frame, count: u64) -> Option<Step> {
+        let is_object = match b {
+            b'{' => true,
+            b'[' => false,
             _ => return None,
         };
-        // Committed: the same updates as `begin_value`, in the same order
-        // (the element is counted in the enclosing array, then a container
-        // opens).
-        if let Some(top) = self.frames.last_mut() {
-            if !top.is_object {
-                top.count += 1;
-            }
+        if self.frames.len() as u64 >= self.bounds.depth {
+            return None;
         }
-        if b == b'{' || b == b'[' {
-            self.frames.push(Frame {
-                count: 0,
-                keys_mark: self.keys.len(),
-                is_object: b == b'{',
-            });
+        self.set_count(top, count);
+        self.frames.push(Frame {
+            count: 0,
+            keys_mark: self.keys.len(),
+            is_object,
+        });
+        let next = if is_object {
+            State::ObjectFirst
+        } else {
+            State::ArrayFirst
+        };
+        Some(Step::Switch(i + 1, next))
+    }
+
+    /// A whole member key at `s[i]` (its opening quote) of the innermost
+    /// object (at `depth`, keys from `mark`), fingerprinted. Returns the index
+    /// after its closing quote, or `None` to leave it to the state machine.
+    #[inline(always)]
+    fn key_end(
+        &mut self,
+        s: &[u8],
+        i: usize,
+        room: Room,
+        depth: usize,
+        mark: usize,
+    ) -> Option<usize> {
+        let stop = (i + 1).saturating_add(room.key).min(s.len());
+        if !self.check_duplicates {
+            return Some(string_end::<false>(s, i + 1, stop, 0)?.0);
         }
-        Some((end, next))
+        let (end, hash) = string_end::<true>(s, i + 1, stop, self.seed)?;
+        // A duplicate is not committed: the state machine finds it again
+        // and reports it at the right offset.
+        self.keys.insert(hash, depth, mark).then_some(end)
+    }
+}
+
+/// A whole string, number or literal starting with `b = s[i]`: the index
+/// after it.
+#[inline(always)]
+fn scalar_end(s: &[u8], i: usize, b: u8, room: Room) -> Option<usize> {
+    match b {
+        b'"' => {
+            let stop = (i + 1).saturating_add(room.string).min(s.len());
+            Some(string_end::<false>(s, i + 1, stop, 0)?.0)
+        }
+        b'-' | b'0'..=b'9' => {
+            let end = number_end(s, i)?;
+            (end - i <= room.number).then_some(end)
+        }
+        b't' => literal_end(s, i, b"true"),
+        b'f' => literal_end(s, i, b"false"),
+        b'n' => literal_end(s, i, b"null"),
+        _ => None,
     }
 }
 
@@ -260,38 +336,60 @@ fn number_end(s: &[u8], i: usize) -> Option<usize> {
 /// all its content before `stop` (the chunk end or the first byte over the
 /// length limit). Returns the index after the closing quote and, when `HASH`,
 /// the hash of the decoded bytes.
+///
+/// Most strings, and nearly all keys, are plain ASCII: they are found and
+/// hashed here in one sweep; the rest continue in [`string_end_mixed`].
 #[inline(always)]
 fn string_end<const HASH: bool>(
     s: &[u8],
+    i: usize,
+    stop: usize,
+    seed: u64,
+) -> Option<(usize, u64)> {
+    let j = plain_run(s, i, stop);
+    // The closing quote does not count towards the limit: it may be at `stop`.
+    if s.get(j) == Some(&b'"') {
+        let hash = if HASH { hash_slice(seed, s, i, j) } else { 0 };
+        return Some((j + 1, hash));
+    }
+    string_end_mixed::<HASH>(s, i, j, stop, seed)
+}
+
+/// Index of the first `"`, `\`, control or non-ASCII byte at or after `i`,
+/// or `stop`.
+#[inline(always)]
+fn plain_run(s: &[u8], mut i: usize, stop: usize) -> usize {
+    while i + 8 <= stop {
+        let m = string_specials(load8(s, i));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < stop && !is_string_special(s[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// [`string_end`] for a string that started at `start` and has a special
+/// byte (or `stop`) at `i`: non-ASCII text and escapes.
+#[inline(never)]
+fn string_end_mixed<const HASH: bool>(
+    s: &[u8],
+    start: usize,
     mut i: usize,
     stop: usize,
     seed: u64,
 ) -> Option<(usize, u64)> {
-    let start = i;
     let mut hasher = KeyHasher::new(seed);
     // Start of the raw run not yet hashed.
-    let mut run = i;
+    let mut run = start;
     loop {
-        while i + 8 <= stop {
-            let m = string_specials(load8(s, i));
-            if m != 0 {
-                i += (m.trailing_zeros() / 8) as usize;
-                break;
-            }
-            i += 8;
-        }
-        while i < stop && !is_string_special(s[i]) {
-            i += 1;
-        }
         let b = *s.get(i)?;
         if b == b'"' {
-            // The closing quote does not count towards the limit.
             if !HASH {
                 return Some((i + 1, 0));
-            }
-            if run == start {
-                // No escapes: the decoded key is the raw text.
-                return Some((i + 1, hash_slice(seed, s, start, i)));
             }
             hasher.write(&s[run..i]);
             return Some((i + 1, hasher.finish()));
@@ -311,6 +409,7 @@ fn string_end<const HASH: bool>(
             // A control character.
             return None;
         }
+        i = plain_run(s, i, stop);
     }
 }
 
