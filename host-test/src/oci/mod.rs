@@ -18,7 +18,7 @@ pub mod reproducible;
 use anyhow::{bail, Context, Result};
 use image::Variant;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Arguments of the `oci` subcommand.
@@ -151,25 +151,12 @@ pub fn run(cmd: OciCommand) -> Result<i32> {
     }
 }
 
-/// Where the release module is built (`cargo build --profile wasm --target wasm32-wasip1`).
-pub fn default_plugin_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-        });
-    target
-        .join("wasm32-wasip1")
-        .join("wasm")
-        .join("json_sanitizer.wasm")
-}
-
 fn run_build(a: BuildArgs) -> Result<i32> {
+    // Without --plugin, package the release build, (re)building it when
+    // missing or stale, so the image always matches the sources.
     let plugin = match a.plugin {
         Some(p) => p,
-        None => default_plugin_path(),
+        None => crate::ensure_plugin()?,
     };
     let variants = match a.variant {
         BuildVariant::Compat => vec![Variant::Compat],
