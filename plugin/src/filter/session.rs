@@ -53,11 +53,16 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
-    /// The first value of header `name` (lower-case).
-    pub fn get(&self, name: &str) -> Option<&str> {
+    /// The first value of header `name`.
+    pub fn get<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.all(name).next()
+    }
+
+    /// Every value of header `name`, in order (a header may be repeated).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 }
@@ -147,17 +152,25 @@ impl Session {
         if skip || end_of_stream {
             return self.skip(host);
         }
-        let action = match head.get("content-type") {
-            None => config.on_missing_content_type,
-            Some(ct) if config.is_json_content_type(ct) => ContentTypeAction::Inspect,
-            Some(_) => config.on_other_content_type,
+        // Every content-type header counts: with two, an upstream may use
+        // either, so one JSON value is enough to inspect.
+        let mut content_types = head.all("content-type").peekable();
+        let action = if content_types.peek().is_none() {
+            config.on_missing_content_type
+        } else if content_types.any(|ct| config.is_json_content_type(ct)) {
+            ContentTypeAction::Inspect
+        } else {
+            config.on_other_content_type
         };
         if action == ContentTypeAction::Pass {
             return self.skip(host);
         }
-        let encoded = head
-            .get("content-encoding")
-            .is_some_and(|e| !e.trim().is_empty() && !e.trim().eq_ignore_ascii_case("identity"));
+        let encoded = head.all("content-encoding").any(|value| {
+            value
+                .split(',')
+                .map(str::trim)
+                .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
+        });
         if encoded && config.on_encoded_body == PassOrReject::Pass {
             return self.skip(host);
         }

@@ -1,0 +1,393 @@
+//! The filter's behaviour end to end, through the real `.wasm` in the
+//! Envoy-faithful harness: every violation with its status and problem body,
+//! the header-stage refusals, hold-then-stream, trailers, unreadable bodies,
+//! report mode, per-route rules, metrics, bad configurations.
+
+mod plugin;
+use json_sanitizer_host::{ReplySource, Request};
+use plugin::{counter, host, post, try_host};
+
+#[test]
+fn every_body_violation_gets_its_status_and_problem_document() {
+    let config = r#"{"limits":{"max_body_bytes":4096,"max_depth":4,"max_array_elements":3,"max_object_entries":2,
+        "max_key_bytes":6,"max_string_bytes":8,"max_number_chars":5},"reply":{"statuses":{"too_deep":422}}}"#;
+    let (host, mut vm) = host_pair(config);
+    let cases: Vec<(Vec<u8>, &str, u32, Option<u64>, u64)> = vec![
+        (vec![b' '; 5000], "body_too_large", 413, Some(4096), 4096),
+        (b"[[[[[1]]]]]".to_vec(), "too_deep", 422, Some(4), 4),
+        (b"[1,2,3,4]".to_vec(), "array_too_long", 400, Some(3), 7),
+        (
+            br#"{"a":1,"b":2,"c":3}"#.to_vec(),
+            "too_many_entries",
+            400,
+            Some(2),
+            13,
+        ),
+        (
+            br#"{"abcdefg":1}"#.to_vec(),
+            "key_too_long",
+            400,
+            Some(6),
+            8,
+        ),
+        (
+            br#"["abcdefghi"]"#.to_vec(),
+            "string_too_long",
+            400,
+            Some(8),
+            10,
+        ),
+        (b"[123456]".to_vec(), "number_too_long", 400, Some(5), 6),
+        (
+            br#"{"a":1,"\u0061":2}"#.to_vec(),
+            "duplicate_key",
+            400,
+            None,
+            7,
+        ),
+        (b"[\"\xC3\x28\"]".to_vec(), "invalid_utf8", 400, None, 3),
+        (br#"["\ud800"]"#.to_vec(), "lone_surrogate", 400, None, 2),
+        (b"[1,]".to_vec(), "syntax_error", 400, None, 3),
+        (b"[1,2".to_vec(), "truncated", 400, None, 4),
+        (b"{} {}".to_vec(), "trailing_data", 400, None, 3),
+        (b"\xEF\xBB\xBF{}".to_vec(), "bom", 400, None, 0),
+        (b"  ".to_vec(), "empty_body", 400, None, 2),
+    ];
+    for (body, violation, status, limit, offset) in cases {
+        let o = vm
+            .send(&post(&body).header("x-request-id", "e2e-1"))
+            .unwrap();
+        let reply = o
+            .local_reply
+            .as_ref()
+            .unwrap_or_else(|| panic!("{violation}: no reply"));
+        assert_eq!(reply.source, ReplySource::Plugin);
+        assert_eq!(reply.status, status, "{violation}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        let doc = reply.json().expect("problem+json body");
+        assert_eq!(doc["violation"], violation);
+        assert_eq!(doc["status"], status);
+        assert_eq!(
+            doc["type"],
+            format!("urn:json-sanitizer:problem:{violation}")
+        );
+        assert_eq!(doc["limit"].as_u64(), limit, "{violation}");
+        assert_eq!(doc["offset"].as_u64(), Some(offset), "{violation}");
+        assert_eq!(doc["request_id"], "e2e-1");
+        assert!(doc["title"].is_string() && doc["detail"].is_string());
+        assert!(o.trap.is_none());
+        assert!(
+            o.logged(&format!("violation={violation}")),
+            "{violation}: {:?}",
+            o.logs
+        );
+        assert_eq!(
+            counter(&host, &format!("rejected.{violation}")),
+            1,
+            "{violation}"
+        );
+    }
+    assert_eq!(counter(&host, "requests_rejected"), 15);
+}
+
+fn host_pair(config: &str) -> (json_sanitizer_host::Host, json_sanitizer_host::Vm) {
+    try_host(config).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+#[test]
+fn replies_never_echo_payload_bytes() {
+    let (_host, mut vm) = host_pair("{}");
+    let secret = "SECRET-PAYLOAD-VALUE";
+    for body in [
+        format!("[\"{secret}\",]"),
+        format!("{{\"{secret}\":1,\"{secret}\":2}}"),
+    ] {
+        let o = vm.send(&post(&body)).unwrap();
+        let reply = o.local_reply.unwrap();
+        assert!(!reply.body_text().contains(secret));
+        assert!(o.logs.iter().all(|l| !l.message.contains(secret)));
+    }
+}
+
+#[test]
+fn content_length_over_the_limit_is_refused_before_reading_the_body() {
+    let (host, mut vm) = host_pair(r#"{"limits":{"max_body_bytes":1000}}"#);
+    let big = post(vec![b' '; 1001]).with_content_length();
+    let o = vm.send(&big).unwrap();
+    assert_eq!(o.status(), Some(413));
+    assert_eq!(o.body_bytes_read, 0);
+    assert_eq!(o.forwarded_bytes, 0);
+    assert!(!o.headers_forwarded);
+    let doc = o.problem().unwrap();
+    assert_eq!(
+        (doc["violation"].as_str(), doc["limit"].as_u64()),
+        (Some("body_too_large"), Some(1000))
+    );
+    assert!(doc["offset"].is_null());
+    // At the limit it is inspected (and passes).
+    let o = vm
+        .send(&post(format!("[{}]", "1,".repeat(498) + "1")).with_content_length())
+        .unwrap();
+    assert_eq!(o.status(), None);
+    assert_eq!(counter(&host, "requests_passed"), 1);
+}
+
+#[test]
+fn content_type_and_encoding_refusals_are_415() {
+    let (_h, mut vm) = host_pair(r#"{"on_other_content_type":"reject"}"#);
+    let o = vm.send(&typed("text/xml", "[1]")).unwrap();
+    assert_eq!(o.status(), Some(415));
+    assert_eq!(o.problem().unwrap()["violation"], "unsupported_media_type");
+    assert_eq!(o.body_bytes_read, 0);
+    let o = vm
+        .send(&post("[1]").header("content-encoding", "gzip"))
+        .unwrap();
+    assert_eq!(o.status(), Some(415));
+    assert_eq!(o.problem().unwrap()["violation"], "unsupported_encoding");
+    let o = vm
+        .send(&typed("application/json; charset=UTF-8", "[1]"))
+        .unwrap();
+    assert_eq!(o.status(), None);
+    // Defaults: other types pass uninspected, a missing type is inspected.
+    let (h, mut vm) = host_pair("{}");
+    let o = vm
+        .send(&typed("application/x-www-form-urlencoded", "a=1&b=2"))
+        .unwrap();
+    assert_eq!((o.status(), o.body_bytes_read), (None, 0));
+    // A second, JSON content type cannot smuggle a body past inspection.
+    let o = vm
+        .send(&typed("text/plain", "[1,]").content_type("application/json"))
+        .unwrap();
+    assert_eq!(o.status(), Some(400));
+    let o = vm.send(&Request::post("/").body("a=1")).unwrap();
+    assert_eq!(o.status(), Some(400));
+    assert_eq!(counter(&h, "requests_skipped"), 1);
+}
+
+fn typed(content_type: &str, body: &str) -> Request {
+    Request::post("/api").content_type(content_type).body(body)
+}
+
+#[test]
+fn a_violation_inside_the_hold_window_reaches_nothing_upstream() {
+    let (_h, mut vm) = host_pair(r#"{"hold_bytes":1024}"#);
+    let mut body = b"[".to_vec();
+    body.extend(b"1,".repeat(200));
+    body.extend(b"x]");
+    let o = vm.send(&post(&body).chunk_size(100)).unwrap();
+    assert_eq!(o.status(), Some(400));
+    assert!(!o.headers_forwarded, "headers are held with the body");
+    assert_eq!(o.forwarded_bytes, 0);
+    assert!(!o.upstream_reset);
+}
+
+#[test]
+fn a_violation_past_the_hold_window_resets_the_upstream() {
+    let (_h, mut vm) = host_pair(r#"{"hold_bytes":1024}"#);
+    let mut body = b"[".to_vec();
+    body.extend(b"1,".repeat(1000));
+    body.extend(b"x]");
+    let o = vm.send(&post(&body).chunk_size(256)).unwrap();
+    assert_eq!(o.status(), Some(400));
+    assert!(o.headers_forwarded);
+    assert!(o.forwarded_bytes > 1024, "{}", o.forwarded_bytes);
+    assert!(o.upstream_reset);
+    // hold_bytes 0: streaming from the first chunk.
+    let (_h, mut vm) = host_pair(r#"{"hold_bytes":0}"#);
+    let o = vm.send(&post(&body).chunk_size(256)).unwrap();
+    assert!(o.headers_forwarded && o.upstream_reset);
+    let o = vm
+        .send(&post("[1,2,3]").chunk_size(2).capture_forwarded())
+        .unwrap();
+    assert_eq!(o.forwarded_body.as_deref(), Some(&b"[1,2,3]"[..]));
+    assert!(o.completed);
+}
+
+#[test]
+fn a_good_body_arrives_upstream_intact_in_any_chunking() {
+    let body = json_sanitizer::samples::api_body(200_000);
+    for (hold, chunk) in [(65536, 1000), (0, 4096), (2_097_152, 65536), (100, 7)] {
+        let (_h, mut vm) = host_pair(&format!(r#"{{"hold_bytes":{hold}}}"#));
+        let o = vm
+            .send(&post(&body).chunk_size(chunk).capture_forwarded())
+            .unwrap();
+        assert_eq!(
+            o.status(),
+            None,
+            "hold {hold} chunk {chunk}: {:?}",
+            o.summary()
+        );
+        assert_eq!(o.forwarded_body.as_deref(), Some(&body[..]));
+        assert_eq!(o.body_bytes_read, body.len() as u64, "each byte read once");
+        assert!(o.completed && !o.stalled);
+    }
+}
+
+#[test]
+fn envoy_answers_413_itself_when_the_hold_window_exceeds_its_buffer() {
+    let (_h, mut vm) = host_pair(r#"{"hold_bytes":2097152}"#);
+    let o = vm
+        .send(&post(json_sanitizer::samples::api_body(1_500_000)).chunk_size(65536))
+        .unwrap();
+    let reply = o.reply().unwrap();
+    assert_eq!((reply.source, reply.status), (ReplySource::Host, 413));
+}
+
+#[test]
+fn trailers_end_the_body_and_are_no_bypass() {
+    let (h, mut vm) = host_pair("{}");
+    let o = vm.send(&post("[1,2").trailer("grpc-status", "0")).unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "truncated");
+    let o = vm
+        .send(&post("[1,2]").trailer("x-checksum", "abc"))
+        .unwrap();
+    assert_eq!(o.status(), None);
+    assert!(o.trailers_forwarded && o.completed);
+    assert_eq!(counter(&h, "requests_passed"), 1);
+}
+
+#[test]
+fn a_body_reported_but_unreadable_is_not_an_empty_body() {
+    let (_h, mut vm) = host_pair("{}");
+    let o = vm.send(&post("[1]").unreadable_body()).unwrap();
+    assert_eq!(o.status(), Some(500));
+    assert_eq!(o.problem().unwrap()["violation"], "body_unreadable");
+    assert!(o.logged("body unreadable"));
+    let (_h, mut vm) = host_pair(r#"{"on_unreadable_body":"pass"}"#);
+    let o = vm.send(&post("[1]").unreadable_body()).unwrap();
+    assert_eq!(o.status(), None);
+    assert!(o.completed);
+}
+
+#[test]
+fn report_mode_counts_and_logs_but_forwards_everything() {
+    let (h, mut vm) = host_pair(r#"{"mode":"report"}"#);
+    let o = vm.send(&post("[1,,2]").capture_forwarded()).unwrap();
+    assert_eq!(o.status(), None);
+    assert_eq!(o.forwarded_body.as_deref(), Some(&b"[1,,2]"[..]));
+    assert!(o.logged("would reject"));
+    assert_eq!(counter(&h, "report_only.would_reject"), 1);
+    assert_eq!(counter(&h, "report_only.would_reject.syntax_error"), 1);
+    assert_eq!(counter(&h, "requests_rejected"), 0);
+}
+
+#[test]
+fn per_route_rules_choose_the_policy() {
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/per-route.json"
+    ))
+    .unwrap();
+    let (h, mut vm) = host_pair(&config);
+    let deep9 = json_sanitizer::samples::nested_arrays(9);
+    // Uploads are skipped, whatever the body.
+    let o = vm
+        .send(&post("garbage").method_path("POST", "/upload/1"))
+        .unwrap();
+    assert_eq!((o.status(), o.body_bytes_read), (None, 0));
+    // Search allows depth 8.
+    let o = vm
+        .send(&post(&deep9).method_path("POST", "/api/search?q=1"))
+        .unwrap();
+    assert_eq!(o.problem().unwrap()["limit"], 8);
+    // The default allows 64.
+    assert_eq!(vm.send(&post(&deep9)).unwrap().status(), None);
+    // Legacy is report-only and allows duplicates.
+    let o = vm
+        .send(&post(r#"{"a":1,"a":2}"#).method_path("POST", "/v1/x"))
+        .unwrap();
+    assert_eq!(o.status(), None);
+    let o = vm.send(&post("[1,]").method_path("POST", "/v1/x")).unwrap();
+    assert_eq!(o.status(), None);
+    assert!(o.logged("rule=legacy"));
+    assert_eq!(counter(&h, "requests_skipped"), 1);
+}
+
+trait MethodPath {
+    fn method_path(self, method: &str, path: &str) -> Self;
+}
+
+impl MethodPath for Request {
+    fn method_path(mut self, method: &str, path: &str) -> Self {
+        self.method = method.to_string();
+        self.path = path.to_string();
+        self
+    }
+}
+
+#[test]
+fn metrics_count_requests_bytes_and_outcomes() {
+    let h = host("{}");
+    let mut vm = h.start_vm().unwrap();
+    vm.send(&post("[1,2,3]")).unwrap();
+    vm.send(&post("{\"a\":[]}")).unwrap();
+    vm.send(&post("[1,]")).unwrap();
+    vm.send(&Request::get("/health")).unwrap();
+    assert_eq!(counter(&h, "requests_inspected"), 3);
+    assert_eq!(counter(&h, "requests_passed"), 2);
+    assert_eq!(counter(&h, "requests_rejected"), 1);
+    assert_eq!(counter(&h, "rejected.syntax_error"), 1);
+    assert_eq!(counter(&h, "requests_skipped"), 1);
+    assert_eq!(counter(&h, "bytes_inspected"), 7 + 8 + 4);
+    // Every documented metric is defined up front.
+    for name in [
+        "breaker.opened",
+        "breaker.cas_exhausted",
+        "report_only.would_reject.bom",
+        "rejected.breaker_open",
+    ] {
+        assert!(
+            h.metrics()
+                .counter(&format!("json_sanitizer.{name}"))
+                .is_some(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn bad_configurations_are_refused_naming_the_field() {
+    for (config, field) in [
+        (r#"{"limits":{"max_depth":0}}"#, "limits.max_depth"),
+        (r#"{"limits":{"max_depth":-1}}"#, "limits.max_depth"),
+        (r#"{"mode":"block"}"#, "mode"),
+        (r#"{"colour":"red"}"#, "colour"),
+        (
+            r#"{"reply":{"statuses":{"too_deep":302}}}"#,
+            "reply.statuses.too_deep",
+        ),
+        (r#"{"hold_bytes":5000000}"#, "hold_bytes"),
+        (r#"{"rules":[{"match":{}}]}"#, "rules[0].match"),
+        (
+            r#"{"breaker":{"failure_ratio":0}}"#,
+            "breaker.failure_ratio",
+        ),
+        ("not json", "<configuration>"),
+    ] {
+        let err = match try_host(config) {
+            Ok(_) => panic!("accepted {config}"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(err.contains("proxy_on_configure"), "{err}");
+        assert!(err.contains(&format!("field `{field}`")), "{config}: {err}");
+    }
+}
+
+#[test]
+fn every_example_configuration_loads_into_the_wasm() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for name in [
+        "default.json",
+        "strict-api.json",
+        "report-only.json",
+        "per-route.json",
+    ] {
+        let config = std::fs::read_to_string(dir.join(name)).unwrap();
+        let (_h, mut vm) = host_pair(&config);
+        let o = vm.send(&post("[1]").header("x-api-key", "k")).unwrap();
+        assert_eq!(o.status(), None, "{name}");
+    }
+}
