@@ -1,0 +1,316 @@
+//! The circuit breaker end to end: state in the harness's shared data,
+//! time from its manual clock, several worker VMs on threads.
+
+mod plugin;
+use json_sanitizer::policy::breaker::{decode, BreakerConfig, State};
+use json_sanitizer_host::{Host, Request, Vm};
+use plugin::{counter, post, try_host};
+use std::time::Duration;
+
+fn start(config: &str) -> (Host, Vm) {
+    try_host(config).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn bad() -> Request {
+    post("[1,]")
+}
+
+fn good() -> Request {
+    post("[1]")
+}
+
+const CONSECUTIVE: &str = r#"{"breaker":{"enabled":true,"consecutive_failures":3,"open_seconds":30,"backoff":2.0,"max_open_seconds":100}}"#;
+
+#[test]
+fn consecutive_failures_trip_it_and_it_sheds_with_retry_after_without_reading_bodies() {
+    let (h, mut vm) = start(CONSECUTIVE);
+    for _ in 0..2 {
+        assert_eq!(vm.send(&bad()).unwrap().status(), Some(400));
+    }
+    assert_eq!(
+        vm.send(&good()).unwrap().status(),
+        None,
+        "a success resets the run"
+    );
+    for _ in 0..2 {
+        vm.send(&bad()).unwrap();
+    }
+    assert_eq!(counter(&h, "breaker.opened"), 0, "two in a row do not trip");
+    let o = vm.send(&bad()).unwrap();
+    assert_eq!(o.status(), Some(400));
+    assert!(
+        o.logged("closed -> open") && o.logged("reason=consecutive"),
+        "{:?}",
+        o.logs
+    );
+    assert_eq!(counter(&h, "breaker.opened"), 1);
+
+    h.clock().advance(Duration::from_millis(10_500));
+    let o = vm.send(&good().capture_forwarded()).unwrap();
+    let reply = o.reply().unwrap();
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("retry-after"), Some("20"), "19.5 s rounds up");
+    assert_eq!(o.problem().unwrap()["violation"], "breaker_open");
+    assert_eq!(
+        (o.body_bytes_read, o.forwarded_bytes, o.headers_forwarded),
+        (0, 0, false)
+    );
+    assert_eq!(counter(&h, "breaker.rejected"), 1);
+    assert_eq!(counter(&h, "rejected.breaker_open"), 1);
+    // Requests the breaker does not guard still pass: no body, other types.
+    assert_eq!(vm.send(&Request::get("/health")).unwrap().status(), None);
+}
+
+#[test]
+fn half_open_probes_close_it_or_reopen_it_with_backoff() {
+    let (h, mut vm) = start(CONSECUTIVE);
+    for _ in 0..3 {
+        vm.send(&bad()).unwrap();
+    }
+    // Failing probe after 30 s: reopened for 60 s.
+    h.clock().advance(Duration::from_secs(30));
+    let o = vm.send(&bad()).unwrap();
+    assert_eq!(o.status(), Some(400), "the probe is inspected");
+    assert_eq!(counter(&h, "breaker.probes"), 1);
+    assert_eq!(counter(&h, "breaker.reopened"), 1);
+    let o = vm.send(&good()).unwrap();
+    assert_eq!(o.reply().unwrap().header("retry-after"), Some("60"));
+    // Another failure: 120 s capped at 100.
+    h.clock().advance(Duration::from_secs(60));
+    vm.send(&bad()).unwrap();
+    assert_eq!(
+        vm.send(&good())
+            .unwrap()
+            .reply()
+            .unwrap()
+            .header("retry-after"),
+        Some("100")
+    );
+    // A passing probe closes it; the next requests flow.
+    h.clock().advance(Duration::from_secs(100));
+    assert_eq!(vm.send(&good()).unwrap().status(), None);
+    assert_eq!(counter(&h, "breaker.closed"), 1);
+    for _ in 0..2 {
+        assert_eq!(vm.send(&bad()).unwrap().status(), Some(400));
+    }
+    assert_eq!(
+        vm.send(&good()).unwrap().status(),
+        None,
+        "counts were reset on close"
+    );
+}
+
+#[test]
+fn the_failure_ratio_trips_it_over_the_window() {
+    let config = r#"{"breaker":{"enabled":true,"consecutive_failures":100,"failure_ratio":0.5,"min_requests":10,"window_seconds":10}}"#;
+    let (h, mut vm) = start(config);
+    // 5 failures out of 10 is not above 0.5.
+    for i in 0..10 {
+        vm.send(&if i % 2 == 0 { bad() } else { good() }).unwrap();
+    }
+    assert_eq!(counter(&h, "breaker.opened"), 0);
+    // The 11th, a failure: 6/11 > 0.5.
+    let o = vm.send(&bad()).unwrap();
+    assert!(o.logged("reason=ratio"), "{:?}", o.logs);
+    assert_eq!(counter(&h, "breaker.opened"), 1);
+    assert_eq!(vm.send(&good()).unwrap().status(), Some(503));
+}
+
+#[test]
+fn old_failures_slide_out_of_the_window() {
+    let config = r#"{"breaker":{"enabled":true,"consecutive_failures":100,"failure_ratio":0.5,"min_requests":4,"window_seconds":10}}"#;
+    let (h, mut vm) = start(config);
+    for _ in 0..3 {
+        vm.send(&bad()).unwrap();
+    }
+    h.clock().advance(Duration::from_secs(11));
+    // The three failures have aged out: 1 failure + 3 passes is 0.25.
+    vm.send(&bad()).unwrap();
+    for _ in 0..3 {
+        vm.send(&good()).unwrap();
+    }
+    assert_eq!(counter(&h, "breaker.opened"), 0);
+}
+
+#[test]
+fn scopes_keep_clients_apart() {
+    let config =
+        r#"{"breaker":{"enabled":true,"consecutive_failures":2,"scope":{"header":"x-api-key"}}}"#;
+    let (_h, mut vm) = start(config);
+    for _ in 0..2 {
+        vm.send(&bad().header("x-api-key", "tenant-a-secret"))
+            .unwrap();
+    }
+    let shed = vm
+        .send(&good().header("x-api-key", "tenant-a-secret"))
+        .unwrap();
+    assert_eq!(shed.status(), Some(503));
+    assert!(shed
+        .logs
+        .iter()
+        .all(|l| !l.message.contains("tenant-a-secret")));
+    assert_eq!(
+        vm.send(&good().header("x-api-key", "tenant-b"))
+            .unwrap()
+            .status(),
+        None
+    );
+    assert_eq!(
+        vm.send(&good()).unwrap().status(),
+        None,
+        "no key is a key of its own"
+    );
+
+    let config = r#"{"breaker":{"enabled":true,"consecutive_failures":2,"scope":"source_ip"}}"#;
+    let (_h, mut vm) = start(config);
+    for port in [1000, 1001] {
+        vm.send(&bad().property("source.address", format!("10.1.1.1:{port}")))
+            .unwrap();
+    }
+    assert_eq!(
+        vm.send(&good().property("source.address", "10.1.1.1:2000"))
+            .unwrap()
+            .status(),
+        Some(503)
+    );
+    assert_eq!(
+        vm.send(&good().property("source.address", "10.1.1.2:1000"))
+            .unwrap()
+            .status(),
+        None
+    );
+
+    let config = r#"{"breaker":{"enabled":true,"consecutive_failures":2,"scope":"route"},
+        "rules":[{"name":"a","match":{"path_prefix":"/a"}},{"name":"b","match":{"path_prefix":"/b"}}]}"#;
+    let (_h, mut vm) = start(config);
+    let at = |path: &str, body: &str| {
+        Request::post(path)
+            .content_type("application/json")
+            .body(body.to_string())
+    };
+    for _ in 0..2 {
+        vm.send(&at("/a/x", "{")).unwrap();
+    }
+    assert_eq!(vm.send(&at("/a/x", "1")).unwrap().status(), Some(503));
+    assert_eq!(vm.send(&at("/b/x", "1")).unwrap().status(), None);
+}
+
+#[test]
+fn hostcalls_per_request_in_each_state() {
+    let (h, mut vm) = start(CONSECUTIVE);
+    let shared = |o: &json_sanitizer_host::Outcome| {
+        (
+            o.hostcall_count("proxy_get_shared_data"),
+            o.hostcall_count("proxy_set_shared_data"),
+        )
+    };
+    let o = vm.send(&good()).unwrap();
+    assert_eq!(shared(&o), (1, 1), "closed, pass: one read, one write");
+    let o = vm.send(&bad()).unwrap();
+    assert_eq!(shared(&o), (1, 1), "closed, fail");
+    vm.send(&bad()).unwrap();
+    vm.send(&bad()).unwrap();
+    let o = vm.send(&good()).unwrap();
+    assert_eq!(shared(&o), (1, 0), "open: one read, shed");
+    h.clock().advance(Duration::from_secs(30));
+    let o = vm.send(&good()).unwrap();
+    assert_eq!(shared(&o), (2, 2), "half-open probe");
+    let (_, mut plain) = start("{}");
+    assert_eq!(
+        shared(&plain.send(&good()).unwrap()),
+        (0, 0),
+        "breaker disabled"
+    );
+    eprintln!(
+        "hostcalls (closed pass): {:?}",
+        vm.send(&good()).unwrap().hostcalls
+    );
+}
+
+/// Reads the breaker slot of the `global` scope from the shared data.
+fn global_state(h: &Host) -> State {
+    let keys = h.shared_data().keys();
+    let key = keys
+        .iter()
+        .find(|k| k.ends_with(".breaker.0"))
+        .expect("breaker key");
+    let (value, _) = h.shared_data().get(key).unwrap();
+    decode(&value).expect("valid state")
+}
+
+#[test]
+fn concurrent_workers_lose_no_update_and_trip_exactly_once() {
+    const WORKERS: usize = 4;
+    const PER_WORKER: usize = 1000;
+    let config = r#"{"breaker":{"enabled":true,"scope":"global","consecutive_failures":1000000,
+        "failure_ratio":1.0,"min_requests":1,"window_seconds":60}}"#;
+    let (h, first) = start(config);
+    let mut vms = vec![first];
+    vms.extend(h.start_vms(WORKERS - 1).unwrap());
+    // Every worker sends its requests at once: a failure every 4th.
+    let handles: Vec<_> = vms
+        .into_iter()
+        .map(|mut vm| {
+            std::thread::spawn(move || {
+                for i in 0..PER_WORKER {
+                    let o = vm.send(&if i % 4 == 0 { bad() } else { good() }).unwrap();
+                    assert!(o.trap.is_none());
+                }
+                vm
+            })
+        })
+        .collect();
+    let vms: Vec<Vm> = handles.into_iter().map(|t| t.join().unwrap()).collect();
+    let sent = (WORKERS * PER_WORKER) as u64;
+    let exhausted = counter(&h, "breaker.cas_exhausted");
+    let cfg: BreakerConfig = serde_json::from_str(r#"{"window_seconds":60}"#).unwrap();
+    let State::Closed(closed) = global_state(&h) else {
+        panic!("should be closed")
+    };
+    let counts = closed.counts_at(&cfg, h.clock().now_ms());
+    eprintln!(
+        "{sent} requests from {WORKERS} workers: window total {} failures {}, cas_retries {}, cas_exhausted {exhausted}",
+        counts.total,
+        counts.failures,
+        counter(&h, "breaker.cas_retries")
+    );
+    assert_eq!(
+        counts.total + exhausted,
+        sent,
+        "every outcome counted or reported skipped"
+    );
+    assert!(
+        exhausted * 100 <= sent,
+        "retries should almost never run out"
+    );
+    assert_eq!(counter(&h, "requests_inspected"), sent);
+
+    // Phase 2: a trip under contention is reported exactly once.
+    let config = r#"{"breaker":{"enabled":true,"scope":"global","consecutive_failures":5,"open_seconds":600,"max_open_seconds":600}}"#;
+    drop(vms);
+    let (h, first) = start(config);
+    let mut vms = vec![first];
+    vms.extend(h.start_vms(WORKERS - 1).unwrap());
+    let handles: Vec<_> = vms
+        .into_iter()
+        .map(|mut vm| {
+            std::thread::spawn(move || {
+                let mut shed = 0;
+                for _ in 0..200 {
+                    if vm.send(&bad()).unwrap().status() == Some(503) {
+                        shed += 1;
+                    }
+                }
+                shed
+            })
+        })
+        .collect();
+    let shed: u64 = handles.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(
+        counter(&h, "breaker.opened"),
+        1,
+        "exactly one open transition"
+    );
+    assert!(shed >= 800 - 5 - 4 * 8, "shed {shed}");
+    assert_eq!(counter(&h, "breaker.rejected"), shed);
+}
