@@ -29,6 +29,8 @@ enum J {
     Bool(bool),
     Int(i64),
     Float(f64),
+    /// A number token rendered as is.
+    Num(String),
     Str(String),
     Arr(Vec<J>),
     Obj(Vec<(String, J)>),
@@ -121,6 +123,7 @@ fn render(v: &J, c: &mut Choices, out: &mut Vec<u8>) {
             };
             out.extend_from_slice(s.as_bytes());
         }
+        J::Num(n) => out.extend_from_slice(n.as_bytes()),
         J::Str(s) => render_str(s, c, out),
         J::Arr(items) => {
             out.push(b'[');
@@ -198,6 +201,67 @@ fn document() -> impl Strategy<Value = Vec<u8>> {
             render(&v, &mut Choices(seed | 1), &mut out);
             mutate(out, &muts)
         })
+}
+
+/// Text that exercises the fast path's string handling: runs of multi-byte
+/// UTF-8 (CJK, emoji), escapes of every kind, and long plain runs.
+fn rich_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z]{0,40}",
+        "[\\u{3040}-\\u{30ff}\\u{4e00}-\\u{4fff}a-z ]{0,30}",
+        "[\\u{1f600}-\\u{1f64f}\\u{e9}\\u{2013}\\\\/\"\\n\\t\\u{0}-\\u{1f}a]{0,20}",
+    ]
+}
+
+/// Numbers of every shape the grammar allows, some long.
+fn rich_number() -> impl Strategy<Value = String> {
+    (
+        any::<bool>(),
+        "(0|[1-9][0-9]{0,20})",
+        prop::option::of("[0-9]{1,20}"),
+        prop::option::of(("[eE]", "[+-]?", "[0-9]{1,4}")),
+    )
+        .prop_map(|(neg, int, frac, exp)| {
+            let mut n = String::new();
+            if neg {
+                n.push('-');
+            }
+            n.push_str(&int);
+            if let Some(f) = frac {
+                n.push('.');
+                n.push_str(&f);
+            }
+            if let Some((e, sign, d)) = exp {
+                n.push_str(&e);
+                n.push_str(&sign);
+                n.push_str(&d);
+            }
+            n
+        })
+}
+
+/// Documents rich in what the fast path handles (escapes, numbers,
+/// non-ASCII, wide objects around the 64-key switch from scan to table, with
+/// occasional repeated keys), then lightly mutated.
+fn rich_document() -> impl Strategy<Value = Vec<u8>> {
+    let leaf = prop_oneof![
+        Just(J::Null),
+        any::<bool>().prop_map(J::Bool),
+        rich_text().prop_map(J::Str),
+        rich_number().prop_map(J::Num),
+    ];
+    let tree = leaf.prop_recursive(4, 160, 80, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..8).prop_map(J::Arr),
+            prop::collection::vec((prop_oneof!["[a-z]{1,2}", rich_text()], inner), 0..80)
+                .prop_map(J::Obj),
+        ]
+    });
+    (tree, any::<u64>(), prop::collection::vec(mutation(), 0..2)).prop_map(|(v, seed, muts)| {
+        let mut out = Vec::new();
+        render(&v, &mut Choices(seed | 1), &mut out);
+        mutate(out, &muts)
+    })
 }
 
 fn inspect_in_chunks(limits: &Limits, body: &[u8], cuts: &[usize]) -> Result<(), Violation> {
@@ -299,6 +363,32 @@ proptest! {
         // compares the fast path with the reference state machine.
         let bytewise: Vec<usize> = (1..doc.len()).collect();
         prop_assert_eq!(inspect_in_chunks(&limits, &doc, &bytewise), whole);
+    }
+
+    /// The fast path (whole chunks) and the reference state machine (one
+    /// byte per chunk) agree on documents rich in escapes, numbers, non-ASCII
+    /// text and wide objects, under default and near-limit bounds.
+    #[test]
+    fn fast_path_agrees_with_bytewise_on_rich_documents(
+        doc in rich_document(),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+        tight in 1u64..40,
+    ) {
+        let bytewise: Vec<usize> = (1..doc.len()).collect();
+        let near = Limits {
+            max_body_bytes: Some(doc.len() as u64 - tight.min(doc.len() as u64) / 8),
+            max_depth: Some(2 + tight % 3),
+            max_array_elements: Some(2 + tight % 7),
+            max_object_entries: Some(50 + tight),
+            max_key_bytes: Some(tight),
+            max_string_bytes: Some(tight + 10),
+            max_number_chars: Some(5 + tight / 2),
+        };
+        for limits in [Limits::default(), near] {
+            let whole = inspect_in_chunks(&limits, &doc, &[]);
+            prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &bytewise), &whole);
+            prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &cuts), &whole);
+        }
     }
 
     /// Complete documents within limits: accepted exactly when serde_json

@@ -7,8 +7,6 @@
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
-const LOWS7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
 const SPACES: u64 = ONES * 0x20;
 const ZEROS: u64 = ONES * 0x30;
 
@@ -41,10 +39,11 @@ pub(super) fn is_string_special(b: u8) -> bool {
 /// High bit set in the byte lanes of `w` that are not ASCII digits.
 #[inline(always)]
 fn non_digits(w: u64) -> u64 {
-    // A digit is 0x30..=0x39: high nibble 3, and still 3 after adding 6.
-    let x = ((w & NIBBLES) ^ ZEROS) | ((w.wrapping_add(ONES * 6) & NIBBLES) ^ ZEROS);
-    // Non-zero lane -> high bit, without carries between lanes.
-    (((x & LOWS7) + LOWS7) | x) & HIGHS
+    // Digits become 0..=9; a lane is not a digit when it is then above 9:
+    // its high bit is set, or adding 0x76 sets it. A carry out of a lane only
+    // happens when that lane is already flagged.
+    let x = w ^ ZEROS;
+    (x.wrapping_add(ONES * 0x76) | x) & HIGHS
 }
 
 /// Index of the first byte at or after `i` that is not an ASCII digit

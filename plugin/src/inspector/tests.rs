@@ -427,3 +427,38 @@ fn long_strings_take_the_word_at_a_time_path_exactly() {
         }
     }
 }
+
+/// Small objects check duplicates by scanning their key hashes, big ones in
+/// the table; both sides of the switch, nested either way, with the repeat
+/// spelled plainly or with an escape, whole or split anywhere.
+#[test]
+fn duplicate_keys_are_found_in_objects_of_every_size() {
+    for n in [1usize, 2, 63, 64, 65, 66, 200] {
+        let members =
+            |v: &str| -> Vec<String> { (0..n).map(|k| format!("\"k{k}\":{v}")).collect() };
+        let plain = format!("{{{}}}", members("0").join(","));
+        assert_eq!(verdict(plain.as_bytes()), Ok(()), "{n} keys");
+        // The same keys one level down are not duplicates.
+        let nested = format!("{{{},\"o\":{plain}}}", members("1").join(","));
+        assert_eq!(verdict(nested.as_bytes()), Ok(()), "{n} keys, nested");
+        for dup in [0, n / 2, n - 1] {
+            for spelling in [format!("\"k{dup}\""), format!("\"\\u006b{dup}\"")] {
+                // A repeat after a nested object, and inside one.
+                let outer = format!("{{{},\"o\":{plain},{spelling}:2}}", members("1").join(","));
+                let at = outer.rfind(spelling.as_str()).unwrap() as u64;
+                assert_eq!(
+                    kind_at(outer.as_bytes()),
+                    (K::DuplicateKey, at),
+                    "{n} {spelling}"
+                );
+                let inner = format!("{{\"o\":{{{},{spelling}:2}}}}", members("1").join(","));
+                let at = inner.rfind(spelling.as_str()).unwrap() as u64;
+                assert_eq!(
+                    kind_at(inner.as_bytes()),
+                    (K::DuplicateKey, at),
+                    "{n} {spelling}"
+                );
+            }
+        }
+    }
+}
