@@ -1,0 +1,321 @@
+//! Round trip through a real OCI registry: the CNCF distribution registry
+//! (Debian package `docker-registry`) on a loopback port with a temporary
+//! storage directory. Push the built image, pull it back, check what Istio
+//! would check, and run the pulled plugin in the harness.
+//!
+//! The registry is installed with apt when missing (CI and dev machines run
+//! as root); if that is impossible the test fails and says why.
+
+use clap::Parser;
+use json_sanitizer_host::oci::auth::Credentials;
+use json_sanitizer_host::oci::digest::sha256_hex;
+use json_sanitizer_host::oci::image::{
+    Variant, COMPAT_LAYER_MEDIA_TYPE, IMAGE_CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE,
+    VARIANT_ANNOTATION, WASM_CONFIG_MEDIA_TYPE, WASM_CONTENT_MEDIA_TYPE,
+};
+use json_sanitizer_host::oci::layout::Layout;
+use json_sanitizer_host::oci::package::{build_layout, BuildOptions};
+use json_sanitizer_host::oci::registry::{pull, push, RegistryOptions};
+use json_sanitizer_host::oci::{self, OciCommand};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+/// Makes sure the registry binary exists, installing the Debian package if not.
+fn ensure_registry_binary() -> PathBuf {
+    let bin = PathBuf::from(REGISTRY_BIN);
+    if bin.is_file() {
+        return bin;
+    }
+    let install = Command::new("sh")
+        .arg("-c")
+        .arg("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry")
+        .stdin(Stdio::null())
+        .output();
+    match install {
+        Ok(out) if out.status.success() && bin.is_file() => bin,
+        Ok(out) => panic!(
+            "{REGISTRY_BIN} is missing and `apt-get install docker-registry` failed ({}); install the Debian package docker-registry to run this test.\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "{REGISTRY_BIN} is missing and apt-get could not be run ({e}); install the Debian package docker-registry to run this test"
+        ),
+    }
+}
+
+/// A registry process on 127.0.0.1; killed when dropped, even if the test fails.
+struct Registry {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let bin = ensure_registry_binary();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let storage = dir.path().join("storage");
+        std::fs::create_dir(&storage).unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                storage.display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("registry.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("cannot start docker-registry");
+        let mut reg = Registry {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        reg.wait_ready();
+        reg
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `GET /v2/` until it answers 200; bounded to 20 s.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("docker-registry exited early ({status}):\n{}", self.logs());
+            }
+            if http_status(&self.host(), "/v2/") == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("docker-registry not ready after 20 s:\n{}", self.logs());
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Status code of a plain HTTP/1.0 GET, or None if the server is not answering.
+fn http_status(host: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&host.parse().ok()?, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    let line = std::str::from_utf8(&buf[..n]).ok()?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn plain_http() -> RegistryOptions {
+    RegistryOptions {
+        plain_http: true,
+        credentials: Credentials::Anonymous,
+        timeout: Duration::from_secs(60),
+        ..RegistryOptions::default()
+    }
+}
+
+fn plugin() -> PathBuf {
+    json_sanitizer_host::ensure_plugin().expect("building the plugin")
+}
+
+fn build(out: &Path, plugin: &Path) -> json_sanitizer_host::oci::package::BuildReport {
+    build_layout(&BuildOptions {
+        plugin: plugin.to_path_buf(),
+        out: out.to_path_buf(),
+        tar: None,
+        variants: vec![Variant::Compat, Variant::Wasm],
+        tag: "test".into(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn push_pull_round_trip_through_a_real_registry() {
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let plugin_path = plugin();
+    let source = std::fs::read(&plugin_path).unwrap();
+    let layout_dir = tmp.path().join("layout");
+    let report = build(&layout_dir, &plugin_path);
+    let layout = Layout::open(&layout_dir).unwrap();
+    let compat = layout.select(None, Some(Variant::Compat)).unwrap();
+    let wasm = layout.select(None, Some(Variant::Wasm)).unwrap();
+    assert_eq!(compat.manifest.digest, report.images[0].1.manifest.digest);
+
+    let opts = plain_http();
+    let repo = format!("{}/acme/json-sanitizer", registry.host());
+
+    // Push both variants; the registry must serve our exact manifest digest.
+    let pushed = push(&compat, &format!("{repo}:0.1.0"), &opts).unwrap();
+    assert_eq!(pushed.manifest_digest, compat.manifest.digest);
+    assert_eq!(pushed.pinned, format!("{repo}@{}", compat.manifest.digest));
+    assert_eq!((pushed.uploaded, pushed.skipped), (2, 0));
+    let pushed_wasm = push(&wasm, &format!("{repo}:0.1.0-wasm"), &opts).unwrap();
+    assert_eq!(pushed_wasm.manifest_digest, wasm.manifest.digest);
+    // Pushing again uploads nothing.
+    let again = push(&compat, &format!("{repo}:0.1.0"), &opts).unwrap();
+    assert_eq!((again.uploaded, again.skipped), (0, 2));
+
+    // Pull the compat image by tag and by digest.
+    for reference in [format!("{repo}:0.1.0"), pushed.pinned.clone()] {
+        let pulled = pull(&reference, &opts).unwrap();
+        assert_eq!(pulled.manifest_digest, compat.manifest.digest);
+        assert_eq!(pulled.image.variant, Variant::Compat);
+        let m: serde_json::Value = serde_json::from_slice(&pulled.image.manifest.bytes).unwrap();
+        assert_eq!(m["mediaType"], MANIFEST_MEDIA_TYPE);
+        assert_eq!(m["config"]["mediaType"], IMAGE_CONFIG_MEDIA_TYPE);
+        assert_eq!(m["layers"][0]["mediaType"], COMPAT_LAYER_MEDIA_TYPE);
+        assert_eq!(m["layers"].as_array().unwrap().len(), 1);
+        assert_eq!(m["annotations"][VARIANT_ANNOTATION], "compat");
+        assert_eq!(sha256_hex(&pulled.plugin), sha256_hex(&source));
+    }
+
+    // The wasm variant.
+    let pulled_wasm = pull(&format!("{repo}:0.1.0-wasm"), &opts).unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&pulled_wasm.image.manifest.bytes).unwrap();
+    let types: Vec<&str> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, [WASM_CONFIG_MEDIA_TYPE, WASM_CONTENT_MEDIA_TYPE]);
+    assert_eq!(pulled_wasm.plugin, source);
+
+    // Errors, not panics: unknown tag, digest that does not match, wrong scheme.
+    assert!(pull(&format!("{repo}:missing"), &opts).is_err());
+    let wrong = format!("{repo}@sha256:{}", "0".repeat(64));
+    assert!(pull(&wrong, &opts).is_err());
+    assert!(push(&compat, &wrong, &opts).is_err());
+    let tls = RegistryOptions {
+        plain_http: false,
+        timeout: Duration::from_secs(20),
+        ..plain_http()
+    };
+    assert!(pull(&format!("{repo}:0.1.0"), &tls).is_err());
+
+    // Keep the pulled module for the harness check at the end.
+    let pulled = pull(&pushed.pinned, &opts).unwrap();
+
+    // The CLI does the same round trip.
+    let cli_out = tmp.path().join("cli-pull");
+    assert_eq!(
+        run_cli(&[
+            "oci",
+            "push",
+            "--layout",
+            layout_dir.to_str().unwrap(),
+            &format!("{repo}:cli"),
+            "--plain-http",
+        ])
+        .unwrap(),
+        0
+    );
+    assert_eq!(
+        run_cli(&[
+            "oci",
+            "pull",
+            &format!("{repo}:cli"),
+            "--out",
+            cli_out.to_str().unwrap(),
+            "--plain-http",
+        ])
+        .unwrap(),
+        0
+    );
+    assert_eq!(std::fs::read(cli_out.join("plugin.wasm")).unwrap(), source);
+    // The pulled image is kept as a layout that can be pushed again.
+    let repulled = Layout::open(&cli_out.join("image")).unwrap();
+    assert_eq!(
+        repulled.select(None, None).unwrap().manifest.digest,
+        compat.manifest.digest
+    );
+
+    // Registry down: a clear error within the timeout.
+    let host = registry.host();
+    drop(registry);
+    let started = Instant::now();
+    let err = pull(&format!("{host}/acme/json-sanitizer:0.1.0"), &opts).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(30), "{err:#}");
+
+    // The module that came back from the registry runs in the harness and
+    // rejects a too-deep body.
+    assert_deep_body_rejected(&pulled.plugin);
+}
+
+fn assert_deep_body_rejected(wasm: &[u8]) {
+    use json_sanitizer_host::{module_from_bytes, Host, Request};
+    let module = module_from_bytes(wasm).unwrap();
+    let host = Host::builder(module).config("{}").build().unwrap();
+    let mut vm = host.start_vm().unwrap();
+    let body = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let out = vm
+        .send(
+            &Request::post("/api")
+                .content_type("application/json")
+                .body(body)
+                .with_content_length(),
+        )
+        .unwrap();
+    let reply = out.local_reply.expect("a local reply");
+    assert_eq!(reply.status, 400);
+    let problem: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(problem["violation"], "too_deep");
+    assert_eq!(out.forwarded_bytes, 0);
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Top,
+}
+
+#[derive(clap::Subcommand)]
+enum Top {
+    Oci(OciCommand),
+}
+
+fn run_cli(args: &[&str]) -> anyhow::Result<i32> {
+    let cli =
+        Cli::try_parse_from(std::iter::once("json-sanitizer-host").chain(args.iter().copied()))?;
+    let Top::Oci(cmd) = cli.cmd;
+    oci::run(cmd)
+}
