@@ -327,7 +327,7 @@ impl<'de> Visitor<'de> for NoDuplicatesVisitor {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(768))]
+    #![proptest_config(ProptestConfig::with_cases(2048))]
 
     /// Any body, any chunking: the same verdict, kind and offset.
     #[test]

@@ -9,6 +9,11 @@
 //! It is a resumable state machine, not a parser: no recursion, no allocation
 //! per byte, memory O(`max_depth`) plus the key fingerprints of open objects
 //! when duplicate keys are refused. It knows nothing of HTTP or proxy-wasm.
+//!
+//! Layout: `scan.rs` is the per-byte state machine (the reference), `fast.rs`
+//! the straight-line path for whole tokens inside a chunk, `swar.rs` the
+//! word-at-a-time helpers, `keys.rs` the duplicate-key hashes and sets,
+//! `utf8.rs` the encoding checks.
 
 mod fast;
 mod keys;

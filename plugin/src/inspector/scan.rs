@@ -1,10 +1,13 @@
 //! The scanning loop: one pass over a chunk, resumable at every byte.
 //!
-//! Hot paths are handled in runs rather than byte by byte: string bodies
-//! eight bytes at a time (SWAR), whitespace runs of spaces eight at a time,
-//! digit runs in a tight loop, whole UTF-8 sequences in place. Everything that
-//! can straddle a chunk boundary falls back to a per-byte state with the same
-//! verdict.
+//! This per-byte state machine is the reference for every verdict. Between
+//! tokens (in a structural state) it hands over to the fast path in
+//! `fast.rs`, which reads whole tokens that lie inside the chunk and stops
+//! before anything else; the state machine then reads that token (one that
+//! crosses the chunk end, reaches a limit or is erroneous) and produces the
+//! exact kind and offset. Its own runs are still word-at-a-time where cheap:
+//! string bodies eight bytes at a time (SWAR), indentation, digit runs, whole
+//! UTF-8 sequences in place.
 
 use super::keys::KeyHasher;
 use super::swar::{is_string_special, load8, skip_ws, string_specials};
