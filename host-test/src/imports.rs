@@ -110,10 +110,7 @@ fn copy_out(c: &mut C, bytes: &[u8], ptr_ptr: i32, size_ptr: i32) -> R {
 /// Which header map a map type names, if it is accessible right now.
 /// Envoy only exposes request headers during the headers callback and
 /// trailers during the trailers callback; elsewhere it is BadArgument.
-fn map_mut<'a>(
-    st: &'a mut HostState,
-    map_type: i32,
-) -> Result<&'a mut Vec<(String, String)>, Status> {
+fn map_mut(st: &mut HostState, map_type: i32) -> Result<&mut Vec<(String, String)>, Status> {
     if !(0..=abi::map::MAX).contains(&map_type) {
         return Err(Status::BadArgument);
     }
@@ -185,21 +182,31 @@ pub(crate) fn linker_for(module: &Module) -> wasmtime::Result<Linker<HostState>>
         let ExternType::Func(ty) = import.ty() else {
             continue;
         };
-        let returns_i32 = ty.results().len() == 1
-            && matches!(ty.results().next(), Some(ValType::I32));
+        let returns_i32 =
+            ty.results().len() == 1 && matches!(ty.results().next(), Some(ValType::I32));
         let name = n.to_string();
         if m == ENV && n.starts_with("proxy_") && returns_i32 {
-            l.func_new(m, n, ty.clone(), move |mut c, _args, results: &mut [Val]| {
-                count(&mut c, &name);
-                results[0] = Val::I32(Status::Unimplemented as i32);
-                Ok(())
-            })?;
+            l.func_new(
+                m,
+                n,
+                ty.clone(),
+                move |mut c, _args, results: &mut [Val]| {
+                    count(&mut c, &name);
+                    results[0] = Val::I32(Status::Unimplemented as i32);
+                    Ok(())
+                },
+            )?;
         } else if m == WASI && returns_i32 {
-            l.func_new(m, n, ty.clone(), move |mut c, _args, results: &mut [Val]| {
-                count(&mut c, &name);
-                results[0] = Val::I32(errno::NOSYS);
-                Ok(())
-            })?;
+            l.func_new(
+                m,
+                n,
+                ty.clone(),
+                move |mut c, _args, results: &mut [Val]| {
+                    count(&mut c, &name);
+                    results[0] = Val::I32(errno::NOSYS);
+                    Ok(())
+                },
+            )?;
         }
     }
     l.define_unknown_imports_as_traps(module)?;
@@ -215,17 +222,21 @@ fn define_proxy(
         name
     };
 
-    l.func_wrap(ENV, d("proxy_log"), |mut c: C, level: i32, ptr: i32, len: i32| -> R {
-        count(&mut c, "proxy_log");
-        let level = tri!(LogLevel::from_raw(level).ok_or(Status::BadArgument));
-        let message = tri!(read_str(&c, ptr, len));
-        c.data_mut().logs.push(LogLine {
-            level,
-            source: LogSource::Proxy,
-            message,
-        });
-        ok()
-    })?;
+    l.func_wrap(
+        ENV,
+        d("proxy_log"),
+        |mut c: C, level: i32, ptr: i32, len: i32| -> R {
+            count(&mut c, "proxy_log");
+            let level = tri!(LogLevel::from_raw(level).ok_or(Status::BadArgument));
+            let message = tri!(read_str(&c, ptr, len));
+            c.data_mut().logs.push(LogLine {
+                level,
+                source: LogSource::Proxy,
+                message,
+            });
+            ok()
+        },
+    )?;
 
     l.func_wrap(ENV, d("proxy_get_log_level"), |mut c: C, ret: i32| -> R {
         count(&mut c, "proxy_get_log_level");
@@ -234,20 +245,28 @@ fn define_proxy(
         ok()
     })?;
 
-    l.func_wrap(ENV, d("proxy_get_current_time_nanoseconds"), |mut c: C, ret: i32| -> R {
-        count(&mut c, "proxy_get_current_time_nanoseconds");
-        let now = c.data().env.clock.now_ns();
-        tri!(write_u64(&mut c, ret, now));
-        ok()
-    })?;
+    l.func_wrap(
+        ENV,
+        d("proxy_get_current_time_nanoseconds"),
+        |mut c: C, ret: i32| -> R {
+            count(&mut c, "proxy_get_current_time_nanoseconds");
+            let now = c.data().env.clock.now_ns();
+            tri!(write_u64(&mut c, ret, now));
+            ok()
+        },
+    )?;
 
-    l.func_wrap(ENV, d("proxy_set_tick_period_milliseconds"), |mut c: C, period: i32| -> R {
-        count(&mut c, "proxy_set_tick_period_milliseconds");
-        let st = c.data_mut();
-        st.tick_period_ms = period as u32;
-        st.next_tick_ms = st.env.clock.now_ms().saturating_add(period as u32 as u64);
-        ok()
-    })?;
+    l.func_wrap(
+        ENV,
+        d("proxy_set_tick_period_milliseconds"),
+        |mut c: C, period: i32| -> R {
+            count(&mut c, "proxy_set_tick_period_milliseconds");
+            let st = c.data_mut();
+            st.tick_period_ms = period as u32;
+            st.next_tick_ms = st.env.clock.now_ms().saturating_add(period as u32 as u64);
+            ok()
+        },
+    )?;
 
     l.func_wrap(
         ENV,
@@ -580,29 +599,45 @@ fn define_proxy(
         },
     )?;
 
-    l.func_wrap(ENV, d("proxy_increment_metric"), |mut c: C, id: i32, delta: i64| -> R {
-        count(&mut c, "proxy_increment_metric");
-        tri!(c.data().env.metrics.increment(id as u32, delta));
-        ok()
-    })?;
+    l.func_wrap(
+        ENV,
+        d("proxy_increment_metric"),
+        |mut c: C, id: i32, delta: i64| -> R {
+            count(&mut c, "proxy_increment_metric");
+            tri!(c.data().env.metrics.increment(id as u32, delta));
+            ok()
+        },
+    )?;
 
-    l.func_wrap(ENV, d("proxy_record_metric"), |mut c: C, id: i32, value: i64| -> R {
-        count(&mut c, "proxy_record_metric");
-        tri!(c.data().env.metrics.record(id as u32, value as u64));
-        ok()
-    })?;
+    l.func_wrap(
+        ENV,
+        d("proxy_record_metric"),
+        |mut c: C, id: i32, value: i64| -> R {
+            count(&mut c, "proxy_record_metric");
+            tri!(c.data().env.metrics.record(id as u32, value as u64));
+            ok()
+        },
+    )?;
 
-    l.func_wrap(ENV, d("proxy_get_metric"), |mut c: C, id: i32, ret: i32| -> R {
-        count(&mut c, "proxy_get_metric");
-        let v = tri!(c.data().env.metrics.get_by_id(id as u32));
-        tri!(write_u64(&mut c, ret, v));
-        ok()
-    })?;
+    l.func_wrap(
+        ENV,
+        d("proxy_get_metric"),
+        |mut c: C, id: i32, ret: i32| -> R {
+            count(&mut c, "proxy_get_metric");
+            let v = tri!(c.data().env.metrics.get_by_id(id as u32));
+            tri!(write_u64(&mut c, ret, v));
+            ok()
+        },
+    )?;
 
-    l.func_wrap(ENV, d("proxy_set_effective_context"), |mut c: C, _ctx: i32| -> R {
-        count(&mut c, "proxy_set_effective_context");
-        ok()
-    })?;
+    l.func_wrap(
+        ENV,
+        d("proxy_set_effective_context"),
+        |mut c: C, _ctx: i32| -> R {
+            count(&mut c, "proxy_set_effective_context");
+            ok()
+        },
+    )?;
 
     Ok(())
 }
@@ -682,30 +717,38 @@ fn define_wasi(
         },
     )?;
 
-    l.func_wrap(WASI, d("fd_fdstat_get"), |mut c: C, fd: i32, buf: i32| -> R {
-        count(&mut c, "fd_fdstat_get");
-        if !(0..=2).contains(&fd) {
-            return Ok(errno::BADF);
-        }
-        // fdstat: filetype u8 (2 = character device), flags u16 (1 = append
-        // for the output streams), rights base / inheriting u64.
-        let mut stat = [0u8; 24];
-        stat[0] = 2;
-        if fd != 0 {
-            stat[2] = 1;
-        }
-        stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
-        if write(&mut c, buf, &stat).is_err() {
-            return Ok(errno::FAULT);
-        }
-        Ok(errno::SUCCESS)
-    })?;
+    l.func_wrap(
+        WASI,
+        d("fd_fdstat_get"),
+        |mut c: C, fd: i32, buf: i32| -> R {
+            count(&mut c, "fd_fdstat_get");
+            if !(0..=2).contains(&fd) {
+                return Ok(errno::BADF);
+            }
+            // fdstat: filetype u8 (2 = character device), flags u16 (1 = append
+            // for the output streams), rights base / inheriting u64.
+            let mut stat = [0u8; 24];
+            stat[0] = 2;
+            if fd != 0 {
+                stat[2] = 1;
+            }
+            stat[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+            if write(&mut c, buf, &stat).is_err() {
+                return Ok(errno::FAULT);
+            }
+            Ok(errno::SUCCESS)
+        },
+    )?;
 
-    l.func_wrap(WASI, d("fd_prestat_get"), |mut c: C, _fd: i32, _buf: i32| -> R {
-        count(&mut c, "fd_prestat_get");
-        // No preopened directories.
-        Ok(errno::BADF)
-    })?;
+    l.func_wrap(
+        WASI,
+        d("fd_prestat_get"),
+        |mut c: C, _fd: i32, _buf: i32| -> R {
+            count(&mut c, "fd_prestat_get");
+            // No preopened directories.
+            Ok(errno::BADF)
+        },
+    )?;
 
     l.func_wrap(
         WASI,
@@ -717,14 +760,19 @@ fn define_wasi(
     )?;
 
     for name in ["environ_sizes_get", "args_sizes_get"] {
-        l.func_wrap(WASI, d(name), move |mut c: C, count_ptr: i32, size_ptr: i32| -> R {
-            count(&mut c, name);
-            if write_u32(&mut c, count_ptr, 0).is_err() || write_u32(&mut c, size_ptr, 0).is_err()
-            {
-                return Ok(errno::FAULT);
-            }
-            Ok(errno::SUCCESS)
-        })?;
+        l.func_wrap(
+            WASI,
+            d(name),
+            move |mut c: C, count_ptr: i32, size_ptr: i32| -> R {
+                count(&mut c, name);
+                if write_u32(&mut c, count_ptr, 0).is_err()
+                    || write_u32(&mut c, size_ptr, 0).is_err()
+                {
+                    return Ok(errno::FAULT);
+                }
+                Ok(errno::SUCCESS)
+            },
+        )?;
     }
     for name in ["environ_get", "args_get"] {
         l.func_wrap(WASI, d(name), move |mut c: C, _a: i32, _b: i32| -> R {
@@ -749,16 +797,20 @@ fn define_wasi(
         },
     )?;
 
-    l.func_wrap(WASI, d("clock_res_get"), |mut c: C, id: i32, ret: i32| -> R {
-        count(&mut c, "clock_res_get");
-        if !(0..=3).contains(&id) {
-            return Ok(errno::INVAL);
-        }
-        if write_u64(&mut c, ret, 1_000).is_err() {
-            return Ok(errno::FAULT);
-        }
-        Ok(errno::SUCCESS)
-    })?;
+    l.func_wrap(
+        WASI,
+        d("clock_res_get"),
+        |mut c: C, id: i32, ret: i32| -> R {
+            count(&mut c, "clock_res_get");
+            if !(0..=3).contains(&id) {
+                return Ok(errno::INVAL);
+            }
+            if write_u64(&mut c, ret, 1_000).is_err() {
+                return Ok(errno::FAULT);
+            }
+            Ok(errno::SUCCESS)
+        },
+    )?;
 
     l.func_wrap(WASI, d("random_get"), |mut c: C, buf: i32, len: i32| -> R {
         count(&mut c, "random_get");
@@ -777,10 +829,16 @@ fn define_wasi(
         Ok(errno::SUCCESS)
     })?;
 
-    l.func_wrap(WASI, d("proc_exit"), |mut c: C, code: i32| -> wasmtime::Result<()> {
-        count(&mut c, "proc_exit");
-        Err(wasmtime::Error::msg(format!("guest called proc_exit({code})")))
-    })?;
+    l.func_wrap(
+        WASI,
+        d("proc_exit"),
+        |mut c: C, code: i32| -> wasmtime::Result<()> {
+            count(&mut c, "proc_exit");
+            Err(wasmtime::Error::msg(format!(
+                "guest called proc_exit({code})"
+            )))
+        },
+    )?;
 
     l.func_wrap(WASI, d("sched_yield"), |mut c: C| -> R {
         count(&mut c, "sched_yield");

@@ -16,12 +16,31 @@ pub fn json_of_size(min_len: usize) -> Vec<u8> {
             r#"{{"id":{i},"name":"item-{i}","price":{}.{:02},"active":{},"tags":["alpha","beta",{}],"owner":{{"id":{},"email":"user{}@example.com"}}}}"#,
             i % 997,
             i % 100,
-            i % 2 == 0,
+            i.is_multiple_of(2),
             i % 7,
             i * 31 % 1000,
             i % 113
         );
         out.extend_from_slice(item.as_bytes());
+        i += 1;
+    }
+    out.push(b']');
+    out
+}
+
+/// A valid document of at least `min_len` bytes made of few, large items
+/// (1 KiB strings), so it stays inside the default element and string
+/// limits and only its total size is over: the "too big" case.
+pub fn big_json(min_len: usize) -> Vec<u8> {
+    let filler = "x".repeat(1000);
+    let mut out = Vec::with_capacity(min_len + 2048);
+    out.push(b'[');
+    let mut i = 0u64;
+    while out.len() + 1 < min_len || i == 0 {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!(r#"{{"id":{i},"blob":"{filler}"}}"#).as_bytes());
         i += 1;
     }
     out.push(b']');
@@ -77,6 +96,9 @@ mod tests {
             serde_json::from_slice::<serde_json::Value>(&b).unwrap();
         }
         serde_json::from_slice::<serde_json::Value>(&nested_arrays(50)).unwrap();
+        let big = big_json(3 << 20);
+        assert!(big.len() >= 3 << 20);
+        serde_json::from_slice::<serde_json::Value>(&big).unwrap();
         let chunks = streamed_json_chunks(200_000, 65536);
         assert!(chunks.iter().all(|c| c.len() <= 65536));
         serde_json::from_slice::<serde_json::Value>(&chunks.concat()).unwrap();

@@ -69,9 +69,10 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     let (_host, mut vms) = super::start(module.clone(), &config, "bench", Clock::real(), 1)?;
     let vm = &mut vms[0];
 
-    let corpus = a.corpus.clone().unwrap_or_else(|| {
-        json_sanitizer_host::engine::workspace_root().join("../shared/corpus")
-    });
+    let corpus = a
+        .corpus
+        .clone()
+        .unwrap_or_else(|| json_sanitizer_host::engine::workspace_root().join("../shared/corpus"));
     let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
     match std::fs::read_dir(&corpus) {
         Ok(rd) => {
@@ -82,20 +83,30 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             files.sort();
             for f in files {
                 let b = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
-                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 inputs.push((name, b));
             }
         }
-        Err(e) => eprintln!("note: corpus {} not read ({e}); generated bodies only", corpus.display()),
+        Err(e) => eprintln!(
+            "note: corpus {} not read ({e}); generated bodies only",
+            corpus.display()
+        ),
     }
-    for (name, n) in [("generated 1 KiB", 1 << 10), ("generated 64 KiB", 64 << 10), ("generated 10 MB", 10_000_000)] {
+    for (name, n) in [
+        ("generated 1 KiB", 1 << 10),
+        ("generated 64 KiB", 64 << 10),
+        ("generated 10 MB", 10_000_000),
+    ] {
         inputs.push((name.to_string(), json_of_size(n)));
     }
 
     println!("Throughput (64 KiB chunks, median; wasm = headers + body + end through the plugin)");
     println!(
-        "  {:<20} {:>10} {:>12} {:>12} {:>7}  {}",
-        "input", "bytes", "wasm MB/s", "native MB/s", "ratio", "verdict"
+        "  {:<20} {:>10} {:>12} {:>12} {:>7}  verdict",
+        "input", "bytes", "wasm MB/s", "native MB/s", "ratio"
     );
     for (name, body) in &inputs {
         let req = request(body);
@@ -130,7 +141,9 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     }
 
     println!();
-    println!("Per request (1 KiB body, one chunk, headers + body + end, median of batches of 1000)");
+    println!(
+        "Per request (1 KiB body, one chunk, headers + body + end, median of batches of 1000)"
+    );
     let small = request(&json_of_size(1 << 10)).with_content_length();
     let batch = median_time(budget, || {
         for _ in 0..1000 {
@@ -142,7 +155,13 @@ pub fn run(a: BenchArgs) -> Result<i32> {
 
     println!();
     println!("Guest linear memory, fresh VM, hold_bytes 0 (streaming must not grow it)");
-    let (_h2, mut fresh) = super::start(module, &permissive_config().into_bytes(), "bench", Clock::real(), 1)?;
+    let (_h2, mut fresh) = super::start(
+        module,
+        &permissive_config().into_bytes(),
+        "bench",
+        Clock::real(),
+        1,
+    )?;
     let vm = &mut fresh[0];
     through_wasm(vm, &request(&json_of_size(1 << 10)))?;
     let after_small = vm.memory_size();
@@ -157,7 +176,11 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     println!("  after 1 KiB body:        {after_small:>12} bytes");
     println!(
         "  after 100 MB streamed:   {after_big:>12} bytes  ({}, {} forwarded)",
-        if after_big == after_small { "equal" } else { "GREW" },
+        if after_big == after_small {
+            "equal"
+        } else {
+            "GREW"
+        },
         o.forwarded_bytes
     );
     Ok(0)

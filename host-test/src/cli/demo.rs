@@ -3,7 +3,7 @@
 
 use anyhow::{Context as _, Result};
 use json_sanitizer_host::clock::MANUAL_EPOCH_MS;
-use json_sanitizer_host::workload::{json_of_size, nested_arrays};
+use json_sanitizer_host::workload::{big_json, nested_arrays};
 use json_sanitizer_host::{Clock, Outcome, Request, Vm};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,7 +19,12 @@ pub struct DemoArgs {
     examples: Option<PathBuf>,
 }
 
-const CONFIGS: [&str; 4] = ["default.json", "strict-api.json", "report-only.json", "per-route.json"];
+const CONFIGS: [&str; 4] = [
+    "default.json",
+    "strict-api.json",
+    "report-only.json",
+    "per-route.json",
+];
 
 /// One demo request: a label and how to build it.
 struct Case {
@@ -40,17 +45,38 @@ fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
         let p = rq.join(name);
         std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
     };
-    let big = json_of_size(3 << 20);
+    let big = big_json(3 << 20);
     let v = vec![
-        Case { label: "good.json".into(), req: json_post("/api/orders", &file("good.json")?) },
-        Case { label: "too-deep.json".into(), req: json_post("/api/orders", &file("too-deep.json")?) },
-        Case { label: "malformed.json".into(), req: json_post("/api/orders", &file("malformed.json")?) },
-        Case { label: "duplicate-key.json".into(), req: json_post("/api/orders", &file("duplicate-key.json")?) },
-        Case { label: "lone-surrogate.json".into(), req: json_post("/api/orders", &file("lone-surrogate.json")?) },
-        Case { label: "trailing-garbage.json".into(), req: json_post("/api/orders", &file("trailing-garbage.json")?) },
+        Case {
+            label: "good.json".into(),
+            req: json_post("/api/orders", &file("good.json")?),
+        },
+        Case {
+            label: "too-deep.json".into(),
+            req: json_post("/api/orders", &file("too-deep.json")?),
+        },
+        Case {
+            label: "malformed.json".into(),
+            req: json_post("/api/orders", &file("malformed.json")?),
+        },
+        Case {
+            label: "duplicate-key.json".into(),
+            req: json_post("/api/orders", &file("duplicate-key.json")?),
+        },
+        Case {
+            label: "lone-surrogate.json".into(),
+            req: json_post("/api/orders", &file("lone-surrogate.json")?),
+        },
+        Case {
+            label: "trailing-garbage.json".into(),
+            req: json_post("/api/orders", &file("trailing-garbage.json")?),
+        },
         Case {
             label: "not-json.txt (text/plain)".into(),
-            req: Request::post("/api/orders").content_type("text/plain").body(file("not-json.txt")?).with_content_length(),
+            req: Request::post("/api/orders")
+                .content_type("text/plain")
+                .body(file("not-json.txt")?)
+                .with_content_length(),
         },
         Case {
             label: "good.json, gzip encoded".into(),
@@ -62,11 +88,15 @@ fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
         },
         Case {
             label: "3 MiB, streamed, no length".into(),
-            req: Request::post("/api/orders").content_type("application/json").body_chunked(&big, 64 << 10),
+            req: Request::post("/api/orders")
+                .content_type("application/json")
+                .body_chunked(&big, 64 << 10),
         },
         Case {
             label: "200-deep, 1-byte chunks".into(),
-            req: Request::post("/api/orders").content_type("application/json").body_chunked(nested_arrays(200), 1),
+            req: Request::post("/api/orders")
+                .content_type("application/json")
+                .body_chunked(nested_arrays(200), 1),
         },
         Case {
             label: "good.json to /upload".into(),
@@ -90,8 +120,8 @@ fn row(prefix: &str, label: &str, o: &Outcome, note: &str) {
 
 fn header() {
     println!(
-        "  {:<30} {:<7} {:<6} {:<24} {:>9}  {}",
-        "request", "verdict", "status", "violation", "time", "note"
+        "  {:<30} {:<7} {:<6} {:<24} {:>9}  note",
+        "request", "verdict", "status", "violation", "time"
     );
 }
 
@@ -114,7 +144,11 @@ fn note(o: &Outcome) -> String {
     } else if o.local_reply.is_some() && o.forwarded_bytes == 0 {
         n.push("nothing forwarded".into());
     }
-    if o.reply().is_none() && o.logs.iter().any(|l| l.level >= json_sanitizer_host::LogLevel::Warn) {
+    if o.reply().is_none()
+        && o.logs
+            .iter()
+            .any(|l| l.level >= json_sanitizer_host::LogLevel::Warn)
+    {
         n.push("logged".into());
     }
     if o.stalled {
@@ -142,13 +176,11 @@ pub fn run(a: DemoArgs) -> Result<i32> {
             println!("  (missing {}, skipped)\n", path.display());
             continue;
         };
-        let (_host, mut vms) = super::start(module.clone(), &config, name, Clock::real(), 1)?;
         header();
         for c in &cases {
-            if vms[0].broken().is_some() {
-                let (_h, v) = super::start(module.clone(), &config, name, Clock::real(), 1)?;
-                vms = v;
-            }
+            // A fresh proxy per request, so one request's breaker state
+            // (shared data) does not decide the next row.
+            let (_host, mut vms) = super::start(module.clone(), &config, name, Clock::real(), 1)?;
             let o = send(&mut vms[0], &c.req)?;
             row("", &c.label, &o, &note(&o));
         }
@@ -162,16 +194,26 @@ pub fn run(a: DemoArgs) -> Result<i32> {
 fn breaker(dir: &std::path::Path, module: &wasmtime::Module) -> Result<()> {
     println!("== breaker (default.json + consecutive_failures 3, open 30 s; virtual clock) ==");
     let base = std::fs::read(dir.join("default.json")).unwrap_or_else(|_| b"{}".to_vec());
-    let mut cfg: serde_json::Value = serde_json::from_slice(&base).context("default.json is not JSON")?;
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&base).context("default.json is not JSON")?;
     if !cfg.is_object() {
         cfg = serde_json::json!({});
     }
-    cfg["breaker"] = serde_json::json!({"enabled": true, "consecutive_failures": 3, "open_seconds": 30});
+    cfg["breaker"] =
+        serde_json::json!({"enabled": true, "consecutive_failures": 3, "open_seconds": 30});
     let config = serde_json::to_vec(&cfg)?;
     let clock = Clock::manual();
-    let (_host, mut vms) = super::start(module.clone(), &config, "default.json + breaker", clock.clone(), 1)?;
-    let good = std::fs::read(dir.join("requests/good.json")).unwrap_or_else(|_| br#"{"ok":true}"#.to_vec());
-    let bad = std::fs::read(dir.join("requests/malformed.json")).unwrap_or_else(|_| b"{,}".to_vec());
+    let (_host, mut vms) = super::start(
+        module.clone(),
+        &config,
+        "default.json + breaker",
+        clock.clone(),
+        1,
+    )?;
+    let good = std::fs::read(dir.join("requests/good.json"))
+        .unwrap_or_else(|_| br#"{"ok":true}"#.to_vec());
+    let bad =
+        std::fs::read(dir.join("requests/malformed.json")).unwrap_or_else(|_| b"{,}".to_vec());
     let steps: [(u64, &str, &[u8]); 8] = [
         (0, "good", &good),
         (1_000, "malformed #1", &bad),
@@ -197,7 +239,11 @@ fn breaker(dir: &std::path::Path, module: &wasmtime::Module) -> Result<()> {
             .unwrap_or_default();
         let mut n = note(&o);
         if !retry.is_empty() {
-            n = if n.is_empty() { retry } else { format!("{retry}, {n}") };
+            n = if n.is_empty() {
+                retry
+            } else {
+                format!("{retry}, {n}")
+            };
         }
         let t = format!("+{:.0}s", at as f64 / 1000.0);
         row(&format!("{t:<8} "), label, &o, &n);

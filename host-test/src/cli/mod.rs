@@ -31,7 +31,9 @@ pub fn plugin(path: Option<&Path>) -> Result<Module> {
 /// The configuration file named by `--config`, else `{}` (all defaults).
 pub fn config(path: Option<&Path>) -> Result<Vec<u8>> {
     match path {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading configuration {}", p.display())),
+        Some(p) => {
+            std::fs::read(p).with_context(|| format!("reading configuration {}", p.display()))
+        }
         None => Ok(b"{}".to_vec()),
     }
 }

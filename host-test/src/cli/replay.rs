@@ -79,7 +79,11 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
         let step: Step =
             serde_json::from_str(raw).with_context(|| format!("{}:{n}", a.scenario))?;
         if step.worker >= workers {
-            bail!("{}:{n}: worker {} but only --workers {workers}", a.scenario, step.worker);
+            bail!(
+                "{}:{n}: worker {} but only --workers {workers}",
+                a.scenario,
+                step.worker
+            );
         }
         let req = request(&step, &base).with_context(|| format!("{}:{n}", a.scenario))?;
         steps.push((n, step.at_ms, step.worker, req));
@@ -156,7 +160,10 @@ fn request(s: &Step, base: &Path) -> Result<Request> {
         Some(sizes) => {
             let total: usize = sizes.iter().sum();
             if total > body.len() {
-                bail!("chunks add up to {total} bytes but the body has {}", body.len());
+                bail!(
+                    "chunks add up to {total} bytes but the body has {}",
+                    body.len()
+                );
             }
             let mut chunks = Vec::new();
             let mut at = 0;
