@@ -195,7 +195,12 @@ fn cache_key(bytes: &[u8]) -> (Digest32, String) {
     h.0.update(env!("CARGO_PKG_VERSION").as_bytes());
     engine().precompile_compatibility_hash().hash(&mut h);
     let full = h.0.finalize();
-    let hex: String = full.as_slice().iter().take(20).map(|b| format!("{b:02x}")).collect();
+    let hex: String = full
+        .as_slice()
+        .iter()
+        .take(20)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     (content, hex)
 }
 
@@ -252,7 +257,9 @@ fn write_atomically(dir: &Path, file: &Path, data: &[u8]) -> std::io::Result<()>
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.{}.tmp",
-        file.file_name().and_then(|n| n.to_str()).unwrap_or("module"),
+        file.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("module"),
         std::process::id()
     ));
     std::fs::write(&tmp, data)?;

@@ -126,7 +126,10 @@ pub(crate) struct HostState {
 
 impl HostState {
     fn flush_stdio(&mut self) {
-        for (fd, buf) in [(1, std::mem::take(&mut self.stdout)), (2, std::mem::take(&mut self.stderr))] {
+        for (fd, buf) in [
+            (1, std::mem::take(&mut self.stdout)),
+            (2, std::mem::take(&mut self.stderr)),
+        ] {
             if !buf.is_empty() {
                 let mut b = buf;
                 b.push(b'\n');
@@ -326,8 +329,7 @@ impl Host {
             .next_vm
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let opts = &self.env.options;
-        let budget_ticks =
-            (opts.time_budget.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1;
+        let budget_ticks = (opts.time_budget.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64 + 1;
         let state = HostState {
             env: self.env.clone(),
             memory: None,
@@ -371,7 +373,11 @@ impl Host {
             ));
         }
         let Some(memory) = instance.get_memory(&mut store, "memory") else {
-            return Err(fail("instantiate", "module exports no memory".into(), &mut store));
+            return Err(fail(
+                "instantiate",
+                "module exports no memory".into(),
+                &mut store,
+            ));
         };
         let alloc = instance
             .get_typed_func::<u32, u32>(&mut store, "proxy_on_memory_allocate")
@@ -442,17 +448,29 @@ impl Host {
         let root = vm.root;
         if let Some(f) = vm.ex.context_create.clone() {
             if let Err(t) = vm.invoke(&f, (root, 0)) {
-                return Err(stage_err(&mut vm, "proxy_on_context_create", format!("trapped: {t}")));
+                return Err(stage_err(
+                    &mut vm,
+                    "proxy_on_context_create",
+                    format!("trapped: {t}"),
+                ));
             }
         }
         let vm_config_len = self.env.vm_config.len() as u32;
         if let Some(f) = vm.ex.vm_start.clone() {
             match vm.invoke(&f, (root, vm_config_len)) {
                 Err(t) => {
-                    return Err(stage_err(&mut vm, "proxy_on_vm_start", format!("trapped: {t}")))
+                    return Err(stage_err(
+                        &mut vm,
+                        "proxy_on_vm_start",
+                        format!("trapped: {t}"),
+                    ))
                 }
                 Ok(0) => {
-                    return Err(stage_err(&mut vm, "proxy_on_vm_start", "plugin returned false".into()))
+                    return Err(stage_err(
+                        &mut vm,
+                        "proxy_on_vm_start",
+                        "plugin returned false".into(),
+                    ))
                 }
                 Ok(_) => {}
             }
@@ -461,7 +479,11 @@ impl Host {
         if let Some(f) = vm.ex.configure.clone() {
             match vm.invoke(&f, (root, config_len)) {
                 Err(t) => {
-                    return Err(stage_err(&mut vm, "proxy_on_configure", format!("trapped: {t}")))
+                    return Err(stage_err(
+                        &mut vm,
+                        "proxy_on_configure",
+                        format!("trapped: {t}"),
+                    ))
                 }
                 Ok(0) => {
                     return Err(stage_err(
@@ -511,7 +533,11 @@ fn describe(e: &wasmtime::Error) -> String {
     }
     let root = e.root_cause().to_string();
     let top = e.to_string();
-    let msg = if top.starts_with("error while executing") { root } else { top };
+    let msg = if top.starts_with("error while executing") {
+        root
+    } else {
+        top
+    };
     msg.lines().next().unwrap_or("unknown error").to_string()
 }
 
@@ -711,7 +737,12 @@ impl Vm {
         Ok(out)
     }
 
-    fn drive(&mut self, ctx: u32, req: &Request, out: &mut Outcome) -> std::result::Result<(), Stop> {
+    fn drive(
+        &mut self,
+        ctx: u32,
+        req: &Request,
+        out: &mut Outcome,
+    ) -> std::result::Result<(), Stop> {
         if let Some(f) = self.ex.context_create.clone() {
             self.store.data_mut().phase = Phase::Stream;
             self.invoke(&f, (ctx, self.root)).map_err(|_| Stop::Trap)?;
@@ -719,7 +750,12 @@ impl Vm {
         let has_body = !req.chunks.is_empty();
         let has_trailers = req.trailers.is_some();
         let headers_eos = !has_body && !has_trailers;
-        let n_headers = self.store.data().req.as_ref().map_or(0, |r| r.headers.len()) as u32;
+        let n_headers = self
+            .store
+            .data()
+            .req
+            .as_ref()
+            .map_or(0, |r| r.headers.len()) as u32;
 
         let action = self.callback(
             ctx,
@@ -831,7 +867,11 @@ impl Vm {
         let raw = match raw {
             Ok(r) => r,
             Err(_) => {
-                out.callbacks.push(CallbackRecord { name, args, action: None });
+                out.callbacks.push(CallbackRecord {
+                    name,
+                    args,
+                    action: None,
+                });
                 return Err(Stop::Trap);
             }
         };
@@ -877,19 +917,31 @@ impl Vm {
     fn finish_stream(&mut self, ctx: u32, out: &mut Outcome) {
         self.store.data_mut().phase = Phase::Stream;
         if let Some(f) = self.ex.log.clone() {
-            out.callbacks.push(CallbackRecord { name: "proxy_on_log", args: vec![], action: None });
+            out.callbacks.push(CallbackRecord {
+                name: "proxy_on_log",
+                args: vec![],
+                action: None,
+            });
             if self.invoke(&f, ctx).is_err() {
                 return;
             }
         }
         if let Some(f) = self.ex.done.clone() {
-            out.callbacks.push(CallbackRecord { name: "proxy_on_done", args: vec![], action: None });
+            out.callbacks.push(CallbackRecord {
+                name: "proxy_on_done",
+                args: vec![],
+                action: None,
+            });
             if self.invoke(&f, ctx).is_err() {
                 return;
             }
         }
         if let Some(f) = self.ex.delete.clone() {
-            out.callbacks.push(CallbackRecord { name: "proxy_on_delete", args: vec![], action: None });
+            out.callbacks.push(CallbackRecord {
+                name: "proxy_on_delete",
+                args: vec![],
+                action: None,
+            });
             let _ = self.invoke(&f, ctx);
         }
     }
