@@ -165,6 +165,9 @@ pub(crate) struct KeySet {
     slots: Vec<u64>,
     tabled: Vec<u64>,
     live: Vec<u64>,
+    /// Per nesting depth, a Bloom filter of the keys of the open object
+    /// there while it is small (reset by its first key).
+    blooms: Vec<u64>,
 }
 
 impl KeySet {
@@ -182,10 +185,21 @@ impl KeySet {
     pub(crate) fn insert(&mut self, hash: u64, depth: usize, mark: usize) -> bool {
         let own = self.live.get(mark..).unwrap_or_default();
         if own.len() <= SMALL {
+            // A one-word Bloom filter of the object's keys (six hash bits
+            // pick one of 64) rules most new keys out without the scan.
+            if self.blooms.len() <= depth {
+                self.blooms.resize(depth + 1, 0);
+            }
+            let bloom = &mut self.blooms[depth];
+            if own.is_empty() {
+                *bloom = 0;
+            }
+            let bit = 1u64 << (hash >> 58);
             // No early exit: a fixed, vectorisable loop over a few words.
-            if own.iter().fold(false, |seen, &k| seen | (k == hash)) {
+            if *bloom & bit != 0 && own.iter().fold(false, |seen, &k| seen | (k == hash)) {
                 return false;
             }
+            *bloom |= bit;
             if own.len() < SMALL {
                 self.live.push(hash);
                 return true;
