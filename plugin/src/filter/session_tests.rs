@@ -625,3 +625,15 @@ fn breaker_scopes_keep_clients_apart() {
         None
     );
 }
+
+#[test]
+fn large_chunks_are_read_in_bounded_slices() {
+    let p = plugin(r#"{"hold_bytes":0}"#);
+    let mut host = FakeHost::default();
+    let body = crate::samples::api_body(2 * READ_SLICE + 100);
+    let run = drive(&p, &mut host, &head(&[]), &[&body], false);
+    assert_eq!(run.status(), None);
+    assert_eq!(host.reads, body.len().div_ceil(READ_SLICE));
+    assert_eq!(host.bytes_read, body.len());
+    assert_eq!(host.metric("bytes_inspected"), body.len() as u64);
+}
