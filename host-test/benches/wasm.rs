@@ -30,7 +30,11 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
             v.push((name.to_string(), b));
         }
     }
-    for (name, n) in [("gen_1KiB", 1 << 10), ("gen_64KiB", 64 << 10), ("gen_10MB", 10_000_000)] {
+    for (name, n) in [
+        ("gen_1KiB", 1 << 10),
+        ("gen_64KiB", 64 << 10),
+        ("gen_10MB", 10_000_000),
+    ] {
         v.push((name.to_string(), json_of_size(n)));
     }
     v
@@ -55,9 +59,16 @@ fn throughput(c: &mut Criterion) {
                 assert!(o.trap.is_none());
             })
         });
-        g.bench_with_input(BenchmarkId::new("native_serde_json", &name), &body, |b, body| {
-            b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(body)).is_ok())
-        });
+        g.bench_with_input(
+            BenchmarkId::new("native_serde_json", &name),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(body))
+                        .is_ok()
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -26,7 +26,12 @@ fn body_size_is_cumulative_while_paused_and_per_chunk_after_continue() {
     let h = host(PAUSE_TWICE).build().unwrap();
     let mut vm = h.start_vm().unwrap();
     let req = Request::post("/")
-        .chunks([vec![b'a'; 10], vec![b'b'; 20], vec![b'c'; 30], vec![b'd'; 40]])
+        .chunks([
+            vec![b'a'; 10],
+            vec![b'b'; 20],
+            vec![b'c'; 30],
+            vec![b'd'; 40],
+        ])
         .capture_forwarded();
     let o = vm.send(&req).unwrap();
     // (body_size, bytes readable) per call: 10, 10+20, 10+20+30 buffered, then 40 alone.
@@ -63,7 +68,13 @@ fn paused_body_over_the_buffer_limit_gets_a_host_413() {
     assert_eq!((r.status, r.source), (413, ReplySource::Host));
     assert!(o.local_reply.is_none());
     // Only the first chunk reached the plugin; headers had gone upstream.
-    assert_eq!(o.callback_names().iter().filter(|n| **n == "proxy_on_request_body").count(), 1);
+    assert_eq!(
+        o.callback_names()
+            .iter()
+            .filter(|n| **n == "proxy_on_request_body")
+            .count(),
+        1
+    );
     assert!(o.headers_forwarded && o.upstream_reset);
     assert_eq!(o.forwarded_bytes, 0);
     assert_eq!(o.summary().status, Some(413));
@@ -237,7 +248,10 @@ fn trailers_follow_a_body_without_end_of_stream() {
         .filter(|c| c.name == "proxy_on_request_body")
         .collect();
     assert_eq!(body_calls.len(), 2);
-    assert!(body_calls.iter().all(|c| c.args[1] == 0), "no end_of_stream on the body");
+    assert!(
+        body_calls.iter().all(|c| c.args[1] == 0),
+        "no end_of_stream on the body"
+    );
     // Trailer map: BadArgument in the body callbacks, readable in the trailers callback.
     assert_eq!(probes(&h), vec![2, 2, 0, 6]);
     assert!(o.trailers_forwarded && o.completed);
@@ -274,7 +288,9 @@ fn unreadable_body_reports_a_size_but_returns_no_bytes() {
     "#;
     let h = host(funcs).build().unwrap();
     let mut vm = h.start_vm().unwrap();
-    let o = vm.send(&Request::post("/").body("{\"a\":1}").unreadable_body()).unwrap();
+    let o = vm
+        .send(&Request::post("/").body("{\"a\":1}").unreadable_body())
+        .unwrap();
     assert_eq!(probes(&h), vec![7, 0, 0, 0]);
     assert_eq!(o.body_bytes_read, 0);
     // The same body readable: pointer and size come back.

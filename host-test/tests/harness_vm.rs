@@ -14,13 +14,19 @@ fn configure_false_is_a_start_error_carrying_the_plugin_log() {
         (drop (call $log (i32.const 4) (i32.const 2048) (i32.const 60)))
         i32.const 0)
     "#;
-    let h = host(funcs).config(r#"{"limits":{"max_depth":0}}"#).build().unwrap();
+    let h = host(funcs)
+        .config(r#"{"limits":{"max_depth":0}}"#)
+        .build()
+        .unwrap();
     let err = h.start_vm().err().expect("configure must fail");
     let se = err.downcast_ref::<StartError>().expect("StartError");
     assert_eq!(se.stage, "proxy_on_configure");
     assert!(se.logs[0].message.contains("field `limits.max_depth`"));
     let line = format!("{err:#}");
-    assert!(line.contains("must be > 0") && !line.contains('\n'), "{line}");
+    assert!(
+        line.contains("must be > 0") && !line.contains('\n'),
+        "{line}"
+    );
 }
 
 #[test]
@@ -49,11 +55,19 @@ const TRAP_ON_BIG_BODY: &str = r#"
 fn a_trap_is_recorded_and_breaks_only_that_vm() {
     let h = host(TRAP_ON_BIG_BODY).build().unwrap();
     let mut vm = h.start_vm().unwrap();
-    assert!(vm.send(&Request::post("/").body("{}")).unwrap().trap.is_none());
+    assert!(vm
+        .send(&Request::post("/").body("{}"))
+        .unwrap()
+        .trap
+        .is_none());
     let o = vm.send(&Request::post("/").body("0123456789")).unwrap();
     let trap = o.trap.as_deref().expect("trap recorded");
     assert!(trap.contains("unreachable"), "{trap}");
-    assert_eq!(o.status(), Some(503), "Envoy fails the stream of a crashed VM");
+    assert_eq!(
+        o.status(),
+        Some(503),
+        "Envoy fails the stream of a crashed VM"
+    );
     assert!(!o.callback_names().contains(&"proxy_on_log"));
     assert_eq!(probes(&h), vec![1], "on_log ran only for the first request");
     let err = vm.send(&Request::post("/").body("{}")).unwrap_err();
@@ -79,7 +93,11 @@ fn runaway_guest_code_is_stopped_and_reported_as_a_trap() {
     let t = Instant::now();
     let o = vm.send(&Request::get("/")).unwrap();
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    assert!(o.trap.as_deref().unwrap().contains("time budget"), "{:?}", o.trap);
+    assert!(
+        o.trap.as_deref().unwrap().contains("time budget"),
+        "{:?}",
+        o.trap
+    );
 }
 
 #[test]
@@ -101,13 +119,19 @@ fn unknown_imports_link_and_answer_or_trap_only_when_called() {
         (call $unknown (i32.const 1))
         i32.const 0)
     "#;
-    let h = Host::builder(guest_with_imports(imports, funcs)).build().unwrap();
+    let h = Host::builder(guest_with_imports(imports, funcs))
+        .build()
+        .unwrap();
     let mut vm = h.start_vm().unwrap();
     let o = vm.send(&Request::get("/")).unwrap();
     assert!(o.trap.is_none());
     assert_eq!(
         probes_i(&h),
-        vec![Status::Unimplemented.code() as i64, Status::Unimplemented.code() as i64, 52]
+        vec![
+            Status::Unimplemented.code() as i64,
+            Status::Unimplemented.code() as i64,
+            52
+        ]
     );
     assert_eq!(o.hostcall_count("proxy_http_call"), 1);
     let o = vm.send(&Request::post("/").body("x")).unwrap();
@@ -116,7 +140,8 @@ fn unknown_imports_link_and_answer_or_trap_only_when_called() {
 
 #[test]
 fn modules_that_are_not_proxy_wasm_are_refused() {
-    let m = json_sanitizer_host::module_from_bytes(r#"(module (memory (export "memory") 1))"#).unwrap();
+    let m =
+        json_sanitizer_host::module_from_bytes(r#"(module (memory (export "memory") 1))"#).unwrap();
     let err = Host::builder(m).build().unwrap().start_vm().err().unwrap();
     assert!(format!("{err:#}").contains("proxy_abi_version"));
 }

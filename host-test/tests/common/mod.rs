@@ -64,7 +64,9 @@ pub fn guest_with_imports(extra_imports: &str, funcs: &str) -> wasmtime::Module 
         );
     }
     if !funcs.contains("\"proxy_on_configure\"") {
-        wat.push_str(r#"(func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)"#);
+        wat.push_str(
+            r#"(func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)"#,
+        );
     }
     wat.push_str(funcs);
     wat.push_str("\n)\n");
