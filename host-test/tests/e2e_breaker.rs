@@ -186,7 +186,7 @@ fn scopes_keep_clients_apart() {
     let at = |path: &str, body: &str| {
         Request::post(path)
             .content_type("application/json")
-            .body(body.to_string())
+            .body(body)
     };
     for _ in 0..2 {
         vm.send(&at("/a/x", "{")).unwrap();

@@ -7,12 +7,15 @@ mod plugin;
 use json_sanitizer_host::{ReplySource, Request};
 use plugin::{counter, host, post, try_host};
 
+/// Body, expected violation, status, limit and offset.
+type Case = (Vec<u8>, &'static str, u32, Option<u64>, u64);
+
 #[test]
 fn every_body_violation_gets_its_status_and_problem_document() {
     let config = r#"{"limits":{"max_body_bytes":4096,"max_depth":4,"max_array_elements":3,"max_object_entries":2,
         "max_key_bytes":6,"max_string_bytes":8,"max_number_chars":5},"reply":{"statuses":{"too_deep":422}}}"#;
     let (host, mut vm) = host_pair(config);
-    let cases: Vec<(Vec<u8>, &str, u32, Option<u64>, u64)> = vec![
+    let cases: Vec<Case> = vec![
         (vec![b' '; 5000], "body_too_large", 413, Some(4096), 4096),
         (b"[[[[[1]]]]]".to_vec(), "too_deep", 422, Some(4), 4),
         (b"[1,2,3,4]".to_vec(), "array_too_long", 400, Some(3), 7),

@@ -71,7 +71,7 @@ fn random_request(rng: &mut Rng) -> Request {
         "/api/bulk/1",
     ]);
     let body = random_body(rng);
-    let mut req = Request::new(method, path).authority(*rng.pick(&[
+    let mut req = Request::new(method, path).authority(rng.pick::<&str>(&[
         "api.example.com",
         "internal.example.com:8080",
         "",
@@ -90,7 +90,7 @@ fn random_request(rng: &mut Rng) -> Request {
     if rng.chance(20) {
         req = req.header(
             "content-encoding",
-            *rng.pick(&["gzip", "identity", "br, identity", ""]),
+            rng.pick::<&str>(&["gzip", "identity", "br, identity", ""]),
         );
     }
     if rng.chance(40) {
