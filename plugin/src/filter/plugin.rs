@@ -40,23 +40,6 @@ impl Plugin {
         }
     }
 
-    /// The policy at `index` (0 = top level, `i + 1` = rule `i`).
-    pub fn policy(&self, index: usize) -> &Policy {
-        index
-            .checked_sub(1)
-            .and_then(|i| self.config.rules.get(i))
-            .map_or(&self.config.default_policy, |r| &r.policy)
-    }
-
-    /// The policy index for a request, and whether its rule skips it.
-    pub fn select(&self, method: &str, path: &str, authority: &str) -> (usize, bool) {
-        self.config
-            .rules
-            .iter()
-            .position(|r| r.matcher.matches(method, path, authority))
-            .map_or((0, false), |i| (i + 1, self.config.rules[i].skip))
-    }
-
     /// The shared-data namespace of `policy`'s breaker.
     pub fn breaker_namespace(&self, policy: &Policy) -> &str {
         self.namespaces

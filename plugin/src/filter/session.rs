@@ -132,7 +132,7 @@ impl Session {
     }
 
     fn policy(&self) -> &Policy {
-        self.plugin.policy(self.policy)
+        self.plugin.config.policy(self.policy)
     }
 
     /// Request headers: pick the rule, refuse what the headers condemn, and
@@ -148,7 +148,7 @@ impl Session {
         }
         self.request_id = head.get("x-request-id").and_then(reply::clean_request_id);
         let config = &self.plugin.config;
-        let (index, skip) = self.plugin.select(
+        let (index, skip) = self.plugin.config.select(
             head.get(":method").unwrap_or(""),
             head.get(":path").unwrap_or(""),
             head.get(":authority").unwrap_or(""),
@@ -446,7 +446,7 @@ impl Session {
             return;
         }
         let now = host.now_ms();
-        let cfg = &self.plugin.policy(self.policy).breaker;
+        let cfg = &self.plugin.config.policy(self.policy).breaker;
         let report = record(
             cfg,
             host.store(),

@@ -428,13 +428,21 @@ impl Config {
         })
     }
 
-    /// The policy for a request, and whether its rule says to skip it.
-    /// First matching rule wins; no match means the top-level policy.
-    pub fn select(&self, method: &str, path: &str, authority: &str) -> (&Policy, bool) {
+    /// The policy index for a request (0 = top level, `i + 1` = rule `i`) and
+    /// whether its rule says to skip it. First matching rule wins.
+    pub fn select(&self, method: &str, path: &str, authority: &str) -> (usize, bool) {
         self.rules
             .iter()
-            .find(|r| r.matcher.matches(method, path, authority))
-            .map_or((&self.default_policy, false), |r| (&r.policy, r.skip))
+            .position(|r| r.matcher.matches(method, path, authority))
+            .map_or((0, false), |i| (i + 1, self.rules[i].skip))
+    }
+
+    /// The policy at an index returned by [`Config::select`].
+    pub fn policy(&self, index: usize) -> &Policy {
+        index
+            .checked_sub(1)
+            .and_then(|i| self.rules.get(i))
+            .map_or(&self.default_policy, |r| &r.policy)
     }
 
     /// Whether a `content-type` value names a media type we inspect.

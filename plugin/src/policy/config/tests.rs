@@ -64,10 +64,12 @@ fn the_issue_example_parses() {
     .unwrap();
     assert_eq!(c.reply.status(ViolationKind::TooDeep), 422);
     assert_eq!(c.rules.len(), 1);
-    let (policy, skip) = c.select("POST", "/upload/a", "x");
+    let (index, skip) = c.select("POST", "/upload/a", "x");
+    let policy = c.policy(index);
     assert!(skip);
     assert_eq!(policy.name, "uploads");
-    let (policy, skip) = c.select("GET", "/upload/a", "x");
+    let (index, skip) = c.select("GET", "/upload/a", "x");
+    let policy = c.policy(index);
     assert!(!skip);
     assert_eq!(policy.name, "default");
 }
@@ -91,7 +93,7 @@ fn rules_inherit_what_they_omit_and_first_match_wins() {
     }"#,
     )
     .unwrap();
-    let (strict, _) = c.select("POST", "/api/v2/x", "a");
+    let strict = c.policy(c.select("POST", "/api/v2/x", "a").0);
     assert_eq!(strict.name, "strict");
     assert_eq!(strict.mode, Mode::Enforce);
     assert_eq!(strict.hold_bytes, 1000);
@@ -104,13 +106,13 @@ fn rules_inherit_what_they_omit_and_first_match_wins() {
     assert_eq!(strict.breaker.open_seconds, 60);
     assert_eq!(strict.breaker.consecutive_failures, 5);
     assert_eq!(strict.breaker_id, 1);
-    let (unlimited, _) = c.select("POST", "/other", "bulk.internal:8080");
+    let unlimited = c.policy(c.select("POST", "/other", "bulk.internal:8080").0);
     assert_eq!(unlimited.limits.max_body_bytes, None);
     assert_eq!(unlimited.limits.max_depth, Some(10));
     assert_eq!(unlimited.hold_bytes, 4000);
     assert_eq!(unlimited.mode, Mode::Report);
     assert_eq!(unlimited.breaker_id, 0);
-    assert_eq!(c.select("POST", "/x", "a").0.name, "default");
+    assert_eq!(c.policy(c.select("POST", "/x", "a").0).name, "default");
     assert_eq!(c.policies().count(), 4);
 }
 
