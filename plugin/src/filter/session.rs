@@ -344,7 +344,7 @@ impl Session {
         self.phase = Phase::Done;
         let policy = self.policy();
         let report = policy.mode == Mode::Report;
-        let counted = policy.breaker.counts_kind(v.kind.as_str());
+        let counted = policy.breaker.counts_kind(v.kind);
         let line = format!(
             "json-sanitizer: {}{} rule={} violation={} limit={} offset={} status={}",
             if report { "would reject" } else { "rejected" },

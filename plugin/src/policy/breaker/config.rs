@@ -4,39 +4,19 @@
 use serde::{Deserialize, Deserializer};
 
 use crate::policy::error::ConfigError;
+use crate::violation::ViolationKind;
 
-/// Every violation kind a `counts` entry may name. The names are the stable
-/// violation names used in replies, metrics and logs.
-pub const VIOLATION_KINDS: [&str; 18] = [
-    "body_too_large",
-    "too_deep",
-    "array_too_long",
-    "too_many_entries",
-    "key_too_long",
-    "string_too_long",
-    "number_too_long",
-    "duplicate_key",
-    "invalid_utf8",
-    "lone_surrogate",
-    "syntax_error",
-    "truncated",
-    "trailing_data",
-    "bom",
-    "empty_body",
-    "unsupported_media_type",
-    "unsupported_encoding",
-    "body_unreadable",
-];
-
-/// The `counts` shorthand for every JSON and size violation: the first
-/// [`JSON_VIOLATION_COUNT`] entries of [`VIOLATION_KINDS`]. It leaves out the
+/// The `counts` shorthand for every JSON and size violation (the kinds for
+/// which [`ViolationKind::is_body_violation`] holds). It leaves out the
 /// header-level refusals (media type, encoding) and unreadable bodies, which
 /// say more about the client's or the proxy's setup than about an attack.
 pub const ALL_JSON_VIOLATIONS: &str = "all_json_violations";
 
-/// How many leading entries of [`VIOLATION_KINDS`] [`ALL_JSON_VIOLATIONS`]
-/// stands for.
-pub const JSON_VIOLATION_COUNT: usize = 15;
+/// Whether `kind` may be named in `counts`: every kind the filter refuses a
+/// request for, except the breaker's own 503 (which would feed on itself).
+fn countable(kind: ViolationKind) -> bool {
+    kind != ViolationKind::BreakerOpen
+}
 
 /// Upper bound of `max_keys`: shared data holds one small value per slot and
 /// is never shrunk (there is no delete), so its size must stay bounded.
@@ -112,7 +92,7 @@ pub struct BreakerConfig {
     /// 1024 slots, two clients may occasionally be shed together. Default 1024.
     pub max_keys: u32,
     /// Violation kinds that count as failures: names from
-    /// [`VIOLATION_KINDS`], or `all_json_violations`. A single string is
+    /// [`ViolationKind`] (all but `breaker_open`), or `all_json_violations`. A single string is
     /// accepted for a one-element list. Default `["all_json_violations"]`.
     #[serde(deserialize_with = "one_or_many")]
     pub counts: Vec<String>,
@@ -217,12 +197,19 @@ impl BreakerConfig {
             ));
         }
         for (i, name) in self.counts.iter().enumerate() {
-            if name != ALL_JSON_VIOLATIONS && !VIOLATION_KINDS.contains(&name.as_str()) {
+            let known = name == ALL_JSON_VIOLATIONS
+                || ViolationKind::from_name(name).is_some_and(countable);
+            if !known {
+                let names: Vec<&str> = ViolationKind::ALL
+                    .into_iter()
+                    .filter(|k| countable(*k))
+                    .map(ViolationKind::as_str)
+                    .collect();
                 return Err(ConfigError::new(
                     format!("counts[{i}]"),
                     format!(
                         "unknown violation kind `{name}`; expected {ALL_JSON_VIOLATIONS} or one of: {}",
-                        VIOLATION_KINDS.join(", ")
+                        names.join(", ")
                     ),
                 ));
             }
@@ -234,12 +221,10 @@ impl BreakerConfig {
     /// failure. A rejection of a kind that does not count is neither success
     /// nor failure: record it as `Outcome::Abandoned` (so a probe slot is
     /// released) rather than as a success.
-    pub fn counts_kind(&self, kind: &str) -> bool {
-        self.counts.iter().any(|c| {
-            c == kind
-                || (c == ALL_JSON_VIOLATIONS
-                    && VIOLATION_KINDS[..JSON_VIOLATION_COUNT].contains(&kind))
-        })
+    pub fn counts_kind(&self, kind: ViolationKind) -> bool {
+        self.counts
+            .iter()
+            .any(|c| c == kind.as_str() || (c == ALL_JSON_VIOLATIONS && kind.is_body_violation()))
     }
 
     /// Width of one bucket of the rolling window, in milliseconds. The window
@@ -467,24 +452,25 @@ mod tests {
     #[test]
     fn counts_filter() {
         let all = BreakerConfig::default();
-        for k in &VIOLATION_KINDS[..15] {
+        use ViolationKind as K;
+        let body_kinds: Vec<K> = K::ALL[..15].to_vec();
+        assert_eq!(body_kinds.last(), Some(&K::EmptyBody));
+        for k in body_kinds {
             assert!(all.counts_kind(k), "{k}");
         }
         for k in [
-            "unsupported_media_type",
-            "unsupported_encoding",
-            "body_unreadable",
-            "breaker_open",
-            "nonsense",
+            K::UnsupportedMediaType,
+            K::UnsupportedEncoding,
+            K::BodyUnreadable,
+            K::BreakerOpen,
         ] {
             assert!(!all.counts_kind(k), "{k}");
         }
         let some = parse(r#"{"counts":["too_deep","unsupported_encoding"]}"#).unwrap();
-        assert!(some.counts_kind("too_deep"));
-        assert!(some.counts_kind("unsupported_encoding"));
-        assert!(!some.counts_kind("syntax_error"));
+        assert!(some.counts_kind(K::TooDeep));
+        assert!(some.counts_kind(K::UnsupportedEncoding));
+        assert!(!some.counts_kind(K::SyntaxError));
         assert_eq!(ALL_JSON_VIOLATIONS, "all_json_violations");
-        assert_eq!(VIOLATION_KINDS[JSON_VIOLATION_COUNT - 1], "empty_body");
     }
 
     #[test]

@@ -63,8 +63,8 @@ mod tests;
 
 pub use codec::{decode, encode, FORMAT_VERSION};
 pub use config::{
-    BreakerConfig, Scope, ALL_JSON_VIOLATIONS, JSON_VIOLATION_COUNT, MAX_HALF_OPEN_PROBES,
-    MAX_KEYS_LIMIT, MAX_OPEN_SECONDS, MAX_WINDOW_SECONDS, VIOLATION_KINDS,
+    BreakerConfig, Scope, ALL_JSON_VIOLATIONS, MAX_HALF_OPEN_PROBES, MAX_KEYS_LIMIT,
+    MAX_OPEN_SECONDS, MAX_WINDOW_SECONDS,
 };
 pub use hash::{fnv1a64, Fnv1a64};
 pub use ops::{admit, read_state, record, Admission, Decision, Snapshot};
