@@ -3,7 +3,7 @@
 //! same run, so the ratio is meaningful on any machine.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use json_sanitizer_host::workload::{json_of_size, permissive_config};
+use json_sanitizer_host::workload::{api_body, permissive_config};
 use json_sanitizer_host::{plugin_module, Clock, Host, Request, Vm};
 use std::path::PathBuf;
 
@@ -35,7 +35,7 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
         ("gen_64KiB", 64 << 10),
         ("gen_10MB", 10_000_000),
     ] {
-        v.push((name.to_string(), json_of_size(n)));
+        v.push((name.to_string(), api_body(n)));
     }
     v
 }
@@ -77,7 +77,7 @@ fn per_request(c: &mut Criterion) {
     let (_host, mut vm) = vm();
     let req = Request::post("/bench")
         .content_type("application/json")
-        .body(json_of_size(1 << 10))
+        .body(api_body(1 << 10))
         .with_content_length();
     c.bench_function("request_1KiB_end_to_end", |b| {
         b.iter(|| vm.send(&req).expect("vm usable"))

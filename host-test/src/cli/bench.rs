@@ -2,7 +2,7 @@
 //! serde_json on the same bytes, in the same run.
 
 use anyhow::{bail, Context as _, Result};
-use json_sanitizer_host::workload::{json_of_size, permissive_config, streamed_json_chunks};
+use json_sanitizer_host::workload::{api_body, permissive_config, streamed_json_chunks};
 use json_sanitizer_host::{Clock, Request, Verdict, Vm};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -100,7 +100,7 @@ pub fn run(a: BenchArgs) -> Result<i32> {
         ("generated 64 KiB", 64 << 10),
         ("generated 10 MB", 10_000_000),
     ] {
-        inputs.push((name.to_string(), json_of_size(n)));
+        inputs.push((name.to_string(), api_body(n)));
     }
 
     println!("Throughput (64 KiB chunks, median; wasm = headers + body + end through the plugin)");
@@ -144,7 +144,7 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     println!(
         "Per request (1 KiB body, one chunk, headers + body + end, median of batches of 1000)"
     );
-    let small = request(&json_of_size(1 << 10)).with_content_length();
+    let small = request(&api_body(1 << 10)).with_content_length();
     let batch = median_time(budget, || {
         for _ in 0..1000 {
             through_wasm(vm, &small)?;
@@ -163,7 +163,7 @@ pub fn run(a: BenchArgs) -> Result<i32> {
         1,
     )?;
     let vm = &mut fresh[0];
-    through_wasm(vm, &request(&json_of_size(1 << 10)))?;
+    through_wasm(vm, &request(&api_body(1 << 10)))?;
     let after_small = vm.memory_size();
     let big = Request::post("/bench")
         .content_type("application/json")
