@@ -1,14 +1,14 @@
 //! `oci build` without a registry: reproducibility, the image formats Istio
 //! reads, the layout and tarball, and refusal of corrupt layouts.
 
-use clap::Parser;
+mod oci_cli;
 use json_sanitizer_host::oci::image::{
     self, ImageMeta, Variant, COMPAT_LAYER_MEDIA_TYPE, IMAGE_CONFIG_MEDIA_TYPE, VARIANT_ANNOTATION,
     WASM_CONFIG_MEDIA_TYPE, WASM_CONTENT_MEDIA_TYPE,
 };
 use json_sanitizer_host::oci::layout::Layout;
 use json_sanitizer_host::oci::package::{build_layout, BuildOptions};
-use json_sanitizer_host::oci::{self, OciCommand};
+use oci_cli::run_cli;
 use std::path::{Path, PathBuf};
 
 /// A small but valid core module (magic, version, one custom section), so
@@ -295,24 +295,6 @@ fn refuses_bad_inputs_with_an_error() {
     let plugin = write_module(tmp.path());
     assert!(build_layout(&opts(&plugin, busy.clone(), None)).is_err());
     assert!(!busy.join("blobs").exists());
-}
-
-#[derive(Parser)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Top,
-}
-
-#[derive(clap::Subcommand)]
-enum Top {
-    Oci(OciCommand),
-}
-
-fn run_cli(args: &[&str]) -> anyhow::Result<i32> {
-    let cli =
-        Cli::try_parse_from(std::iter::once("json-sanitizer-host").chain(args.iter().copied()))?;
-    let Top::Oci(cmd) = cli.cmd;
-    oci::run(cmd)
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! The registry is installed with apt when missing (CI and dev machines run
 //! as root); if that is impossible the test fails and says why.
 
-use clap::Parser;
+mod oci_cli;
 use json_sanitizer_host::oci::auth::Credentials;
 use json_sanitizer_host::oci::digest::sha256_hex;
 use json_sanitizer_host::oci::image::{
@@ -16,7 +16,7 @@ use json_sanitizer_host::oci::image::{
 use json_sanitizer_host::oci::layout::Layout;
 use json_sanitizer_host::oci::package::{build_layout, BuildOptions};
 use json_sanitizer_host::oci::registry::{pull, push, RegistryOptions};
-use json_sanitizer_host::oci::{self, OciCommand};
+use oci_cli::run_cli;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -300,22 +300,4 @@ fn assert_deep_body_rejected(wasm: &[u8]) {
     let problem: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(problem["violation"], "too_deep");
     assert_eq!(out.forwarded_bytes, 0);
-}
-
-#[derive(Parser)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Top,
-}
-
-#[derive(clap::Subcommand)]
-enum Top {
-    Oci(OciCommand),
-}
-
-fn run_cli(args: &[&str]) -> anyhow::Result<i32> {
-    let cli =
-        Cli::try_parse_from(std::iter::once("json-sanitizer-host").chain(args.iter().copied()))?;
-    let Top::Oci(cmd) = cli.cmd;
-    oci::run(cmd)
 }
