@@ -48,13 +48,8 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         .iter()
         .map(|f| read_input(f).map(|b| (f.as_str(), b)))
         .collect::<Result<Vec<_>>>()?;
-    let module = super::plugin(a.plugin.as_deref())?;
-    let config = super::config(a.config.as_deref())?;
-    let name = a
-        .config
-        .as_ref()
-        .map_or("{}".to_string(), |p| p.display().to_string());
-    let (_host, mut vms) = super::start(module, &config, &name, Clock::real(), 1)?;
+    let (_host, mut vms) =
+        super::start_from_args(a.plugin.as_deref(), a.config.as_deref(), Clock::real(), 1)?;
     let vm = &mut vms[0];
     let mut rejected = false;
     let stdout = std::io::stdout();

@@ -54,6 +54,20 @@ pub fn start(
     Ok((host, vms))
 }
 
+/// `--plugin` and `--config` as the `check` and `replay` commands take them:
+/// a host with `workers` started VMs, errors naming the configuration file.
+pub fn start_from_args(
+    plugin_path: Option<&Path>,
+    config_path: Option<&Path>,
+    clock: Clock,
+    workers: usize,
+) -> Result<(Host, Vec<Vm>)> {
+    let module = plugin(plugin_path)?;
+    let config = config(config_path)?;
+    let name = config_path.map_or("{}".to_string(), |p| p.display().to_string());
+    start(module, &config, &name, clock, workers)
+}
+
 /// The workspace's `examples/` directory.
 pub fn examples_dir() -> PathBuf {
     json_sanitizer_host::engine::workspace_root().join("examples")

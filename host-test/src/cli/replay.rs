@@ -89,14 +89,13 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
         steps.push((n, step.at_ms, step.worker, req));
     }
 
-    let module = super::plugin(a.plugin.as_deref())?;
-    let config = super::config(a.config.as_deref())?;
-    let name = a
-        .config
-        .as_ref()
-        .map_or("{}".to_string(), |p| p.display().to_string());
     let clock = Clock::manual();
-    let (_host, mut vms) = super::start(module, &config, &name, clock.clone(), workers)?;
+    let (_host, mut vms) = super::start_from_args(
+        a.plugin.as_deref(),
+        a.config.as_deref(),
+        clock.clone(),
+        workers,
+    )?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut rejected = false;
