@@ -24,8 +24,6 @@ pub const CAS_MISMATCH: u32 = 8;
 #[derive(Debug, Clone, Copy)]
 #[repr(u32)]
 pub enum LogLevel {
-    /// Debug.
-    Debug = 1,
     /// Info.
     Info = 2,
     /// Warn.

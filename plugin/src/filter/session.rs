@@ -24,8 +24,6 @@ pub const READ_SLICE: usize = 16 * 1024;
 /// Log severity, mapped onto proxy-wasm's levels by the glue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
-    /// Routine decisions (passes are not logged at all).
-    Debug,
     /// Rejections, breaker transitions.
     Info,
     /// Something the operator should look at (unreadable body, host errors).

@@ -203,7 +203,6 @@ impl Host for WasmHost {
 
     fn log(&mut self, level: Level, message: &str) {
         let level = match level {
-            Level::Debug => LogLevel::Debug,
             Level::Info => LogLevel::Info,
             Level::Warn => LogLevel::Warn,
         };
