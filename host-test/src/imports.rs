@@ -7,6 +7,7 @@
 use crate::abi::{self, property_path, LogLevel, MetricKind, Status};
 use crate::request::{LocalReply, LogLine, LogSource, ReplySource};
 use crate::vm::{HostState, Phase};
+use std::borrow::Cow;
 use std::collections::HashSet;
 use wasmtime::{Caller, ExternType, Linker, Module, Val, ValType};
 
@@ -31,12 +32,19 @@ fn status(s: Status) -> R {
     Ok(s as i32)
 }
 
-fn count(c: &mut C, name: &str) {
+/// Counts a hostcall by name in the current request's record (no allocation
+/// for the names the host implements: they are `'static`).
+fn count(c: &mut C, name: &'static str) {
+    *c.data_mut().calls.entry(Cow::Borrowed(name)).or_insert(0) += 1;
+}
+
+/// [`count`] for an import known only at link time (an unimplemented one).
+fn count_named(c: &mut C, name: &str) {
     let calls = &mut c.data_mut().calls;
     match calls.get_mut(name) {
         Some(n) => *n += 1,
         None => {
-            calls.insert(name.to_string(), 1);
+            calls.insert(Cow::Owned(name.to_string()), 1);
         }
     }
 }
@@ -191,7 +199,7 @@ pub(crate) fn linker_for(module: &Module) -> wasmtime::Result<Linker<HostState>>
                 n,
                 ty.clone(),
                 move |mut c, _args, results: &mut [Val]| {
-                    count(&mut c, &name);
+                    count_named(&mut c, &name);
                     results[0] = Val::I32(Status::Unimplemented as i32);
                     Ok(())
                 },
@@ -202,7 +210,7 @@ pub(crate) fn linker_for(module: &Module) -> wasmtime::Result<Linker<HostState>>
                 n,
                 ty.clone(),
                 move |mut c, _args, results: &mut [Val]| {
-                    count(&mut c, &name);
+                    count_named(&mut c, &name);
                     results[0] = Val::I32(errno::NOSYS);
                     Ok(())
                 },
@@ -461,7 +469,7 @@ fn define_proxy(
             let value = st
                 .req
                 .as_ref()
-                .and_then(|r| r.properties.get(&path).cloned())
+                .and_then(|r| r.property(&path).map(<[u8]>::to_vec))
                 .or_else(|| st.env.property(&path));
             let value = tri!(value.ok_or(Status::NotFound));
             copy_out(&mut c, &value, ret_ptr, ret_size)
@@ -478,7 +486,7 @@ fn define_proxy(
             let Some(req) = c.data_mut().req.as_mut() else {
                 return status(Status::BadArgument);
             };
-            req.properties.insert(path, value);
+            req.set_property(path, value);
             ok()
         },
     )?;

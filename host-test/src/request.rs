@@ -2,6 +2,7 @@
 //! ([`Outcome`]).
 
 use crate::abi::LogLevel;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -164,18 +165,6 @@ impl Request {
     pub fn body_bytes(&self) -> Vec<u8> {
         self.chunks.concat()
     }
-
-    /// Every header the filter sees, pseudo headers first.
-    pub fn all_headers(&self) -> Vec<(String, String)> {
-        let mut h = vec![
-            (":method".to_string(), self.method.clone()),
-            (":path".to_string(), self.path.clone()),
-            (":authority".to_string(), self.authority.clone()),
-            (":scheme".to_string(), self.scheme.clone()),
-        ];
-        h.extend(self.headers.iter().cloned());
-        h
-    }
 }
 
 /// Who produced a local reply.
@@ -294,7 +283,7 @@ pub struct Outcome {
     /// What the plugin logged during this request.
     pub logs: Vec<LogLine>,
     /// How often each hostcall was made during this request.
-    pub hostcalls: BTreeMap<String, u64>,
+    pub hostcalls: BTreeMap<Cow<'static, str>, u64>,
     /// Body bytes the plugin copied out with `proxy_get_buffer_bytes`.
     pub body_bytes_read: u64,
     /// Callbacks invoked, in order.

@@ -8,7 +8,8 @@ use crate::imports::linker_for;
 use crate::request::{CallbackRecord, LocalReply, LogLine, Outcome, ReplySource, Request};
 use crate::shared::{Metrics, SharedData};
 use anyhow::{anyhow, bail, Result};
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{
@@ -93,6 +94,7 @@ pub(crate) enum Phase {
 }
 
 /// Per-request host state visible to hostcalls.
+#[derive(Default)]
 pub(crate) struct ReqState {
     pub headers: Vec<(String, String)>,
     pub trailers: Vec<(String, String)>,
@@ -100,22 +102,108 @@ pub(crate) struct ReqState {
     /// chunk, or everything buffered since the body was paused.
     pub body: Vec<u8>,
     pub unreadable: bool,
-    pub properties: HashMap<String, Vec<u8>>,
+    /// The request's properties, then `request.*` from its pseudo-headers,
+    /// then what the plugin set (few: looked up in order).
+    pub properties: Vec<(String, Vec<u8>)>,
     pub local_reply: Option<LocalReply>,
     pub continue_requested: bool,
     pub close_requested: bool,
     pub body_bytes_read: u64,
 }
 
+impl ReqState {
+    /// Loads `req`, reusing this state's buffers (from an earlier request)
+    /// so that a steady stream of requests costs the host no allocations.
+    fn load(&mut self, req: &Request) {
+        let pseudo = [
+            (":method", req.method.as_str()),
+            (":path", req.path.as_str()),
+            (":authority", req.authority.as_str()),
+            (":scheme", req.scheme.as_str()),
+        ];
+        refill(
+            &mut self.headers,
+            pseudo
+                .into_iter()
+                .chain(req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        );
+        refill(
+            &mut self.trailers,
+            req.trailers
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let standard = [
+            ("request.path", req.path.as_bytes()),
+            ("request.method", req.method.as_bytes()),
+            ("request.host", req.authority.as_bytes()),
+            ("request.scheme", req.scheme.as_bytes()),
+        ];
+        let given = |name: &str| req.properties.iter().any(|(k, _)| k == name);
+        refill(
+            &mut self.properties,
+            req.properties
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .chain(standard.into_iter().filter(|(k, _)| !given(k))),
+        );
+        self.body.clear();
+        self.unreadable = req.unreadable_body;
+        self.local_reply = None;
+        self.continue_requested = false;
+        self.close_requested = false;
+        self.body_bytes_read = 0;
+    }
+
+    /// The property `path` (dotted), if this request has it.
+    pub fn property(&self, path: &str) -> Option<&[u8]> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k == path)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Sets (or replaces) the property `path`.
+    pub fn set_property(&mut self, path: String, value: Vec<u8>) {
+        match self.properties.iter_mut().find(|(k, _)| *k == path) {
+            Some((_, v)) => *v = value,
+            None => self.properties.push((path, value)),
+        }
+    }
+}
+
+/// Makes `dst` a copy of `src`, reusing the strings already in `dst`.
+fn refill<'a, K, V>(dst: &mut Vec<(K::Owned, V::Owned)>, src: impl Iterator<Item = (&'a K, &'a V)>)
+where
+    K: ToOwned + ?Sized + 'a,
+    V: ToOwned + ?Sized + 'a,
+{
+    let mut n = 0;
+    for (k, v) in src {
+        match dst.get_mut(n) {
+            Some((dk, dv)) => {
+                k.clone_into(dk);
+                v.clone_into(dv);
+            }
+            None => dst.push((k.to_owned(), v.to_owned())),
+        }
+        n += 1;
+    }
+    dst.truncate(n);
+}
+
 /// The store data of one VM.
 pub(crate) struct HostState {
     pub env: Arc<Env>,
     pub memory: Option<Memory>,
-    pub alloc: Option<TypedFunc<u32, u32>>,
+    pub alloc: Option<Arc<TypedFunc<u32, u32>>>,
     pub phase: Phase,
     pub req: Option<ReqState>,
+    /// The previous request's state, kept for its buffers.
+    spare: Option<ReqState>,
     pub logs: Vec<LogLine>,
-    pub calls: HashMap<String, u64>,
+    pub calls: BTreeMap<Cow<'static, str>, u64>,
     pub tick_period_ms: u32,
     pub next_tick_ms: u64,
     pub stdout: Vec<u8>,
@@ -336,8 +424,9 @@ impl Host {
             alloc: None,
             phase: Phase::Start,
             req: None,
+            spare: None,
             logs: Vec::new(),
-            calls: HashMap::new(),
+            calls: BTreeMap::new(),
             tick_period_ms: 0,
             next_tick_ms: 0,
             stdout: Vec::new(),
@@ -391,14 +480,14 @@ impl Host {
             ));
         }
         store.data_mut().memory = Some(memory);
-        store.data_mut().alloc = alloc;
+        store.data_mut().alloc = alloc.map(Arc::new);
 
         macro_rules! export {
             ($name:literal, $p:ty, $r:ty) => {
                 match instance.get_func(&mut store, $name) {
                     None => None,
                     Some(f) => match f.typed::<$p, $r>(&store) {
-                        Ok(t) => Some(t),
+                        Ok(t) => Some(Arc::new(t)),
                         Err(e) => {
                             let reason = format!("export {} has the wrong signature: {e}", $name);
                             return Err(fail("instantiate", reason, &mut store));
@@ -509,18 +598,24 @@ impl Host {
     }
 }
 
+/// An exported callback (if the guest has it), behind an `Arc` because a
+/// `TypedFunc` clone copies its registered type, which costs more than the
+/// call itself on the per-request path.
+type Export<P, R> = Option<Arc<TypedFunc<P, R>>>;
+
+/// The guest's exported callbacks.
 #[derive(Clone)]
 struct Exports {
-    context_create: Option<TypedFunc<(u32, u32), ()>>,
-    vm_start: Option<TypedFunc<(u32, u32), u32>>,
-    configure: Option<TypedFunc<(u32, u32), u32>>,
-    request_headers: Option<TypedFunc<(u32, u32, u32), u32>>,
-    request_body: Option<TypedFunc<(u32, u32, u32), u32>>,
-    request_trailers: Option<TypedFunc<(u32, u32), u32>>,
-    log: Option<TypedFunc<u32, ()>>,
-    done: Option<TypedFunc<u32, u32>>,
-    delete: Option<TypedFunc<u32, ()>>,
-    tick: Option<TypedFunc<u32, ()>>,
+    context_create: Export<(u32, u32), ()>,
+    vm_start: Export<(u32, u32), u32>,
+    configure: Export<(u32, u32), u32>,
+    request_headers: Export<(u32, u32, u32), u32>,
+    request_body: Export<(u32, u32, u32), u32>,
+    request_trailers: Export<(u32, u32), u32>,
+    log: Export<u32, ()>,
+    done: Export<u32, u32>,
+    delete: Export<u32, ()>,
+    tick: Export<u32, ()>,
 }
 
 /// One-line description of a guest failure.
@@ -674,32 +769,13 @@ impl Vm {
         let started = Instant::now();
         let ctx = self.next_ctx;
         self.next_ctx = self.next_ctx.wrapping_add(1).max(2);
-        let mut properties: HashMap<String, Vec<u8>> = req.properties.iter().cloned().collect();
-        for (k, v) in [
-            ("request.path", &req.path),
-            ("request.method", &req.method),
-            ("request.host", &req.authority),
-            ("request.scheme", &req.scheme),
-        ] {
-            properties
-                .entry(k.to_string())
-                .or_insert_with(|| v.as_bytes().to_vec());
-        }
         {
             let st = self.store.data_mut();
             st.logs.clear();
             st.calls.clear();
-            st.req = Some(ReqState {
-                headers: req.all_headers(),
-                trailers: req.trailers.clone().unwrap_or_default(),
-                body: Vec::new(),
-                unreadable: req.unreadable_body,
-                properties,
-                local_reply: None,
-                continue_requested: false,
-                close_requested: false,
-                body_bytes_read: 0,
-            });
+            let mut state = st.spare.take().unwrap_or_default();
+            state.load(req);
+            st.req = Some(state);
         }
         let mut out = Outcome {
             forwarded_body: req.capture_forwarded.then(Vec::new),
@@ -729,9 +805,10 @@ impl Vm {
         st.phase = Phase::Idle;
         if let Some(r) = st.req.take() {
             out.body_bytes_read = r.body_bytes_read;
+            st.spare = Some(r);
         }
         out.logs = std::mem::take(&mut st.logs);
-        out.hostcalls = st.calls.drain().collect();
+        out.hostcalls = std::mem::take(&mut st.calls);
         out.completed = stopped.is_ok() && !out.stalled && out.trap.is_none();
         out.elapsed = started.elapsed();
         Ok(out)

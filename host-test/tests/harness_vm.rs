@@ -189,6 +189,40 @@ fn properties_use_the_nul_separated_path_encoding() {
 }
 
 #[test]
+fn properties_and_headers_belong_to_one_request() {
+    // The host reuses its per-request buffers; what one request had or set
+    // must not be visible to the next.
+    let imports = r#"
+      (import "env" "proxy_set_property" (func $set_property (param i32 i32 i32 i32) (result i32)))
+    "#;
+    let funcs = r#"
+      (data (i32.const 2048) "mark")
+      (data (i32.const 2064) "request\00path")
+      (data (i32.const 2080) "x-extra")
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (call $probe32 (call $get_property (i32.const 2048) (i32.const 4) (i32.const 0) (i32.const 4)))
+        (drop (call $set_property (i32.const 2048) (i32.const 4) (i32.const 2048) (i32.const 4)))
+        (call $probe32 (call $get_property (i32.const 2048) (i32.const 4) (i32.const 0) (i32.const 4)))
+        (drop (call $get_property (i32.const 2064) (i32.const 12) (i32.const 0) (i32.const 4)))
+        (call $probe32 (i32.load (i32.const 4)))
+        (call $probe32 (call $get_header (i32.const 0) (i32.const 2080) (i32.const 7) (i32.const 0) (i32.const 4)))
+        (call $probe32 (local.get 1))
+        i32.const 0)
+    "#;
+    let h = Host::builder(guest_with_imports(imports, funcs))
+        .build()
+        .unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let first = Request::get("/a-long-first-path")
+        .header("x-extra", "1")
+        .header("x-more", "2");
+    vm.send(&first).unwrap();
+    vm.send(&Request::get("/b")).unwrap();
+    // mark: not found, then found; path length; x-extra found; header count.
+    assert_eq!(probes(&h), vec![1, 0, 18, 0, 6, 1, 0, 2, 1, 4]);
+}
+
+#[test]
 fn the_manual_clock_drives_time_and_ticks() {
     let funcs = r#"
       (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
