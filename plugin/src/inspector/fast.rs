@@ -15,6 +15,7 @@
 
 use super::keys::{hash_slice, KeyHasher};
 use super::scan::hex_value;
+use super::simd::{block, string_specials16};
 use super::swar::{is_string_special, load8, skip_digits, skip_ws, string_specials};
 use super::utf8;
 use super::{Frame, Inspector, State};
@@ -359,6 +360,13 @@ fn string_end<const HASH: bool>(
 /// or `stop`.
 #[inline(always)]
 fn plain_run(s: &[u8], mut i: usize, stop: usize) -> usize {
+    while i + 16 <= stop {
+        let m = string_specials16(block(s, i));
+        if m != 0 {
+            return i + m.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
     while i + 8 <= stop {
         let m = string_specials(load8(s, i));
         if m != 0 {

@@ -167,8 +167,11 @@ pub(crate) struct KeySet {
     live: Vec<u64>,
     /// Per nesting depth, a Bloom filter of the keys of the open object
     /// there while it is small (reset by its first key).
-    blooms: Vec<u64>,
+    blooms: Vec<Bloom>,
 }
+
+/// The Bloom filter of one small object's keys.
+type Bloom = [u64; 4];
 
 impl KeySet {
     /// How many keys are held; an object records it when it opens.
@@ -185,21 +188,22 @@ impl KeySet {
     pub(crate) fn insert(&mut self, hash: u64, depth: usize, mark: usize) -> bool {
         let own = self.live.get(mark..).unwrap_or_default();
         if own.len() <= SMALL {
-            // A one-word Bloom filter of the object's keys (six hash bits
-            // pick one of 64) rules most new keys out without the scan.
+            // A 256-bit Bloom filter of the object's keys (eight hash bits
+            // pick one bit) rules most new keys out without the scan: with
+            // 40 keys (a twitter.json user) 86% of new keys skip it.
             if self.blooms.len() <= depth {
-                self.blooms.resize(depth + 1, 0);
+                self.blooms.resize(depth + 1, [0; 4]);
             }
             let bloom = &mut self.blooms[depth];
             if own.is_empty() {
-                *bloom = 0;
+                *bloom = [0; 4];
             }
-            let bit = 1u64 << (hash >> 58);
-            // No early exit: a fixed, vectorisable loop over a few words.
-            if *bloom & bit != 0 && own.iter().fold(false, |seen, &k| seen | (k == hash)) {
+            let bit = (hash >> 56) as usize;
+            let (word, mask) = (bit >> 6, 1u64 << (bit & 63));
+            if bloom[word] & mask != 0 && own.contains(&hash) {
                 return false;
             }
-            *bloom |= bit;
+            bloom[word] |= mask;
             if own.len() < SMALL {
                 self.live.push(hash);
                 return true;
@@ -266,6 +270,12 @@ impl KeySet {
                 }
             }
         }
+    }
+
+    /// Heap bytes held, whatever is in use.
+    pub(crate) fn footprint(&self) -> usize {
+        8 * (self.slots.capacity() + self.tabled.capacity() + self.live.capacity())
+            + std::mem::size_of::<Bloom>() * self.blooms.capacity()
     }
 
     /// Forgets everything, keeping the allocation for the next body.

@@ -11,14 +11,16 @@
 //! when duplicate keys are refused. It knows nothing of HTTP or proxy-wasm.
 //!
 //! Layout: `scan.rs` is the per-byte state machine (the reference), `fast.rs`
-//! the straight-line path for whole tokens inside a chunk, `swar.rs` the
-//! word-at-a-time helpers, `keys.rs` the duplicate-key hashes and sets,
-//! `utf8.rs` the encoding checks.
+//! the straight-line path for whole tokens inside a chunk, `simd.rs` the
+//! sixteen-bytes-at-a-time string scan, `swar.rs` the word-at-a-time
+//! helpers, `keys.rs` the duplicate-key hashes and sets, `utf8.rs` the
+//! encoding checks.
 
 mod fast;
 mod keys;
 mod limits;
 mod scan;
+mod simd;
 mod swar;
 mod utf8;
 
@@ -271,6 +273,12 @@ impl Inspector {
             self.verdict = Some(v);
         }
         result
+    }
+
+    /// Heap bytes this inspector holds (its stack and key tables), which
+    /// [`Inspector::reset`] keeps for reuse.
+    pub fn footprint(&self) -> usize {
+        self.frames.capacity() * std::mem::size_of::<Frame>() + self.keys.footprint()
     }
 
     /// Body bytes inspected so far.

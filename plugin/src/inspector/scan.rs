@@ -10,6 +10,7 @@
 //! UTF-8 sequences in place.
 
 use super::keys::KeyHasher;
+use super::simd::{block, string_specials16};
 use super::swar::{is_string_special, load8, skip_ws, string_specials};
 use super::utf8::{self, Seq};
 use super::{Frame, Inspector, State};
@@ -55,6 +56,13 @@ impl Inspector {
                     let stop = rel(self.token_bound, base, len);
                     let run = i;
                     loop {
+                        while i + 16 <= stop {
+                            let m = string_specials16(block(s, i));
+                            if m != 0 {
+                                break;
+                            }
+                            i += 16;
+                        }
                         while i + 8 <= stop {
                             let m = string_specials(load8(s, i));
                             if m != 0 {

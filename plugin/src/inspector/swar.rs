@@ -71,7 +71,8 @@ pub(super) fn skip_ws(s: &[u8], mut i: usize) -> usize {
         return i;
     }
     loop {
-        // Indentation: the spaces at the start of a word in one step.
+        // Indentation: the spaces at the start of a word in one step. (A
+        // 16-byte vector step measured slower here: runs are short.)
         if i + 8 <= s.len() {
             let x = load8(s, i) ^ SPACES;
             if x == 0 {

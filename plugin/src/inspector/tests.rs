@@ -413,8 +413,9 @@ fn a_verdict_is_sticky() {
 
 #[test]
 fn long_strings_take_the_word_at_a_time_path_exactly() {
-    // Specials at every position relative to an 8-byte word.
-    for pos in 0..20 {
+    // Specials at every position relative to 16-byte blocks and 8-byte
+    // words, up to past the second block.
+    for pos in 0..40 {
         for special in [&b"\""[..], b"\\n", b"\x01", "é".as_bytes(), b"\xC3("] {
             let mut body = b"\"".to_vec();
             body.extend(std::iter::repeat_n(b'a', pos));

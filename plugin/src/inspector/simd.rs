@@ -1,0 +1,129 @@
+//! Sixteen bytes at a time: the classifications the hot loops ask most often
+//! (where does this string body end), as one vector compare and a bit mask.
+//!
+//! x86_64 always has SSE2 and the plugin's wasm build enables `simd128`
+//! (`.cargo/config.toml`); any other target gets the same answers from two
+//! SWAR words. Every function returns a mask with bit `k` set when byte `k`
+//! of the block is *of interest*, so `trailing_zeros` is the index of the
+//! first one and 0 means "skip all sixteen".
+
+/// Sixteen bytes of the input.
+pub(super) type Block = [u8; 16];
+
+/// The block at `s[i..i + 16]` (the caller checks `i + 16 <= s.len()`).
+#[inline(always)]
+pub(super) fn block(s: &[u8], i: usize) -> &Block {
+    s[i..i + 16].try_into().expect("caller checks the length")
+}
+
+/// Bytes that end a plain run in a string body: `"`, `\`, a control byte
+/// (< 0x20) or a non-ASCII byte (>= 0x80). As signed bytes the last two are
+/// exactly those below 0x20, so the test is two equalities and one compare.
+#[inline(always)]
+pub(super) fn string_specials16(b: &Block) -> u32 {
+    imp::string_specials16(b)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod imp {
+    use super::Block;
+    use core::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+
+    #[inline(always)]
+    pub(super) fn string_specials16(b: &Block) -> u32 {
+        // SAFETY: SSE2 is part of the x86_64 baseline, and `b` is 16
+        // readable bytes (`loadu` has no alignment requirement).
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            let low_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), low_or_high)) as u32
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod imp {
+    use super::Block;
+    use core::arch::wasm32::{
+        i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, v128, v128_load, v128_or,
+    };
+
+    #[inline(always)]
+    fn load(b: &Block) -> v128 {
+        // SAFETY: `b` is 16 readable bytes; wasm loads need no alignment.
+        unsafe { v128_load(b.as_ptr().cast()) }
+    }
+
+    #[inline(always)]
+    fn splat(byte: u8) -> v128 {
+        i8x16_splat(byte as i8)
+    }
+
+    #[inline(always)]
+    pub(super) fn string_specials16(b: &Block) -> u32 {
+        let v = load(b);
+        let quote = i8x16_eq(v, splat(b'"'));
+        let backslash = i8x16_eq(v, splat(b'\\'));
+        let low_or_high = i8x16_lt(v, splat(0x20));
+        u32::from(i8x16_bitmask(v128_or(
+            v128_or(quote, backslash),
+            low_or_high,
+        )))
+    }
+}
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
+mod imp {
+    use super::super::swar::{load8, string_specials};
+    use super::Block;
+
+    /// One bit per byte from a mask with the high bit of each lane set.
+    fn compress(m: u64) -> u32 {
+        let mut out = 0;
+        for k in 0..8 {
+            out |= (((m >> (8 * k + 7)) & 1) as u32) << k;
+        }
+        out
+    }
+
+    pub(super) fn string_specials16(b: &Block) -> u32 {
+        compress(string_specials(load8(b, 0))) | compress(string_specials(load8(b, 8))) << 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::swar::is_string_special;
+    use super::*;
+
+    fn reference(b: &Block, f: impl Fn(u8) -> bool) -> u32 {
+        b.iter()
+            .enumerate()
+            .fold(0, |m, (k, &c)| m | u32::from(f(c)) << k)
+    }
+
+    #[test]
+    fn masks_agree_with_the_byte_tests_for_every_byte_in_every_lane() {
+        for c in 0..=255u8 {
+            for lane in 0..16 {
+                for fill in [b'a', b' ', b'"', 0xC3] {
+                    let mut b = [fill; 16];
+                    b[lane] = c;
+                    assert_eq!(
+                        string_specials16(&b),
+                        reference(&b, is_string_special),
+                        "specials, byte {c:#x} in lane {lane} among {fill:#x}"
+                    );
+                }
+            }
+        }
+    }
+}
