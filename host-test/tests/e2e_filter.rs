@@ -101,6 +101,32 @@ fn host_pair(config: &str) -> (json_sanitizer_host::Host, json_sanitizer_host::V
 }
 
 #[test]
+fn nothing_of_one_request_reaches_the_next_on_the_same_vm() {
+    // Host and plugin both reuse per-request buffers (header lists, the
+    // inspector); each request must still be judged on its own.
+    let (_host, mut vm) = host_pair(r#"{"on_missing_content_type":"reject"}"#);
+    let many_headers = post(r#"{"a":1,"a":2}"#)
+        .header("x-one", "1")
+        .header("x-two", "2");
+    let o = vm.send(&many_headers).unwrap();
+    assert_eq!(o.status(), Some(400));
+    assert_eq!(o.problem().unwrap()["violation"], "duplicate_key");
+
+    // Fewer headers, none of them a content-type: none may linger.
+    let mut bare = Request::post("/").body(r#"{"a":1}"#);
+    bare.headers.clear();
+    let o = vm.send(&bare).unwrap();
+    assert_eq!(o.status(), Some(415));
+
+    // A body cut short mid-string, then one reusing its keys.
+    let o = vm.send(&post(r#"{"a":{"b":"unterminated"#)).unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "truncated");
+    let o = vm.send(&post(r#"{"a":1,"b":{"a":2}}"#)).unwrap();
+    assert!(o.reply().is_none(), "{:?}", o.reply());
+    assert_eq!(o.forwarded_bytes, 19);
+}
+
+#[test]
 fn replies_never_echo_payload_bytes() {
     let (_host, mut vm) = host_pair("{}");
     let secret = "SECRET-PAYLOAD-VALUE";

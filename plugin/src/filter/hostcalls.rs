@@ -5,6 +5,7 @@
 //! and every answer is checked, so no host answer can trap the VM.
 
 use super::pairs::{decode_pairs, encode_pairs};
+use super::session::RequestHead;
 use std::ptr::{null, null_mut};
 
 /// `BufferType::HttpRequestBody`.
@@ -135,7 +136,7 @@ pub fn buffer(buffer_type: u32, start: usize, len: usize) -> Option<Vec<u8>> {
 
 /// The request headers, or `None` if the host refuses (outside the headers
 /// callback Envoy answers BAD_ARGUMENT).
-pub fn request_headers() -> Option<Vec<(String, String)>> {
+pub fn request_headers() -> Option<RequestHead> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: valid out-pointers; the result is checked before use.
     let status =
@@ -144,7 +145,8 @@ pub fn request_headers() -> Option<Vec<(String, String)>> {
     if status != OK {
         return None;
     }
-    decode_pairs(&bytes.unwrap_or_default())
+    let bytes = bytes.unwrap_or_default();
+    decode_pairs(&bytes).map(|pairs| RequestHead::from_pairs(&pairs))
 }
 
 /// Sends the local reply (it takes effect when the callback returns).

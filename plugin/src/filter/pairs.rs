@@ -4,8 +4,9 @@
 
 /// Parses the ABI's header map encoding: a `u32` count, `count` pairs of
 /// `u32` lengths, then each key and value followed by a NUL. Any
-/// inconsistency yields `None` instead of a panic.
-pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+/// inconsistency yields `None` instead of a panic. The pairs borrow from
+/// `bytes`: one allocation per map, not two per header.
+pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     let word = |at: usize| -> Option<usize> {
         let b = bytes.get(at..at.checked_add(4)?)?;
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
@@ -28,10 +29,7 @@ pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(String, String)>> {
         data_at = data_at.checked_add(key_len)?.checked_add(1)?;
         let value = bytes.get(data_at..data_at.checked_add(value_len)?)?;
         data_at = data_at.checked_add(value_len)?.checked_add(1)?;
-        pairs.push((
-            String::from_utf8_lossy(key).into_owned(),
-            String::from_utf8_lossy(value).into_owned(),
-        ));
+        pairs.push((key, value));
     }
     Some(pairs)
 }
@@ -65,7 +63,12 @@ mod tests {
             ("content-type".to_string(), "application/json".to_string()),
             ("empty".to_string(), String::new()),
         ];
-        assert_eq!(decode_pairs(&encode_pairs(&pairs)), Some(pairs));
+        let bytes = encode_pairs(&pairs);
+        let want: Vec<(&[u8], &[u8])> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
+            .collect();
+        assert_eq!(decode_pairs(&bytes), Some(want));
         assert_eq!(decode_pairs(&[]), Some(vec![]));
     }
 

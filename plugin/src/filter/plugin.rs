@@ -1,8 +1,13 @@
 //! What every request of one plugin instance shares: the validated
 //! configuration and what was derived from it at `on_configure`.
 
+use crate::inspector::Inspector;
 use crate::policy::breaker;
 use crate::policy::config::{Config, Policy};
+use std::cell::RefCell;
+
+/// The most heap a recycled inspector may keep between requests.
+pub const RECYCLE_MAX_BYTES: usize = 256 << 10;
 
 /// One configured plugin (one root context).
 #[derive(Debug)]
@@ -15,6 +20,11 @@ pub struct Plugin {
     /// Shared-data namespace of each breaker: index 0 for the top-level
     /// section, `i + 1` for a rule `i` with its own `breaker` section.
     namespaces: Vec<String>,
+    /// One inspector per policy index, left by a finished request for the
+    /// next one under the same policy: its stack and key table are already
+    /// allocated, which saves the allocator round trips on every request.
+    /// A VM runs one callback at a time, so a `RefCell` never contends.
+    spare_inspectors: RefCell<Vec<Option<Inspector>>>,
 }
 
 impl Plugin {
@@ -37,6 +47,43 @@ impl Plugin {
             config,
             seed,
             namespaces,
+            spare_inspectors: RefCell::default(),
+        }
+    }
+
+    /// A fresh-state inspector for policy `index`: a recycled one when a
+    /// previous request left one, else a new one.
+    pub fn inspector(&self, index: usize) -> Inspector {
+        let recycled = self
+            .spare_inspectors
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut spare| spare.get_mut(index).and_then(Option::take));
+        match recycled {
+            Some(mut inspector) => {
+                inspector.reset();
+                inspector
+            }
+            None => {
+                let policy = self.config.policy(index);
+                Inspector::with_seed(&policy.limits, &policy.json, self.seed)
+            }
+        }
+    }
+
+    /// Keeps `inspector` (made by [`Plugin::inspector`] for `index`) for the
+    /// next request under that policy, unless an unusual body (a huge
+    /// object under unlimited `max_object_entries`) grew it beyond
+    /// [`RECYCLE_MAX_BYTES`]: that memory goes back to the allocator.
+    pub fn recycle(&self, index: usize, inspector: Inspector) {
+        if index > self.config.rules.len() || inspector.footprint() > RECYCLE_MAX_BYTES {
+            return;
+        }
+        if let Ok(mut spare) = self.spare_inspectors.try_borrow_mut() {
+            if spare.len() <= index {
+                spare.resize_with(index + 1, || None);
+            }
+            spare[index] = Some(inspector);
         }
     }
 

@@ -14,6 +14,7 @@ use crate::policy::breaker::{
 use crate::policy::config::{ContentTypeAction, Mode, PassOrReject, Policy};
 use crate::policy::reply::{self, Reply};
 use crate::violation::{Violation, ViolationKind};
+use std::ops::Range;
 use std::rc::Rc;
 
 /// Body bytes are read from the host in slices of at most this size, so the
@@ -49,13 +50,55 @@ pub trait Host {
 
 /// What the request headers say, read once in the headers callback (Envoy
 /// refuses header access later).
+///
+/// Names and values live in one string (made valid UTF-8 lossily, so a
+/// garbled value simply matches nothing), which keeps the per-request cost
+/// at two allocations however many headers arrive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestHead {
-    /// All request headers, names lower-case as Envoy presents them.
-    pub headers: Vec<(String, String)>,
+    text: String,
+    /// Each header's name and value, as ranges of `text`, in order.
+    spans: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl RequestHead {
+    /// The headers `pairs` (names lower-case, as Envoy presents them).
+    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Self {
+        let bytes = pairs
+            .iter()
+            .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
+            .sum();
+        let mut head = Self {
+            text: String::with_capacity(bytes),
+            spans: Vec::with_capacity(pairs.len()),
+        };
+        for (name, value) in pairs {
+            let name = head.push(name.as_ref());
+            let value = head.push(value.as_ref());
+            head.spans.push((name, value));
+        }
+        head
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Range<usize> {
+        let start = self.text.len();
+        match std::str::from_utf8(bytes) {
+            Ok(text) => self.text.push_str(text),
+            Err(_) => self.text.push_str(&String::from_utf8_lossy(bytes)),
+        }
+        start..self.text.len()
+    }
+
+    /// Every header as (name, value), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|(name, value)| {
+            (
+                self.text.get(name.clone()).unwrap_or(""),
+                self.text.get(value.clone()).unwrap_or(""),
+            )
+        })
+    }
+
     /// The first value of header `name`.
     pub fn get<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         self.all(name).next()
@@ -63,10 +106,9 @@ impl RequestHead {
 
     /// Every value of header `name`, in order (a header may be repeated).
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
+        self.iter()
             .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 }
 
@@ -111,6 +153,15 @@ pub struct Session {
     buffered: usize,
     inspected: u64,
     ticket: Option<BreakerTicket>,
+}
+
+impl Drop for Session {
+    /// Leaves the inspector for the next request under the same policy.
+    fn drop(&mut self) {
+        if let Some(inspector) = self.inspector.take() {
+            self.plugin.recycle(self.policy, inspector);
+        }
+    }
 }
 
 impl Session {
@@ -207,7 +258,7 @@ impl Session {
                 );
             }
         }
-        let inspector = Inspector::with_seed(&policy.limits, &policy.json, self.plugin.seed);
+        let inspector = self.plugin.inspector(self.policy);
         let hold = policy.hold_bytes > 0;
         self.inspector = Some(inspector);
         self.phase = Phase::Body;

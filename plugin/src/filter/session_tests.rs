@@ -2,6 +2,7 @@
 //! appended while paused, per chunk after a continue.
 
 use super::*;
+use crate::filter::plugin::RECYCLE_MAX_BYTES;
 use crate::policy::breaker::{SetError, StoreError};
 use crate::policy::config::Config;
 use std::cell::RefCell;
@@ -106,7 +107,7 @@ fn head(extra: &[(&str, &str)]) -> RequestHead {
             headers.push((k.to_string(), v.to_string()));
         }
     }
-    RequestHead { headers }
+    RequestHead::from_pairs(&headers)
 }
 
 /// Result of a simulated request: the action per callback.
@@ -636,4 +637,74 @@ fn large_chunks_are_read_in_bounded_slices() {
     assert_eq!(host.reads, body.len().div_ceil(READ_SLICE));
     assert_eq!(host.bytes_read, body.len());
     assert_eq!(host.metric("bytes_inspected"), body.len() as u64);
+}
+
+#[test]
+fn a_recycled_inspector_starts_clean_whatever_the_last_request_left() {
+    let p = plugin(r#"{"limits":{"max_object_entries":2}}"#);
+    let mut host = FakeHost::default();
+    let json = head(&[]);
+    // Requests that stop mid-string, mid-escape, deep inside objects, or
+    // at a violation; each is followed by bodies that must pass exactly as
+    // they would on a fresh inspector.
+    let leftovers: [&[u8]; 5] = [
+        br#"{"a":{"b":["x"#,
+        br#"{"a":"\u00"#,
+        br#"{"a":1,"a":2}"#,
+        br#"{"a":1,"b":2,"c":3}"#,
+        br#"[[[[{"k":"#,
+    ];
+    for leftover in leftovers {
+        let first = drive(&p, &mut host, &json, &[leftover], false);
+        assert!(first.status().is_some(), "{first:?}");
+        for good in [&br#"{"a":1,"b":2}"#[..], br#"{"k":"v"}"#, b"[1]"] {
+            let run = drive(&p, &mut host, &json, &[good], false);
+            assert_eq!(run.status(), None, "after {leftover:?}: {run:?}");
+        }
+    }
+}
+
+#[test]
+fn only_a_modest_inspector_is_kept_for_reuse() {
+    let p = plugin(r#"{"limits":{"max_object_entries":null,"max_body_bytes":null}}"#);
+    let mut big = p.inspector(0);
+    // An object with 100,000 distinct keys grows the key table far beyond
+    // what a spare may keep.
+    let mut body = b"{".to_vec();
+    for i in 0..100_000 {
+        body.extend_from_slice(format!("\"k{i}\":0,").as_bytes());
+    }
+    body.extend_from_slice(b"\"end\":0}");
+    big.feed(&body).unwrap();
+    big.finish().unwrap();
+    assert!(big.footprint() > RECYCLE_MAX_BYTES);
+    p.recycle(0, big);
+    assert!(p.inspector(0).footprint() <= RECYCLE_MAX_BYTES);
+
+    let mut small = p.inspector(0);
+    small.feed(br#"{"a":[1,2,3]}"#).unwrap();
+    let kept = small.footprint();
+    p.recycle(0, small);
+    let reused = p.inspector(0);
+    assert_eq!(reused.footprint(), kept, "the small one is the one reused");
+    assert_eq!(reused.bytes_inspected(), 0, "and it starts over");
+}
+
+#[test]
+fn the_header_view_keeps_order_repeats_and_garbled_values() {
+    let raw: Vec<(&[u8], &[u8])> = vec![
+        (b":method", b"POST"),
+        (b"content-type", b"text/plain"),
+        (b"x-garbled", b"\xff\xfe"),
+        (b"Content-Type", b"application/json"),
+    ];
+    let h = RequestHead::from_pairs(&raw);
+    assert_eq!(
+        h.all("content-type").collect::<Vec<_>>(),
+        ["text/plain", "application/json"]
+    );
+    assert_eq!(h.get(":method"), Some("POST"));
+    assert_eq!(h.get("x-garbled"), Some("\u{fffd}\u{fffd}"));
+    assert_eq!(h.get("missing"), None);
+    assert_eq!(h.iter().count(), 4);
 }

@@ -5,7 +5,7 @@
 use super::hostcalls::{self, LogLevel};
 use super::metrics::{self, Metric};
 use super::plugin::Plugin;
-use super::session::{Action as SessionAction, Host, Level, RequestHead, Session};
+use super::session::{Action as SessionAction, Host, Level, Session};
 use crate::policy::breaker::{SetError, Store, StoreError};
 use crate::policy::config::Config;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -153,9 +153,7 @@ impl HttpContext for Filter {
         let Some(session) = self.session.as_mut() else {
             return Action::Continue;
         };
-        let head = RequestHead {
-            headers: hostcalls::request_headers().unwrap_or_default(),
-        };
+        let head = hostcalls::request_headers().unwrap_or_default();
         let action = session.on_request_headers(&head, end_of_stream, &mut self.host);
         self.act(action)
     }
