@@ -65,11 +65,46 @@ pub(super) fn skip_digits(s: &[u8], mut i: usize) -> usize {
 
 /// Index of the first non-whitespace byte at or after `i`.
 #[inline(always)]
-pub(super) fn skip_ws(s: &[u8], mut i: usize) -> usize {
+pub(super) fn skip_ws(s: &[u8], i: usize) -> usize {
     // Compact JSON: nothing to skip.
     if s.get(i).is_some_and(|&b| b > b' ') {
         return i;
     }
+    // In wasm the run loop is out of line (see `skip_ws_run`), so the most
+    // common pretty-printed gap is handled here.
+    #[cfg(target_arch = "wasm32")]
+    if let Some(j) = short_gap(s, i) {
+        return j;
+    }
+    skip_ws_run(s, i)
+}
+
+/// When the whitespace at `s[i]` is an optional newline and less than a
+/// word of spaces, the index after it.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#[inline(always)]
+fn short_gap(s: &[u8], mut i: usize) -> Option<usize> {
+    if s.get(i) == Some(&b'\n') {
+        i += 1;
+    }
+    if i + 8 > s.len() {
+        return None;
+    }
+    let x = load8(s, i) ^ SPACES;
+    if x == 0 {
+        return None;
+    }
+    let j = i + (x.trailing_zeros() / 8) as usize;
+    (s[j] > b' ').then_some(j)
+}
+
+/// [`skip_ws`] past a run of whitespace. Out of line in wasm: inlined into
+/// the inspector's big loops, Cranelift keeps this loop's index in a stack
+/// slot; on its own, in a register (citm_catalog, 71% indentation, gains
+/// about 15% through the wasm). Natively LLVM does well either way.
+#[cfg_attr(target_arch = "wasm32", inline(never))]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+fn skip_ws_run(s: &[u8], mut i: usize) -> usize {
     loop {
         // Indentation: the spaces at the start of a word in one step. (A
         // 16-byte vector step measured slower here: runs are short.)
@@ -120,6 +155,9 @@ mod tests {
                         .position(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
                         .unwrap_or(len);
                     assert_eq!(skip_ws(&s, 0), want, "byte {b:#x} at {at} of {len}");
+                    if let Some(j) = short_gap(&s, 0) {
+                        assert_eq!(j, want, "short gap, byte {b:#x} at {at} of {len}");
+                    }
                     s2.iter_mut().take(at).for_each(|c| *c = b' ');
                     let want2 = s2
                         .iter()
@@ -130,6 +168,11 @@ mod tests {
                         want2,
                         "spaces, byte {b:#x} at {at} of {len}"
                     );
+                    let mut s3 = s2.clone();
+                    s3.insert(0, b'\n');
+                    if let Some(j) = short_gap(&s3, 0) {
+                        assert_eq!(j, want2 + 1, "newline, byte {b:#x} at {at} of {len}");
+                    }
                 }
             }
         }
