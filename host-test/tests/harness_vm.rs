@@ -2,7 +2,7 @@
 //! properties, clock and ticks, shared data and metrics across workers.
 
 mod common;
-use common::{guest_with_imports, host, probes, probes_i};
+use common::{host, probes, probes_i, start_with_imports};
 use json_sanitizer_host::{Clock, Host, Request, StartError, Status};
 use std::time::{Duration, Instant};
 
@@ -119,10 +119,7 @@ fn unknown_imports_link_and_answer_or_trap_only_when_called() {
         (call $unknown (i32.const 1))
         i32.const 0)
     "#;
-    let h = Host::builder(guest_with_imports(imports, funcs))
-        .build()
-        .unwrap();
-    let mut vm = h.start_vm().unwrap();
+    let (h, mut vm) = start_with_imports(imports, funcs);
     let o = vm.send(&Request::get("/")).unwrap();
     assert!(o.trap.is_none());
     assert_eq!(
@@ -209,10 +206,7 @@ fn properties_and_headers_belong_to_one_request() {
         (call $probe32 (local.get 1))
         i32.const 0)
     "#;
-    let h = Host::builder(guest_with_imports(imports, funcs))
-        .build()
-        .unwrap();
-    let mut vm = h.start_vm().unwrap();
+    let (h, mut vm) = start_with_imports(imports, funcs);
     let first = Request::get("/a-long-first-path")
         .header("x-extra", "1")
         .header("x-more", "2");

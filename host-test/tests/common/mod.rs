@@ -83,6 +83,15 @@ pub fn host(funcs: &str) -> HostBuilder {
     Host::builder(guest(funcs))
 }
 
+/// A host for a guest with `extra_imports`, and one started VM.
+pub fn start_with_imports(extra_imports: &str, funcs: &str) -> (Host, json_sanitizer_host::Vm) {
+    let host = Host::builder(guest_with_imports(extra_imports, funcs))
+        .build()
+        .unwrap();
+    let vm = host.start_vm().unwrap();
+    (host, vm)
+}
+
 /// What the guest recorded with `$probe`, in order.
 pub fn probes(host: &Host) -> Vec<u64> {
     host.metrics().histogram("probe").unwrap_or_default()
