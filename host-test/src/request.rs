@@ -32,7 +32,9 @@ pub struct Request {
     /// Simulates a host that reports `body_size > 0` but returns no bytes
     /// (e.g. a body spooled to disk).
     pub unreadable_body: bool,
-    /// Keep a copy of every byte forwarded upstream in [`Outcome::forwarded_body`].
+    /// Keep a copy of what went upstream in [`Outcome::forwarded_headers`]
+    /// and [`Outcome::forwarded_body`] (off by default: copying costs more
+    /// than the filter on a small request).
     pub capture_forwarded: bool,
 }
 
@@ -150,7 +152,7 @@ impl Request {
         self
     }
 
-    /// Records the forwarded bytes in the outcome.
+    /// Records the forwarded headers and bytes in the outcome.
     pub fn capture_forwarded(mut self) -> Self {
         self.capture_forwarded = true;
         self
@@ -242,13 +244,52 @@ impl std::fmt::Display for LogLine {
     }
 }
 
+/// The (at most two) arguments of a callback after the context id, kept
+/// inline: recording them must not allocate on every request.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallbackArgs {
+    values: [u64; 2],
+    len: usize,
+}
+
+impl CallbackArgs {
+    /// The arguments `values` (at most two; more are dropped).
+    pub fn new(values: &[u64]) -> Self {
+        let mut args = Self::default();
+        for (slot, &v) in args.values.iter_mut().zip(values) {
+            *slot = v;
+            args.len += 1;
+        }
+        args
+    }
+
+    /// The arguments, in order.
+    pub fn as_slice(&self) -> &[u64] {
+        &self.values[..self.len]
+    }
+}
+
+impl std::ops::Deref for CallbackArgs {
+    type Target = [u64];
+
+    fn deref(&self) -> &[u64] {
+        self.as_slice()
+    }
+}
+
+impl std::fmt::Debug for CallbackArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
 /// A guest callback the host invoked, and what it returned (for HTTP callbacks).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallbackRecord {
     /// Export name, e.g. `proxy_on_request_body`.
     pub name: &'static str,
     /// Arguments after the context id (e.g. `[body_size, end_of_stream]`).
-    pub args: Vec<u64>,
+    pub args: CallbackArgs,
     /// `Some(action)` for callbacks returning an action, `None` otherwise.
     pub action: Option<crate::abi::Action>,
 }
@@ -262,7 +303,8 @@ pub struct Outcome {
     pub host_reply: Option<LocalReply>,
     /// Whether the request headers went upstream.
     pub headers_forwarded: bool,
-    /// Request headers as forwarded (after any changes the plugin made).
+    /// Request headers as forwarded (after any changes the plugin made),
+    /// when the request asked for them.
     pub forwarded_headers: Option<Vec<(String, String)>>,
     /// Body bytes that went upstream.
     pub forwarded_bytes: u64,

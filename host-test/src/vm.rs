@@ -5,7 +5,9 @@ use crate::abi::{Action, LogLevel};
 use crate::clock::Clock;
 use crate::engine::{engine, EPOCH_TICK};
 use crate::imports::linker_for;
-use crate::request::{CallbackRecord, LocalReply, LogLine, Outcome, ReplySource, Request};
+use crate::request::{
+    CallbackArgs, CallbackRecord, LocalReply, LogLine, Outcome, ReplySource, Request,
+};
 use crate::shared::{Metrics, SharedData};
 use anyhow::{anyhow, bail, Result};
 use std::borrow::Cow;
@@ -779,6 +781,8 @@ impl Vm {
         }
         let mut out = Outcome {
             forwarded_body: req.capture_forwarded.then(Vec::new),
+            // context create, headers, body, log, done, delete: one allocation.
+            callbacks: Vec::with_capacity(8),
             ..Outcome::default()
         };
         let stopped = self.drive(ctx, req, &mut out);
@@ -839,7 +843,7 @@ impl Vm {
             out,
             Phase::RequestHeaders,
             "proxy_on_request_headers",
-            vec![n_headers as u64, headers_eos as u64],
+            CallbackArgs::new(&[n_headers as u64, headers_eos as u64]),
         )?;
         if action == Action::Continue {
             self.flush(out);
@@ -880,7 +884,7 @@ impl Vm {
                 out,
                 Phase::RequestBody,
                 "proxy_on_request_body",
-                vec![size as u64, eos as u64],
+                CallbackArgs::new(&[size as u64, eos as u64]),
             )?;
             match action {
                 Action::Continue => {
@@ -902,7 +906,7 @@ impl Vm {
                 out,
                 Phase::RequestTrailers,
                 "proxy_on_request_trailers",
-                vec![n],
+                CallbackArgs::new(&[n]),
             )?;
             if action == Action::Continue {
                 self.flush(out);
@@ -923,20 +927,21 @@ impl Vm {
         out: &mut Outcome,
         phase: Phase,
         name: &'static str,
-        args: Vec<u64>,
+        args: CallbackArgs,
     ) -> std::result::Result<Action, Stop> {
         self.store.data_mut().phase = phase;
+        let arg = |i: usize| args.as_slice().get(i).copied().unwrap_or(0) as u32;
         let raw = match phase {
             Phase::RequestHeaders => match self.ex.request_headers.clone() {
-                Some(f) => self.invoke(&f, (ctx, args[0] as u32, args[1] as u32)),
+                Some(f) => self.invoke(&f, (ctx, arg(0), arg(1))),
                 None => Ok(0),
             },
             Phase::RequestBody => match self.ex.request_body.clone() {
-                Some(f) => self.invoke(&f, (ctx, args[0] as u32, args[1] as u32)),
+                Some(f) => self.invoke(&f, (ctx, arg(0), arg(1))),
                 None => Ok(0),
             },
             _ => match self.ex.request_trailers.clone() {
-                Some(f) => self.invoke(&f, (ctx, args[0] as u32)),
+                Some(f) => self.invoke(&f, (ctx, arg(0))),
                 None => Ok(0),
             },
         };
@@ -981,7 +986,9 @@ impl Vm {
         let r = self.store.data_mut().req.as_mut().expect("request state");
         if !out.headers_forwarded {
             out.headers_forwarded = true;
-            out.forwarded_headers = Some(r.headers.clone());
+            if out.forwarded_body.is_some() {
+                out.forwarded_headers = Some(r.headers.clone());
+            }
         }
         out.forwarded_bytes += r.body.len() as u64;
         if let Some(fb) = out.forwarded_body.as_mut() {
@@ -996,7 +1003,7 @@ impl Vm {
         if let Some(f) = self.ex.log.clone() {
             out.callbacks.push(CallbackRecord {
                 name: "proxy_on_log",
-                args: vec![],
+                args: CallbackArgs::default(),
                 action: None,
             });
             if self.invoke(&f, ctx).is_err() {
@@ -1006,7 +1013,7 @@ impl Vm {
         if let Some(f) = self.ex.done.clone() {
             out.callbacks.push(CallbackRecord {
                 name: "proxy_on_done",
-                args: vec![],
+                args: CallbackArgs::default(),
                 action: None,
             });
             if self.invoke(&f, ctx).is_err() {
@@ -1016,7 +1023,7 @@ impl Vm {
         if let Some(f) = self.ex.delete.clone() {
             out.callbacks.push(CallbackRecord {
                 name: "proxy_on_delete",
-                args: vec![],
+                args: CallbackArgs::default(),
                 action: None,
             });
             let _ = self.invoke(&f, ctx);

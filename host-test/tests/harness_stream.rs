@@ -124,7 +124,9 @@ const HEADER_ACCESS: &str = r#"
 fn request_headers_are_only_accessible_in_the_headers_callback() {
     let h = host(HEADER_ACCESS).build().unwrap();
     let mut vm = h.start_vm().unwrap();
-    let o = vm.send(&Request::post("/abc").body("{}")).unwrap();
+    let o = vm
+        .send(&Request::post("/abc").body("{}").capture_forwarded())
+        .unwrap();
     // headers: Ok and 4 bytes ("/abc"); body: BadArgument x3; log: BadArgument.
     assert_eq!(probes(&h), vec![0, 4, 2, 2, 2, 2]);
     assert_eq!(o.hostcall_count("proxy_get_header_map_value"), 3);
