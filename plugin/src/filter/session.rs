@@ -105,10 +105,18 @@ impl RequestHead {
     }
 
     /// Every value of header `name`, in order (a header may be repeated).
+    /// Names compare ignoring ASCII case, lengths first.
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.iter()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let text = self.text.as_bytes();
+        self.spans
+            .iter()
+            .filter(move |(k, _)| {
+                k.len() == name.len()
+                    && text
+                        .get(k.clone())
+                        .is_some_and(|k| k.eq_ignore_ascii_case(name.as_bytes()))
+            })
+            .map(|(_, v)| self.text.get(v.clone()).unwrap_or(""))
     }
 }
 

@@ -1,14 +1,13 @@
 //! Content types: which `content-type` header values are JSON to us.
 
-/// The media type of a `content-type` value without parameters, trimmed and
-/// lower-cased: `Application/JSON; charset=utf-8` becomes `application/json`.
-pub fn essence(content_type: &str) -> String {
+/// The media type of a `content-type` value without parameters, trimmed:
+/// `Application/JSON; charset=utf-8` becomes `Application/JSON` (ranges
+/// match it ignoring case). Borrowed: no allocation per request.
+pub fn essence(content_type: &str) -> &str {
     content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
+        .split_once(';')
+        .map_or(content_type, |(media, _)| media)
         .trim()
-        .to_ascii_lowercase()
 }
 
 /// A configured media range such as `application/json`,
@@ -45,7 +44,8 @@ impl MediaRange {
         })
     }
 
-    /// Whether a media type essence (see [`essence`]) falls in this range.
+    /// Whether a media type essence (see [`essence`]) falls in this range,
+    /// ignoring ASCII case.
     pub fn matches(&self, essence: &str) -> bool {
         match essence.split_once('/') {
             Some((kind, subtype)) => glob(&self.kind, kind) && glob(&self.subtype, subtype),
@@ -55,7 +55,7 @@ impl MediaRange {
 }
 
 /// `*` matches any run of characters (including none); everything else
-/// matches itself. Iterative, with one backtrack point: linear-ish and no
+/// matches itself, ignoring ASCII case (`pattern` is lower-case). Iterative, with one backtrack point: linear-ish and no
 /// recursion, whatever the client sends.
 fn glob(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
@@ -65,7 +65,7 @@ fn glob(pattern: &str, text: &str) -> bool {
         if pi < p.len() && p[pi] == b'*' {
             star = Some((pi, ti));
             pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
+        } else if pi < p.len() && p[pi] == t[ti].to_ascii_lowercase() {
             pi += 1;
             ti += 1;
         } else if let Some((sp, st)) = star {
@@ -84,7 +84,7 @@ mod tests {
     use super::*;
 
     fn is_json(range: &str, header: &str) -> bool {
-        MediaRange::parse(range).unwrap().matches(&essence(header))
+        MediaRange::parse(range).unwrap().matches(essence(header))
     }
 
     #[test]
@@ -98,6 +98,8 @@ mod tests {
             "application/json",
             "  application/json ;charset=\"x\""
         ));
+        assert!(is_json("application/*+json", "Application/Problem+JSON"));
+        assert!(!is_json("application/*+json", "Application/Problem+XML"));
         assert!(!is_json("application/json", "application/jsonx"));
         assert!(!is_json("application/json", "text/json"));
         assert!(is_json("application/*+json", "application/problem+json"));

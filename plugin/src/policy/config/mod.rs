@@ -448,7 +448,7 @@ impl Config {
     /// Whether a `content-type` value names a media type we inspect.
     pub fn is_json_content_type(&self, content_type: &str) -> bool {
         let essence = super::media::essence(content_type);
-        self.content_types.iter().any(|r| r.matches(&essence))
+        self.content_types.iter().any(|r| r.matches(essence))
     }
 
     /// Every policy: the top level, then each rule's.
