@@ -7,7 +7,7 @@ use crate::policy::config::{Config, Policy};
 use std::cell::RefCell;
 
 /// The most heap a recycled inspector may keep between requests.
-pub const RECYCLE_MAX_BYTES: usize = 256 << 10;
+pub const RECYCLE_MAX_BYTES: usize = 64 << 10;
 
 /// One configured plugin (one root context).
 #[derive(Debug)]

@@ -681,6 +681,22 @@ fn only_a_modest_inspector_is_kept_for_reuse() {
     p.recycle(0, big);
     assert!(p.inspector(0).footprint() <= RECYCLE_MAX_BYTES);
 
+    // The largest object the default limits allow still fits.
+    let defaults = plugin("{}");
+    let mut full = defaults.inspector(0);
+    let mut body = b"{".to_vec();
+    for i in 0..999 {
+        body.extend_from_slice(format!("\"k{i}\":0,").as_bytes());
+    }
+    body.extend_from_slice(b"\"end\":0}");
+    full.feed(&body).unwrap();
+    full.finish().unwrap();
+    assert!(
+        full.footprint() <= RECYCLE_MAX_BYTES,
+        "{}",
+        full.footprint()
+    );
+
     let mut small = p.inspector(0);
     small.feed(br#"{"a":[1,2,3]}"#).unwrap();
     let kept = small.footprint();
