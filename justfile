@@ -25,6 +25,10 @@ bench:
     cargo bench -p json-sanitizer --bench inspector
     cargo bench -p json-sanitizer-host --bench wasm
 
+# Native inspector vs serde_json in alternating rounds (steadier ratios on a shared machine).
+bench-interleaved:
+    cargo run --release -p json-sanitizer --example interleaved
+
 # The CLI's quick bench table (MB/s, ratios, µs per request, guest memory).
 bench-table:
     cargo run --release -p json-sanitizer-host -- bench

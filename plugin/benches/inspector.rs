@@ -6,37 +6,12 @@
 //! `just bench` (or `cargo bench -p json-sanitizer --bench inspector`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
-use json_sanitizer::samples::api_body;
+use json_sanitizer::inspector::{Inspector, JsonOptions};
 use serde::de::IgnoredAny;
 use std::hint::black_box;
-use std::path::Path;
+use support::{inputs, limits};
 
-fn inputs() -> Vec<(String, Vec<u8>)> {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
-    let mut out = Vec::new();
-    for name in ["twitter.json", "citm_catalog.json", "canada.json"] {
-        match std::fs::read(corpus.join(name)) {
-            Ok(bytes) => out.push((name.trim_end_matches(".json").to_string(), bytes)),
-            Err(e) => {
-                eprintln!("skipping {name}: {e} (expected beside the checkout in ../shared/corpus)")
-            }
-        }
-    }
-    out.push(("api_1k".into(), api_body(1024)));
-    out.push(("api_64k".into(), api_body(64 * 1024)));
-    out
-}
-
-/// All limits on, but high enough for the corpus documents (canada and citm
-/// exceed the default body size and array length).
-fn limits() -> Limits {
-    Limits {
-        max_body_bytes: Some(16 * 1024 * 1024),
-        max_array_elements: Some(1_000_000),
-        ..Limits::default()
-    }
-}
+mod support;
 
 fn bench(c: &mut Criterion) {
     let limits = limits();
