@@ -169,6 +169,10 @@ pub const STREAM_HTTP_REQUEST: i32 = 0;
 
 /// Serializes a header map the way the ABI transports it: a `u32` count,
 /// then `(u32 name_len, u32 value_len)` per pair, then each `name\0value\0`.
+///
+/// Written apart from the plugin's own codec (`json_sanitizer::filter::pairs`)
+/// on purpose: the host is the check on the plugin's encoding, so a mistake
+/// shared by both would pass unseen.
 pub fn serialize_map(pairs: &[(String, String)]) -> Vec<u8> {
     let size = 4 + pairs
         .iter()

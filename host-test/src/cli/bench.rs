@@ -32,44 +32,30 @@ fn summarize(mut samples: Vec<Duration>) -> (Duration, Duration) {
     (samples[samples.len() / 2], samples[0])
 }
 
-/// Median and fastest of repeated timings of `f`, until `budget` is spent
-/// (at least 5 runs). On a shared machine the fastest run is the one least
-/// disturbed by neighbours; the median is the typical one.
-pub fn timings(
+/// Runs each of `runs` in turn, round after round, until `budget` is spent
+/// (at least 5 rounds), and returns the median and fastest time of each.
+/// Alternating means a noisy neighbour slows every run alike, so ratios
+/// between them stay meaningful; on a shared machine the fastest run is the
+/// least disturbed one, the median the typical one.
+fn rounds(
     budget: Duration,
-    mut f: impl FnMut() -> Result<()>,
-) -> Result<(Duration, Duration)> {
-    f()?; // warm-up
-    let start = Instant::now();
-    let mut samples = Vec::new();
-    while samples.len() < 5 || (start.elapsed() < budget && samples.len() < 10_000) {
-        let t = Instant::now();
-        f()?;
-        samples.push(t.elapsed());
+    runs: &mut [&mut dyn FnMut() -> Result<()>],
+) -> Result<Vec<(Duration, Duration)>> {
+    for run in runs.iter_mut() {
+        run()?; // warm-up
     }
-    Ok(summarize(samples))
-}
-
-/// [`timings`] of `a` and `b` taken alternately, so that a noisy neighbour
-/// slows both alike and their ratio stays meaningful.
-pub fn paired_timings(
-    budget: Duration,
-    mut a: impl FnMut() -> Result<()>,
-    mut b: impl FnMut() -> Result<()>,
-) -> Result<[(Duration, Duration); 2]> {
-    a()?;
-    b()?;
     let start = Instant::now();
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
-    while ta.len() < 5 || (start.elapsed() < budget && ta.len() < 10_000) {
-        let t = Instant::now();
-        a()?;
-        ta.push(t.elapsed());
-        let t = Instant::now();
-        b()?;
-        tb.push(t.elapsed());
+    let mut samples = vec![Vec::new(); runs.len()];
+    let mut done = 0;
+    while done < 5 || (start.elapsed() < budget && done < 10_000) {
+        for (run, times) in runs.iter_mut().zip(&mut samples) {
+            let t = Instant::now();
+            run()?;
+            times.push(t.elapsed());
+        }
+        done += 1;
     }
-    Ok([summarize(ta), summarize(tb)])
+    Ok(samples.into_iter().map(summarize).collect())
 }
 
 fn mbps(bytes: usize, d: Duration) -> f64 {
@@ -156,16 +142,15 @@ pub fn run(a: BenchArgs) -> Result<i32> {
                 o.summary().violation.unwrap_or_else(|| "?".into())
             ),
         };
-        let [(w, w_best), (n, n_best)] = paired_timings(
-            budget * 2,
-            || through_wasm(vm, &req),
-            || {
-                // Timed whether it parses or not: an invalid file is a
-                // `reject` row, measured all the same.
-                let _ = serde_json::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(body));
-                Ok(())
-            },
-        )?;
+        let mut wasm = || through_wasm(vm, &req);
+        let mut native = || {
+            // Timed whether it parses or not: an invalid file is a `reject`
+            // row, measured all the same.
+            let _ = serde_json::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(body));
+            Ok(())
+        };
+        let times = rounds(budget * 2, &mut [&mut wasm, &mut native])?;
+        let [(w, w_best), (n, n_best)] = [times[0], times[1]];
         let (wm, nm) = (mbps(body.len(), w), mbps(body.len(), n));
         let best_ratio = n_best.as_secs_f64() / w_best.as_secs_f64();
         println!(
@@ -183,12 +168,13 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     println!();
     println!("Per request (1 KiB body, one chunk, headers + body + end, batches of 1000)");
     let small = request(&api_body(1 << 10)).with_content_length();
-    let (median, best) = timings(budget, || {
+    let mut batch = || {
         for _ in 0..1000 {
             through_wasm(vm, &small)?;
         }
         Ok(())
-    })?;
+    };
+    let (median, best) = rounds(budget, &mut [&mut batch])?[0];
     let per_request = |d: Duration| d.as_secs_f64() * 1e6 / 1000.0;
     println!(
         "  median {:.2} µs/request, best batch {:.2} µs/request",

@@ -15,8 +15,8 @@
 
 use super::keys::{hash_slice, KeyHasher};
 use super::scan::hex_value;
-use super::simd::{block, string_specials16};
-use super::swar::{is_string_special, load8, skip_digits, skip_ws, string_specials};
+use super::simd::plain_run;
+use super::swar::{skip_digits, skip_ws};
 use super::utf8;
 use super::{Frame, Inspector, State};
 
@@ -354,30 +354,6 @@ fn string_end<const HASH: bool>(
         return Some((j + 1, hash));
     }
     string_end_mixed::<HASH>(s, i, j, stop, seed)
-}
-
-/// Index of the first `"`, `\`, control or non-ASCII byte at or after `i`,
-/// or `stop`.
-#[inline(always)]
-fn plain_run(s: &[u8], mut i: usize, stop: usize) -> usize {
-    while i + 16 <= stop {
-        let m = string_specials16(block(s, i));
-        if m != 0 {
-            return i + m.trailing_zeros() as usize;
-        }
-        i += 16;
-    }
-    while i + 8 <= stop {
-        let m = string_specials(load8(s, i));
-        if m != 0 {
-            return i + (m.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while i < stop && !is_string_special(s[i]) {
-        i += 1;
-    }
-    i
 }
 
 /// [`string_end`] for a string that started at `start` and has a special

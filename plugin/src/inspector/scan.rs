@@ -10,8 +10,8 @@
 //! UTF-8 sequences in place.
 
 use super::keys::KeyHasher;
-use super::simd::{block, string_specials16};
-use super::swar::{is_string_special, load8, skip_ws, string_specials};
+use super::simd::plain_run;
+use super::swar::skip_ws;
 use super::utf8::{self, Seq};
 use super::{Frame, Inspector, State};
 use crate::violation::{Violation, ViolationKind as Kind};
@@ -56,24 +56,7 @@ impl Inspector {
                     let stop = rel(self.token_bound, base, len);
                     let run = i;
                     loop {
-                        while i + 16 <= stop {
-                            let m = string_specials16(block(s, i));
-                            if m != 0 {
-                                break;
-                            }
-                            i += 16;
-                        }
-                        while i + 8 <= stop {
-                            let m = string_specials(load8(s, i));
-                            if m != 0 {
-                                i += (m.trailing_zeros() / 8) as usize;
-                                break;
-                            }
-                            i += 8;
-                        }
-                        while i < stop && !is_string_special(s[i]) {
-                            i += 1;
-                        }
+                        i = plain_run(s, i, stop);
                         if i < stop && s[i] >= 0x80 {
                             match utf8::sequence(s, i, stop) {
                                 Seq::Valid(n) => {

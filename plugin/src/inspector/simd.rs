@@ -7,6 +7,8 @@
 //! of the block is *of interest*, so `trailing_zeros` is the index of the
 //! first one and 0 means "skip all sixteen".
 
+use super::swar::{is_string_special, load8, string_specials};
+
 /// Sixteen bytes of the input.
 pub(super) type Block = [u8; 16];
 
@@ -22,6 +24,31 @@ pub(super) fn block(s: &[u8], i: usize) -> &Block {
 #[inline(always)]
 pub(super) fn string_specials16(b: &Block) -> u32 {
     imp::string_specials16(b)
+}
+
+/// Index of the first string special (see [`string_specials16`]) at or
+/// after `i`, or `stop`: sixteen bytes a step, then a word, then bytes. The
+/// one scan of string bodies, for the fast path and the state machine alike.
+#[inline(always)]
+pub(super) fn plain_run(s: &[u8], mut i: usize, stop: usize) -> usize {
+    while i + 16 <= stop {
+        let m = string_specials16(block(s, i));
+        if m != 0 {
+            return i + m.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    while i + 8 <= stop {
+        let m = string_specials(load8(s, i));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < stop && !is_string_special(s[i]) {
+        i += 1;
+    }
+    i
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -82,8 +109,7 @@ mod imp {
     all(target_arch = "wasm32", target_feature = "simd128")
 )))]
 mod imp {
-    use super::super::swar::{load8, string_specials};
-    use super::Block;
+    use super::{load8, string_specials, Block};
 
     /// One bit per byte from a mask with the high bit of each lane set.
     fn compress(m: u64) -> u32 {
@@ -101,7 +127,6 @@ mod imp {
 
 #[cfg(test)]
 mod tests {
-    use super::super::swar::is_string_special;
     use super::*;
 
     fn reference(b: &Block, f: impl Fn(u8) -> bool) -> u32 {
