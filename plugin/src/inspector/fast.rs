@@ -119,7 +119,7 @@ impl Inspector {
             if count >= self.bounds.array {
                 break Step::Stop(i, st);
             }
-            if let Some(end) = scalar_end(s, i, b, room) {
+            if let Some(end) = self.value_end(s, i, b, room) {
                 count += 1;
                 i = end;
                 st = State::AfterValue;
@@ -185,7 +185,7 @@ impl Inspector {
             let Some(&b) = s.get(i) else {
                 break Step::Stop(i, st);
             };
-            if let Some(end) = scalar_end(s, i, b, room) {
+            if let Some(end) = self.value_end(s, i, b, room) {
                 i = end;
                 st = State::AfterValue;
                 continue;
@@ -242,6 +242,43 @@ impl Inspector {
             State::ArrayFirst
         };
         Some(Step::Switch(i + 1, next))
+    }
+
+    /// A whole scalar, or a whole array of scalars within every limit,
+    /// starting with `b = s[i]`: the index after it.
+    ///
+    /// Small arrays of scalars (coordinate pairs, id lists, `[]`) are most
+    /// of the arrays in real documents. Taken whole, they cost no frame
+    /// push and pop and no trip through [`Inspector::fast`]'s dispatch; one
+    /// that holds a container or anything the fast path would not commit is
+    /// left, untouched, to the frame-by-frame path.
+    #[inline(always)]
+    fn value_end(&self, s: &[u8], i: usize, b: u8, room: Room) -> Option<usize> {
+        if b != b'[' {
+            return scalar_end(s, i, b, room);
+        }
+        // The array would be one level deeper than the innermost frame.
+        if self.frames.len() as u64 >= self.bounds.depth {
+            return None;
+        }
+        let mut j = skip_ws(s, i + 1);
+        if s.get(j) == Some(&b']') {
+            return Some(j + 1);
+        }
+        let mut count = 0;
+        loop {
+            if count >= self.bounds.array {
+                return None;
+            }
+            j = scalar_end(s, j, *s.get(j)?, room)?;
+            count += 1;
+            j = skip_ws(s, j);
+            match s.get(j) {
+                Some(b',') => j = skip_ws(s, j + 1),
+                Some(b']') => return Some(j + 1),
+                _ => return None,
+            }
+        }
     }
 
     /// A whole member key at `s[i]` (its opening quote) of the innermost

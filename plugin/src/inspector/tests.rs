@@ -289,6 +289,30 @@ fn max_array_elements_boundary() {
     );
     // A trailing comma is a syntax error, not a fourth element.
     assert_eq!(over(&l, "[1,2,3,]"), (K::SyntaxError, None, 7));
+    // Nested arrays of scalars (which the fast path takes whole) too.
+    assert_eq!(over(&l, "[[1,2,3,4]]"), (K::ArrayTooLong, Some(3), 8));
+    assert_eq!(
+        over(&l, "{\"a\":[true, null ,\"x\",4]}"),
+        (K::ArrayTooLong, Some(3), 22)
+    );
+}
+
+#[test]
+fn nested_arrays_of_scalars_get_the_same_verdicts_as_any_other() {
+    passes(
+        &Limits::default(),
+        "[[1,2,{\"a\":1}],[3,[4]],[ ],[\"\\u00e9\"]]",
+    );
+    assert_eq!(kind_at(b"[[1,2,]]"), (K::SyntaxError, 6));
+    assert_eq!(kind_at(b"[[1 2]]"), (K::SyntaxError, 4));
+    assert_eq!(kind_at(b"[[01]]"), (K::SyntaxError, 3));
+    assert_eq!(kind_at(b"[[\"\\ud800\"]]"), (K::LoneSurrogate, 3));
+    assert_eq!(kind_at(b"[[1,2]"), (K::Truncated, 6));
+    let l = only(|l| l.max_depth = Some(2));
+    passes(&l, "{\"a\":[1,2]}");
+    assert_eq!(over(&l, "{\"a\":[1,[2]]}"), (K::TooDeep, Some(2), 8));
+    let l = only(|l| l.max_number_chars = Some(2));
+    assert_eq!(over(&l, "[[12,123]]"), (K::NumberTooLong, Some(2), 7));
 }
 
 #[test]
