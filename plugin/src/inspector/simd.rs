@@ -26,6 +26,34 @@ pub(super) fn string_specials16(b: &Block) -> u32 {
     imp::string_specials16(b)
 }
 
+/// Spaces: the indentation of pretty-printed JSON.
+#[inline(always)]
+pub(super) fn spaces16(b: &Block) -> u32 {
+    imp::spaces16(b)
+}
+
+/// Whether the first twelve bytes of `b` are four well-formed three-byte
+/// UTF-8 sequences (U+0800..U+FFFF without the surrogates): the shape of
+/// CJK text, checked four characters at a time. Lanes 0, 3, 6, 9 must be
+/// leads `E1..=EC` or `EE`/`EF` (`E0` and `ED` have narrower second bytes and
+/// are left to the byte-wise check), the others continuation bytes.
+#[inline(always)]
+pub(super) fn utf8_triples4(b: &Block) -> bool {
+    imp::utf8_triples4(b)
+}
+
+/// Per-lane masks and expected values for [`utf8_triples4`]: a lead keeps
+/// its top four bits (`1110`), a continuation its top two (`10`); lanes
+/// 12..16 are masked out.
+const TRIPLE_MASK: Block = [
+    0xF0, 0xC0, 0xC0, 0xF0, 0xC0, 0xC0, 0xF0, 0xC0, 0xC0, 0xF0, 0xC0, 0xC0, 0, 0, 0, 0,
+];
+const TRIPLE_SHAPE: Block = [
+    0xE0, 0x80, 0x80, 0xE0, 0x80, 0x80, 0xE0, 0x80, 0x80, 0xE0, 0x80, 0x80, 0, 0, 0, 0,
+];
+/// The lead lanes of [`TRIPLE_MASK`], as a bitmask.
+const TRIPLE_LEADS: u32 = 1 | 1 << 3 | 1 << 6 | 1 << 9;
+
 /// Index of the first string special (see [`string_specials16`]) at or
 /// after `i`, or `stop`: sixteen bytes a step, then a word, then bytes. The
 /// one scan of string bodies, for the fast path and the state machine alike.
@@ -55,8 +83,8 @@ pub(super) fn plain_run(s: &[u8], mut i: usize, stop: usize) -> usize {
 mod imp {
     use super::Block;
     use core::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
+        _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
     };
 
     #[inline(always)]
@@ -71,13 +99,39 @@ mod imp {
             _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), low_or_high)) as u32
         }
     }
+
+    #[inline(always)]
+    pub(super) fn spaces16(b: &Block) -> u32 {
+        // SAFETY: as above.
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8))) as u32
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn utf8_triples4(b: &Block) -> bool {
+        // SAFETY: as above; the constants are 16-byte arrays.
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            let mask = _mm_loadu_si128(super::TRIPLE_MASK.as_ptr().cast());
+            let shape = _mm_loadu_si128(super::TRIPLE_SHAPE.as_ptr().cast());
+            let fits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(v, mask), shape));
+            let narrow = _mm_movemask_epi8(_mm_or_si128(
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(0xE0u8 as i8)),
+                _mm_cmpeq_epi8(v, _mm_set1_epi8(0xEDu8 as i8)),
+            )) as u32;
+            fits == 0xFFFF && narrow & super::TRIPLE_LEADS == 0
+        }
+    }
 }
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod imp {
     use super::Block;
     use core::arch::wasm32::{
-        i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, v128, v128_load, v128_or,
+        i8x16_all_true, i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, v128, v128_and, v128_load,
+        v128_or,
     };
 
     #[inline(always)]
@@ -102,6 +156,25 @@ mod imp {
             low_or_high,
         )))
     }
+
+    #[inline(always)]
+    pub(super) fn spaces16(b: &Block) -> u32 {
+        u32::from(i8x16_bitmask(i8x16_eq(load(b), splat(b' '))))
+    }
+
+    #[inline(always)]
+    pub(super) fn utf8_triples4(b: &Block) -> bool {
+        let v = load(b);
+        let fits = i8x16_eq(
+            v128_and(v, load(&super::TRIPLE_MASK)),
+            load(&super::TRIPLE_SHAPE),
+        );
+        let narrow = u32::from(i8x16_bitmask(v128_or(
+            i8x16_eq(v, splat(0xE0)),
+            i8x16_eq(v, splat(0xED)),
+        )));
+        i8x16_all_true(fits) && narrow & super::TRIPLE_LEADS == 0
+    }
 }
 
 #[cfg(not(any(
@@ -122,6 +195,18 @@ mod imp {
 
     pub(super) fn string_specials16(b: &Block) -> u32 {
         compress(string_specials(load8(b, 0))) | compress(string_specials(load8(b, 8))) << 8
+    }
+
+    pub(super) fn spaces16(b: &Block) -> u32 {
+        b.iter()
+            .enumerate()
+            .fold(0, |m, (k, &c)| m | u32::from(c == b' ') << k)
+    }
+
+    /// Byte by byte: the same answer, without the vector.
+    pub(super) fn utf8_triples4(b: &Block) -> bool {
+        (0..12).all(|k| b[k] & super::TRIPLE_MASK[k] == super::TRIPLE_SHAPE[k])
+            && [0, 3, 6, 9].iter().all(|&k| b[k] != 0xE0 && b[k] != 0xED)
     }
 }
 
@@ -146,6 +231,11 @@ mod tests {
                         string_specials16(&b),
                         reference(&b, is_string_special),
                         "specials, byte {c:#x} in lane {lane} among {fill:#x}"
+                    );
+                    assert_eq!(
+                        spaces16(&b),
+                        reference(&b, |c| c == b' '),
+                        "spaces, byte {c:#x} in lane {lane} among {fill:#x}"
                     );
                 }
             }
