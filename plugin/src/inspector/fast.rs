@@ -18,18 +18,28 @@ use super::scan::hex_value;
 use super::simd::plain_run;
 use super::swar::{skip_digits, skip_ws};
 use super::utf8;
-use super::{Frame, Inspector, State};
+use super::{Bounds, Frame, Inspector, State};
 
-/// Token length limits as chunk-relative `usize` distances.
-#[derive(Clone, Copy)]
-struct Room {
+/// Token length limits as chunk-relative `usize` distances, worked out once
+/// per inspector. Read from the inspector where they are needed rather than
+/// carried through the loops: in wasm every value live across the fast
+/// path's loops competes for Cranelift's registers with the scan index.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Room {
     key: usize,
     string: usize,
     number: usize,
 }
 
-fn room(limit: u64) -> usize {
-    usize::try_from(limit).unwrap_or(usize::MAX)
+impl Room {
+    pub(super) fn from(bounds: &Bounds) -> Self {
+        let room = |limit: u64| usize::try_from(limit).unwrap_or(usize::MAX);
+        Self {
+            key: room(bounds.key),
+            string: room(bounds.string),
+            number: room(bounds.number),
+        }
+    }
 }
 
 impl State {
@@ -66,20 +76,15 @@ impl Inspector {
     /// objects `,` key `:` value), so the common paths run straight through.
     #[inline(never)]
     pub(super) fn fast(&mut self, s: &[u8], mut i: usize, mut st: State) -> (usize, State) {
-        let room = Room {
-            key: room(self.bounds.key),
-            string: room(self.bounds.string),
-            number: room(self.bounds.number),
-        };
         loop {
             // `Done` once the outermost container has closed.
             let Some(&top) = self.frames.last() else {
                 return (i, st);
             };
             let step = if top.is_object {
-                self.fast_object(s, i, st, top, room)
+                self.fast_object(s, i, st, top)
             } else {
-                self.fast_array(s, i, st, top, room)
+                self.fast_array(s, i, st, top)
             };
             match step {
                 Step::Switch(at, next) => (i, st) = (at, next),
@@ -90,14 +95,7 @@ impl Inspector {
 
     /// Elements of the innermost array, `top`, from state `st`.
     #[inline(always)]
-    fn fast_array(
-        &mut self,
-        s: &[u8],
-        mut i: usize,
-        mut st: State,
-        top: Frame,
-        room: Room,
-    ) -> Step {
+    fn fast_array(&mut self, s: &[u8], mut i: usize, mut st: State, top: Frame) -> Step {
         let mut count = top.count;
         let step = loop {
             if st == State::AfterValue {
@@ -119,7 +117,7 @@ impl Inspector {
             if count >= self.bounds.array {
                 break Step::Stop(i, st);
             }
-            if let Some(end) = self.value_end(s, i, b, room) {
+            if let Some(end) = self.value_end(s, i, b) {
                 count += 1;
                 i = end;
                 st = State::AfterValue;
@@ -139,14 +137,7 @@ impl Inspector {
 
     /// Members of the innermost object, `top`, from state `st`.
     #[inline(always)]
-    fn fast_object(
-        &mut self,
-        s: &[u8],
-        mut i: usize,
-        mut st: State,
-        top: Frame,
-        room: Room,
-    ) -> Step {
+    fn fast_object(&mut self, s: &[u8], mut i: usize, mut st: State, top: Frame) -> Step {
         let mut count = top.count;
         let depth = self.frames.len();
         let step = loop {
@@ -166,7 +157,7 @@ impl Inspector {
                     Some(b'}') if st == State::ObjectFirst => break self.fast_close(i),
                     _ => break Step::Stop(i, st),
                 }
-                match self.key_end(s, i, room, depth, top.keys_mark) {
+                match self.key_end(s, i, depth, top.keys_mark) {
                     Some(end) => i = end,
                     None => break Step::Stop(i, st),
                 }
@@ -185,7 +176,7 @@ impl Inspector {
             let Some(&b) = s.get(i) else {
                 break Step::Stop(i, st);
             };
-            if let Some(end) = self.value_end(s, i, b, room) {
+            if let Some(end) = self.value_end(s, i, b) {
                 i = end;
                 st = State::AfterValue;
                 continue;
@@ -253,9 +244,9 @@ impl Inspector {
     /// that holds a container or anything the fast path would not commit is
     /// left, untouched, to the frame-by-frame path.
     #[inline(always)]
-    fn value_end(&self, s: &[u8], i: usize, b: u8, room: Room) -> Option<usize> {
+    fn value_end(&self, s: &[u8], i: usize, b: u8) -> Option<usize> {
         if b != b'[' {
-            return scalar_end(s, i, b, room);
+            return scalar_end(s, i, b, &self.room);
         }
         // The array would be one level deeper than the innermost frame.
         if self.frames.len() as u64 >= self.bounds.depth {
@@ -270,7 +261,7 @@ impl Inspector {
             if count >= self.bounds.array {
                 return None;
             }
-            j = scalar_end(s, j, *s.get(j)?, room)?;
+            j = scalar_end(s, j, *s.get(j)?, &self.room)?;
             count += 1;
             j = skip_ws(s, j);
             match s.get(j) {
@@ -285,15 +276,8 @@ impl Inspector {
     /// object (at `depth`, keys from `mark`), fingerprinted. Returns the index
     /// after its closing quote, or `None` to leave it to the state machine.
     #[inline(always)]
-    fn key_end(
-        &mut self,
-        s: &[u8],
-        i: usize,
-        room: Room,
-        depth: usize,
-        mark: usize,
-    ) -> Option<usize> {
-        let stop = (i + 1).saturating_add(room.key).min(s.len());
+    fn key_end(&mut self, s: &[u8], i: usize, depth: usize, mark: usize) -> Option<usize> {
+        let stop = (i + 1).saturating_add(self.room.key).min(s.len());
         if !self.check_duplicates {
             return Some(string_end::<false>(s, i + 1, stop, 0)?.0);
         }
@@ -307,7 +291,7 @@ impl Inspector {
 /// A whole string, number or literal starting with `b = s[i]`: the index
 /// after it.
 #[inline(always)]
-fn scalar_end(s: &[u8], i: usize, b: u8, room: Room) -> Option<usize> {
+fn scalar_end(s: &[u8], i: usize, b: u8, room: &Room) -> Option<usize> {
     match b {
         b'"' => {
             let stop = (i + 1).saturating_add(room.string).min(s.len());

@@ -129,6 +129,8 @@ impl Bounds {
 #[derive(Debug, Clone)]
 pub struct Inspector {
     bounds: Bounds,
+    /// The token length limits of `bounds`, as the fast path uses them.
+    room: fast::Room,
     check_duplicates: bool,
     allow_bom: bool,
     allow_lone_surrogates: bool,
@@ -185,6 +187,7 @@ impl Inspector {
         let frames = Vec::with_capacity(bounds.depth.min(1024) as usize);
         Self {
             bounds,
+            room: fast::Room::from(&bounds),
             check_duplicates: options.duplicate_keys == DuplicateKeys::Reject,
             allow_bom: options.allow_bom,
             allow_lone_surrogates: options.allow_lone_surrogates,

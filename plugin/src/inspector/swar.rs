@@ -73,33 +73,38 @@ pub(super) fn skip_ws(s: &[u8], i: usize) -> usize {
     if s.get(i).is_some_and(|&b| b > b' ') {
         return i;
     }
-    // In wasm the run loop is out of line (see `skip_ws_run`), so the most
-    // common pretty-printed gap is handled here.
+    // In wasm the run loop is out of line (see `skip_ws_run`), so the
+    // common pretty-printed gaps are handled here.
     #[cfg(target_arch = "wasm32")]
-    if let Some(j) = short_gap(s, i) {
-        return j;
-    }
+    let i = match short_gap(s, i) {
+        Ok(j) => return j,
+        Err(k) => k,
+    };
     skip_ws_run(s, i)
 }
 
-/// When the whitespace at `s[i]` is an optional newline and fewer than
-/// sixteen spaces (a line break and indentation up to seven levels deep at
-/// two spaces a level), the index after it.
+/// A line break and indentation: when the whitespace at `s[i]` is an
+/// optional newline and fewer than 32 spaces (sixteen levels at two spaces
+/// a level), `Ok` with the index after it; otherwise `Err` with an index
+/// inside the whitespace to go on from.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 #[inline(always)]
-fn short_gap(s: &[u8], mut i: usize) -> Option<usize> {
+fn short_gap(s: &[u8], mut i: usize) -> Result<usize, usize> {
     if s.get(i) == Some(&b'\n') {
         i += 1;
     }
-    if i + 16 > s.len() {
-        return None;
+    for _ in 0..2 {
+        if i + 16 > s.len() {
+            return Err(i);
+        }
+        let others = !spaces16(block(s, i)) & 0xFFFF;
+        if others != 0 {
+            let j = i + others.trailing_zeros() as usize;
+            return if s[j] > b' ' { Ok(j) } else { Err(j) };
+        }
+        i += 16;
     }
-    let others = !spaces16(block(s, i)) & 0xFFFF;
-    if others == 0 {
-        return None;
-    }
-    let j = i + others.trailing_zeros() as usize;
-    (s[j] > b' ').then_some(j)
+    Err(i)
 }
 
 /// [`skip_ws`] past a run of whitespace. Out of line in wasm: inlined into
@@ -158,7 +163,7 @@ mod tests {
     #[test]
     fn skip_ws_stops_at_the_first_non_whitespace() {
         for b in 0..=255u8 {
-            for len in 0..36 {
+            for len in 0..40 {
                 for at in 0..=len {
                     let mut s: Vec<u8> = (0..len).map(|k| b" \n\r\t"[k % 4]).collect();
                     let mut s2 = s.clone();
@@ -171,9 +176,8 @@ mod tests {
                         .position(|c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
                         .unwrap_or(len);
                     assert_eq!(skip_ws(&s, 0), want, "byte {b:#x} at {at} of {len}");
-                    if let Some(j) = short_gap(&s, 0) {
-                        assert_eq!(j, want, "short gap, byte {b:#x} at {at} of {len}");
-                    }
+                    let from = short_gap(&s, 0).unwrap_or_else(|k| skip_ws_run(&s, k));
+                    assert_eq!(from, want, "short gap, byte {b:#x} at {at} of {len}");
                     s2.iter_mut().take(at).for_each(|c| *c = b' ');
                     let want2 = s2
                         .iter()
@@ -186,9 +190,8 @@ mod tests {
                     );
                     let mut s3 = s2.clone();
                     s3.insert(0, b'\n');
-                    if let Some(j) = short_gap(&s3, 0) {
-                        assert_eq!(j, want2 + 1, "newline, byte {b:#x} at {at} of {len}");
-                    }
+                    let from = short_gap(&s3, 0).unwrap_or_else(|k| skip_ws_run(&s3, k));
+                    assert_eq!(from, want2 + 1, "newline, byte {b:#x} at {at} of {len}");
                 }
             }
         }
