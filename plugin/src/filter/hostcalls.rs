@@ -4,7 +4,7 @@
 //! from the host would make undefined). Here every status is a plain `u32`
 //! and every answer is checked, so no host answer can trap the VM.
 
-use super::pairs::{decode_pairs, encode_pairs};
+use super::pairs::encode_pairs;
 use super::session::RequestHead;
 use std::ptr::{null, null_mut};
 
@@ -145,8 +145,7 @@ pub fn request_headers() -> Option<RequestHead> {
     if status != OK {
         return None;
     }
-    let bytes = bytes.unwrap_or_default();
-    decode_pairs(&bytes).map(|pairs| RequestHead::from_pairs(&pairs))
+    RequestHead::from_encoded(bytes.unwrap_or_default())
 }
 
 /// Sends the local reply (it takes effect when the callback returns).

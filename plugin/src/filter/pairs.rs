@@ -2,11 +2,16 @@
 //! and local reply headers). Pure, so it is tested natively, including on
 //! garbage: a hostile host answer must never panic the filter.
 
+use std::ops::Range;
+
+/// A header's name and value, as byte ranges of the encoded map.
+pub type Span = (Range<usize>, Range<usize>);
+
 /// Parses the ABI's header map encoding: a `u32` count, `count` pairs of
 /// `u32` lengths, then each key and value followed by a NUL. Any
-/// inconsistency yields `None` instead of a panic. The pairs borrow from
-/// `bytes`: one allocation per map, not two per header.
-pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+/// inconsistency yields `None` instead of a panic. The pairs are ranges of
+/// `bytes`, so the map the host handed over is the only copy of the headers.
+pub fn decode_spans(bytes: &[u8]) -> Option<Vec<Span>> {
     let word = |at: usize| -> Option<usize> {
         let b = bytes.get(at..at.checked_add(4)?)?;
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
@@ -25,27 +30,32 @@ pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
         let key_len = word(sizes_at)?;
         let value_len = word(sizes_at + 4)?;
         sizes_at += 8;
-        let key = bytes.get(data_at..data_at.checked_add(key_len)?)?;
-        data_at = data_at.checked_add(key_len)?.checked_add(1)?;
-        let value = bytes.get(data_at..data_at.checked_add(value_len)?)?;
-        data_at = data_at.checked_add(value_len)?.checked_add(1)?;
+        let key = data_at..data_at.checked_add(key_len)?;
+        data_at = key.end.checked_add(1)?;
+        let value = data_at..data_at.checked_add(value_len)?;
+        data_at = value.end.checked_add(1)?;
+        // Both within the map (the final NUL may be missing, as before).
+        if key.end > bytes.len() || value.end > bytes.len() {
+            return None;
+        }
         pairs.push((key, value));
     }
     Some(pairs)
 }
 
-/// The inverse of [`decode_pairs`], for local reply headers.
-pub fn encode_pairs(pairs: &[(String, String)]) -> Vec<u8> {
+/// The inverse of [`decode_spans`], for local reply headers (and for tests
+/// that build request headers).
+pub fn encode_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
     for (k, v) in pairs {
-        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(k.as_ref().len() as u32).to_le_bytes());
+        out.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
     }
     for (k, v) in pairs {
-        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(k.as_ref());
         out.push(0);
-        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(v.as_ref());
         out.push(0);
     }
     out
@@ -55,6 +65,17 @@ pub fn encode_pairs(pairs: &[(String, String)]) -> Vec<u8> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The decoded map as slices of `bytes`.
+    fn decode_pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+        let spans = decode_spans(bytes)?;
+        Some(
+            spans
+                .into_iter()
+                .map(|(k, v)| (&bytes[k], &bytes[v]))
+                .collect(),
+        )
+    }
 
     #[test]
     fn round_trip() {
@@ -74,7 +95,7 @@ mod tests {
 
     #[test]
     fn inconsistent_maps_are_refused() {
-        let mut bytes = encode_pairs(&[("a".into(), "b".into())]);
+        let mut bytes = encode_pairs(&[("a", "b")]);
         bytes.truncate(bytes.len() - 2);
         assert_eq!(decode_pairs(&bytes), None);
         assert_eq!(decode_pairs(&u32::MAX.to_le_bytes()), None);

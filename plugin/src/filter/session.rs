@@ -6,6 +6,7 @@
 //! only translates callbacks and hostcalls.
 
 use super::metrics::Metric;
+use super::pairs::{decode_spans, encode_pairs, Span};
 use super::plugin::Plugin;
 use crate::inspector::Inspector;
 use crate::policy::breaker::{
@@ -14,6 +15,7 @@ use crate::policy::breaker::{
 use crate::policy::config::{ContentTypeAction, Mode, PassOrReject, Policy};
 use crate::policy::reply::{self, Reply};
 use crate::violation::{Violation, ViolationKind};
+use std::borrow::Cow;
 use std::ops::Range;
 use std::rc::Rc;
 
@@ -51,72 +53,59 @@ pub trait Host {
 /// What the request headers say, read once in the headers callback (Envoy
 /// refuses header access later).
 ///
-/// Names and values live in one string (made valid UTF-8 lossily, so a
-/// garbled value simply matches nothing), which keeps the per-request cost
-/// at two allocations however many headers arrive.
+/// It keeps the map the host handed over and the position of each header in
+/// it: no copy, and a value is only made text (lossily, so a garbled value
+/// simply matches nothing) when something asks for it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestHead {
-    text: String,
-    /// Each header's name and value, as ranges of `text`, in order.
-    spans: Vec<(Range<usize>, Range<usize>)>,
+    /// The header map as the host encoded it.
+    raw: Vec<u8>,
+    /// Each header's name and value, as ranges of `raw`, in order.
+    spans: Vec<Span>,
 }
 
 impl RequestHead {
-    /// The headers `pairs` (names lower-case, as Envoy presents them).
-    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Self {
-        let bytes = pairs
-            .iter()
-            .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
-            .sum();
-        let mut head = Self {
-            text: String::with_capacity(bytes),
-            spans: Vec::with_capacity(pairs.len()),
-        };
-        for (name, value) in pairs {
-            let name = head.push(name.as_ref());
-            let value = head.push(value.as_ref());
-            head.spans.push((name, value));
-        }
-        head
+    /// The headers in the host's encoding of a header map, or `None` when
+    /// it is inconsistent (a hostile host answer).
+    pub fn from_encoded(raw: Vec<u8>) -> Option<Self> {
+        let spans = decode_spans(&raw)?;
+        Some(Self { raw, spans })
     }
 
-    fn push(&mut self, bytes: &[u8]) -> Range<usize> {
-        let start = self.text.len();
-        match std::str::from_utf8(bytes) {
-            Ok(text) => self.text.push_str(text),
-            Err(_) => self.text.push_str(&String::from_utf8_lossy(bytes)),
-        }
-        start..self.text.len()
+    /// The headers `pairs` (names lower-case, as Envoy presents them).
+    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Self {
+        Self::from_encoded(encode_pairs(pairs)).unwrap_or_default()
+    }
+
+    fn text(&self, range: &Range<usize>) -> Cow<'_, str> {
+        String::from_utf8_lossy(self.raw.get(range.clone()).unwrap_or_default())
     }
 
     /// Every header as (name, value), in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.spans.iter().map(|(name, value)| {
-            (
-                self.text.get(name.clone()).unwrap_or(""),
-                self.text.get(value.clone()).unwrap_or(""),
-            )
-        })
+    pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
+        self.spans
+            .iter()
+            .map(|(name, value)| (self.text(name), self.text(value)))
     }
 
     /// The first value of header `name`.
-    pub fn get<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+    pub fn get<'a>(&'a self, name: &'a str) -> Option<Cow<'a, str>> {
         self.all(name).next()
     }
 
     /// Every value of header `name`, in order (a header may be repeated).
     /// Names compare ignoring ASCII case, lengths first.
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        let text = self.text.as_bytes();
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'a, str>> + 'a {
         self.spans
             .iter()
             .filter(move |(k, _)| {
                 k.len() == name.len()
-                    && text
+                    && self
+                        .raw
                         .get(k.clone())
                         .is_some_and(|k| k.eq_ignore_ascii_case(name.as_bytes()))
             })
-            .map(|(_, v)| self.text.get(v.clone()).unwrap_or(""))
+            .map(|(_, v)| self.text(v))
     }
 }
 
@@ -203,13 +192,15 @@ impl Session {
         if self.phase != Phase::Headers {
             return Action::Continue;
         }
-        self.request_id = head.get("x-request-id").and_then(reply::clean_request_id);
+        self.request_id = head
+            .get("x-request-id")
+            .and_then(|id| reply::clean_request_id(&id));
         let config = &self.plugin.config;
-        let (index, skip) = self.plugin.config.select(
-            head.get(":method").unwrap_or(""),
-            head.get(":path").unwrap_or(""),
-            head.get(":authority").unwrap_or(""),
-        );
+        let header = |name| head.get(name).unwrap_or_default();
+        let (index, skip) =
+            self.plugin
+                .config
+                .select(&header(":method"), &header(":path"), &header(":authority"));
         self.policy = index;
         if skip || end_of_stream {
             return self.skip(host);
@@ -219,7 +210,7 @@ impl Session {
         let mut content_types = head.all("content-type").peekable();
         let action = if content_types.peek().is_none() {
             config.on_missing_content_type
-        } else if content_types.any(|ct| config.is_json_content_type(ct)) {
+        } else if content_types.any(|ct| config.is_json_content_type(&ct)) {
             ContentTypeAction::Inspect
         } else {
             config.on_other_content_type

@@ -719,8 +719,26 @@ fn the_header_view_keeps_order_repeats_and_garbled_values() {
         h.all("content-type").collect::<Vec<_>>(),
         ["text/plain", "application/json"]
     );
-    assert_eq!(h.get(":method"), Some("POST"));
-    assert_eq!(h.get("x-garbled"), Some("\u{fffd}\u{fffd}"));
+    assert_eq!(h.get(":method").as_deref(), Some("POST"));
+    assert_eq!(h.get("x-garbled").as_deref(), Some("\u{fffd}\u{fffd}"));
     assert_eq!(h.get("missing"), None);
     assert_eq!(h.iter().count(), 4);
+}
+
+#[test]
+fn a_header_map_the_host_garbled_is_refused_not_read() {
+    let good = encode_pairs(&[(":method", "POST")]);
+    let head = RequestHead::from_encoded(good.clone()).expect("a consistent map");
+    assert_eq!(head.get(":method").as_deref(), Some("POST"));
+    for cut in 1..good.len() - 1 {
+        assert!(
+            RequestHead::from_encoded(good[..cut].to_vec()).is_none(),
+            "map cut to {cut} bytes"
+        );
+    }
+    assert!(RequestHead::from_encoded(u32::MAX.to_le_bytes().to_vec()).is_none());
+    assert_eq!(
+        RequestHead::from_encoded(Vec::new()).map(|h| h.iter().count()),
+        Some(0)
+    );
 }
