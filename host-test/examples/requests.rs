@@ -1,0 +1,51 @@
+//! Sends the same request through one VM of the plugin a given number of
+//! times, and nothing else: a fixed workload for instruction counts of the
+//! per-request path (headers + body + end, harness included).
+//!
+//! ```text
+//! cargo build --release -p json-sanitizer-host --example requests
+//! valgrind --tool=cachegrind --cache-sim=no --smc-check=all \
+//!     target/release/examples/requests 1100
+//! ```
+//!
+//! The difference between the counts for N + 1000 and N requests, divided by
+//! 1000, is the cost of one. The body is the generated 1 KiB API body, or
+//! `--body TEXT`. The plugin is the workspace build (or `JSON_SANITIZER_WASM`).
+
+use anyhow::{bail, Context as _, Result};
+use json_sanitizer_host::workload::{api_body, permissive_config};
+use json_sanitizer_host::{engine, Host, Request};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args
+        .first()
+        .context("usage: requests N [--body TEXT]")?
+        .parse()
+        .context("N must be a number of requests")?;
+    let body = match (args.get(1).map(String::as_str), args.get(2)) {
+        (None, _) => api_body(1024),
+        (Some("--body"), Some(text)) => text.clone().into_bytes(),
+        _ => bail!("usage: requests N [--body TEXT]"),
+    };
+    let module = engine::plugin_module()?;
+    let host = Host::builder(module).config(permissive_config()).build()?;
+    let mut vm = host.start_vm()?;
+    let request = Request::post("/bench")
+        .content_type("application/json")
+        .body_chunked(&body, 64 << 10)
+        .with_content_length();
+    for _ in 0..n {
+        if let Some(trap) = vm.send(&request)?.trap {
+            bail!("plugin trapped: {trap}");
+        }
+    }
+    Ok(())
+}

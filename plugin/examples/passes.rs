@@ -1,0 +1,51 @@
+//! Runs one contender over one benchmark input a given number of times, and
+//! nothing else: a fixed workload for instruction counts, which, unlike
+//! timings, do not move with the neighbours on a shared machine.
+//!
+//! ```text
+//! cargo build --release -p json-sanitizer --example passes
+//! valgrind --tool=cachegrind --cache-sim=no target/release/examples/passes twitter 3
+//! ```
+//!
+//! The difference between the counts for N and N + 2 passes, halved, is the
+//! cost of one pass. `passes INPUT N serde` measures serde_json instead.
+
+use json_sanitizer::inspector::{Inspector, JsonOptions};
+use serde::de::IgnoredAny;
+use std::hint::black_box;
+use support::{inputs, limits};
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage =
+        "usage: passes INPUT N [serde]   (INPUT: twitter, citm_catalog, canada, api_1k, api_64k)";
+    let (Some(name), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<usize>())) else {
+        eprintln!("error: {usage}");
+        std::process::exit(2);
+    };
+    let serde = match args.get(2).map(String::as_str) {
+        None => false,
+        Some("serde") => true,
+        Some(other) => {
+            eprintln!("error: unknown contender `{other}`; {usage}");
+            std::process::exit(2);
+        }
+    };
+    let Some((_, bytes)) = inputs().into_iter().find(|(input, _)| input == name) else {
+        eprintln!("error: no input named `{name}`; {usage}");
+        std::process::exit(2);
+    };
+    let mut inspector = Inspector::new(&limits(), &JsonOptions::default());
+    for _ in 0..n {
+        if serde {
+            let _ = serde_json::from_slice::<IgnoredAny>(black_box(&bytes));
+        } else {
+            inspector.reset();
+            let _ = inspector.feed(black_box(&bytes));
+            let _ = inspector.finish();
+        }
+    }
+}
