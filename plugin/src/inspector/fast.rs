@@ -403,7 +403,7 @@ fn string_end_mixed<const HASH: bool>(
             return None;
         }
         if b >= 0x80 {
-            i = utf8::run(s, i, stop)?;
+            i = utf8::run(s, i, stop).ok()?;
         } else if b == b'\\' {
             if HASH {
                 hasher.write(&s[run..i]);

@@ -58,6 +58,16 @@ impl Inspector {
                     loop {
                         i = plain_run(s, i, stop);
                         if i < stop && s[i] >= 0x80 {
+                            // Whole sequences in bulk; the first one that is
+                            // not (malformed, or cut by the chunk end or the
+                            // limit) one at a time, for the exact verdict.
+                            match utf8::run(s, i, stop) {
+                                Ok(j) => {
+                                    i = j;
+                                    continue;
+                                }
+                                Err(j) => i = j,
+                            }
                             match utf8::sequence(s, i, stop) {
                                 Seq::Valid(n) => {
                                     i += n;

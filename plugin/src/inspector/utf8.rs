@@ -66,13 +66,13 @@ pub(crate) fn sequence(s: &[u8], i: usize, end: usize) -> Seq {
 }
 
 /// Consecutive well-formed sequences from `s[i]` (a byte >= 0x80), each
-/// wholly before `end`: the index after the last one, or `None` at the first
-/// sequence that is malformed or incomplete (to be redone by [`sequence`] and
-/// the per-byte state for the exact verdict). Text in scripts such as CJK is
-/// runs of these, so they are checked back to back, with range checks in
-/// place of the table lookup of [`lead`].
+/// wholly before `end`: `Ok` with the index after the last one, or `Err`
+/// with the index of the first sequence that is malformed or incomplete (to
+/// be redone by [`sequence`] and the per-byte state for the exact verdict).
+/// Text in scripts such as CJK is runs of these, so they are checked back to
+/// back, with range checks in place of the table lookup of [`lead`].
 #[inline(always)]
-pub(crate) fn run(s: &[u8], mut i: usize, end: usize) -> Option<usize> {
+pub(crate) fn run(s: &[u8], mut i: usize, end: usize) -> Result<usize, usize> {
     let end = end.min(s.len());
     let cont = |b: u8| b & 0xC0 == 0x80;
     loop {
@@ -81,42 +81,42 @@ pub(crate) fn run(s: &[u8], mut i: usize, end: usize) -> Option<usize> {
             i += 12;
         }
         if i >= end || s[i] < 0x80 {
-            return Some(i);
+            return Ok(i);
         }
         let b0 = s[i];
         let n = if b0 < 0xE0 {
             if b0 < 0xC2 || i + 1 >= end || !cont(s[i + 1]) {
-                return None;
+                return Err(i);
             }
             2
         } else if b0 < 0xF0 {
             if i + 2 >= end {
-                return None;
+                return Err(i);
             }
             let (b1, b2) = (s[i + 1], s[i + 2]);
             // E0 excludes overlongs, ED excludes UTF-16 surrogates.
             let lo = if b0 == 0xE0 { 0xA0 } else { 0x80 };
             let hi = if b0 == 0xED { 0x9F } else { 0xBF };
             if b1 < lo || b1 > hi || !cont(b2) {
-                return None;
+                return Err(i);
             }
             3
         } else {
             if b0 > 0xF4 || i + 3 >= end {
-                return None;
+                return Err(i);
             }
             let (b1, b2, b3) = (s[i + 1], s[i + 2], s[i + 3]);
             // F0 excludes overlongs, F4 code points above U+10FFFF.
             let lo = if b0 == 0xF0 { 0x90 } else { 0x80 };
             let hi = if b0 == 0xF4 { 0x8F } else { 0xBF };
             if b1 < lo || b1 > hi || !cont(b2) || !cont(b3) {
-                return None;
+                return Err(i);
             }
             4
         };
         i += n;
         if i >= end || s[i] < 0x80 {
-            return Some(i);
+            return Ok(i);
         }
     }
 }
@@ -169,14 +169,14 @@ mod tests {
     }
 
     /// [`run`] by way of [`sequence`].
-    fn run_by_sequence(s: &[u8], mut i: usize, end: usize) -> Option<usize> {
+    fn run_by_sequence(s: &[u8], mut i: usize, end: usize) -> Result<usize, usize> {
         loop {
             match sequence(s, i, end) {
                 Seq::Valid(n) => i += n,
-                _ => return None,
+                _ => return Err(i),
             }
             if i >= end || s[i] < 0x80 {
-                return Some(i);
+                return Ok(i);
             }
         }
     }
