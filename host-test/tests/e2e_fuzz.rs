@@ -31,14 +31,60 @@ impl Rng {
     }
 }
 
+/// Pretty-printed nested objects holding text in many scripts, indented by
+/// 1 to 4 spaces (or a tab) a level: the shapes the wasm build's own vector
+/// steps handle (runs of up to 31 spaces after a line break, four CJK
+/// characters at a time), which native tests do not reach.
+fn pretty_text(rng: &mut Rng) -> Vec<u8> {
+    const TEXT: [&str; 12] = [
+        "日本語",
+        "テキスト",
+        "\u{800}",
+        "\u{D7FF}",
+        "\u{E000}",
+        "\u{FFFF}",
+        "é",
+        "😀",
+        "a",
+        " ",
+        "\\u00e9",
+        "\\\"",
+    ];
+    let unit = match rng.below(5) {
+        0 => "\t".to_string(),
+        n => " ".repeat(n as usize),
+    };
+    let depth = 1 + rng.below(12) as usize;
+    let mut out = String::new();
+    for level in 0..depth {
+        out += "{\n";
+        out += &unit.repeat(level + 1);
+        out += "\"text\": \"";
+        for _ in 0..rng.below(40) {
+            out += *rng.pick(&TEXT[..]);
+        }
+        out += "\",\n";
+        out += &unit.repeat(level + 1);
+        out += "\"next\": ";
+    }
+    out += "[]";
+    for level in (0..depth).rev() {
+        out += "\n";
+        out += &unit.repeat(level);
+        out += "}";
+    }
+    out.into_bytes()
+}
+
 fn random_body(rng: &mut Rng) -> Vec<u8> {
-    let mut body = match rng.below(7) {
+    let mut body = match rng.below(8) {
         0 => api_body(rng.below(20_000) as usize),
         1 => nested_arrays(rng.below(300) as usize),
         2 => wide_array(rng.below(20_000) as usize),
         3 => (0..rng.below(3000)).map(|_| rng.next() as u8).collect(),
         4 => Vec::new(),
         5 => br#"{"a":"\ud83d\ude00","b":[1,2.5e3,-0,true,null],"c":{"d":"\u00e9"}}"#.to_vec(),
+        6 => pretty_text(rng),
         _ => (0..rng.below(200))
             .map(|_| *rng.pick(b"{}[]\":,\\u0123456789eE.+- tfnlrsa\xC3\xA9\xED\xA0\x80\xF0\xFF"))
             .collect(),
