@@ -34,8 +34,9 @@ pub fn decode_spans(bytes: &[u8]) -> Option<Vec<Span>> {
         data_at = key.end.checked_add(1)?;
         let value = data_at..data_at.checked_add(value_len)?;
         data_at = value.end.checked_add(1)?;
-        // Both within the map (the final NUL may be missing, as before).
-        if key.end > bytes.len() || value.end > bytes.len() {
+        // The value ends after the key, so one check keeps both within the
+        // map (the final NUL may be missing).
+        if value.end > bytes.len() {
             return None;
         }
         pairs.push((key, value));

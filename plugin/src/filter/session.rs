@@ -6,7 +6,7 @@
 //! only translates callbacks and hostcalls.
 
 use super::metrics::Metric;
-use super::pairs::{decode_spans, encode_pairs, Span};
+use super::pairs::{decode_spans, Span};
 use super::plugin::Plugin;
 use crate::inspector::Inspector;
 use crate::policy::breaker::{
@@ -72,9 +72,11 @@ impl RequestHead {
         Some(Self { raw, spans })
     }
 
-    /// The headers `pairs` (names lower-case, as Envoy presents them).
+    /// The headers `pairs` (names lower-case, as Envoy presents them), for
+    /// tests: the filter only ever gets an encoded map from the host.
+    #[cfg(test)]
     pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Self {
-        Self::from_encoded(encode_pairs(pairs)).unwrap_or_default()
+        Self::from_encoded(super::pairs::encode_pairs(pairs)).unwrap_or_default()
     }
 
     fn text(&self, range: &Range<usize>) -> Cow<'_, str> {

@@ -218,7 +218,7 @@ impl Inspector {
             b'[' => false,
             _ => return None,
         };
-        if self.frames.len() as u64 >= self.bounds.depth {
+        if self.at_depth_limit() {
             return None;
         }
         self.set_count(top, count);
@@ -249,7 +249,7 @@ impl Inspector {
             return scalar_end(s, i, b, &self.room);
         }
         // The array would be one level deeper than the innermost frame.
-        if self.frames.len() as u64 >= self.bounds.depth {
+        if self.at_depth_limit() {
             return None;
         }
         let mut j = skip_ws(s, i + 1);

@@ -278,6 +278,12 @@ impl Inspector {
         result
     }
 
+    /// Whether a container opened now would be one level too deep.
+    #[inline(always)]
+    fn at_depth_limit(&self) -> bool {
+        self.frames.len() as u64 >= self.bounds.depth
+    }
+
     /// Heap bytes this inspector holds (its stack and key tables), which
     /// [`Inspector::reset`] keeps for reuse.
     pub fn footprint(&self) -> usize {

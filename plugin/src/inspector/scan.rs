@@ -389,7 +389,7 @@ impl Inspector {
                 State::Str
             }
             b'{' | b'[' => {
-                if self.frames.len() as u64 >= self.bounds.depth {
+                if self.at_depth_limit() {
                     return Err(Violation::over(Kind::TooDeep, self.bounds.depth, pos));
                 }
                 let is_object = b == b'{';

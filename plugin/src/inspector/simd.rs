@@ -26,10 +26,11 @@ pub(super) fn string_specials16(b: &Block) -> u32 {
     imp::string_specials16(b)
 }
 
-/// Spaces: the indentation of pretty-printed JSON.
+/// Bytes other than a space: where the indentation of pretty-printed JSON
+/// ends.
 #[inline(always)]
-pub(super) fn spaces16(b: &Block) -> u32 {
-    imp::spaces16(b)
+pub(super) fn non_spaces16(b: &Block) -> u32 {
+    imp::non_spaces16(b)
 }
 
 /// Whether the first twelve bytes of `b` are four well-formed three-byte
@@ -101,12 +102,13 @@ mod imp {
     }
 
     #[inline(always)]
-    pub(super) fn spaces16(b: &Block) -> u32 {
+    pub(super) fn non_spaces16(b: &Block) -> u32 {
         // SAFETY: as above.
-        unsafe {
+        let spaces = unsafe {
             let v = _mm_loadu_si128(b.as_ptr().cast());
             _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8))) as u32
-        }
+        };
+        spaces ^ 0xFFFF
     }
 
     #[inline(always)]
@@ -158,8 +160,8 @@ mod imp {
     }
 
     #[inline(always)]
-    pub(super) fn spaces16(b: &Block) -> u32 {
-        u32::from(i8x16_bitmask(i8x16_eq(load(b), splat(b' '))))
+    pub(super) fn non_spaces16(b: &Block) -> u32 {
+        u32::from(i8x16_bitmask(i8x16_eq(load(b), splat(b' ')))) ^ 0xFFFF
     }
 
     #[inline(always)]
@@ -197,10 +199,10 @@ mod imp {
         compress(string_specials(load8(b, 0))) | compress(string_specials(load8(b, 8))) << 8
     }
 
-    pub(super) fn spaces16(b: &Block) -> u32 {
+    pub(super) fn non_spaces16(b: &Block) -> u32 {
         b.iter()
             .enumerate()
-            .fold(0, |m, (k, &c)| m | u32::from(c == b' ') << k)
+            .fold(0, |m, (k, &c)| m | u32::from(c != b' ') << k)
     }
 
     /// Byte by byte: the same answer, without the vector.
@@ -233,8 +235,8 @@ mod tests {
                         "specials, byte {c:#x} in lane {lane} among {fill:#x}"
                     );
                     assert_eq!(
-                        spaces16(&b),
-                        reference(&b, |c| c == b' '),
+                        non_spaces16(&b),
+                        reference(&b, |c| c != b' '),
                         "spaces, byte {c:#x} in lane {lane} among {fill:#x}"
                     );
                 }
