@@ -7,7 +7,6 @@
 use crate::abi::{self, property_path, LogLevel, MetricKind, Status};
 use crate::request::{LocalReply, LogLine, LogSource, ReplySource};
 use crate::vm::{HostState, Phase};
-use std::borrow::Cow;
 use std::collections::HashSet;
 use wasmtime::{Caller, ExternType, Linker, Module, Val, ValType};
 
@@ -32,21 +31,14 @@ fn status(s: Status) -> R {
     Ok(s as i32)
 }
 
-/// Counts a hostcall by name in the current request's record (no allocation
-/// for the names the host implements: they are `'static`).
+/// Counts a hostcall by name in the current request's record.
 fn count(c: &mut C, name: &'static str) {
-    *c.data_mut().calls.entry(Cow::Borrowed(name)).or_insert(0) += 1;
+    c.data_mut().calls.add(name);
 }
 
 /// [`count`] for an import known only at link time (an unimplemented one).
 fn count_named(c: &mut C, name: &str) {
-    let calls = &mut c.data_mut().calls;
-    match calls.get_mut(name) {
-        Some(n) => *n += 1,
-        None => {
-            calls.insert(Cow::Owned(name.to_string()), 1);
-        }
-    }
+    c.data_mut().calls.add_named(name);
 }
 
 fn span(ptr: i32, len: i32) -> Option<std::ops::Range<usize>> {

@@ -24,8 +24,8 @@ pub use abi::{Action, LogLevel, MetricKind, Status};
 pub use clock::Clock;
 pub use engine::{ensure_plugin, load_module, module_from_bytes, plugin_module};
 pub use request::{
-    CallbackArgs, CallbackRecord, LocalReply, LogLine, LogSource, Outcome, ReplySource, Request,
-    Summary, Verdict,
+    CallbackArgs, CallbackRecord, HostcallCounts, LocalReply, LogLine, LogSource, Outcome,
+    ReplySource, Request, Summary, Verdict,
 };
 pub use shared::{MetricValue, Metrics, SharedData};
 pub use vm::{Host, HostBuilder, HostOptions, StartError, Vm};

@@ -3,7 +3,6 @@
 
 use crate::abi::LogLevel;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One HTTP request as the downstream sends it: headers, a body delivered in
@@ -325,7 +324,7 @@ pub struct Outcome {
     /// What the plugin logged during this request.
     pub logs: Vec<LogLine>,
     /// How often each hostcall was made during this request.
-    pub hostcalls: BTreeMap<Cow<'static, str>, u64>,
+    pub hostcalls: HostcallCounts,
     /// Body bytes the plugin copied out with `proxy_get_buffer_bytes`.
     pub body_bytes_read: u64,
     /// Callbacks invoked, in order.
@@ -400,7 +399,7 @@ impl Outcome {
 
     /// Calls of one hostcall during this request.
     pub fn hostcall_count(&self, name: &str) -> u64 {
-        self.hostcalls.get(name).copied().unwrap_or(0)
+        self.hostcalls.get(name)
     }
 
     /// Whether any log line contains `needle`.
@@ -411,5 +410,93 @@ impl Outcome {
     /// Names of the callbacks invoked, in order.
     pub fn callback_names(&self) -> Vec<&'static str> {
         self.callbacks.iter().map(|c| c.name).collect()
+    }
+}
+
+/// How often each hostcall was made during one request, in the order of
+/// their first call.
+///
+/// A request makes a dozen calls to a handful of hostcalls, and every one of
+/// them is counted on the path that the per-request benchmark measures, so
+/// this is a short list searched by the address of the name (the host's
+/// names are `'static`), not a map that allocates and compares strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostcallCounts {
+    counts: Vec<(Cow<'static, str>, u64)>,
+}
+
+impl HostcallCounts {
+    /// Calls of the hostcall `name` (0 if it was never called).
+    pub fn get(&self, name: &str) -> u64 {
+        self.counts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |&(_, calls)| calls)
+    }
+
+    /// Each hostcall called, with its count, in the order of first call.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.counts.iter().map(|(n, calls)| (n.as_ref(), *calls))
+    }
+
+    /// Counts one call of a hostcall the host implements.
+    pub(crate) fn add(&mut self, name: &'static str) {
+        let same = |n: &Cow<'static, str>| match n {
+            Cow::Borrowed(n) => std::ptr::eq(*n, name) || *n == name,
+            Cow::Owned(n) => n == name,
+        };
+        match self.counts.iter_mut().find(|(n, _)| same(n)) {
+            Some((_, calls)) => *calls += 1,
+            None => self.counts.push((Cow::Borrowed(name), 1)),
+        }
+    }
+
+    /// Counts one call of an import known only at link time (one the host
+    /// answers with UNIMPLEMENTED).
+    pub(crate) fn add_named(&mut self, name: &str) {
+        match self.counts.iter_mut().find(|(n, _)| n == name) {
+            Some((_, calls)) => *calls += 1,
+            None => self.counts.push((Cow::Owned(name.to_string()), 1)),
+        }
+    }
+
+    /// Forgets the counts, keeping the allocation.
+    pub(crate) fn clear(&mut self) {
+        self.counts.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostcallCounts;
+
+    #[test]
+    fn hostcall_counts_are_by_name_in_first_call_order() {
+        let mut counts = HostcallCounts::default();
+        counts.add("proxy_log");
+        counts.add("proxy_get_buffer_bytes");
+        counts.add("proxy_log");
+        // The same name at another address (built at run time, then leaked
+        // to get a `'static` one) is the same hostcall.
+        let elsewhere: &'static str = String::from("proxy_log").leak();
+        counts.add(elsewhere);
+        counts.add_named("proxy_http_call");
+        counts.add_named("proxy_http_call");
+        assert_eq!(counts.get("proxy_log"), 3);
+        assert_eq!(counts.get("proxy_get_buffer_bytes"), 1);
+        assert_eq!(counts.get("proxy_http_call"), 2);
+        assert_eq!(counts.get("proxy_done"), 0);
+        let order: Vec<_> = counts.iter().collect();
+        assert_eq!(
+            order,
+            [
+                ("proxy_log", 3),
+                ("proxy_get_buffer_bytes", 1),
+                ("proxy_http_call", 2)
+            ]
+        );
+        counts.clear();
+        assert_eq!(counts.get("proxy_log"), 0);
+        assert_eq!(counts.iter().count(), 0);
     }
 }

@@ -6,12 +6,11 @@ use crate::clock::Clock;
 use crate::engine::{engine, EPOCH_TICK};
 use crate::imports::linker_for;
 use crate::request::{
-    CallbackArgs, CallbackRecord, LocalReply, LogLine, Outcome, ReplySource, Request,
+    CallbackArgs, CallbackRecord, HostcallCounts, LocalReply, LogLine, Outcome, ReplySource,
+    Request,
 };
 use crate::shared::{Metrics, SharedData};
 use anyhow::{anyhow, bail, Result};
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{
@@ -205,7 +204,7 @@ pub(crate) struct HostState {
     /// The previous request's state, kept for its buffers.
     spare: Option<ReqState>,
     pub logs: Vec<LogLine>,
-    pub calls: BTreeMap<Cow<'static, str>, u64>,
+    pub calls: HostcallCounts,
     pub tick_period_ms: u32,
     pub next_tick_ms: u64,
     pub stdout: Vec<u8>,
@@ -428,7 +427,7 @@ impl Host {
             req: None,
             spare: None,
             logs: Vec::new(),
-            calls: BTreeMap::new(),
+            calls: HostcallCounts::default(),
             tick_period_ms: 0,
             next_tick_ms: 0,
             stdout: Vec::new(),
@@ -812,7 +811,9 @@ impl Vm {
             st.spare = Some(r);
         }
         out.logs = std::mem::take(&mut st.logs);
-        out.hostcalls = std::mem::take(&mut st.calls);
+        // A copy the size of this request's list; the list keeps its room.
+        out.hostcalls = st.calls.clone();
+        st.calls.clear();
         out.completed = stopped.is_ok() && !out.stalled && out.trap.is_none();
         out.elapsed = started.elapsed();
         Ok(out)
