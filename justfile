@@ -3,10 +3,13 @@
 
 wasm := "target/wasm32-wasip1/wasm/json_sanitizer.wasm"
 
-# Build the release plugin (.wasm) for Envoy/Istio.
+# Build the release plugin (.wasm) for Envoy/Istio. The same bytes on every
+# machine: cargo's home in the dependencies' source paths becomes /cargo, as
+# in the build the host and the tests make (engine::remap_cargo_home_config).
 build:
     rustup target add wasm32-wasip1
-    cargo build --profile wasm --target wasm32-wasip1 -p json-sanitizer
+    cargo build --profile wasm --target wasm32-wasip1 -p json-sanitizer \
+        --config "target.wasm32-wasip1.rustflags=[\"--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo\"]"
     @ls -l {{wasm}}
 
 # The whole test suite (builds the plugin itself when needed).

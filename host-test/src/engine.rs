@@ -52,8 +52,9 @@ pub fn plugin_path() -> PathBuf {
 /// `JSON_SANITIZER_WASM` names an explicit file and skips the build.
 /// Otherwise, once per process, makes sure the `wasm32-wasip1` target is
 /// installed and runs `cargo build --profile wasm --target wasm32-wasip1 -p
-/// json-sanitizer` in the workspace; cargo decides whether anything is stale,
-/// so tests, `demo` and `just build` share one artefact. This is safe inside
+/// json-sanitizer` in the workspace, with [`remap_cargo_home_config`]; cargo
+/// decides whether anything is stale, so tests, `demo` and `just build` share
+/// one artefact. This is safe inside
 /// `cargo test`/`cargo run`: cargo releases the target-dir lock before it
 /// runs the binary. Cargo's output is shown only when the build fails.
 pub fn ensure_plugin() -> Result<PathBuf> {
@@ -74,17 +75,20 @@ pub fn ensure_plugin() -> Result<PathBuf> {
 fn build_plugin() -> Result<PathBuf> {
     ensure_wasm_target()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(&cargo)
-        .current_dir(workspace_root())
-        .args([
-            "build",
-            "--profile",
-            "wasm",
-            "--target",
-            "wasm32-wasip1",
-            "-p",
-            "json-sanitizer",
-        ])
+    let mut build = Command::new(&cargo);
+    build.current_dir(workspace_root()).args([
+        "build",
+        "--profile",
+        "wasm",
+        "--target",
+        "wasm32-wasip1",
+        "-p",
+        "json-sanitizer",
+    ]);
+    if let Some(config) = cargo_home().as_deref().and_then(remap_cargo_home_config) {
+        build.args(["--config", &config]);
+    }
+    let out = build
         .output()
         .with_context(|| format!("running {}", Path::new(&cargo).display()))?;
     if !out.status.success() {
@@ -107,6 +111,42 @@ fn build_plugin() -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// Where cargo keeps its registry: `CARGO_HOME`, or `.cargo` in the home
+/// directory (cargo's own default).
+pub fn cargo_home() -> Option<PathBuf> {
+    match std::env::var_os("CARGO_HOME") {
+        Some(home) if !home.is_empty() => Some(PathBuf::from(home)),
+        _ => std::env::home_dir().map(|home| home.join(".cargo")),
+    }
+}
+
+/// Where the plugin's build writes `CARGO_HOME`: the crates' source paths
+/// that panic messages carry are rewritten to start here instead.
+pub const REMAPPED_CARGO_HOME: &str = "/cargo";
+
+/// The `cargo --config` value that makes the plugin's bytes independent of
+/// the machine that builds it, or `None` for a `cargo_home` that is not
+/// UTF-8.
+///
+/// Panic locations in the dependencies embed their source paths, which
+/// start with `CARGO_HOME` (`/root/.cargo/registry/src/...`); the same
+/// commit built by CI and on a laptop would differ in those bytes, and so in
+/// the sha256 that an Istio `WasmPlugin` pins. Remapping the prefix to
+/// [`REMAPPED_CARGO_HOME`] removes the difference. `--config` adds the flag
+/// to the `rustflags` of `.cargo/config.toml` rather than replacing them; a
+/// `RUSTFLAGS` set by the user still replaces both, as cargo documents.
+/// `just build` passes the same value, so the two builds share one
+/// artefact instead of invalidating each other.
+pub fn remap_cargo_home_config(cargo_home: &Path) -> Option<String> {
+    let flag = format!(
+        "--remap-path-prefix={}={REMAPPED_CARGO_HOME}",
+        cargo_home.to_str()?
+    );
+    // A JSON string is a valid TOML basic string (same escapes).
+    let quoted = serde_json::to_string(&flag).ok()?;
+    Some(format!("target.wasm32-wasip1.rustflags=[{quoted}]"))
 }
 
 fn ensure_wasm_target() -> Result<()> {
@@ -285,4 +325,23 @@ pub fn module_from_bytes(bytes: impl AsRef<[u8]>) -> Result<Module> {
 /// The plugin module: [`ensure_plugin`] then [`load_module`].
 pub fn plugin_module() -> Result<Module> {
     load_module(&ensure_plugin()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_remap_flag_is_quoted_as_toml_whatever_the_path() {
+        assert_eq!(
+            remap_cargo_home_config(Path::new("/root/.cargo")).as_deref(),
+            Some(r#"target.wasm32-wasip1.rustflags=["--remap-path-prefix=/root/.cargo=/cargo"]"#)
+        );
+        assert_eq!(
+            remap_cargo_home_config(Path::new(r#"/home/a "b"\c/.cargo"#)).as_deref(),
+            Some(
+                r#"target.wasm32-wasip1.rustflags=["--remap-path-prefix=/home/a \"b\"\\c/.cargo=/cargo"]"#
+            )
+        );
+    }
 }

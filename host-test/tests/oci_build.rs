@@ -327,3 +327,32 @@ fn cli_build_and_inspect() {
     assert!(run_cli(&["oci", "inspect", tmp.path().to_str().unwrap()]).is_err());
     assert!(run_cli(&["oci", "build"]).is_err(), "--out is required");
 }
+
+/// The release plugin must not depend on where it was built: the digest an
+/// Istio `WasmPlugin` pins has to come out the same from CI and from a
+/// laptop. Cargo's registry path (in the panic locations of dependencies)
+/// and the checkout's path are the two machine-specific strings a build
+/// could embed.
+#[test]
+fn the_built_plugin_embeds_no_path_of_this_machine() {
+    let plugin = json_sanitizer_host::ensure_plugin().expect("building the plugin");
+    let bytes = std::fs::read(&plugin).unwrap();
+    let contains = |needle: &Path| {
+        let needle = needle.to_str().unwrap().as_bytes();
+        bytes.windows(needle.len()).any(|w| w == needle)
+    };
+    let home = json_sanitizer_host::engine::cargo_home().expect("a cargo home");
+    assert!(
+        !contains(&home),
+        "{} is in {}",
+        home.display(),
+        plugin.display()
+    );
+    let root = json_sanitizer_host::engine::workspace_root();
+    assert!(
+        !contains(&root),
+        "{} is in {}",
+        root.display(),
+        plugin.display()
+    );
+}
