@@ -113,11 +113,12 @@ fn build_plugin() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Where cargo keeps its registry: `CARGO_HOME`, or `.cargo` in the home
-/// directory (cargo's own default).
+/// Where cargo keeps its registry: `CARGO_HOME` (relative to the current
+/// directory, as cargo reads it), or `.cargo` in the home directory (cargo's
+/// own default).
 pub fn cargo_home() -> Option<PathBuf> {
     match std::env::var_os("CARGO_HOME") {
-        Some(home) if !home.is_empty() => Some(PathBuf::from(home)),
+        Some(home) if !home.is_empty() => Some(std::path::absolute(home).ok()?),
         _ => std::env::home_dir().map(|home| home.join(".cargo")),
     }
 }
