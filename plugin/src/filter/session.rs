@@ -199,10 +199,13 @@ impl Session {
             .and_then(|id| reply::clean_request_id(&id));
         let config = &self.plugin.config;
         let header = |name| head.get(name).unwrap_or_default();
-        let (index, skip) =
-            self.plugin
-                .config
-                .select(&header(":method"), &header(":path"), &header(":authority"));
+        // Without rules every request gets the top-level policy: no need to
+        // look up the three headers rules match on.
+        let (index, skip) = if config.rules.is_empty() {
+            (0, false)
+        } else {
+            config.select(&header(":method"), &header(":path"), &header(":authority"))
+        };
         self.policy = index;
         if skip || end_of_stream {
             return self.skip(host);
