@@ -54,9 +54,9 @@ pub fn plugin_path() -> PathBuf {
 /// installed and runs `cargo build --profile wasm --target wasm32-wasip1 -p
 /// json-sanitizer` in the workspace, with [`remap_cargo_home_config`]; cargo
 /// decides whether anything is stale, so tests, `demo` and `just build` share
-/// one artefact. This is safe inside
-/// `cargo test`/`cargo run`: cargo releases the target-dir lock before it
-/// runs the binary. Cargo's output is shown only when the build fails.
+/// one artefact. This is safe inside `cargo test`/`cargo run`: cargo releases
+/// the target-dir lock before it runs the binary. Cargo's output is shown
+/// only when the build fails.
 pub fn ensure_plugin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(WASM_ENV).filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);

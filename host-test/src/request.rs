@@ -418,8 +418,9 @@ impl Outcome {
 ///
 /// A request makes a dozen calls to a handful of hostcalls, and every one of
 /// them is counted on the path that the per-request benchmark measures, so
-/// this is a short list searched by the address of the name (the host's
-/// names are `'static`), not a map that allocates and compares strings.
+/// this is a short list, where a name is compared by address before its
+/// text (the host's names are `'static`), not a map that allocates and
+/// compares strings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostcallCounts {
     counts: Vec<(Cow<'static, str>, u64)>,

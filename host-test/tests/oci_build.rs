@@ -335,6 +335,14 @@ fn cli_build_and_inspect() {
 /// could embed.
 #[test]
 fn the_built_plugin_embeds_no_path_of_this_machine() {
+    // A `RUSTFLAGS` of the caller's replaces the build's path rewriting
+    // (documented in the README), so there is nothing to check then.
+    for flags in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        if std::env::var_os(flags).is_some_and(|f| !f.is_empty()) {
+            eprintln!("skipped: {flags} is set and replaces the path rewriting");
+            return;
+        }
+    }
     let plugin = json_sanitizer_host::ensure_plugin().expect("building the plugin");
     let bytes = std::fs::read(&plugin).unwrap();
     let contains = |needle: &Path| {

@@ -64,7 +64,8 @@ impl MediaRange {
 /// `*` matches any run of characters (including none); everything else
 /// matches itself, ignoring ASCII case (`pattern` is lower-case). Iterative, with one backtrack point: linear-ish and no
 /// recursion, whatever the client sends.
-fn glob(p: &[u8], t: &[u8]) -> bool {
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (p, t) = (pattern, text);
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
@@ -117,7 +118,8 @@ mod tests {
         assert!(!is_json("application/*+json", "application/problem+xml"));
         assert!(is_json("*/*", "text/plain"));
         assert!(!is_json("application/json", ""));
-        // Optional whitespace is spaces and tabs; other text is not trimmed.
+        // ASCII whitespace (HTTP's optional whitespace is spaces and tabs) is
+        // trimmed; other text is not.
         assert!(is_json(
             "application/json",
             "\tapplication/json\t; charset=utf-8"
