@@ -418,9 +418,8 @@ impl Outcome {
 ///
 /// A request makes a dozen calls to a handful of hostcalls, and every one of
 /// them is counted on the path that the per-request benchmark measures, so
-/// this is a short list, where a name is compared by address before its
-/// text (the host's names are `'static`), not a map that allocates and
-/// compares strings.
+/// this is a short list searched in place, not a map that allocates nodes
+/// per request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostcallCounts {
     counts: Vec<(Cow<'static, str>, u64)>,
@@ -442,22 +441,19 @@ impl HostcallCounts {
 
     /// Counts one call of a hostcall the host implements.
     pub(crate) fn add(&mut self, name: &'static str) {
-        let same = |n: &Cow<'static, str>| match n {
-            Cow::Borrowed(n) => std::ptr::eq(*n, name) || *n == name,
-            Cow::Owned(n) => n == name,
-        };
-        match self.counts.iter_mut().find(|(n, _)| same(n)) {
-            Some((_, calls)) => *calls += 1,
-            None => self.counts.push((Cow::Borrowed(name), 1)),
-        }
+        self.bump(name, || Cow::Borrowed(name));
     }
 
     /// Counts one call of an import known only at link time (one the host
-    /// answers with UNIMPLEMENTED).
+    /// answers with UNIMPLEMENTED); its name is copied on its first call.
     pub(crate) fn add_named(&mut self, name: &str) {
+        self.bump(name, || Cow::Owned(name.to_string()));
+    }
+
+    fn bump(&mut self, name: &str, stored: impl FnOnce() -> Cow<'static, str>) {
         match self.counts.iter_mut().find(|(n, _)| n == name) {
             Some((_, calls)) => *calls += 1,
-            None => self.counts.push((Cow::Owned(name.to_string()), 1)),
+            None => self.counts.push((stored(), 1)),
         }
     }
 

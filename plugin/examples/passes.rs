@@ -22,7 +22,7 @@ mod support;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage =
-        "usage: passes INPUT N [serde]   (INPUT: twitter, citm_catalog, canada, api_1k, api_64k)";
+        "usage: passes INPUT N [serde|chunks]   (INPUT: twitter, citm_catalog, canada, api_1k, api_64k)";
     let (Some(name), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<usize>())) else {
         eprintln!("error: {usage}");
         std::process::exit(2);

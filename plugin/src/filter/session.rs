@@ -198,14 +198,9 @@ impl Session {
             .get("x-request-id")
             .and_then(|id| reply::clean_request_id(&id));
         let config = &self.plugin.config;
-        let header = |name| head.get(name).unwrap_or_default();
-        // Without rules every request gets the top-level policy: no need to
-        // look up the three headers rules match on.
-        let (index, skip) = if config.rules.is_empty() {
-            (0, false)
-        } else {
-            config.select(&header(":method"), &header(":path"), &header(":authority"))
-        };
+        let (index, skip) = config.select(|| {
+            [":method", ":path", ":authority"].map(|name| head.get(name).unwrap_or_default())
+        });
         self.policy = index;
         if skip || end_of_stream {
             return self.skip(host);

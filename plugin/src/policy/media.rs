@@ -61,11 +61,11 @@ impl MediaRange {
     }
 }
 
-/// `*` matches any run of characters (including none); everything else
-/// matches itself, ignoring ASCII case (`pattern` is lower-case). Iterative, with one backtrack point: linear-ish and no
-/// recursion, whatever the client sends.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (p, t) = (pattern, text);
+/// Whether text `t` matches pattern `p`, where `*` matches any run of
+/// characters (including none) and everything else matches itself, ignoring
+/// ASCII case (`p` is lower-case). Iterative, with one backtrack point:
+/// linear-ish and no recursion, whatever the client sends.
+fn glob(p: &[u8], t: &[u8]) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {

@@ -430,7 +430,16 @@ impl Config {
 
     /// The policy index for a request (0 = top level, `i + 1` = rule `i`) and
     /// whether its rule says to skip it. First matching rule wins.
-    pub fn select(&self, method: &str, path: &str, authority: &str) -> (usize, bool) {
+    ///
+    /// `route` gives the request's method, path and authority. It is only
+    /// called when there are rules to match: without rules every request
+    /// gets the top level, and the filter need not look the headers up.
+    pub fn select<S: AsRef<str>>(&self, route: impl FnOnce() -> [S; 3]) -> (usize, bool) {
+        if self.rules.is_empty() {
+            return (0, false);
+        }
+        let [method, path, authority] = route();
+        let (method, path, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
         self.rules
             .iter()
             .position(|r| r.matcher.matches(method, path, authority))

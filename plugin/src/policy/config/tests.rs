@@ -64,11 +64,11 @@ fn the_issue_example_parses() {
     .unwrap();
     assert_eq!(c.reply.status(ViolationKind::TooDeep), 422);
     assert_eq!(c.rules.len(), 1);
-    let (index, skip) = c.select("POST", "/upload/a", "x");
+    let (index, skip) = c.select(|| ["POST", "/upload/a", "x"]);
     let policy = c.policy(index);
     assert!(skip);
     assert_eq!(policy.name, "uploads");
-    let (index, skip) = c.select("GET", "/upload/a", "x");
+    let (index, skip) = c.select(|| ["GET", "/upload/a", "x"]);
     let policy = c.policy(index);
     assert!(!skip);
     assert_eq!(policy.name, "default");
@@ -93,7 +93,7 @@ fn rules_inherit_what_they_omit_and_first_match_wins() {
     }"#,
     )
     .unwrap();
-    let strict = c.policy(c.select("POST", "/api/v2/x", "a").0);
+    let strict = c.policy(c.select(|| ["POST", "/api/v2/x", "a"]).0);
     assert_eq!(strict.name, "strict");
     assert_eq!(strict.mode, Mode::Enforce);
     assert_eq!(strict.hold_bytes, 1000);
@@ -106,14 +106,21 @@ fn rules_inherit_what_they_omit_and_first_match_wins() {
     assert_eq!(strict.breaker.open_seconds, 60);
     assert_eq!(strict.breaker.consecutive_failures, 5);
     assert_eq!(strict.breaker_id, 1);
-    let unlimited = c.policy(c.select("POST", "/other", "bulk.internal:8080").0);
+    let unlimited = c.policy(c.select(|| ["POST", "/other", "bulk.internal:8080"]).0);
     assert_eq!(unlimited.limits.max_body_bytes, None);
     assert_eq!(unlimited.limits.max_depth, Some(10));
     assert_eq!(unlimited.hold_bytes, 4000);
     assert_eq!(unlimited.mode, Mode::Report);
     assert_eq!(unlimited.breaker_id, 0);
-    assert_eq!(c.policy(c.select("POST", "/x", "a").0).name, "default");
+    assert_eq!(c.policy(c.select(|| ["POST", "/x", "a"]).0).name, "default");
     assert_eq!(c.policies().count(), 4);
+}
+
+#[test]
+fn without_rules_the_route_is_never_asked_for() {
+    let c = Config::parse(b"{}").unwrap();
+    let route = || -> [&str; 3] { panic!("looked up the route headers") };
+    assert_eq!(c.select(route), (0, false));
 }
 
 #[test]
