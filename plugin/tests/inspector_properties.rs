@@ -16,7 +16,7 @@
 //!   below, and depth limits are tested at their boundary elsewhere.
 
 use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
-use json_sanitizer::violation::Violation;
+use json_sanitizer::violation::{Violation, ViolationKind};
 use proptest::prelude::*;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::collections::HashSet;
@@ -264,6 +264,117 @@ fn rich_document() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Keys for [`shaped_document`]: short and long (around the 16-byte
+/// compare), empty, non-ASCII, and `xy`, which `render_str` may also spell
+/// with escapes.
+const SHAPE_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "a",
+    "b",
+    "xy",
+    "",
+    "in_reply_to_status_id_str",
+    "sixteen_bytes_ok",
+    "seventeen_bytes_k",
+    "caf\u{e9}",
+    "\u{1F600}",
+];
+
+/// One object of a run of objects of the same shape: `base`'s keys, or now
+/// and then a variation of them (cut short, one more key, one key replaced
+/// or two swapped, which may repeat a key), with nested objects of the same
+/// or another shape as values.
+fn shaped_object(c: &mut Choices, base: &[usize], depth: u32, out: &mut Vec<u8>) {
+    let mut keys = base.to_vec();
+    match c.pick(12) {
+        0 => keys.truncate(c.pick(keys.len() as u64 + 1) as usize),
+        1 => keys.push(c.pick(SHAPE_KEYS.len() as u64) as usize),
+        2 if !keys.is_empty() => {
+            let at = c.pick(keys.len() as u64) as usize;
+            keys[at] = c.pick(SHAPE_KEYS.len() as u64) as usize;
+        }
+        3 if keys.len() > 1 => {
+            let (x, y) = (c.pick(keys.len() as u64), c.pick(keys.len() as u64));
+            keys.swap(x as usize, y as usize);
+        }
+        _ => {}
+    }
+    out.push(b'{');
+    for (n, &k) in keys.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        c.ws(out);
+        if c.pick(8) == 0 {
+            render_str(SHAPE_KEYS[k], c, out);
+        } else {
+            out.push(b'"');
+            out.extend_from_slice(SHAPE_KEYS[k].as_bytes());
+            out.push(b'"');
+        }
+        out.push(b':');
+        c.ws(out);
+        match c.pick(5) {
+            0 if depth < 3 => {
+                // The parent's shape (same first key) or a shape of its own.
+                let inner: Vec<usize> = if c.pick(2) == 0 {
+                    base.to_vec()
+                } else {
+                    shape_keys(c)
+                };
+                if c.pick(2) == 0 {
+                    shaped_object(c, &inner, depth + 1, out);
+                } else {
+                    out.push(b'[');
+                    for m in 0..=c.pick(3) {
+                        if m > 0 {
+                            out.push(b',');
+                        }
+                        shaped_object(c, &inner, depth + 1, out);
+                    }
+                    out.push(b']');
+                }
+            }
+            1 => out.extend_from_slice(b"\"text\""),
+            _ => out.extend_from_slice(c.pick(1000).to_string().as_bytes()),
+        }
+    }
+    c.ws(out);
+    out.push(b'}');
+}
+
+/// A shape: up to eight distinct keys of [`SHAPE_KEYS`].
+fn shape_keys(c: &mut Choices) -> Vec<usize> {
+    let mut keys: Vec<usize> = Vec::new();
+    for _ in 0..=c.pick(8) {
+        let k = c.pick(SHAPE_KEYS.len() as u64) as usize;
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+/// An array of objects that mostly repeat one or two shapes: the input
+/// the shape cache is for, with the duplicates it must still find.
+fn shaped_document() -> impl Strategy<Value = Vec<u8>> {
+    (any::<u64>(), 1usize..24).prop_map(|(seed, n)| {
+        let mut c = Choices(seed | 1);
+        let shapes = [shape_keys(&mut c), shape_keys(&mut c)];
+        let mut out = b"[".to_vec();
+        for k in 0..n {
+            if k > 0 {
+                out.push(b',');
+            }
+            let base = &shapes[usize::from(c.pick(4) == 0)];
+            shaped_object(&mut c, base, 0, &mut out);
+        }
+        out.push(b']');
+        out
+    })
+}
+
 fn inspect_in_chunks(limits: &Limits, body: &[u8], cuts: &[usize]) -> Result<(), Violation> {
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
     cuts.sort_unstable();
@@ -385,6 +496,46 @@ proptest! {
             max_number_chars: Some(5 + tight / 2),
         };
         for limits in [Limits::default(), near] {
+            let whole = inspect_in_chunks(&limits, &doc, &[]);
+            prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &bytewise), &whole);
+            prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &cuts), &whole);
+        }
+    }
+
+    /// Objects repeating a few shapes (see `shapes.rs` in the inspector):
+    /// refused exactly when one repeats a key, for any chunking, and with
+    /// the same verdict as the state machine alone (one byte per chunk).
+    #[test]
+    fn repeated_shapes_agree_with_the_duplicate_oracle(
+        doc in shaped_document(),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+        tight in 1u64..20,
+    ) {
+        let unique = serde_json::from_slice::<NoDuplicates>(&doc).is_ok();
+        prop_assert!(
+            serde_json::from_slice::<serde_json::Value>(&doc).is_ok(),
+            "the generator makes valid JSON: {}",
+            String::from_utf8_lossy(&doc)
+        );
+        let limits = Limits { max_depth: None, ..Limits::UNLIMITED };
+        let whole = inspect_in_chunks(&limits, &doc, &[]);
+        prop_assert_eq!(
+            whole.is_ok(),
+            unique,
+            "{:?} {}",
+            whole,
+            String::from_utf8_lossy(&doc)
+        );
+        if let Err(v) = whole {
+            prop_assert_eq!(v.kind, ViolationKind::DuplicateKey);
+        }
+        let bytewise: Vec<usize> = (1..doc.len()).collect();
+        let near = Limits {
+            max_key_bytes: Some(tight),
+            max_object_entries: Some(tight / 2 + 1),
+            ..limits
+        };
+        for limits in [limits, near] {
             let whole = inspect_in_chunks(&limits, &doc, &[]);
             prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &bytewise), &whole);
             prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &cuts), &whole);

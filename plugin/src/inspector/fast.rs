@@ -15,6 +15,7 @@
 
 use super::keys::{hash_slice, KeyHasher};
 use super::scan::hex_value;
+use super::shapes::Shape;
 use super::simd::plain_run;
 use super::swar::{skip_digits, skip_ws};
 use super::utf8;
@@ -157,7 +158,7 @@ impl Inspector {
                     Some(b'}') if st == State::ObjectFirst => break self.fast_close(i),
                     _ => break Step::Stop(i, st),
                 }
-                match self.key_end(s, i, depth, top.keys_mark) {
+                match self.key_end(s, i, depth, top.keys_mark, count) {
                     Some(end) => i = end,
                     None => break Step::Stop(i, st),
                 }
@@ -225,6 +226,7 @@ impl Inspector {
         self.frames.push(Frame {
             count: 0,
             keys_mark: self.keys.len(),
+            shape: Shape::None,
             is_object,
         });
         let next = if is_object {
@@ -272,19 +274,75 @@ impl Inspector {
         }
     }
 
-    /// A whole member key at `s[i]` (its opening quote) of the innermost
-    /// object (at `depth`, keys from `mark`), fingerprinted. Returns the index
-    /// after its closing quote, or `None` to leave it to the state machine.
+    /// A whole member key at `s[i]` (its opening quote), the key number
+    /// `count` of the innermost object (at `depth`, keys from `mark`),
+    /// checked against the object's other keys. Returns the index after its
+    /// closing quote, or `None` to leave it to the state machine.
+    ///
+    /// An object that repeats a recorded shape has its keys compared with
+    /// the shape's, byte for byte, and skips the hashing; see `shapes.rs`.
     #[inline(always)]
-    fn key_end(&mut self, s: &[u8], i: usize, depth: usize, mark: usize) -> Option<usize> {
+    fn key_end(
+        &mut self,
+        s: &[u8],
+        i: usize,
+        depth: usize,
+        mark: usize,
+        count: u64,
+    ) -> Option<usize> {
         let stop = (i + 1).saturating_add(self.room.key).min(s.len());
         if !self.check_duplicates {
             return Some(string_end::<false>(s, i + 1, stop, 0)?.0);
         }
-        let (end, hash) = string_end::<true>(s, i + 1, stop, self.seed)?;
-        // A duplicate is not committed: the state machine finds it again
-        // and reports it at the right offset.
-        self.keys.insert(hash, depth, mark).then_some(end)
+        let mut shape = self.frames.last()?.shape;
+        if let Shape::Follow(at) = shape {
+            if let Some(end) = self.shapes.matches(at, count, s, i + 1) {
+                return Some(end);
+            }
+            self.leave_shape(count);
+            shape = Shape::None;
+        }
+        let j = plain_run(s, i + 1, stop);
+        if s.get(j) != Some(&b'"') {
+            // Escapes or non-ASCII text (or the end of the chunk or of the
+            // limit): not for shapes.
+            if shape != Shape::None {
+                self.leave_shape(count);
+            }
+            let (end, hash) = string_end_mixed::<true>(s, i + 1, j, stop, self.seed)?;
+            // A duplicate is not committed: the state machine finds it again
+            // and reports it at the right offset.
+            return self.keys.insert(hash, depth, mark).then_some(end);
+        }
+        let key = &s[i + 1..j];
+        if count == 0 {
+            if let Some(at) = self.shapes.follow(s, i + 1, j) {
+                self.set_shape(Shape::Follow(at));
+                return Some(j + 1);
+            }
+        }
+        if !self
+            .keys
+            .insert(hash_slice(self.seed, s, i + 1, j), depth, mark)
+        {
+            return None;
+        }
+        if count == 0 {
+            if let Some(marks) = self.shapes.record(key) {
+                self.set_shape(marks);
+            }
+        } else if shape != Shape::None && !self.shapes.record_key(shape, key) {
+            self.leave_shape(count);
+        }
+        Some(j + 1)
+    }
+
+    /// Sets the innermost frame's shape.
+    #[inline(always)]
+    fn set_shape(&mut self, shape: Shape) {
+        if let Some(f) = self.frames.last_mut() {
+            f.shape = shape;
+        }
     }
 }
 

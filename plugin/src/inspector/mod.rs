@@ -13,13 +13,15 @@
 //! Layout: `scan.rs` is the per-byte state machine (the reference), `fast.rs`
 //! the straight-line path for whole tokens inside a chunk, `simd.rs` the
 //! sixteen-bytes-at-a-time string scan, `swar.rs` the word-at-a-time
-//! helpers, `keys.rs` the duplicate-key hashes and sets, `utf8.rs` the
+//! helpers, `keys.rs` the duplicate-key hashes and sets, `shapes.rs` the
+//! repeated key lists that spare them most of their work, `utf8.rs` the
 //! encoding checks.
 
 mod fast;
 mod keys;
 mod limits;
 mod scan;
+mod shapes;
 mod simd;
 mod swar;
 mod utf8;
@@ -28,6 +30,7 @@ pub use limits::{defaults, DuplicateKeys, JsonOptions, Limits};
 
 use crate::violation::{Violation, ViolationKind};
 use keys::{KeyHasher, KeySet};
+use shapes::{Shape, Shapes};
 
 /// Where the scanner is in the grammar between two bytes. Kept as one small
 /// enum so that a chunk boundary can fall anywhere.
@@ -92,6 +95,8 @@ struct Frame {
     count: u64,
     /// `KeySet::len()` when this object opened (unused for arrays).
     keys_mark: usize,
+    /// Whether this object follows or records a shape (see `shapes.rs`).
+    shape: Shape,
     /// Object (`{`) rather than array (`[`).
     is_object: bool,
 }
@@ -142,6 +147,7 @@ pub struct Inspector {
     state: State,
     frames: Vec<Frame>,
     keys: KeySet,
+    shapes: Shapes,
     verdict: Option<Violation>,
 
     /// Offset of the current token's first byte (opening quote, number start).
@@ -197,6 +203,7 @@ impl Inspector {
             state: State::Start,
             frames,
             keys: KeySet::default(),
+            shapes: Shapes::default(),
             verdict: None,
             token_start: 0,
             token_bound: u64::MAX,
@@ -221,6 +228,7 @@ impl Inspector {
         self.state = State::Start;
         self.frames.clear();
         self.keys.clear();
+        self.shapes.clear();
         self.verdict = None;
         self.high = 0;
     }
@@ -287,7 +295,9 @@ impl Inspector {
     /// Heap bytes this inspector holds (its stack and key tables), which
     /// [`Inspector::reset`] keeps for reuse.
     pub fn footprint(&self) -> usize {
-        self.frames.capacity() * std::mem::size_of::<Frame>() + self.keys.footprint()
+        self.frames.capacity() * std::mem::size_of::<Frame>()
+            + self.keys.footprint()
+            + self.shapes.footprint()
     }
 
     /// Body bytes inspected so far.

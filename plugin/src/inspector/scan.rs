@@ -10,6 +10,7 @@
 //! UTF-8 sequences in place.
 
 use super::keys::KeyHasher;
+use super::shapes::Shape;
 use super::simd::plain_run;
 use super::swar::skip_ws;
 use super::utf8::{self, Seq};
@@ -396,6 +397,7 @@ impl Inspector {
                 self.frames.push(Frame {
                     count: 0,
                     keys_mark: self.keys.len(),
+                    shape: Shape::None,
                     is_object,
                 });
                 if is_object {
@@ -448,6 +450,9 @@ impl Inspector {
             return Ok(self.after_value());
         }
         if self.check_duplicates {
+            // The key now being ended was counted when it began.
+            let matched = self.frames.last().map_or(0, |f| f.count.saturating_sub(1));
+            self.leave_shape(matched);
             let mark = self.frames.last().map_or(0, |f| f.keys_mark);
             if !self
                 .keys
@@ -464,10 +469,41 @@ impl Inspector {
     pub(super) fn close(&mut self) -> State {
         if let Some(frame) = self.frames.pop() {
             if frame.is_object && self.check_duplicates {
+                match frame.shape {
+                    Shape::None => {}
+                    Shape::Follow(at) => self.shapes.unpin(at),
+                    Shape::Record(..) => {
+                        let own = self.keys.since(frame.keys_mark);
+                        self.shapes.keep(frame.shape, own);
+                    }
+                }
                 self.keys.truncate(frame.keys_mark);
             }
         }
         self.after_value()
+    }
+
+    /// The innermost object, whose first `matched` keys have been read,
+    /// goes back to the duplicate table alone: the keys of a shape it
+    /// followed go into the table, a recording is dropped.
+    #[inline(never)]
+    pub(super) fn leave_shape(&mut self, matched: u64) {
+        let depth = self.frames.len();
+        let Some(frame) = self.frames.last_mut() else {
+            return;
+        };
+        match std::mem::replace(&mut frame.shape, Shape::None) {
+            Shape::None => {}
+            Shape::Follow(at) => {
+                for &hash in self.shapes.hashes(at, matched) {
+                    // Distinct by construction: the shape's keys are.
+                    let fresh = self.keys.insert(hash, depth, frame.keys_mark);
+                    debug_assert!(fresh);
+                }
+                self.shapes.unpin(at);
+            }
+            marks @ Shape::Record(..) => self.shapes.discard(marks),
+        }
     }
 
     /// The violation for a string byte at `pos`, the first over its limit.

@@ -33,6 +33,13 @@ pub(super) fn non_spaces16(b: &Block) -> u32 {
     imp::non_spaces16(b)
 }
 
+/// Lanes where `a` and `b` hold the same byte: comparing a key with a
+/// recorded one sixteen bytes at a time.
+#[inline(always)]
+pub(super) fn equal16(a: &Block, b: &Block) -> u32 {
+    imp::equal16(a, b)
+}
+
 /// Whether the first twelve bytes of `b` are four well-formed three-byte
 /// UTF-8 sequences (U+0800..U+FFFF without the surrogates): the shape of
 /// CJK text, checked four characters at a time. Lanes 0, 3, 6, 9 must be
@@ -102,6 +109,16 @@ mod imp {
     }
 
     #[inline(always)]
+    pub(super) fn equal16(a: &Block, b: &Block) -> u32 {
+        // SAFETY: as above, for both blocks.
+        unsafe {
+            let x = _mm_loadu_si128(a.as_ptr().cast());
+            let y = _mm_loadu_si128(b.as_ptr().cast());
+            _mm_movemask_epi8(_mm_cmpeq_epi8(x, y)) as u32
+        }
+    }
+
+    #[inline(always)]
     pub(super) fn non_spaces16(b: &Block) -> u32 {
         // SAFETY: as above.
         let spaces = unsafe {
@@ -160,6 +177,11 @@ mod imp {
     }
 
     #[inline(always)]
+    pub(super) fn equal16(a: &Block, b: &Block) -> u32 {
+        u32::from(i8x16_bitmask(i8x16_eq(load(a), load(b))))
+    }
+
+    #[inline(always)]
     pub(super) fn non_spaces16(b: &Block) -> u32 {
         u32::from(i8x16_bitmask(i8x16_eq(load(b), splat(b' ')))) ^ 0xFFFF
     }
@@ -199,6 +221,13 @@ mod imp {
         compress(string_specials(load8(b, 0))) | compress(string_specials(load8(b, 8))) << 8
     }
 
+    pub(super) fn equal16(a: &Block, b: &Block) -> u32 {
+        a.iter()
+            .zip(b)
+            .enumerate()
+            .fold(0, |m, (k, (x, y))| m | u32::from(x == y) << k)
+    }
+
     pub(super) fn non_spaces16(b: &Block) -> u32 {
         b.iter()
             .enumerate()
@@ -233,6 +262,12 @@ mod tests {
                         string_specials16(&b),
                         reference(&b, is_string_special),
                         "specials, byte {c:#x} in lane {lane} among {fill:#x}"
+                    );
+                    let other = [fill; 16];
+                    assert_eq!(
+                        equal16(&b, &other),
+                        reference(&b, |c| c == fill),
+                        "equal, byte {c:#x} in lane {lane} among {fill:#x}"
                     );
                     assert_eq!(
                         non_spaces16(&b),
