@@ -140,6 +140,7 @@ impl Inspector {
     #[inline(always)]
     fn fast_object(&mut self, s: &[u8], mut i: usize, mut st: State, top: Frame) -> Step {
         let mut count = top.count;
+        let mut shape = top.shape;
         let depth = self.frames.len();
         let step = loop {
             if st == State::AfterValue {
@@ -158,7 +159,7 @@ impl Inspector {
                     Some(b'}') if st == State::ObjectFirst => break self.fast_close(i),
                     _ => break Step::Stop(i, st),
                 }
-                match self.key_end(s, i, depth, top.keys_mark, count) {
+                match self.key_end(s, i, depth, top.keys_mark, count, &mut shape) {
                     Some(end) => i = end,
                     None => break Step::Stop(i, st),
                 }
@@ -281,6 +282,8 @@ impl Inspector {
     ///
     /// An object that repeats a recorded shape has its keys compared with
     /// the shape's, byte for byte, and skips the hashing; see `shapes.rs`.
+    /// `shape` is the innermost frame's, kept in a local by the caller and
+    /// written to the frame here whenever it changes.
     #[inline(always)]
     fn key_end(
         &mut self,
@@ -289,25 +292,26 @@ impl Inspector {
         depth: usize,
         mark: usize,
         count: u64,
+        shape: &mut Shape,
     ) -> Option<usize> {
-        let stop = (i + 1).saturating_add(self.room.key).min(s.len());
-        if !self.check_duplicates {
-            return Some(string_end::<false>(s, i + 1, stop, 0)?.0);
-        }
-        let mut shape = self.frames.last()?.shape;
-        if let Shape::Follow(at) = shape {
+        if let Shape::Follow(at) = *shape {
             if let Some(end) = self.shapes.matches(at, count, s, i + 1) {
                 return Some(end);
             }
             self.leave_shape(count);
-            shape = Shape::None;
+            *shape = Shape::None;
+        }
+        let stop = (i + 1).saturating_add(self.room.key).min(s.len());
+        if !self.check_duplicates {
+            return Some(string_end::<false>(s, i + 1, stop, 0)?.0);
         }
         let j = plain_run(s, i + 1, stop);
         if s.get(j) != Some(&b'"') {
             // Escapes or non-ASCII text (or the end of the chunk or of the
             // limit): not for shapes.
-            if shape != Shape::None {
+            if *shape != Shape::None {
                 self.leave_shape(count);
+                *shape = Shape::None;
             }
             let (end, hash) = string_end_mixed::<true>(s, i + 1, j, stop, self.seed)?;
             // A duplicate is not committed: the state machine finds it again
@@ -317,7 +321,8 @@ impl Inspector {
         let key = &s[i + 1..j];
         if count == 0 {
             if let Some(at) = self.shapes.follow(s, i + 1, j) {
-                self.set_shape(Shape::Follow(at));
+                *shape = Shape::Follow(at);
+                self.set_shape(*shape);
                 return Some(j + 1);
             }
         }
@@ -329,10 +334,12 @@ impl Inspector {
         }
         if count == 0 {
             if let Some(marks) = self.shapes.record(key) {
+                *shape = marks;
                 self.set_shape(marks);
             }
-        } else if shape != Shape::None && !self.shapes.record_key(shape, key) {
+        } else if *shape != Shape::None && !self.shapes.record_key(*shape, key) {
             self.leave_shape(count);
+            *shape = Shape::None;
         }
         Some(j + 1)
     }
