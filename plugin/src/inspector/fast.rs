@@ -318,7 +318,6 @@ impl Inspector {
             // and reports it at the right offset.
             return self.keys.insert(hash, depth, mark).then_some(end);
         }
-        let key = &s[i + 1..j];
         if count == 0 {
             if let Some(at) = self.shapes.follow(s, i + 1, j) {
                 *shape = Shape::Follow(at);
@@ -333,11 +332,11 @@ impl Inspector {
             return None;
         }
         if count == 0 {
-            if let Some(marks) = self.shapes.record(key) {
+            if let Some(marks) = self.shapes.record(s, i + 1, j) {
                 *shape = marks;
                 self.set_shape(marks);
             }
-        } else if *shape != Shape::None && !self.shapes.record_key(*shape, key) {
+        } else if *shape != Shape::None && !self.shapes.record_key(s, i + 1, j) {
             self.leave_shape(count);
             *shape = Shape::None;
         }

@@ -225,34 +225,35 @@ impl Shapes {
         }
     }
 
-    /// Starts recording an object whose first key, `key`, is plain; `None`
-    /// when there is no room.
+    /// Starts recording an object whose first key, `s[from..to]`, is plain;
+    /// `None` when there is no room.
     #[inline(always)]
-    pub(super) fn record(&mut self, key: &[u8]) -> Option<Shape> {
+    pub(super) fn record(&mut self, s: &[u8], from: usize, to: usize) -> Option<Shape> {
         let bytes = u16::try_from(self.recorded.len()).ok()?;
         let keys = u16::try_from(self.recorded_lens.len()).ok()?;
-        let shape = Shape::Record(bytes, keys);
-        self.record_key(shape, key).then_some(shape)
+        self.record_key(s, from, to)
+            .then_some(Shape::Record(bytes, keys))
     }
 
-    /// Adds the next plain key of the object recorded from `marks`; false
-    /// (and nothing recorded) when it does not fit.
+    /// Adds `s[from..to]`, the next plain key of the innermost object being
+    /// recorded; false (and nothing recorded) when the recording stack is
+    /// full. Whether the object's shape fits in a slot is checked when it
+    /// closes.
     #[inline(always)]
-    pub(super) fn record_key(&mut self, marks: Shape, key: &[u8]) -> bool {
-        let Shape::Record(bytes, keys) = marks else {
-            return false;
-        };
-        let own_bytes = self.recorded.len() - usize::from(bytes) + key.len();
-        let own_keys = self.recorded_lens.len() - usize::from(keys) + 1;
-        if own_bytes > MAX_BYTES
-            || own_keys > MAX_KEYS
-            || self.recorded.len() + key.len() > RECORD_BYTES
-            || self.recorded_lens.len() >= RECORD_KEYS
-        {
+    pub(super) fn record_key(&mut self, s: &[u8], from: usize, to: usize) -> bool {
+        let at = self.recorded.len();
+        let len = to - from;
+        if at + len > RECORD_BYTES || self.recorded_lens.len() >= RECORD_KEYS {
             return false;
         }
-        self.recorded.extend_from_slice(key);
-        self.recorded_lens.push(key.len() as u16);
+        if len <= 16 && from + 16 <= s.len() {
+            // One 16-byte copy rather than a call.
+            self.recorded.extend_from_slice(block(s, from));
+            self.recorded.truncate(at + len);
+        } else {
+            self.recorded.extend_from_slice(&s[from..to]);
+        }
+        self.recorded_lens.push(len as u16);
         true
     }
 
@@ -275,7 +276,11 @@ impl Shapes {
         let (bytes, keys) = (usize::from(bytes), usize::from(keys));
         let lens = self.recorded_lens.get(keys..).unwrap_or_default();
         let raw = self.recorded.get(bytes..).unwrap_or_default();
-        if !lens.is_empty() && lens.len() == hashes.len() {
+        if !lens.is_empty()
+            && lens.len() == hashes.len()
+            && lens.len() <= MAX_KEYS
+            && raw.len() <= MAX_BYTES
+        {
             if self.entries.is_empty() {
                 self.entries = vec![Entry::EMPTY; SLOTS];
             }
@@ -331,12 +336,14 @@ impl Shapes {
 mod tests {
     use super::*;
 
+    /// Records an object with `keys` and closes it; false when the
+    /// recording stack ran out.
     fn record(shapes: &mut Shapes, keys: &[&str]) -> bool {
-        let Some(marks) = shapes.record(keys[0].as_bytes()) else {
+        let Some(marks) = shapes.record(&chunk(keys[0]), 0, keys[0].len()) else {
             return false;
         };
         for k in &keys[1..] {
-            if !shapes.record_key(marks, k.as_bytes()) {
+            if !shapes.record_key(&chunk(k), 0, k.len()) {
                 shapes.discard(marks);
                 return false;
             }
@@ -461,18 +468,38 @@ mod tests {
     }
 
     #[test]
-    fn recording_is_bounded() {
+    fn shapes_and_recordings_are_bounded() {
         let mut shapes = Shapes::default();
         let many: Vec<String> = (0..=MAX_KEYS).map(|k| format!("k{k}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(record(&mut shapes, &many[..MAX_KEYS]));
-        assert!(!record(&mut shapes, &many));
+        assert!(follow(&mut shapes, "k0").is_some());
+        shapes.clear();
+        // Recorded, but with one key too many to be kept.
+        assert!(record(&mut shapes, &many));
+        assert_eq!(follow(&mut shapes, "k0"), None);
         let big = "x".repeat(MAX_BYTES / 2);
         let big2 = "y".repeat(MAX_BYTES / 2);
         assert!(record(&mut shapes, &[&big, &big2]));
-        assert!(!record(&mut shapes, &[&big, &big2, "z"]));
-        assert!(shapes.recorded.is_empty() && shapes.recorded_lens.is_empty());
+        assert!(follow(&mut shapes, &big).is_some());
         shapes.clear();
+        assert!(record(&mut shapes, &[&big, &big2, "z"]));
         assert_eq!(follow(&mut shapes, &big), None);
+        // The recording stack holds RECORD_KEYS keys and RECORD_BYTES bytes
+        // over all the objects being recorded.
+        let marks = shapes.record(&chunk("a"), 0, 1).unwrap();
+        for _ in 1..RECORD_KEYS {
+            assert!(shapes.record_key(&chunk("b"), 0, 1));
+        }
+        assert!(!shapes.record_key(&chunk("b"), 0, 1));
+        shapes.discard(marks);
+        let long = "l".repeat(RECORD_BYTES / 4);
+        let marks = shapes.record(&chunk(&long), 0, long.len()).unwrap();
+        for _ in 1..4 {
+            assert!(shapes.record_key(&chunk(&long), 0, long.len()));
+        }
+        assert!(!shapes.record_key(&chunk("b"), 0, 1));
+        shapes.discard(marks);
+        assert!(shapes.recorded.is_empty() && shapes.recorded_lens.is_empty());
     }
 }
