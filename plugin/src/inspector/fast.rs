@@ -325,20 +325,22 @@ impl Inspector {
                 return Some(j + 1);
             }
         }
-        if !self
-            .keys
-            .insert(hash_slice(self.seed, s, i + 1, j), depth, mark)
-        {
+        let hash = hash_slice(self.seed, s, i + 1, j);
+        if !self.keys.insert(hash, depth, mark) {
             return None;
         }
-        if count == 0 {
-            if let Some(marks) = self.shapes.record(s, i + 1, j) {
-                *shape = marks;
-                self.set_shape(marks);
+        match *shape {
+            Shape::None if count == 0 => {
+                if let Some(recording) = self.shapes.record(s, i + 1, j, hash) {
+                    *shape = recording;
+                    self.set_shape(recording);
+                }
             }
-        } else if *shape != Shape::None && !self.shapes.record_key(s, i + 1, j) {
-            self.leave_shape(count);
-            *shape = Shape::None;
+            Shape::Record(at) if !self.shapes.record_key(at, s, i + 1, j, hash) => {
+                self.leave_shape(count);
+                *shape = Shape::None;
+            }
+            _ => {}
         }
         Some(j + 1)
     }

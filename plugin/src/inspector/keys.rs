@@ -180,12 +180,6 @@ impl KeySet {
         self.live.len()
     }
 
-    /// The hashes of the keys held from `mark` on, in insertion order: those
-    /// of the innermost object that opened at `mark`.
-    pub(crate) fn since(&self, mark: usize) -> &[u64] {
-        self.live.get(mark..).unwrap_or_default()
-    }
-
     /// Adds a key hash to the innermost open object, which opened at `mark`
     /// at nesting `depth`; false when it was already there (a duplicate).
     /// The scan compares raw hashes (equal exactly when their fingerprints

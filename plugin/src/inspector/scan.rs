@@ -472,10 +472,7 @@ impl Inspector {
                 match frame.shape {
                     Shape::None => {}
                     Shape::Follow(at) => self.shapes.unpin(at),
-                    Shape::Record(..) => {
-                        let own = self.keys.since(frame.keys_mark);
-                        self.shapes.keep(frame.shape, own);
-                    }
+                    Shape::Record(at) => self.shapes.publish(at),
                 }
                 self.keys.truncate(frame.keys_mark);
             }
@@ -485,7 +482,7 @@ impl Inspector {
 
     /// The innermost object, whose first `matched` keys have been read,
     /// goes back to the duplicate table alone: the keys of a shape it
-    /// followed go into the table, a recording is dropped.
+    /// followed go into the table, a recording is abandoned.
     #[inline(never)]
     pub(super) fn leave_shape(&mut self, matched: u64) {
         let depth = self.frames.len();
@@ -502,7 +499,7 @@ impl Inspector {
                 }
                 self.shapes.unpin(at);
             }
-            marks @ Shape::Record(..) => self.shapes.discard(marks),
+            Shape::Record(at) => self.shapes.abandon(at),
         }
     }
 

@@ -22,10 +22,12 @@
 //! - A shape followed by an open object is *pinned* and never overwritten,
 //!   so those hashes are still there when they are needed.
 //!
+//! - An object is recorded straight into a slot it claims when its first
+//!   key is read; the slot is pinned and holds no shape (nothing can follow
+//!   it) until the object closes and the shape is complete.
+//!
 //! Memory is fixed: [`SLOTS`] shapes of at most [`MAX_KEYS`] keys and
-//! [`MAX_BYTES`] key bytes, and a recording stack of at most
-//! [`RECORD_BYTES`] bytes and [`RECORD_KEYS`] keys; anything bigger is simply
-//! not recorded.
+//! [`MAX_BYTES`] key bytes; a bigger object is simply not recorded.
 
 use super::simd::{block, equal16};
 
@@ -44,10 +46,6 @@ const MAX_CREDIT: u8 = 3;
 const MAX_KEYS: usize = 48;
 /// Key bytes in one shape.
 const MAX_BYTES: usize = 768;
-/// Key bytes being recorded, over all open objects.
-const RECORD_BYTES: usize = 2048;
-/// Keys being recorded, over all open objects.
-const RECORD_KEYS: usize = 256;
 
 /// What an open object is doing with shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,9 +55,9 @@ pub(super) enum Shape {
     /// Its keys so far are the first keys of the shape in this slot, and
     /// are not in the duplicate table.
     Follow(u16),
-    /// Its keys so far are plain and in the duplicate table, and their raw
-    /// bytes are on the recording stack from these marks (bytes, keys).
-    Record(u16, u16),
+    /// Its keys so far are plain and in the duplicate table, and are being
+    /// written to the shape in this slot.
+    Record(u16),
 }
 
 /// One recorded key list.
@@ -72,9 +70,11 @@ struct Entry {
     ends: [u16; MAX_KEYS],
     /// Each key's hash, as the duplicate table takes it.
     hashes: [u64; MAX_KEYS],
-    /// Keys held; 0 is an empty slot.
+    /// Keys held; 0 is an empty slot (or one being recorded).
     len: usize,
-    /// Open objects following this shape.
+    /// Keys written so far by the object being recorded here.
+    filling: usize,
+    /// Open objects following this shape, or 1 while one is recorded here.
     pins: u32,
     /// Raised when an object follows it, lowered when a new shape wants
     /// its place; it is replaced only at zero.
@@ -87,6 +87,7 @@ impl Entry {
         ends: [0; MAX_KEYS],
         hashes: [0; MAX_KEYS],
         len: 0,
+        filling: 0,
         pins: 0,
         credit: 0,
     };
@@ -115,15 +116,11 @@ impl std::fmt::Debug for Entry {
     }
 }
 
-/// The shapes, and the raw keys of the objects being recorded.
+/// The shapes.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Shapes {
     /// Empty until the first recording, then [`SLOTS`] entries.
     entries: Vec<Entry>,
-    /// Raw key bytes of the objects being recorded, innermost last.
-    recorded: Vec<u8>,
-    /// The length of each of those keys.
-    recorded_lens: Vec<u16>,
 }
 
 /// The first slot of the set for a shape whose first key is `key`: from its
@@ -225,91 +222,95 @@ impl Shapes {
         }
     }
 
-    /// Starts recording an object whose first key, `s[from..to]`, is plain;
-    /// `None` when there is no room.
+    /// Starts recording an object whose first key is `s[from..to]` (plain,
+    /// with `hash`) into a slot of its set: an empty one, or one whose shape
+    /// is neither followed now nor of recent use. `None` (and the set's
+    /// shapes lose credit) when there is none.
     #[inline(always)]
-    pub(super) fn record(&mut self, s: &[u8], from: usize, to: usize) -> Option<Shape> {
-        let bytes = u16::try_from(self.recorded.len()).ok()?;
-        let keys = u16::try_from(self.recorded_lens.len()).ok()?;
-        self.record_key(s, from, to)
-            .then_some(Shape::Record(bytes, keys))
+    pub(super) fn record(&mut self, s: &[u8], from: usize, to: usize, hash: u64) -> Option<Shape> {
+        if self.entries.is_empty() {
+            self.entries = vec![Entry::EMPTY; SLOTS];
+        }
+        let set = set_of(s.get(from..to)?);
+        let ways = self.entries.get_mut(set..set + WAYS)?;
+        let way = match ways.iter().position(|e| e.len == 0 && e.pins == 0) {
+            Some(empty) => empty,
+            None => match ways.iter().position(|e| e.pins == 0 && e.credit == 0) {
+                Some(unused) => unused,
+                None => {
+                    for entry in ways.iter_mut() {
+                        entry.credit = entry.credit.saturating_sub(1);
+                    }
+                    return None;
+                }
+            },
+        };
+        let entry = &mut ways[way];
+        entry.len = 0;
+        entry.filling = 0;
+        entry.pins = 1;
+        entry.credit = 0;
+        let at = (set + way) as u16;
+        self.record_key(at, s, from, to, hash)
+            .then_some(Shape::Record(at))
     }
 
-    /// Adds `s[from..to]`, the next plain key of the innermost object being
-    /// recorded; false (and nothing recorded) when the recording stack is
-    /// full. Whether the object's shape fits in a slot is checked when it
-    /// closes.
+    /// Adds `s[from..to]` (plain, with `hash`), the next key of the object
+    /// being recorded into slot `at`; false when the shape would be too big.
     #[inline(always)]
-    pub(super) fn record_key(&mut self, s: &[u8], from: usize, to: usize) -> bool {
-        let at = self.recorded.len();
+    pub(super) fn record_key(
+        &mut self,
+        at: u16,
+        s: &[u8],
+        from: usize,
+        to: usize,
+        hash: u64,
+    ) -> bool {
+        let Some(entry) = self.entries.get_mut(usize::from(at)) else {
+            return false;
+        };
+        let k = entry.filling;
+        let start = if k == 0 {
+            0
+        } else {
+            usize::from(entry.ends[k - 1])
+        };
         let len = to - from;
-        if at + len > RECORD_BYTES || self.recorded_lens.len() >= RECORD_KEYS {
+        if k >= MAX_KEYS || start + len > MAX_BYTES {
             return false;
         }
         if len <= 16 && from + 16 <= s.len() {
-            // One 16-byte copy rather than a call.
-            self.recorded.extend_from_slice(block(s, from));
-            self.recorded.truncate(at + len);
+            // One 16-byte copy rather than a call; `bytes` has room.
+            let dst: &mut [u8; 16] = (&mut entry.bytes[start..start + 16])
+                .try_into()
+                .expect("16 bytes");
+            *dst = *block(s, from);
         } else {
-            self.recorded.extend_from_slice(&s[from..to]);
+            entry.bytes[start..start + len].copy_from_slice(&s[from..to]);
         }
-        self.recorded_lens.push(len as u16);
+        entry.ends[k] = (start + len) as u16;
+        entry.hashes[k] = hash;
+        entry.filling = k + 1;
         true
     }
 
-    /// Drops the recording from `marks` (the innermost one).
-    pub(super) fn discard(&mut self, marks: Shape) {
-        if let Shape::Record(bytes, keys) = marks {
-            self.recorded.truncate(usize::from(bytes));
-            self.recorded_lens.truncate(usize::from(keys));
+    /// The object being recorded into slot `at` closed: its shape is
+    /// complete and can be followed.
+    pub(super) fn publish(&mut self, at: u16) {
+        if let Some(entry) = self.entries.get_mut(usize::from(at)) {
+            entry.len = entry.filling;
+            entry.pins = 0;
         }
     }
 
-    /// The object recorded from `marks` closed, its keys having `hashes`:
-    /// its shape takes an empty slot of its set, or the place of a shape
-    /// there that is neither followed now nor of recent use (and the others
-    /// lose credit).
-    pub(super) fn keep(&mut self, marks: Shape, hashes: &[u64]) {
-        let Shape::Record(bytes, keys) = marks else {
-            return;
-        };
-        let (bytes, keys) = (usize::from(bytes), usize::from(keys));
-        let lens = self.recorded_lens.get(keys..).unwrap_or_default();
-        let raw = self.recorded.get(bytes..).unwrap_or_default();
-        if !lens.is_empty()
-            && lens.len() == hashes.len()
-            && lens.len() <= MAX_KEYS
-            && raw.len() <= MAX_BYTES
-        {
-            if self.entries.is_empty() {
-                self.entries = vec![Entry::EMPTY; SLOTS];
-            }
-            let first = &raw[..usize::from(lens[0]).min(raw.len())];
-            let set = set_of(first);
-            let ways = &mut self.entries[set..set + WAYS];
-            let place = match ways.iter().position(|e| e.len == 0) {
-                Some(empty) => Some(empty),
-                None => ways.iter().position(|e| e.pins == 0 && e.credit == 0),
-            };
-            if place.is_none() {
-                for entry in ways.iter_mut() {
-                    entry.credit = entry.credit.saturating_sub(1);
-                }
-            }
-            if let Some(entry) = place.map(|way| &mut ways[way]) {
-                entry.credit = 0;
-                entry.bytes[..raw.len()].copy_from_slice(raw);
-                let mut end = 0u16;
-                for (k, &len) in lens.iter().enumerate() {
-                    end += len;
-                    entry.ends[k] = end;
-                }
-                entry.hashes[..hashes.len()].copy_from_slice(hashes);
-                entry.len = lens.len();
-            }
+    /// The object being recorded into slot `at` will not be: the slot is
+    /// left empty.
+    pub(super) fn abandon(&mut self, at: u16) {
+        if let Some(entry) = self.entries.get_mut(usize::from(at)) {
+            entry.len = 0;
+            entry.filling = 0;
+            entry.pins = 0;
         }
-        self.recorded.truncate(bytes);
-        self.recorded_lens.truncate(keys);
     }
 
     /// Forgets every shape and recording (a new body: nothing learnt from
@@ -317,18 +318,15 @@ impl Shapes {
     pub(super) fn clear(&mut self) {
         for entry in &mut self.entries {
             entry.len = 0;
+            entry.filling = 0;
             entry.pins = 0;
             entry.credit = 0;
         }
-        self.recorded.clear();
-        self.recorded_lens.clear();
     }
 
     /// Heap bytes held.
     pub(super) fn footprint(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
-            + self.recorded.capacity()
-            + 2 * self.recorded_lens.capacity()
     }
 }
 
@@ -336,20 +334,19 @@ impl Shapes {
 mod tests {
     use super::*;
 
-    /// Records an object with `keys` and closes it; false when the
-    /// recording stack ran out.
+    /// Records an object with `keys` (whose hashes are 100, 101, ...) and
+    /// closes it; false when it found no slot or was too big.
     fn record(shapes: &mut Shapes, keys: &[&str]) -> bool {
-        let Some(marks) = shapes.record(&chunk(keys[0]), 0, keys[0].len()) else {
+        let Some(Shape::Record(at)) = shapes.record(&chunk(keys[0]), 0, keys[0].len(), 100) else {
             return false;
         };
-        for k in &keys[1..] {
-            if !shapes.record_key(&chunk(k), 0, k.len()) {
-                shapes.discard(marks);
+        for (n, k) in keys.iter().enumerate().skip(1) {
+            if !shapes.record_key(at, &chunk(k), 0, k.len(), 100 + n as u64) {
+                shapes.abandon(at);
                 return false;
             }
         }
-        let hashes: Vec<u64> = (0..keys.len() as u64).map(|h| h + 100).collect();
-        shapes.keep(marks, &hashes);
+        shapes.publish(at);
         true
     }
 
@@ -411,33 +408,32 @@ mod tests {
         let mut shapes = Shapes::default();
         assert!(record(&mut shapes, &[&firsts[0], "a"]));
         let at = follow(&mut shapes, &firsts[0]).unwrap();
-        // The set's other ways fill up; then no amount of new shapes
+        // The set's other way fills up; then no amount of new shapes
         // displaces the followed one.
+        assert!(record(&mut shapes, &[&firsts[1], "b"]));
         for _ in 0..10 {
-            for first in &firsts[1..] {
-                assert!(record(&mut shapes, &[first, "b"]));
-            }
+            record(&mut shapes, &[&firsts[WAYS], "b"]);
+            record(&mut shapes, &[&firsts[1], "b"]);
         }
         assert_eq!(shapes.matches(at, 1, &chunk("a"), 0), Some(2));
         shapes.unpin(at);
-        // Both ways in use, with full credit: a new shape must be refused
-        // MAX_CREDIT times before it takes the place of the first one.
-        let newcomer = &firsts[1];
-        for first in [&firsts[0], &firsts[WAYS]] {
+        // Both ways in use, with full credit: a new shape is refused
+        // MAX_CREDIT times before it takes the place of one of them.
+        for first in [&firsts[0], &firsts[1]] {
             for _ in 0..MAX_CREDIT {
                 let at = follow(&mut shapes, first).unwrap();
                 shapes.unpin(at);
             }
         }
+        let newcomer = &firsts[WAYS];
         for _ in 0..MAX_CREDIT {
-            assert!(record(&mut shapes, &[newcomer, "c"]));
-            assert_eq!(follow(&mut shapes, newcomer), None);
+            assert!(!record(&mut shapes, &[newcomer, "c"]));
         }
         assert!(record(&mut shapes, &[newcomer, "c"]));
         let at = follow(&mut shapes, newcomer).unwrap();
         assert_eq!(shapes.matches(at, 1, &chunk("c"), 0), Some(2));
         assert_eq!(follow(&mut shapes, &firsts[0]), None);
-        assert!(follow(&mut shapes, &firsts[WAYS]).is_some());
+        assert!(follow(&mut shapes, &firsts[1]).is_some());
     }
 
     #[test]
@@ -468,38 +464,24 @@ mod tests {
     }
 
     #[test]
-    fn shapes_and_recordings_are_bounded() {
+    fn shapes_are_bounded() {
         let mut shapes = Shapes::default();
         let many: Vec<String> = (0..=MAX_KEYS).map(|k| format!("k{k}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(record(&mut shapes, &many[..MAX_KEYS]));
         assert!(follow(&mut shapes, "k0").is_some());
         shapes.clear();
-        // Recorded, but with one key too many to be kept.
-        assert!(record(&mut shapes, &many));
+        // One key too many: the slot is left empty.
+        assert!(!record(&mut shapes, &many));
         assert_eq!(follow(&mut shapes, "k0"), None);
         let big = "x".repeat(MAX_BYTES / 2);
         let big2 = "y".repeat(MAX_BYTES / 2);
         assert!(record(&mut shapes, &[&big, &big2]));
         assert!(follow(&mut shapes, &big).is_some());
         shapes.clear();
-        assert!(record(&mut shapes, &[&big, &big2, "z"]));
+        assert!(!record(&mut shapes, &[&big, &big2, "z"]));
         assert_eq!(follow(&mut shapes, &big), None);
-        // The recording stack holds RECORD_KEYS keys and RECORD_BYTES bytes
-        // over all the objects being recorded.
-        let marks = shapes.record(&chunk("a"), 0, 1).unwrap();
-        for _ in 1..RECORD_KEYS {
-            assert!(shapes.record_key(&chunk("b"), 0, 1));
-        }
-        assert!(!shapes.record_key(&chunk("b"), 0, 1));
-        shapes.discard(marks);
-        let long = "l".repeat(RECORD_BYTES / 4);
-        let marks = shapes.record(&chunk(&long), 0, long.len()).unwrap();
-        for _ in 1..4 {
-            assert!(shapes.record_key(&chunk(&long), 0, long.len()));
-        }
-        assert!(!shapes.record_key(&chunk("b"), 0, 1));
-        shapes.discard(marks);
-        assert!(shapes.recorded.is_empty() && shapes.recorded_lens.is_empty());
+        // Nothing stays pinned.
+        assert!(shapes.entries.iter().all(|e| e.pins == 0));
     }
 }
