@@ -66,8 +66,8 @@ struct Entry {
     /// The keys end to end, then 16 spare bytes so that a 16-byte load from
     /// any key start stays inside the array.
     bytes: [u8; MAX_BYTES + 16],
-    /// Where each key ends in `bytes`; key `k` starts where `k - 1` ends.
-    ends: [u16; MAX_KEYS],
+    /// Where each key starts and ends in `bytes`.
+    spans: [[u16; 2]; MAX_KEYS],
     /// Each key's hash, as the duplicate table takes it.
     hashes: [u64; MAX_KEYS],
     /// Keys held; 0 is an empty slot (or one being recorded).
@@ -84,7 +84,7 @@ struct Entry {
 impl Entry {
     const EMPTY: Entry = Entry {
         bytes: [0; MAX_BYTES + 16],
-        ends: [0; MAX_KEYS],
+        spans: [[0; 2]; MAX_KEYS],
         hashes: [0; MAX_KEYS],
         len: 0,
         filling: 0,
@@ -98,12 +98,8 @@ impl Entry {
         if k >= self.len {
             return None;
         }
-        let start = if k == 0 {
-            0
-        } else {
-            usize::from(self.ends[k - 1])
-        };
-        Some((start, usize::from(self.ends[k])))
+        let [start, end] = self.spans[k];
+        Some((usize::from(start), usize::from(end)))
     }
 }
 
@@ -270,10 +266,9 @@ impl Shapes {
             return false;
         };
         let k = entry.filling;
-        let start = if k == 0 {
-            0
-        } else {
-            usize::from(entry.ends[k - 1])
+        let start = match k.checked_sub(1) {
+            Some(last) => usize::from(entry.spans[last][1]),
+            None => 0,
         };
         let len = to - from;
         if k >= MAX_KEYS || start + len > MAX_BYTES {
@@ -288,7 +283,7 @@ impl Shapes {
         } else {
             entry.bytes[start..start + len].copy_from_slice(&s[from..to]);
         }
-        entry.ends[k] = (start + len) as u16;
+        entry.spans[k] = [start as u16, (start + len) as u16];
         entry.hashes[k] = hash;
         entry.filling = k + 1;
         true
