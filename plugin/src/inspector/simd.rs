@@ -33,6 +33,14 @@ pub(super) fn non_spaces16(b: &Block) -> u32 {
     imp::non_spaces16(b)
 }
 
+/// Bytes other than JSON whitespace (space, `\n`, `\r`, `\t`): where a
+/// gap between tokens ends.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+#[inline(always)]
+pub(super) fn non_whitespace16(b: &Block) -> u32 {
+    imp::non_whitespace16(b)
+}
+
 /// Lanes where `a` and `b` hold the same byte: comparing a key with a
 /// recorded one sixteen bytes at a time.
 #[inline(always)]
@@ -109,6 +117,23 @@ mod imp {
     }
 
     #[inline(always)]
+    pub(super) fn non_whitespace16(b: &Block) -> u32 {
+        // SAFETY: as above.
+        let ws = unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            let space = _mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8));
+            let newline = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+            let cr = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\r' as i8));
+            let tab = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\t' as i8));
+            _mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(space, newline),
+                _mm_or_si128(cr, tab),
+            )) as u32
+        };
+        ws ^ 0xFFFF
+    }
+
+    #[inline(always)]
     pub(super) fn equal16(a: &Block, b: &Block) -> u32 {
         // SAFETY: as above, for both blocks.
         unsafe {
@@ -182,6 +207,16 @@ mod imp {
     }
 
     #[inline(always)]
+    pub(super) fn non_whitespace16(b: &Block) -> u32 {
+        let v = load(b);
+        let ws = v128_or(
+            v128_or(i8x16_eq(v, splat(b' ')), i8x16_eq(v, splat(b'\n'))),
+            v128_or(i8x16_eq(v, splat(b'\r')), i8x16_eq(v, splat(b'\t'))),
+        );
+        u32::from(i8x16_bitmask(ws)) ^ 0xFFFF
+    }
+
+    #[inline(always)]
     pub(super) fn non_spaces16(b: &Block) -> u32 {
         u32::from(i8x16_bitmask(i8x16_eq(load(b), splat(b' ')))) ^ 0xFFFF
     }
@@ -219,6 +254,12 @@ mod imp {
 
     pub(super) fn string_specials16(b: &Block) -> u32 {
         compress(string_specials(load8(b, 0))) | compress(string_specials(load8(b, 8))) << 8
+    }
+
+    pub(super) fn non_whitespace16(b: &Block) -> u32 {
+        b.iter().enumerate().fold(0, |m, (k, &c)| {
+            m | u32::from(!matches!(c, b' ' | b'\n' | b'\r' | b'\t')) << k
+        })
     }
 
     pub(super) fn equal16(a: &Block, b: &Block) -> u32 {
@@ -262,6 +303,11 @@ mod tests {
                         string_specials16(&b),
                         reference(&b, is_string_special),
                         "specials, byte {c:#x} in lane {lane} among {fill:#x}"
+                    );
+                    assert_eq!(
+                        non_whitespace16(&b),
+                        reference(&b, |c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t')),
+                        "whitespace, byte {c:#x} in lane {lane} among {fill:#x}"
                     );
                     let other = [fill; 16];
                     assert_eq!(
