@@ -647,20 +647,42 @@ fn a_recycled_inspector_starts_clean_whatever_the_last_request_left() {
     // Requests that stop mid-string, mid-escape, deep inside objects, or
     // at a violation; each is followed by bodies that must pass exactly as
     // they would on a fresh inspector.
-    let leftovers: [&[u8]; 5] = [
+    // Some stop while an object follows a recorded shape and another is
+    // being recorded (see `inspector/shapes.rs`).
+    let leftovers: [&[u8]; 7] = [
         br#"{"a":{"b":["x"#,
         br#"{"a":"\u00"#,
         br#"{"a":1,"a":2}"#,
         br#"{"a":1,"b":2,"c":3}"#,
         br#"[[[[{"k":"#,
+        br#"[{"a":1,"b":2},{"a":1,"b":{"c":"#,
+        br#"[{"a":1,"b":2},{"a":1,"a":2}]"#,
     ];
     for leftover in leftovers {
         let first = drive(&p, &mut host, &json, &[leftover], false);
         assert!(first.status().is_some(), "{first:?}");
-        for good in [&br#"{"a":1,"b":2}"#[..], br#"{"k":"v"}"#, b"[1]"] {
+        let good: [&[u8]; 4] = [
+            br#"{"a":1,"b":2}"#,
+            br#"{"k":"v"}"#,
+            b"[1]",
+            br#"[{"a":1,"b":2},{"a":1,"b":2}]"#,
+        ];
+        for good in good {
             let run = drive(&p, &mut host, &json, &[good], false);
             assert_eq!(run.status(), None, "after {leftover:?}: {run:?}");
         }
+        let repeated = drive(
+            &p,
+            &mut host,
+            &json,
+            &[br#"[{"a":1,"b":2},{"a":1,"a":2}]"#],
+            false,
+        );
+        assert_eq!(
+            repeated.status(),
+            Some(400),
+            "after {leftover:?}: {repeated:?}"
+        );
     }
 }
 
