@@ -21,7 +21,6 @@
 //!   into the duplicate table, and the object carries on the ordinary way.
 //! - A shape followed by an open object is *pinned* and never overwritten,
 //!   so those hashes are still there when they are needed.
-//!
 //! - An object is recorded straight into a slot it claims when its first
 //!   key is read; the slot is pinned and holds no shape (nothing can follow
 //!   it) until the object closes and the shape is complete.
@@ -247,8 +246,12 @@ impl Shapes {
         entry.pins = 1;
         entry.credit = 0;
         let at = (set + way) as u16;
-        self.record_key(at, s, from, to, hash)
-            .then_some(Shape::Record(at))
+        if self.record_key(at, s, from, to, hash) {
+            Some(Shape::Record(at))
+        } else {
+            self.abandon(at);
+            None
+        }
     }
 
     /// Adds `s[from..to]` (plain, with `hash`), the next key of the object
@@ -476,6 +479,9 @@ mod tests {
         shapes.clear();
         assert!(!record(&mut shapes, &[&big, &big2, "z"]));
         assert_eq!(follow(&mut shapes, &big), None);
+        // A first key too long for any shape claims no slot for good.
+        let huge = "h".repeat(MAX_BYTES + 1);
+        assert_eq!(shapes.record(&chunk(&huge), 0, huge.len(), 1), None);
         // Nothing stays pinned.
         assert!(shapes.entries.iter().all(|e| e.pins == 0));
     }
