@@ -190,6 +190,17 @@ impl Shapes {
         let same = if len <= 16 && from + 16 <= s.len() {
             let want = (1u32 << len) - 1;
             equal16(block(s, from), block(&entry.bytes, start)) & want == want
+        } else if len <= 32 && from + 32 <= s.len() {
+            // Two compares, the second with the spare bytes after the
+            // shape's keys.
+            let want = if len == 32 {
+                u32::MAX
+            } else {
+                (1u32 << len) - 1
+            };
+            let low = equal16(block(s, from), block(&entry.bytes, start));
+            let high = equal16(block(s, from + 16), block(&entry.bytes, start + 16));
+            (low | high << 16) & want == want
         } else {
             same_bytes(s, from, len, &entry.bytes[start..])
         };
