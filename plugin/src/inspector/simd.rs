@@ -41,6 +41,12 @@ pub(super) fn non_whitespace16(b: &Block) -> u32 {
     imp::non_whitespace16(b)
 }
 
+/// Bytes other than ASCII digits: where a run of digits in a number ends.
+#[inline(always)]
+pub(super) fn non_digits16(b: &Block) -> u32 {
+    imp::non_digits16(b)
+}
+
 /// Lanes where `a` and `b` hold the same byte: comparing a key with a
 /// recorded one sixteen bytes at a time.
 #[inline(always)]
@@ -99,8 +105,8 @@ pub(super) fn plain_run(s: &[u8], mut i: usize, stop: usize) -> usize {
 mod imp {
     use super::Block;
     use core::arch::x86_64::{
-        _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-        _mm_or_si128, _mm_set1_epi8,
+        _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_min_epu8,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8, _mm_sub_epi8,
     };
 
     #[inline(always)]
@@ -114,6 +120,21 @@ mod imp {
             let low_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
             _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), low_or_high)) as u32
         }
+    }
+
+    #[inline(always)]
+    pub(super) fn non_digits16(b: &Block) -> u32 {
+        // SAFETY: as above. Digits become 0..=9 after the subtraction
+        // (wrapping); a lane is a digit when its unsigned minimum with 9 is
+        // itself.
+        let digits = unsafe {
+            let v = _mm_sub_epi8(
+                _mm_loadu_si128(b.as_ptr().cast()),
+                _mm_set1_epi8(b'0' as i8),
+            );
+            _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(9)), v)) as u32
+        };
+        digits ^ 0xFFFF
     }
 
     #[inline(always)]
@@ -174,8 +195,8 @@ mod imp {
 mod imp {
     use super::Block;
     use core::arch::wasm32::{
-        i8x16_all_true, i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, v128, v128_and, v128_load,
-        v128_or,
+        i8x16_all_true, i8x16_bitmask, i8x16_eq, i8x16_lt, i8x16_splat, i8x16_sub, u8x16_lt, v128,
+        v128_and, v128_load, v128_or,
     };
 
     #[inline(always)]
@@ -204,6 +225,12 @@ mod imp {
     #[inline(always)]
     pub(super) fn equal16(a: &Block, b: &Block) -> u32 {
         u32::from(i8x16_bitmask(i8x16_eq(load(a), load(b))))
+    }
+
+    #[inline(always)]
+    pub(super) fn non_digits16(b: &Block) -> u32 {
+        let digits = u8x16_lt(i8x16_sub(load(b), splat(b'0')), splat(10));
+        u32::from(i8x16_bitmask(digits)) ^ 0xFFFF
     }
 
     #[inline(always)]
@@ -256,6 +283,12 @@ mod imp {
         compress(string_specials(load8(b, 0))) | compress(string_specials(load8(b, 8))) << 8
     }
 
+    pub(super) fn non_digits16(b: &Block) -> u32 {
+        b.iter()
+            .enumerate()
+            .fold(0, |m, (k, &c)| m | u32::from(!c.is_ascii_digit()) << k)
+    }
+
     pub(super) fn non_whitespace16(b: &Block) -> u32 {
         b.iter().enumerate().fold(0, |m, (k, &c)| {
             m | u32::from(!matches!(c, b' ' | b'\n' | b'\r' | b'\t')) << k
@@ -296,7 +329,7 @@ mod tests {
     fn masks_agree_with_the_byte_tests_for_every_byte_in_every_lane() {
         for c in 0..=255u8 {
             for lane in 0..16 {
-                for fill in [b'a', b' ', b'"', 0xC3] {
+                for fill in [b'a', b' ', b'"', 0xC3, b'5'] {
                     let mut b = [fill; 16];
                     b[lane] = c;
                     assert_eq!(
@@ -308,6 +341,11 @@ mod tests {
                         non_whitespace16(&b),
                         reference(&b, |c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t')),
                         "whitespace, byte {c:#x} in lane {lane} among {fill:#x}"
+                    );
+                    assert_eq!(
+                        non_digits16(&b),
+                        reference(&b, |c| !c.is_ascii_digit()),
+                        "digits, byte {c:#x} in lane {lane} among {fill:#x}"
                     );
                     let other = [fill; 16];
                     assert_eq!(

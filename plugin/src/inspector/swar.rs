@@ -8,7 +8,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 use super::simd::non_whitespace16;
-use super::simd::{block, non_spaces16};
+use super::simd::{block, non_digits16, non_spaces16};
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -54,6 +54,15 @@ fn non_digits(w: u64) -> u64 {
 /// (`s.len()` if none).
 #[inline(always)]
 pub(super) fn skip_digits(s: &[u8], mut i: usize) -> usize {
+    // Sixteen at a time where the chunk allows: most runs (a fraction, an
+    // id) end within one step.
+    while i + 16 <= s.len() {
+        let m = non_digits16(block(s, i));
+        if m != 0 {
+            return i + m.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
     while i + 8 <= s.len() {
         let m = non_digits(load8(s, i));
         if m != 0 {
@@ -164,12 +173,16 @@ mod tests {
 
     #[test]
     fn skip_digits_stops_at_the_first_non_digit() {
-        for b in 0..=255u8 {
-            for at in 0..12 {
-                let mut s = b"012345678901".to_vec();
-                s[at] = b;
-                let want = if b.is_ascii_digit() { s.len() } else { at };
-                assert_eq!(skip_digits(&s, 0), want, "byte {b:#x} at {at}");
+        // Lengths around the 8- and 16-byte steps, a byte of every value at
+        // every position.
+        for len in [12, 16, 17, 31, 33, 40] {
+            for b in 0..=255u8 {
+                for at in 0..len {
+                    let mut s: Vec<u8> = (0..len).map(|k| b'0' + (k % 10) as u8).collect();
+                    s[at] = b;
+                    let want = if b.is_ascii_digit() { s.len() } else { at };
+                    assert_eq!(skip_digits(&s, 0), want, "byte {b:#x} at {at} of {len}");
+                }
             }
         }
     }
