@@ -1,6 +1,8 @@
 //! Word-at-a-time helpers: eight bytes per step through string bodies,
-//! indentation and digit runs, shared by the fast path and the state machine
-//! (indentation in wasm goes sixteen bytes a step, with `simd`).
+//! indentation and digit runs, shared by the fast path and the state machine.
+//! Gaps between tokens and digit runs first take a sixteen-byte step with
+//! `simd` where the chunk allows, and fall back to words and bytes near its
+//! end.
 //!
 //! Every mask here is exact in its *lowest* flagged lane (borrows and carries
 //! can only disturb lanes above a true hit), so `trailing_zeros() / 8` is the
