@@ -387,6 +387,21 @@ fn inspect_in_chunks(limits: &Limits, body: &[u8], cuts: &[usize]) -> Result<(),
     ins.finish()
 }
 
+/// The verdict on `doc` under `limits` is the same whole, cut at `cuts`,
+/// and one byte per chunk (where no token is ever whole in a chunk, so the
+/// reference state machine reads everything and the fast path nothing).
+fn same_verdict_for_any_chunking(
+    limits: &Limits,
+    doc: &[u8],
+    cuts: &[usize],
+) -> Result<(), TestCaseError> {
+    let whole = inspect_in_chunks(limits, doc, &[]);
+    prop_assert_eq!(&inspect_in_chunks(limits, doc, cuts), &whole);
+    let bytewise: Vec<usize> = (1..doc.len()).collect();
+    prop_assert_eq!(&inspect_in_chunks(limits, doc, &bytewise), &whole);
+    Ok(())
+}
+
 /// Fails on a key repeated within one object, after serde's decoding.
 struct NoDuplicates;
 
@@ -446,10 +461,7 @@ proptest! {
         doc in document(),
         cuts in prop::collection::vec(any::<usize>(), 0..12),
     ) {
-        let whole = inspect_in_chunks(&Limits::default(), &doc, &[]);
-        prop_assert_eq!(inspect_in_chunks(&Limits::default(), &doc, &cuts), whole);
-        let bytewise: Vec<usize> = (1..doc.len()).collect();
-        prop_assert_eq!(inspect_in_chunks(&Limits::default(), &doc, &bytewise), whole);
+        same_verdict_for_any_chunking(&Limits::default(), &doc, &cuts)?;
     }
 
     /// Tight limits too: limit violations are split-invariant.
@@ -468,12 +480,7 @@ proptest! {
             max_string_bytes: Some(small + 1),
             max_number_chars: Some(small + 2),
         };
-        let whole = inspect_in_chunks(&limits, &doc, &[]);
-        prop_assert_eq!(inspect_in_chunks(&limits, &doc, &cuts), whole);
-        // One byte at a time no token is ever whole in a chunk, so this
-        // compares the fast path with the reference state machine.
-        let bytewise: Vec<usize> = (1..doc.len()).collect();
-        prop_assert_eq!(inspect_in_chunks(&limits, &doc, &bytewise), whole);
+        same_verdict_for_any_chunking(&limits, &doc, &cuts)?;
     }
 
     /// The fast path (whole chunks) and the reference state machine (one
@@ -485,7 +492,6 @@ proptest! {
         cuts in prop::collection::vec(any::<usize>(), 0..8),
         tight in 1u64..40,
     ) {
-        let bytewise: Vec<usize> = (1..doc.len()).collect();
         let near = Limits {
             max_body_bytes: Some(doc.len() as u64 - tight.min(doc.len() as u64) / 8),
             max_depth: Some(2 + tight % 3),
@@ -496,9 +502,7 @@ proptest! {
             max_number_chars: Some(5 + tight / 2),
         };
         for limits in [Limits::default(), near] {
-            let whole = inspect_in_chunks(&limits, &doc, &[]);
-            prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &bytewise), &whole);
-            prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &cuts), &whole);
+            same_verdict_for_any_chunking(&limits, &doc, &cuts)?;
         }
     }
 
@@ -529,16 +533,13 @@ proptest! {
         if let Err(v) = whole {
             prop_assert_eq!(v.kind, ViolationKind::DuplicateKey);
         }
-        let bytewise: Vec<usize> = (1..doc.len()).collect();
         let near = Limits {
             max_key_bytes: Some(tight),
             max_object_entries: Some(tight / 2 + 1),
             ..limits
         };
         for limits in [limits, near] {
-            let whole = inspect_in_chunks(&limits, &doc, &[]);
-            prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &bytewise), &whole);
-            prop_assert_eq!(&inspect_in_chunks(&limits, &doc, &cuts), &whole);
+            same_verdict_for_any_chunking(&limits, &doc, &cuts)?;
         }
     }
 

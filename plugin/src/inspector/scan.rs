@@ -450,10 +450,14 @@ impl Inspector {
             return Ok(self.after_value());
         }
         if self.check_duplicates {
-            // The key now being ended was counted when it began.
-            let matched = self.frames.last().map_or(0, |f| f.count.saturating_sub(1));
-            self.leave_shape(matched);
-            let mark = self.frames.last().map_or(0, |f| f.keys_mark);
+            let (shape, count, mark) = self
+                .frames
+                .last()
+                .map_or((Shape::None, 0, 0), |f| (f.shape, f.count, f.keys_mark));
+            if shape != Shape::None {
+                // The key now being ended was counted when it began.
+                self.leave_shape(count.saturating_sub(1));
+            }
             if !self
                 .keys
                 .insert(self.key_hash.finish(), self.frames.len(), mark)

@@ -30,8 +30,10 @@
 
 use super::simd::{block, equal16};
 
-/// Shapes kept: sets chosen by the first key, of [`WAYS`] shapes each.
+/// Shapes kept: sets chosen by the first key (the top bits of a product,
+/// so a power of two), of [`WAYS`] shapes each.
 const SETS: usize = 8;
+const _: () = assert!(SETS.is_power_of_two() && SETS > 1);
 /// Shapes in one set, so that two shapes whose first keys pick the same
 /// set (`"areas"` holding `"areaId"` objects in citm_catalog) do not evict
 /// each other at every object.
@@ -131,7 +133,7 @@ fn set_of(key: &[u8]) -> usize {
         ^ byte(1) << 16
         ^ byte(n.wrapping_sub(2)) << 24
         ^ byte(n.wrapping_sub(1)) << 32;
-    let set = (w.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61) as usize % SETS;
+    let set = (w.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SETS.ilog2())) as usize;
     set * WAYS
 }
 

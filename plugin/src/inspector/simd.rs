@@ -34,8 +34,9 @@ pub(super) fn non_spaces16(b: &Block) -> u32 {
 }
 
 /// Bytes other than JSON whitespace (space, `\n`, `\r`, `\t`): where a
-/// gap between tokens ends.
-#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+/// gap between tokens ends. Native only: wasm skips indentation its own way
+/// (`swar::short_gap`).
+#[cfg(not(target_arch = "wasm32"))]
 #[inline(always)]
 pub(super) fn non_whitespace16(b: &Block) -> u32 {
     imp::non_whitespace16(b)
@@ -231,16 +232,6 @@ mod imp {
     pub(super) fn non_digits16(b: &Block) -> u32 {
         let digits = u8x16_lt(i8x16_sub(load(b), splat(b'0')), splat(10));
         u32::from(i8x16_bitmask(digits)) ^ 0xFFFF
-    }
-
-    #[inline(always)]
-    pub(super) fn non_whitespace16(b: &Block) -> u32 {
-        let v = load(b);
-        let ws = v128_or(
-            v128_or(i8x16_eq(v, splat(b' ')), i8x16_eq(v, splat(b'\n'))),
-            v128_or(i8x16_eq(v, splat(b'\r')), i8x16_eq(v, splat(b'\t'))),
-        );
-        u32::from(i8x16_bitmask(ws)) ^ 0xFFFF
     }
 
     #[inline(always)]
