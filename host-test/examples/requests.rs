@@ -9,12 +9,14 @@
 //! ```
 //!
 //! The difference between the counts for N + 1000 and N requests, divided by
-//! 1000, is the cost of one. The body is the generated 1 KiB API body, or
-//! `--body TEXT`. The plugin is the workspace build (or `JSON_SANITIZER_WASM`).
+//! 1000, is the cost of one. The body is the generated 1 KiB API body,
+//! `--body TEXT` or `--body-file PATH` (sent in 64 KiB chunks). The plugin is the workspace build (or `JSON_SANITIZER_WASM`).
 
 use anyhow::{bail, Context as _, Result};
 use json_sanitizer_host::workload::{api_body, permissive_config};
 use json_sanitizer_host::{engine, Host, Request};
+
+const USAGE: &str = "usage: requests N [--body TEXT | --body-file PATH]";
 
 fn main() {
     if let Err(e) = run() {
@@ -27,13 +29,16 @@ fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args
         .first()
-        .context("usage: requests N [--body TEXT]")?
+        .context(USAGE)?
         .parse()
         .context("N must be a number of requests")?;
     let body = match (args.get(1).map(String::as_str), args.get(2)) {
         (None, _) => api_body(1024),
         (Some("--body"), Some(text)) => text.clone().into_bytes(),
-        _ => bail!("usage: requests N [--body TEXT]"),
+        (Some("--body-file"), Some(path)) => {
+            std::fs::read(path).with_context(|| format!("cannot read {path}"))?
+        }
+        _ => bail!(USAGE),
     };
     let module = engine::plugin_module()?;
     let host = Host::builder(module).config(permissive_config()).build()?;

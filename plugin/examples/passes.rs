@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The difference between the counts for N and N + 2 passes, halved, is the
-//! cost of one pass. `passes INPUT N serde` measures serde_json instead, and
+//! cost of one pass. INPUT is one of the benchmark inputs or a JSON file. `passes INPUT N serde` measures serde_json instead, and
 //! `passes INPUT N chunks` the inspector fed 4 KiB at a time.
 
 use json_sanitizer::inspector::{Inspector, JsonOptions};
@@ -22,7 +22,7 @@ mod support;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage =
-        "usage: passes INPUT N [serde|chunks]   (INPUT: twitter, citm_catalog, canada, api_1k, api_64k)";
+        "usage: passes INPUT N [serde|chunks]   (INPUT: twitter, citm_catalog, canada, api_1k, api_64k, or a file)";
     let (Some(name), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<usize>())) else {
         eprintln!("error: {usage}");
         std::process::exit(2);
@@ -36,9 +36,16 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let Some((_, bytes)) = inputs().into_iter().find(|(input, _)| input == name) else {
-        eprintln!("error: no input named `{name}`; {usage}");
-        std::process::exit(2);
+    let named = inputs().into_iter().find(|(input, _)| input == name);
+    let bytes = match named {
+        Some((_, bytes)) => bytes,
+        None => match std::fs::read(name) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                eprintln!("error: no input named `{name}`, and no such file ({e}); {usage}");
+                std::process::exit(2);
+            }
+        },
     };
     let mut inspector = Inspector::new(&limits(), &JsonOptions::default());
     for _ in 0..n {

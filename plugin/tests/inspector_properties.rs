@@ -281,11 +281,42 @@ const SHAPE_KEYS: &[&str] = &[
     "\u{1F600}",
 ];
 
+/// The whitespace of a [`shaped_document`]: random, or as a pretty-printer
+/// lays it out, `indent` spaces a level, so that the objects at one depth
+/// repeat their members' leads (comma, whitespace, key, colon) byte for
+/// byte and the same shape at another depth does not.
+#[derive(Clone, Copy)]
+enum Layout {
+    Random,
+    Pretty(usize),
+}
+
+impl Layout {
+    /// Whitespace before a line at `level`.
+    fn line(self, c: &mut Choices, level: u32, out: &mut Vec<u8>) {
+        match self {
+            Layout::Random => c.ws(out),
+            Layout::Pretty(indent) => {
+                out.push(b'\n');
+                out.extend(std::iter::repeat_n(b' ', indent * level as usize));
+            }
+        }
+    }
+
+    /// Whitespace after a colon.
+    fn after_colon(self, c: &mut Choices, out: &mut Vec<u8>) {
+        match self {
+            Layout::Random => c.ws(out),
+            Layout::Pretty(_) => out.push(b' '),
+        }
+    }
+}
+
 /// One object of a run of objects of the same shape: `base`'s keys, or now
 /// and then a variation of them (cut short, one more key, one key replaced
 /// or two swapped, which may repeat a key), with nested objects of the same
 /// or another shape as values.
-fn shaped_object(c: &mut Choices, base: &[usize], depth: u32, out: &mut Vec<u8>) {
+fn shaped_object(c: &mut Choices, layout: Layout, base: &[usize], depth: u32, out: &mut Vec<u8>) {
     let mut keys = base.to_vec();
     match c.pick(12) {
         0 => keys.truncate(c.pick(keys.len() as u64 + 1) as usize),
@@ -305,7 +336,7 @@ fn shaped_object(c: &mut Choices, base: &[usize], depth: u32, out: &mut Vec<u8>)
         if n > 0 {
             out.push(b',');
         }
-        c.ws(out);
+        layout.line(c, depth + 2, out);
         if c.pick(8) == 0 {
             render_str(SHAPE_KEYS[k], c, out);
         } else {
@@ -314,8 +345,8 @@ fn shaped_object(c: &mut Choices, base: &[usize], depth: u32, out: &mut Vec<u8>)
             out.push(b'"');
         }
         out.push(b':');
-        c.ws(out);
-        match c.pick(5) {
+        layout.after_colon(c, out);
+        match c.pick(6) {
             0 if depth < 3 => {
                 // The parent's shape (same first key) or a shape of its own.
                 let inner: Vec<usize> = if c.pick(2) == 0 {
@@ -324,23 +355,24 @@ fn shaped_object(c: &mut Choices, base: &[usize], depth: u32, out: &mut Vec<u8>)
                     shape_keys(c)
                 };
                 if c.pick(2) == 0 {
-                    shaped_object(c, &inner, depth + 1, out);
+                    shaped_object(c, layout, &inner, depth + 1, out);
                 } else {
                     out.push(b'[');
                     for m in 0..=c.pick(3) {
                         if m > 0 {
                             out.push(b',');
                         }
-                        shaped_object(c, &inner, depth + 1, out);
+                        shaped_object(c, layout, &inner, depth + 1, out);
                     }
                     out.push(b']');
                 }
             }
             1 => out.extend_from_slice(b"\"text\""),
+            2 => out.extend_from_slice([&b"[]"[..], b"[1, 2]", b"[\"a\",{}]"][c.pick(3) as usize]),
             _ => out.extend_from_slice(c.pick(1000).to_string().as_bytes()),
         }
     }
-    c.ws(out);
+    layout.line(c, depth + 1, out);
     out.push(b'}');
 }
 
@@ -356,11 +388,16 @@ fn shape_keys(c: &mut Choices) -> Vec<usize> {
     keys
 }
 
-/// An array of objects that mostly repeat one or two shapes: the input
-/// the shape cache is for, with the duplicates it must still find.
+/// An array of objects that mostly repeat one or two shapes, compact,
+/// pretty-printed or with random whitespace: the input the shape cache is
+/// for, with the duplicates it must still find.
 fn shaped_document() -> impl Strategy<Value = Vec<u8>> {
     (any::<u64>(), 1usize..24).prop_map(|(seed, n)| {
         let mut c = Choices(seed | 1);
+        let layout = match c.pick(3) {
+            0 => Layout::Random,
+            _ => Layout::Pretty(c.pick(9) as usize),
+        };
         let shapes = [shape_keys(&mut c), shape_keys(&mut c)];
         let mut out = b"[".to_vec();
         for k in 0..n {
@@ -368,7 +405,7 @@ fn shaped_document() -> impl Strategy<Value = Vec<u8>> {
                 out.push(b',');
             }
             let base = &shapes[usize::from(c.pick(4) == 0)];
-            shaped_object(&mut c, base, 0, &mut out);
+            shaped_object(&mut c, layout, base, 0, &mut out);
         }
         out.push(b']');
         out

@@ -15,7 +15,7 @@
 
 use super::keys::{hash_slice, KeyHasher};
 use super::scan::hex_value;
-use super::shapes::Shape;
+use super::shapes::{Shape, LEADS};
 use super::simd::plain_run;
 use super::swar::{skip_digits, skip_ws};
 use super::utf8;
@@ -142,15 +142,29 @@ impl Inspector {
         let mut count = top.count;
         let mut shape = top.shape;
         let depth = self.frames.len();
+        let mut leads = LEADS;
         let step = loop {
+            // Where the lead of this member (see `shapes.rs`) starts, when
+            // all of it is read here.
+            let mut lead = usize::MAX;
             if st == State::AfterValue {
-                i = skip_ws(s, i);
-                match s.get(i) {
-                    Some(b',') => st = State::Key,
-                    Some(b'}') => break self.fast_close(i),
-                    _ => break Step::Stop(i, st),
+                if let (Shape::Follow(at), true) = (shape, leads) {
+                    let missed;
+                    (i, count, st, missed) = self.follow_members(s, i, count, at);
+                    // A lead that differs (the same shape at another
+                    // indentation) is not tried again for this object.
+                    leads = !missed;
                 }
-                i += 1;
+                if st == State::AfterValue {
+                    lead = i;
+                    i = skip_ws(s, i);
+                    match s.get(i) {
+                        Some(b',') => st = State::Key,
+                        Some(b'}') => break self.fast_close(i),
+                        _ => break Step::Stop(i, st),
+                    }
+                    i += 1;
+                }
             }
             if st == State::Key || st == State::ObjectFirst {
                 i = skip_ws(s, i);
@@ -173,6 +187,9 @@ impl Inspector {
                 }
                 i += 1;
                 st = State::Value;
+                if let (Shape::Follow(at), true) = (shape, leads && lead != usize::MAX) {
+                    self.shapes.add_lead(at, count - 1, s, lead, i);
+                }
             }
             i = skip_ws(s, i);
             let Some(&b) = s.get(i) else {
@@ -343,6 +360,46 @@ impl Inspector {
             _ => {}
         }
         Some(j + 1)
+    }
+
+    /// Members of the innermost object, which follows shape `at` and has
+    /// `count` members so far, from `s[i]` just after a value: as long as
+    /// the next member's lead is the shape's and its value is a scalar, the
+    /// member is taken in one compare and one scalar. Returns where it
+    /// stopped, the new count, the state there (`AfterValue` before a lead
+    /// it could not take, `Value` before a value that is not a scalar) and
+    /// whether the shape had a lead there that differs.
+    #[inline(always)]
+    fn follow_members(
+        &self,
+        s: &[u8],
+        mut i: usize,
+        mut count: u64,
+        at: u16,
+    ) -> (usize, u64, State, bool) {
+        let Some(entry) = self.shapes.entry(at) else {
+            return (i, count, State::AfterValue, false);
+        };
+        // No limit check: a shape's keys were all counted within
+        // `max_object_entries` when it was recorded, under the same limits.
+        let last = entry.len();
+        debug_assert!(last <= self.bounds.entries);
+        while count < last {
+            let end = match entry.lead(count, s, i) {
+                Ok(end) => end,
+                Err(missed) => return (i, count, State::AfterValue, missed),
+            };
+            count += 1;
+            i = skip_ws(s, end);
+            let Some(&b) = s.get(i) else {
+                return (i, count, State::Value, false);
+            };
+            match self.value_end(s, i, b) {
+                Some(end) => i = end,
+                None => return (i, count, State::Value, false),
+            }
+        }
+        (i, count, State::AfterValue, false)
     }
 
     /// Sets the innermost frame's shape.

@@ -496,7 +496,8 @@ impl Inspector {
         match std::mem::replace(&mut frame.shape, Shape::None) {
             Shape::None => {}
             Shape::Follow(at) => {
-                for &hash in self.shapes.hashes(at, matched) {
+                let hashes = self.shapes.entry(at).map_or(&[][..], |e| e.hashes(matched));
+                for &hash in hashes {
                     // Distinct by construction: the shape's keys are.
                     let fresh = self.keys.insert(hash, depth, frame.keys_mark);
                     debug_assert!(fresh);

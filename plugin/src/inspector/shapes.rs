@@ -25,8 +25,18 @@
 //!   key is read; the slot is pinned and holds no shape (nothing can follow
 //!   it) until the object closes and the shape is complete.
 //!
+//! Leads (native builds only, see [`LEADS`]): the first object to follow a
+//! shape also keeps, for each of its members, the raw bytes from the end of
+//! the value before it to its colon (`,\n    "id":`). Later objects take a
+//! member whose bytes there are the same with one compare, then read its
+//! value: the same bytes are the same comma, whitespace, key and colon, so
+//! the member is exactly the shape's key `k`, as above. A lead that differs
+//! (the same shape at another indentation) ends the use of leads for that
+//! object; its keys still follow the shape one by one.
+//!
 //! Memory is fixed: [`SLOTS`] shapes of at most [`MAX_KEYS`] keys and
-//! [`MAX_BYTES`] key bytes; a bigger object is simply not recorded.
+//! [`MAX_BYTES`] key and lead bytes; a bigger object is simply not
+//! recorded, and a lead that does not fit is not kept.
 
 use super::simd::{block, equal16};
 
@@ -45,8 +55,23 @@ const SLOTS: usize = SETS * WAYS;
 const MAX_CREDIT: u8 = 3;
 /// Keys in one shape.
 const MAX_KEYS: usize = 48;
-/// Key bytes in one shape.
-const MAX_BYTES: usize = 768;
+/// Whether followed objects use their shape's leads. Natively they take
+/// 6-15% off the corpus and 64 KiB API bodies. In wasm they cost more than
+/// they save: Cranelift keeps the extra state of the object loop on the
+/// stack, which slows every member (+5% per 1 KiB request even with no lead
+/// ever used), so there they are compiled out.
+pub(super) const LEADS: bool = !cfg!(target_arch = "wasm32");
+/// Key and lead bytes in one shape.
+const MAX_BYTES: usize = if LEADS { 1024 } else { 768 };
+/// The longest lead kept: four 16-byte compares.
+const MAX_LEAD: usize = 64;
+/// The lead span of a key whose lead is not kept (too long, or no room).
+const NO_LEAD: [u16; 2] = [u16::MAX, u16::MAX];
+/// Keys that may have a lead: none where leads are compiled out.
+const LEAD_SLOTS: usize = if LEADS { MAX_KEYS } else { 0 };
+/// Bytes after the last one a shape can use, so that the compares in
+/// [`same`] may read 16 bytes (64 for leads) from any start.
+const SPARE: usize = if LEADS { MAX_LEAD } else { 16 };
 
 /// What an open object is doing with shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,18 +88,26 @@ pub(super) enum Shape {
 
 /// One recorded key list.
 #[derive(Clone)]
-struct Entry {
-    /// The keys end to end, then 16 spare bytes so that a 16-byte load from
-    /// any key start stays inside the array.
-    bytes: [u8; MAX_BYTES + 16],
+pub(super) struct Entry {
+    /// The keys (or leads, which hold them) end to end, then [`SPARE`]
+    /// bytes so that the compares never read outside the array.
+    bytes: [u8; MAX_BYTES + SPARE],
     /// Where each key starts and ends in `bytes`.
-    spans: [[u16; 2]; MAX_KEYS],
+    keys: [[u16; 2]; MAX_KEYS],
     /// Each key's hash, as the duplicate table takes it.
     hashes: [u64; MAX_KEYS],
+    /// Where each key's *lead* starts and ends in `bytes`; empty when it was
+    /// not recorded. The lead of key `k > 0` is everything from the end of
+    /// the value before it to its colon (`,\n    "id":`), so that a member
+    /// of a following object is found with one compare instead of four
+    /// steps (whitespace, comma, key, colon).
+    leads: [[u16; 2]; LEAD_SLOTS],
     /// Keys held; 0 is an empty slot (or one being recorded).
     len: usize,
     /// Keys written so far by the object being recorded here.
     filling: usize,
+    /// Bytes of `bytes` written so far by the object being recorded here.
+    used: usize,
     /// Open objects following this shape, or 1 while one is recorded here.
     pins: u32,
     /// Raised when an object follows it, lowered when a new shape wants
@@ -84,23 +117,77 @@ struct Entry {
 
 impl Entry {
     const EMPTY: Entry = Entry {
-        bytes: [0; MAX_BYTES + 16],
-        spans: [[0; 2]; MAX_KEYS],
+        bytes: [0; MAX_BYTES + SPARE],
+        keys: [[0; 2]; MAX_KEYS],
+        leads: [[0; 2]; LEAD_SLOTS],
         hashes: [0; MAX_KEYS],
         len: 0,
         filling: 0,
+        used: 0,
         pins: 0,
         credit: 0,
     };
 
-    /// The bounds of key `k` in `bytes`.
+    /// The bounds of key `k`, or of its lead, in `bytes`.
     #[inline(always)]
-    fn span(&self, k: usize) -> Option<(usize, usize)> {
+    fn span(&self, spans: &[[u16; 2]], k: u64) -> Option<(usize, usize)> {
+        let k = usize::try_from(k).ok()?;
         if k >= self.len {
             return None;
         }
-        let [start, end] = self.spans[k];
+        let [start, end] = *spans.get(k)?;
         Some((usize::from(start), usize::from(end)))
+    }
+
+    /// Key `k` is at `s[from..]`, followed by its closing quote: the index
+    /// after the quote.
+    #[inline(always)]
+    pub(super) fn key_end(&self, k: u64, s: &[u8], from: usize) -> Option<usize> {
+        let (start, end) = self.span(&self.keys, k)?;
+        let len = end - start;
+        let quote = from + len;
+        if s.get(quote) != Some(&b'"') || !same::<false>(s, from, &self.bytes, start, len) {
+            return None;
+        }
+        Some(quote + 1)
+    }
+
+    /// The lead of key `k` (comma, whitespace, key, colon) is at
+    /// `s[from..]`, just after the value before it: the index after the
+    /// colon. Otherwise whether the key has a lead, one that differs.
+    #[inline(always)]
+    pub(super) fn lead(&self, k: u64, s: &[u8], from: usize) -> Result<usize, bool> {
+        let (start, end) = self.span(&self.leads, k).ok_or(false)?;
+        let len = end - start;
+        if len == 0 {
+            // None yet, or none kept (which stops the object's leads).
+            return Err(start != 0);
+        }
+        if same::<true>(s, from, &self.bytes, start, len) {
+            Ok(from + len)
+        } else {
+            Err(true)
+        }
+    }
+
+    /// The hashes of the first `n` keys, which an object that stops
+    /// following the shape must put in the duplicate table.
+    pub(super) fn hashes(&self, n: u64) -> &[u64] {
+        let n = usize::try_from(n).unwrap_or(usize::MAX).min(self.len);
+        &self.hashes[..n]
+    }
+
+    /// Keys held.
+    #[inline(always)]
+    pub(super) fn len(&self) -> u64 {
+        self.len as u64
+    }
+
+    /// Starts an empty recording.
+    fn restart(&mut self) {
+        self.len = 0;
+        self.filling = 0;
+        self.used = 0;
     }
 }
 
@@ -137,10 +224,39 @@ fn set_of(key: &[u8]) -> usize {
     set * WAYS
 }
 
-/// Whether `s[from..from + len]` is the start of `recorded` (which has 16
-/// bytes to spare after it): sixteen bytes a step, since a slice compare is
-/// a call to a byte loop in wasm, and long keys (twitter.json's
-/// `profile_*`) are common.
+/// Whether `s[from..from + len]` is `recorded[start..start + len]` (which
+/// has [`SPARE`] bytes after it): one 16-byte compare for most keys, two
+/// for longer ones, and when `WIDE` four for leads, which hold indentation.
+#[inline(always)]
+fn same<const WIDE: bool>(
+    s: &[u8],
+    from: usize,
+    recorded: &[u8; MAX_BYTES + SPARE],
+    start: usize,
+    len: usize,
+) -> bool {
+    if len <= 16 && from + 16 <= s.len() {
+        let want = (1u32 << len) - 1;
+        equal16(block(s, from), block(recorded, start)) & want == want
+    } else if len <= 32 && from + 32 <= s.len() {
+        let want = u32::MAX >> (32 - len);
+        let low = equal16(block(s, from), block(recorded, start));
+        let high = equal16(block(s, from + 16), block(recorded, start + 16));
+        (low | high << 16) & want == want
+    } else if WIDE && SPARE >= 64 && len <= 64 && from + 64 <= s.len() {
+        let lanes = |k: usize| u64::from(equal16(block(s, from + k), block(recorded, start + k)));
+        let want = u64::MAX >> (64 - len);
+        (lanes(0) | lanes(16) << 16 | lanes(32) << 32 | lanes(48) << 48) & want == want
+    } else {
+        recorded
+            .get(start..)
+            .is_some_and(|recorded| same_bytes(s, from, len, recorded))
+    }
+}
+
+/// [`same`] for long runs and the end of the chunk: sixteen bytes a step,
+/// since a slice compare is a call to a byte loop in wasm, and long keys
+/// (twitter.json's `profile_*`) and deeply indented leads are common.
 #[inline(never)]
 fn same_bytes(s: &[u8], from: usize, len: usize, recorded: &[u8]) -> bool {
     let mut k = 0;
@@ -151,7 +267,7 @@ fn same_bytes(s: &[u8], from: usize, len: usize, recorded: &[u8]) -> bool {
             (1u32 << (len - k)) - 1
         };
         if from + k + 16 > s.len() {
-            return s[from + k..from + len] == recorded[k..len];
+            return s.get(from + k..from + len) == recorded.get(k..len);
         }
         if equal16(block(s, from + k), block(recorded, k)) & want != want {
             return false;
@@ -182,44 +298,13 @@ impl Shapes {
     /// quote: the index after the quote.
     #[inline(always)]
     pub(super) fn matches(&self, at: u16, k: u64, s: &[u8], from: usize) -> Option<usize> {
-        let entry = self.entries.get(usize::from(at))?;
-        let (start, end) = entry.span(usize::try_from(k).ok()?)?;
-        let len = end - start;
-        let quote = from + len;
-        if s.get(quote) != Some(&b'"') {
-            return None;
-        }
-        let same = if len <= 16 && from + 16 <= s.len() {
-            let want = (1u32 << len) - 1;
-            equal16(block(s, from), block(&entry.bytes, start)) & want == want
-        } else if len <= 32 && from + 32 <= s.len() {
-            // Two compares, the second with the spare bytes after the
-            // shape's keys.
-            let want = if len == 32 {
-                u32::MAX
-            } else {
-                (1u32 << len) - 1
-            };
-            let low = equal16(block(s, from), block(&entry.bytes, start));
-            let high = equal16(block(s, from + 16), block(&entry.bytes, start + 16));
-            (low | high << 16) & want == want
-        } else {
-            same_bytes(s, from, len, &entry.bytes[start..])
-        };
-        if !same {
-            return None;
-        }
-        Some(quote + 1)
+        self.entries.get(usize::from(at))?.key_end(k, s, from)
     }
 
-    /// The hashes of the first `n` keys of shape `at`, which an object that
-    /// stops following it must put in the duplicate table.
-    pub(super) fn hashes(&self, at: u16, n: u64) -> &[u64] {
-        let Some(entry) = self.entries.get(usize::from(at)) else {
-            return &[];
-        };
-        let n = usize::try_from(n).unwrap_or(usize::MAX).min(entry.len);
-        &entry.hashes[..n]
+    /// Shape `at`, to follow its leads.
+    #[inline(always)]
+    pub(super) fn entry(&self, at: u16) -> Option<&Entry> {
+        self.entries.get(usize::from(at))
     }
 
     /// An object stops following shape `at`.
@@ -254,8 +339,7 @@ impl Shapes {
             },
         };
         let entry = &mut ways[way];
-        entry.len = 0;
-        entry.filling = 0;
+        entry.restart();
         entry.pins = 1;
         entry.credit = 0;
         let at = (set + way) as u16;
@@ -282,10 +366,7 @@ impl Shapes {
             return false;
         };
         let k = entry.filling;
-        let start = match k.checked_sub(1) {
-            Some(last) => usize::from(entry.spans[last][1]),
-            None => 0,
-        };
+        let start = entry.used;
         let len = to - from;
         if k >= MAX_KEYS || start + len > MAX_BYTES {
             return false;
@@ -299,10 +380,51 @@ impl Shapes {
         } else {
             entry.bytes[start..start + len].copy_from_slice(&s[from..to]);
         }
-        entry.spans[k] = [start as u16, (start + len) as u16];
+        entry.keys[k] = [start as u16, (start + len) as u16];
+        if let Some(lead) = entry.leads.get_mut(k) {
+            *lead = [0, 0];
+        }
         entry.hashes[k] = hash;
         entry.filling = k + 1;
+        entry.used = start + len;
         true
+    }
+
+    /// Adds `s[from..to]` as the lead of key `k` of shape `at`, which an
+    /// object following it has just read (the shape's first follower: a
+    /// shape never followed costs nothing more). Nothing happens when the
+    /// key has a lead already or there is no room left: the key is still
+    /// there, only slower to follow.
+    #[inline(never)]
+    pub(super) fn add_lead(&mut self, at: u16, k: u64, s: &[u8], from: usize, to: usize) {
+        let Some(entry) = self.entries.get_mut(usize::from(at)) else {
+            return;
+        };
+        let Some(k) = usize::try_from(k).ok().filter(|&k| k < entry.len) else {
+            return;
+        };
+        let start = entry.used;
+        let len = to.saturating_sub(from);
+        let Some(lead) = entry.leads.get_mut(k).filter(|lead| **lead == [0, 0]) else {
+            return;
+        };
+        if start + len > MAX_BYTES || len > MAX_LEAD || to > s.len() {
+            *lead = NO_LEAD;
+            return;
+        }
+        *lead = [start as u16, (start + len) as u16];
+        entry.used = start + len;
+        if from + MAX_LEAD <= s.len() {
+            // Four 16-byte copies rather than a call; `bytes` has room.
+            for step in (0..MAX_LEAD).step_by(16) {
+                let dst: &mut [u8; 16] = (&mut entry.bytes[start + step..start + step + 16])
+                    .try_into()
+                    .expect("16 bytes");
+                *dst = *block(s, from + step);
+            }
+        } else {
+            entry.bytes[start..start + len].copy_from_slice(&s[from..to]);
+        }
     }
 
     /// The object being recorded into slot `at` closed: its shape is
@@ -318,8 +440,7 @@ impl Shapes {
     /// left empty.
     pub(super) fn abandon(&mut self, at: u16) {
         if let Some(entry) = self.entries.get_mut(usize::from(at)) {
-            entry.len = 0;
-            entry.filling = 0;
+            entry.restart();
             entry.pins = 0;
         }
     }
@@ -328,8 +449,7 @@ impl Shapes {
     /// one body is used on the next), keeping the memory.
     pub(super) fn clear(&mut self) {
         for entry in &mut self.entries {
-            entry.len = 0;
-            entry.filling = 0;
+            entry.restart();
             entry.pins = 0;
             entry.credit = 0;
         }
@@ -396,7 +516,7 @@ mod tests {
             }
         }
         assert_eq!(shapes.matches(at, 4, &chunk("id"), 0), None);
-        assert_eq!(shapes.hashes(at, 2), &[100, 101]);
+        assert_eq!(shapes.entry(at).unwrap().hashes(2), &[100, 101]);
         assert_eq!(follow(&mut shapes, "name"), None);
         assert_eq!(follow(&mut shapes, "i"), None);
     }
@@ -472,6 +592,112 @@ mod tests {
             (v.kind, v.offset),
             (ViolationKind::DuplicateKey, Some(second_a))
         );
+    }
+
+    /// A lead as a pretty-printer writes it, `indent` spaces deep.
+    fn lead_of(key: &str, indent: usize) -> String {
+        format!(",\n{}\"{key}\":", " ".repeat(indent))
+    }
+
+    #[test]
+    fn a_lead_is_kept_once_and_matches_exactly_its_bytes() {
+        let mut shapes = Shapes::default();
+        let long = "in_reply_to_status_id_str";
+        assert!(record(&mut shapes, &["id", "a", long, "b"]));
+        let at = follow(&mut shapes, "id").unwrap();
+        // No lead yet: not a difference.
+        let s = format!("{} 1}}{}", lead_of("a", 2), " ".repeat(80));
+        assert_eq!(
+            shapes.entry(at).unwrap().lead(1, s.as_bytes(), 0),
+            Err(false)
+        );
+        // Leads of every compare width: 6 bytes, 16, 17, 32, 33 and 64.
+        for (k, key, indent) in [
+            (1, "a", 0),
+            (1, "a", 10),
+            (1, "a", 11),
+            (2, long, 2),
+            (2, long, 3),
+            (2, long, 34),
+        ] {
+            let mut shapes = shapes.clone();
+            let lead = lead_of(key, indent);
+            let s = format!("{lead} 1}}{}", " ".repeat(80));
+            shapes.add_lead(at, k, s.as_bytes(), 0, lead.len());
+            let entry = shapes.entry(at).unwrap();
+            assert_eq!(entry.lead(k, s.as_bytes(), 0), Ok(lead.len()), "{lead:?}");
+            // Where the chunk ends just after it, or cuts it short.
+            assert_eq!(
+                entry.lead(k, &s.as_bytes()[..lead.len()], 0),
+                Ok(lead.len())
+            );
+            assert_eq!(entry.lead(k, &s.as_bytes()[..lead.len() - 1], 0), Err(true));
+            // Any one byte different, or one more space of indentation.
+            for at_byte in 0..lead.len() {
+                let mut other = s.clone().into_bytes();
+                other[at_byte] ^= 0x40;
+                assert_eq!(
+                    entry.lead(k, &other, 0),
+                    Err(true),
+                    "byte {at_byte} of {lead:?}"
+                );
+            }
+            let deeper = format!("{} 1}}{}", lead_of(key, indent + 1), " ".repeat(80));
+            assert_eq!(entry.lead(k, deeper.as_bytes(), 0), Err(true));
+            // The key itself still matches on its own, and the other keys
+            // have no lead.
+            let key_at = lead.len() - key.len() - 2;
+            assert_eq!(entry.key_end(k, s.as_bytes(), key_at), Some(lead.len() - 1));
+            assert_eq!(entry.lead(3, s.as_bytes(), 0), Err(false));
+            // A second lead for the same key does not replace the first.
+            let other = lead_of(key, indent + 2);
+            shapes.add_lead(at, k, other.as_bytes(), 0, other.len());
+            let entry = shapes.entry(at).unwrap();
+            assert_eq!(entry.lead(k, s.as_bytes(), 0), Ok(lead.len()));
+        }
+        // A lead longer than four compares is not kept, and says so.
+        let lead = lead_of(long, 35);
+        assert_eq!(lead.len(), MAX_LEAD + 1);
+        shapes.add_lead(at, 2, lead.as_bytes(), 0, lead.len());
+        assert_eq!(
+            shapes.entry(at).unwrap().lead(2, lead.as_bytes(), 0),
+            Err(true)
+        );
+        // Nor one for a key the shape does not have.
+        shapes.add_lead(at, 4, lead_of("c", 0).as_bytes(), 0, 6);
+        assert_eq!(
+            shapes
+                .entry(at)
+                .unwrap()
+                .lead(4, lead_of("c", 0).as_bytes(), 0),
+            Err(false)
+        );
+    }
+
+    #[test]
+    fn leads_stop_where_the_shape_is_full() {
+        let mut shapes = Shapes::default();
+        let keys: Vec<String> = (0..MAX_KEYS).map(|k| format!("key_{k:02}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        assert!(record(&mut shapes, &keys));
+        let at = follow(&mut shapes, "key_00").unwrap();
+        let mut kept = 0;
+        for (k, key) in keys.iter().enumerate().skip(1) {
+            let lead = lead_of(key, 40);
+            let s = format!("{lead}{}", " ".repeat(80));
+            shapes.add_lead(at, k as u64, s.as_bytes(), 0, lead.len());
+            match shapes.entry(at).unwrap().lead(k as u64, s.as_bytes(), 0) {
+                Ok(end) => {
+                    assert_eq!(end, lead.len());
+                    assert_eq!(kept + 1, k, "no lead is kept after one was refused");
+                    kept += 1;
+                }
+                Err(refused) => assert!(refused, "a refused lead is marked"),
+            }
+        }
+        let entry = shapes.entry(at).unwrap();
+        assert!(kept > 0 && kept < MAX_KEYS - 1, "{kept}");
+        assert!(entry.used <= MAX_BYTES);
     }
 
     #[test]

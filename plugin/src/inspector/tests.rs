@@ -487,3 +487,73 @@ fn duplicate_keys_are_found_in_objects_of_every_size() {
         }
     }
 }
+
+/// Objects that repeat a pretty-printed shape have their members read with
+/// one compare each (the members' leads, see `shapes.rs`) once a second
+/// object has shown them; a repeated key, one member too many or a changed
+/// key in a later object is still found at its offset, and the same shape
+/// at another indentation is read the ordinary way.
+#[test]
+fn members_read_by_their_leads_keep_every_check() {
+    let object = |keys: &[&str], indent: usize| -> String {
+        let pad = " ".repeat(indent);
+        let values = ["1", "\"text\"", "[1, 2]", "null", "[]"];
+        let members: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(n, k)| format!("\n{pad}  \"{k}\": {}", values[n % values.len()]))
+            .collect();
+        format!("{{{}\n{pad}}}", members.join(","))
+    };
+    let keys = ["id", "name", "in_reply_to_status_id_str", "x", "y"];
+    let shown = format!("[{}, {}", object(&keys, 2), object(&keys, 2));
+    let five = Limits {
+        max_object_entries: Some(5),
+        ..Limits::default()
+    };
+    let cases: [(&[&str], usize, K, &str); 6] = [
+        (&keys, 2, K::DuplicateKey, "ok"),
+        (
+            &["id", "name", "in_reply_to_status_id_str", "x", "name"],
+            2,
+            K::DuplicateKey,
+            "\"name\"",
+        ),
+        (
+            &["id", "name", "in_reply_to_status_id_str", "x", "y", "id"],
+            2,
+            K::TooManyEntries,
+            "\"id\": 1",
+        ),
+        (
+            &["id", "name", "in_reply_to_status_id_str", "x", "y", "z"],
+            2,
+            K::TooManyEntries,
+            "\"z\"",
+        ),
+        (
+            &["id", "name", "in_reply_to_status_id_stx", "x", "id"],
+            2,
+            K::DuplicateKey,
+            "\"id\": []",
+        ),
+        (
+            &["id", "name", "in_reply_to_status_id_str", "x", "x"],
+            6,
+            K::DuplicateKey,
+            "\"x\": []",
+        ),
+    ];
+    for (third, indent, kind, at) in cases {
+        let third = object(third, indent);
+        let body = format!("{shown}, {third}, {}]", object(&keys, 2));
+        let whole = verdict_with(&five, &strict(), body.as_bytes());
+        if at == "ok" {
+            assert_eq!(whole, Ok(()), "{body}");
+            continue;
+        }
+        let v = whole.expect_err(&body);
+        let offset = (shown.len() + 2 + third.rfind(at).unwrap()) as u64;
+        assert_eq!((v.kind, v.offset), (kind, Some(offset)), "{body}");
+    }
+}
