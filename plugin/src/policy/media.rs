@@ -20,6 +20,9 @@ pub fn essence(content_type: &str) -> &str {
 pub struct MediaRange {
     kind: String,
     subtype: String,
+    /// `type/subtype` when neither part has a wildcard (`application/json`,
+    /// the common case): matched with one case-blind compare.
+    exact: Option<String>,
 }
 
 impl MediaRange {
@@ -44,12 +47,16 @@ impl MediaRange {
         Ok(MediaRange {
             kind: kind.to_string(),
             subtype: subtype.to_string(),
+            exact: (!lowered.contains('*')).then(|| lowered.clone()),
         })
     }
 
     /// Whether a media type essence (see [`essence`]) falls in this range,
     /// ignoring ASCII case.
     pub fn matches(&self, essence: &str) -> bool {
+        if let Some(exact) = &self.exact {
+            return essence.eq_ignore_ascii_case(exact);
+        }
         let text = essence.as_bytes();
         match text.iter().position(|&b| b == b'/') {
             Some(slash) => {
