@@ -10,7 +10,8 @@
 //!
 //! The difference between the counts for N + 1000 and N requests, divided by
 //! 1000, is the cost of one. The body is the generated 1 KiB API body,
-//! `--body TEXT` or `--body-file PATH` (sent in 64 KiB chunks). The plugin is the workspace build (or `JSON_SANITIZER_WASM`).
+//! `--body TEXT` or `--body-file PATH` (sent in 64 KiB chunks). The plugin
+//! is the workspace build (or `JSON_SANITIZER_WASM`).
 
 use anyhow::{bail, Context as _, Result};
 use json_sanitizer_host::workload::{api_body, permissive_config};

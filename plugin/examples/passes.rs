@@ -8,8 +8,9 @@
 //! ```
 //!
 //! The difference between the counts for N and N + 2 passes, halved, is the
-//! cost of one pass. INPUT is one of the benchmark inputs or a JSON file. `passes INPUT N serde` measures serde_json instead, and
-//! `passes INPUT N chunks` the inspector fed 4 KiB at a time.
+//! cost of one pass. INPUT is one of the benchmark inputs or a JSON file.
+//! `passes INPUT N serde` measures serde_json instead, and `passes INPUT N
+//! chunks` the inspector fed 4 KiB at a time.
 
 use json_sanitizer::inspector::{Inspector, JsonOptions};
 use serde::de::IgnoredAny;

@@ -364,10 +364,11 @@ impl Inspector {
 
     /// Members of the innermost object, which follows shape `at` and has
     /// `count` members so far, from `s[i]` just after a value: as long as
-    /// the next member's lead is the shape's and its value is a scalar, the
-    /// member is taken in one compare and one scalar. Returns where it
+    /// the next member's lead is the shape's and its value is a scalar or
+    /// an array of scalars, the member is taken with one compare and the
+    /// value read as [`Inspector::value_end`] reads it. Returns where it
     /// stopped, the new count, the state there (`AfterValue` before a lead
-    /// it could not take, `Value` before a value that is not a scalar) and
+    /// it could not take, `Value` before a value it did not take) and
     /// whether the shape had a lead there that differs.
     #[inline(always)]
     fn follow_members(
