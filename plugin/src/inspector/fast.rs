@@ -145,7 +145,8 @@ impl Inspector {
         let mut leads = LEADS;
         let step = loop {
             // Where the lead of this member (see `shapes.rs`) starts, when
-            // all of it is read here.
+            // all of it is read here; `usize::MAX` otherwise (an `Option`
+            // here measured 1.5% dearer on twitter.json).
             let mut lead = usize::MAX;
             if st == State::AfterValue {
                 if let (Shape::Follow(at), true) = (shape, leads) {

@@ -95,16 +95,27 @@ pub(super) fn skip_ws(s: &[u8], i: usize) -> usize {
     // Natively, a line break and its indentation in one step when they fit
     // in sixteen bytes, as most do.
     #[cfg(not(target_arch = "wasm32"))]
-    let i = if i + 16 <= s.len() {
-        let others = non_whitespace16(block(s, i));
-        if others != 0 {
-            return i + others.trailing_zeros() as usize;
-        }
-        i + 16
-    } else {
-        i
+    let i = match whitespace16(s, i) {
+        Some(Ok(j)) => return j,
+        Some(Err(k)) => k,
+        None => i,
     };
     skip_ws_run(s, i)
+}
+
+/// One sixteen-byte step through whitespace at `s[i]`, natively: `Ok` with
+/// the index where it ends within the block, `Err(i + 16)` when all sixteen
+/// bytes are whitespace, `None` when the chunk has no sixteen bytes there.
+#[cfg(not(target_arch = "wasm32"))]
+#[inline(always)]
+fn whitespace16(s: &[u8], i: usize) -> Option<Result<usize, usize>> {
+    if i + 16 > s.len() {
+        return None;
+    }
+    Some(match non_whitespace16(block(s, i)) {
+        0 => Err(i + 16),
+        others => Ok(i + others.trailing_zeros() as usize),
+    })
 }
 
 /// A line break and indentation: when the whitespace at `s[i]` is an
@@ -151,16 +162,14 @@ fn skip_ws_run(s: &[u8], mut i: usize) -> usize {
             }
             i += others.trailing_zeros() as usize;
         }
-        // Natively, a line break and its indentation in one step when they
-        // fit in sixteen bytes, as most do.
         #[cfg(not(target_arch = "wasm32"))]
-        if i + 16 <= s.len() {
-            let others = non_whitespace16(block(s, i));
-            if others == 0 {
-                i += 16;
+        match whitespace16(s, i) {
+            Some(Ok(j)) => return j,
+            Some(Err(k)) => {
+                i = k;
                 continue;
             }
-            return i + others.trailing_zeros() as usize;
+            None => {}
         }
         match s.get(i) {
             Some(b' ' | b'\n' | b'\r' | b'\t') => i += 1,

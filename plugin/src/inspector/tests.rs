@@ -8,21 +8,29 @@ fn strict() -> JsonOptions {
     JsonOptions::default()
 }
 
+/// The verdict for `body` fed in chunks that end at `cuts` (ascending).
+fn verdict_in_chunks(
+    limits: &Limits,
+    options: &JsonOptions,
+    body: &[u8],
+    cuts: &[usize],
+) -> Result<(), Violation> {
+    let mut ins = Inspector::new(limits, options);
+    let mut prev = 0;
+    for &c in cuts.iter().chain(std::iter::once(&body.len())) {
+        if ins.feed(&body[prev..c]).is_err() {
+            break;
+        }
+        prev = c;
+    }
+    ins.finish()
+}
+
 /// The verdict for `body` fed whole, after checking that every 1-byte,
 /// 2-way and 3-way split (small bodies) gives exactly the same verdict.
 fn verdict_with(limits: &Limits, options: &JsonOptions, body: &[u8]) -> Result<(), Violation> {
     let whole = Inspector::check(limits, options, body);
-    let run = |cuts: &[usize]| {
-        let mut ins = Inspector::new(limits, options);
-        let mut prev = 0;
-        for &c in cuts.iter().chain(std::iter::once(&body.len())) {
-            if ins.feed(&body[prev..c]).is_err() {
-                break;
-            }
-            prev = c;
-        }
-        ins.finish()
-    };
+    let run = |cuts: &[usize]| verdict_in_chunks(limits, options, body, cuts);
     let bytewise: Vec<usize> = (1..body.len()).collect();
     assert_eq!(
         run(&bytewise),
@@ -553,11 +561,7 @@ fn members_read_by_their_leads_keep_every_check() {
         assert_eq!(whole.err().map(|v| (v.kind, v.offset)), expected, "{body}");
         // Cut in two anywhere: inside a lead, a key or a value.
         for cut in 0..=body.len() {
-            let mut ins = Inspector::new(&five, &strict());
-            let split = ins
-                .feed(&body.as_bytes()[..cut])
-                .and_then(|()| ins.feed(&body.as_bytes()[cut..]))
-                .and_then(|()| ins.finish());
+            let split = verdict_in_chunks(&five, &strict(), body.as_bytes(), &[cut]);
             assert_eq!(split, whole, "cut at {cut} of {body}");
         }
     }

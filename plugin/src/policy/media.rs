@@ -18,11 +18,11 @@ pub fn essence(content_type: &str) -> &str {
 /// contain `*` wildcards matching any run of characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaRange {
-    kind: String,
-    subtype: String,
-    /// `type/subtype` when neither part has a wildcard (`application/json`,
-    /// the common case): matched with one case-blind compare.
-    exact: Option<String>,
+    /// `type/subtype`, lower-case.
+    range: String,
+    /// Whether it has a `*`; without one (`application/json`, the common
+    /// case) it is matched with one case-blind compare, not the glob.
+    wildcard: bool,
 }
 
 impl MediaRange {
@@ -45,25 +45,23 @@ impl MediaRange {
             ));
         }
         Ok(MediaRange {
-            kind: kind.to_string(),
-            subtype: subtype.to_string(),
-            exact: (!lowered.contains('*')).then(|| lowered.clone()),
+            wildcard: lowered.contains('*'),
+            range: lowered,
         })
     }
 
     /// Whether a media type essence (see [`essence`]) falls in this range,
     /// ignoring ASCII case.
     pub fn matches(&self, essence: &str) -> bool {
-        if let Some(exact) = &self.exact {
-            return essence.eq_ignore_ascii_case(exact);
+        if !self.wildcard {
+            return essence.eq_ignore_ascii_case(&self.range);
         }
-        let text = essence.as_bytes();
-        match text.iter().position(|&b| b == b'/') {
-            Some(slash) => {
-                glob(self.kind.as_bytes(), &text[..slash])
-                    && glob(self.subtype.as_bytes(), &text[slash + 1..])
+        match (self.range.split_once('/'), essence.split_once('/')) {
+            (Some((kind, subtype)), Some((text_kind, text_subtype))) => {
+                glob(kind.as_bytes(), text_kind.as_bytes())
+                    && glob(subtype.as_bytes(), text_subtype.as_bytes())
             }
-            None => false,
+            _ => false,
         }
     }
 }
