@@ -1,10 +1,12 @@
 //! Criterion benchmarks through the real plugin `.wasm`, each next to its
-//! native baseline (`serde_json` into `IgnoredAny`) on the same bytes, in the
-//! same run, so the ratio is meaningful on any machine.
+//! baselines on the same bytes, in the same run, so the ratios are
+//! meaningful on any machine: `serde_json` into `IgnoredAny` natively, and
+//! the same call compiled to wasm and run by the same engine
+//! ([`SerdeInWasm`]).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use json_sanitizer_host::workload::{api_body, permissive_config};
-use json_sanitizer_host::{plugin_module, Clock, Host, Request, Vm};
+use json_sanitizer_host::{plugin_module, Clock, Host, Request, SerdeInWasm, Vm};
 use std::path::PathBuf;
 
 const CHUNK: usize = 64 << 10;
@@ -42,6 +44,7 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
 
 fn throughput(c: &mut Criterion) {
     let (_host, mut vm) = vm();
+    let mut serde_wasm = SerdeInWasm::start().expect("the serde_json baseline builds and starts");
     let mut g = c.benchmark_group("inspect");
     for (name, body) in inputs() {
         g.throughput(Throughput::Bytes(body.len() as u64));
@@ -62,12 +65,15 @@ fn throughput(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("native_serde_json", &name),
             &body,
-            |b, body| {
-                b.iter(|| {
-                    serde_json::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(body))
-                        .is_ok()
-                })
-            },
+            |b, body| b.iter(|| serde_baseline::is_json(std::hint::black_box(body))),
+        );
+        let placed = serde_wasm
+            .place(&body)
+            .expect("the baseline takes the body");
+        g.bench_with_input(
+            BenchmarkId::new("serde_json_in_wasm", &name),
+            &placed,
+            |b, &placed| b.iter(|| serde_wasm.validate(placed).expect("the baseline runs")),
         );
     }
     g.finish();

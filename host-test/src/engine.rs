@@ -41,11 +41,22 @@ pub fn target_dir() -> PathBuf {
 
 /// Where `cargo build --profile wasm --target wasm32-wasip1` leaves the plugin.
 pub fn plugin_path() -> PathBuf {
+    wasm_artefact(PLUGIN)
+}
+
+/// Where the same build leaves `package`'s module.
+fn wasm_artefact(package: &str) -> PathBuf {
     target_dir()
         .join("wasm32-wasip1")
         .join("wasm")
-        .join("json_sanitizer.wasm")
+        .join(format!("{}.wasm", package.replace('-', "_")))
 }
+
+/// The plugin's package.
+const PLUGIN: &str = "json-sanitizer";
+
+/// The package of the serde_json baseline module (`host-test/serde-baseline`).
+const SERDE_BASELINE: &str = "serde-baseline";
 
 /// Returns the plugin `.wasm`, building it first if needed.
 ///
@@ -67,12 +78,25 @@ pub fn ensure_plugin() -> Result<PathBuf> {
     }
     static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
     BUILT
-        .get_or_init(|| build_plugin().map_err(|e| format!("{e:#}")))
+        .get_or_init(|| build_wasm(PLUGIN).map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow!(e))
 }
 
-fn build_plugin() -> Result<PathBuf> {
+/// Returns serde_json's validation compiled to wasm (see
+/// `host-test/serde-baseline`), building it like [`ensure_plugin`] builds
+/// the plugin: the same target and profile, so `bench` can set serde_json
+/// against the inspector in the same engine.
+pub fn ensure_serde_baseline() -> Result<PathBuf> {
+    static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_wasm(SERDE_BASELINE).map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+/// Builds `package` of the workspace for wasm with the plugin's profile.
+fn build_wasm(package: &str) -> Result<PathBuf> {
     ensure_wasm_target()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(&cargo);
@@ -83,7 +107,7 @@ fn build_plugin() -> Result<PathBuf> {
         "--target",
         "wasm32-wasip1",
         "-p",
-        "json-sanitizer",
+        package,
     ]);
     if let Some(config) = cargo_home().as_deref().and_then(remap_cargo_home_config) {
         build.args(["--config", &config]);
@@ -98,15 +122,15 @@ fn build_plugin() -> Result<PathBuf> {
             .find(|l| l.trim_start().starts_with("error"))
             .unwrap_or_else(|| stderr.lines().last().unwrap_or("no output"));
         bail!(
-            "building the plugin failed ({}): {}",
+            "building {package} for wasm failed ({}): {}",
             out.status,
             first_error.trim()
         );
     }
-    let path = plugin_path();
+    let path = wasm_artefact(package);
     if !path.is_file() {
         bail!(
-            "cargo built the plugin but {} does not exist",
+            "cargo built {package} but {} does not exist",
             path.display()
         );
     }

@@ -7,10 +7,14 @@
 //! - [`Vm::send`] drives a [`Request`] through the HTTP callbacks with Envoy's
 //!   stream rules and returns an [`Outcome`].
 //!
+//! - [`SerdeInWasm`]: serde_json compiled to wasm in the same engine, the
+//!   like-for-like baseline of `bench`.
+//!
 //! The host semantics reproduced are listed in `DESIGN.md` ("Host semantics
 //! the filter must respect"); the hostcall answers follow proxy-wasm ABI 0.2.1.
 
 pub mod abi;
+pub mod baseline;
 pub mod clock;
 pub mod engine;
 mod imports;
@@ -21,6 +25,7 @@ pub mod vm;
 pub mod workload;
 
 pub use abi::{Action, LogLevel, MetricKind, Status};
+pub use baseline::{Placed, SerdeInWasm};
 pub use clock::Clock;
 pub use engine::{ensure_plugin, load_module, module_from_bytes, plugin_module};
 pub use request::{

@@ -3,7 +3,7 @@
 
 mod common;
 use common::{host, probes, probes_i, start_with_imports};
-use json_sanitizer_host::{Clock, Host, Request, StartError, Status};
+use json_sanitizer_host::{Clock, Host, Request, SerdeInWasm, StartError, Status};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -314,4 +314,52 @@ fn memory_size_is_reported() {
     let h = host("").build().unwrap();
     let vm = h.start_vm().unwrap();
     assert_eq!(vm.memory_size(), 32 * 65536);
+}
+
+/// `bench`'s like-for-like baseline, serde_json compiled to wasm, judges
+/// every document exactly as native serde_json does, so its column times
+/// the same work: edge cases, every cut of an API body, and the corpus.
+#[test]
+fn serde_in_wasm_agrees_with_native_serde_json() {
+    let mut baseline = SerdeInWasm::start().expect("the baseline builds and starts");
+    let mut documents: Vec<Vec<u8>> = [
+        &b"{}"[..],
+        b"",
+        b" [1, 2.5e3, -0, true, null, \"\\u00e9\"] ",
+        b"[1,]",
+        b"{\"a\":1,\"a\":2}",
+        b"\"\\ud800\"",
+        b"01",
+        b"\xEF\xBB\xBF{}",
+        b"\"\xC3\x28\"",
+    ]
+    .iter()
+    .map(|d| d.to_vec())
+    .collect();
+    documents.push(json_sanitizer::samples::nested_arrays(127));
+    documents.push(json_sanitizer::samples::nested_arrays(129));
+    let api = json_sanitizer::samples::api_body(2048);
+    documents.extend((0..=api.len()).step_by(7).map(|n| api[..n].to_vec()));
+    documents.push(api);
+    let corpus = json_sanitizer_host::engine::workspace_root().join("../shared/corpus");
+    for name in ["twitter.json", "citm_catalog.json", "canada.json"] {
+        if let Ok(d) = std::fs::read(corpus.join(name)) {
+            documents.push(d);
+        }
+    }
+    let mut accepted = 0;
+    for d in &documents {
+        let placed = baseline.place(d).expect("placed");
+        let in_wasm = baseline.validate(placed).expect("validated");
+        let native = serde_baseline::is_json(d);
+        assert_eq!(
+            in_wasm,
+            native,
+            "{:?}",
+            String::from_utf8_lossy(&d[..d.len().min(60)])
+        );
+        accepted += usize::from(native);
+    }
+    // Both verdicts occur, so agreement is not agreement on one answer.
+    assert!(accepted >= 3 && accepted < documents.len(), "{accepted}");
 }

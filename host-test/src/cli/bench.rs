@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context as _, Result};
 use json_sanitizer_host::workload::{api_body, permissive_config, streamed_json_chunks};
-use json_sanitizer_host::{Clock, Request, Verdict, Vm};
+use json_sanitizer_host::{Clock, Request, SerdeInWasm, Verdict, Vm};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,10 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     let budget = Duration::from_millis(a.time_ms);
     let (_host, mut vms) = super::start(module.clone(), &config, "bench", Clock::real(), 1)?;
     let vm = &mut vms[0];
+    // Built from the workspace: a binary run elsewhere goes without it.
+    let mut serde_wasm = SerdeInWasm::start()
+        .map_err(|e| eprintln!("note: no serde_json-in-wasm column ({e:#})"))
+        .ok();
 
     let corpus = a
         .corpus
@@ -123,11 +127,19 @@ pub fn run(a: BenchArgs) -> Result<i32> {
 
     println!(
         "Throughput (64 KiB chunks; wasm = headers + body + end through the plugin; \
-         wasm and native runs alternate)"
+         native = serde_json natively; serde wasm = serde_json compiled to wasm in the \
+         same engine; the three runs alternate)"
     );
     println!(
-        "  {:<20} {:>10} {:>12} {:>12} {:>8} {:>11}  verdict",
-        "input", "bytes", "wasm MB/s", "native MB/s", "ratio", "best ratio"
+        "  {:<20} {:>10} {:>10} {:>12} {:>8} {:>11} {:>16} {:>8}  verdict",
+        "input",
+        "bytes",
+        "wasm MB/s",
+        "native MB/s",
+        "ratio",
+        "best ratio",
+        "serde wasm MB/s",
+        "ratio"
     );
     for (name, body) in &inputs {
         let req = request(body);
@@ -146,22 +158,40 @@ pub fn run(a: BenchArgs) -> Result<i32> {
         let mut native = || {
             // Timed whether it parses or not: an invalid file is a `reject`
             // row, measured all the same.
-            let _ = serde_json::from_slice::<serde::de::IgnoredAny>(std::hint::black_box(body));
+            let _ = serde_baseline::is_json(std::hint::black_box(body));
             Ok(())
         };
-        let times = rounds(budget * 2, &mut [&mut wasm, &mut native])?;
+        let (times, serde_wasm_time) = match serde_wasm.as_mut() {
+            Some(baseline) => {
+                let placed = baseline.place(body)?;
+                if baseline.validate(placed)? != serde_baseline::is_json(body) {
+                    bail!("serde_json in wasm and natively disagree on {name}");
+                }
+                let mut in_wasm = || baseline.validate(placed).map(drop);
+                let times = rounds(budget * 3, &mut [&mut wasm, &mut native, &mut in_wasm])?;
+                let in_wasm_time = times[2].0;
+                (times, Some(in_wasm_time))
+            }
+            None => (rounds(budget * 2, &mut [&mut wasm, &mut native])?, None),
+        };
         let [(w, w_best), (n, n_best)] = [times[0], times[1]];
         let (wm, nm) = (mbps(body.len(), w), mbps(body.len(), n));
         let best_ratio = n_best.as_secs_f64() / w_best.as_secs_f64();
+        let serde_wasm_columns = match serde_wasm_time {
+            Some(sw) => {
+                let swm = mbps(body.len(), sw);
+                format!("{swm:>16.1} {:>7.2}x", wm / swm)
+            }
+            None => format!("{:>16} {:>8}", "-", "-"),
+        };
         println!(
-            "  {:<20} {:>10} {:>12.1} {:>12.1} {:>7.2}x {:>10.2}x  {}",
+            "  {:<20} {:>10} {:>10.1} {:>12.1} {:>7.2}x {:>10.2}x {serde_wasm_columns}  {verdict}",
             name,
             body.len(),
             wm,
             nm,
             wm / nm,
             best_ratio,
-            verdict
         );
     }
 
