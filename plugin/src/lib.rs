@@ -7,6 +7,7 @@
 //! - [`policy`]: configuration, per-route rules, the circuit breaker, replies.
 //! - [`filter`]: the per-request state machine and the thin proxy-wasm glue.
 
+mod ascii;
 pub mod filter;
 pub mod inspector;
 pub mod policy;

@@ -112,7 +112,7 @@ impl RequestHead {
                     && self
                         .raw
                         .get(k.clone())
-                        .is_some_and(|k| k.eq_ignore_ascii_case(name.as_bytes()))
+                        .is_some_and(|k| crate::ascii::eq_ignore_case(k, name.as_bytes()))
             })
             .map(|(_, v)| self.text(v))
     }
@@ -228,7 +228,7 @@ impl Session {
         let encoded = head.all("content-encoding").any(|value| {
             value
                 .split(',')
-                .map(str::trim)
+                .map(str::trim_ascii)
                 .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
         });
         if encoded && config.on_encoded_body == PassOrReject::Pass {
@@ -255,7 +255,7 @@ impl Session {
         if let (Some(max), Some(length)) = (
             policy.limits.max_body_bytes,
             head.get("content-length")
-                .and_then(|v| v.trim().parse::<u64>().ok()),
+                .and_then(|v| v.trim_ascii().parse::<u64>().ok()),
         ) {
             if length > max {
                 return self.reject(

@@ -304,6 +304,25 @@ fn content_length_over_the_limit_is_refused_before_any_body_byte() {
         false,
     );
     assert_eq!(run.status(), None);
+    // Optional whitespace (space, tab) around the value is not part of it;
+    // other characters make it no length at all, left to the streaming check.
+    let reads = host.reads;
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[("content-length", " \t11 ")]),
+        &[b"[1,2,3,4,5]"],
+        false,
+    );
+    assert_eq!((run.status(), host.reads - reads), (Some(413), 0));
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[("content-length", "\u{a0}11")]),
+        &[b"[1,2,3,45]"],
+        false,
+    );
+    assert_eq!(run.status(), None);
     // Without content-length the limit is enforced while streaming.
     let run = drive(&p, &mut host, &head(&[]), &[b"[1,2,3,", b"4,5]"], false);
     assert_eq!(run.status(), Some(413));
@@ -366,6 +385,15 @@ fn content_type_and_encoding_decisions() {
         false,
     );
     assert_eq!(run.status(), None);
+    // Codings are comma-separated tokens with optional spaces and tabs.
+    for (codings, status) in [
+        (" identity ,\tIDENTITY\t", None),
+        ("identity, gzip", Some(415)),
+    ] {
+        let encoded = head(&[("content-encoding", codings)]);
+        let run = drive(&defaults, &mut host, &encoded, &[b"1"], false);
+        assert_eq!(run.status(), status, "{codings:?}");
+    }
 
     let strict = plugin(
         r#"{"on_other_content_type":"reject","on_missing_content_type":"reject","on_encoded_body":"pass"}"#,

@@ -54,7 +54,7 @@ impl MediaRange {
     /// ignoring ASCII case.
     pub fn matches(&self, essence: &str) -> bool {
         if !self.wildcard {
-            return essence.eq_ignore_ascii_case(&self.range);
+            return crate::ascii::eq_ignore_case(essence.as_bytes(), self.range.as_bytes());
         }
         match (self.range.split_once('/'), essence.split_once('/')) {
             (Some((kind, subtype)), Some((text_kind, text_subtype))) => {
