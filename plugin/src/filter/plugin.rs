@@ -24,7 +24,10 @@ pub struct Plugin {
     /// next one under the same policy: its stack and key table are already
     /// allocated, which saves the allocator round trips on every request.
     /// A VM runs one callback at a time, so a `RefCell` never contends.
-    spare_inspectors: RefCell<Vec<Option<Inspector>>>,
+    /// Boxed, so that handing one over moves a pointer, not the whole
+    /// inspector (in wasm each such move is a `memory.copy` call into the
+    /// runtime).
+    spare_inspectors: RefCell<Vec<Option<Box<Inspector>>>>,
 }
 
 impl Plugin {
@@ -53,7 +56,7 @@ impl Plugin {
 
     /// A fresh-state inspector for policy `index`: a recycled one when a
     /// previous request left one, else a new one.
-    pub fn inspector(&self, index: usize) -> Inspector {
+    pub fn inspector(&self, index: usize) -> Box<Inspector> {
         let recycled = self
             .spare_inspectors
             .try_borrow_mut()
@@ -66,7 +69,11 @@ impl Plugin {
             }
             None => {
                 let policy = self.config.policy(index);
-                Inspector::with_seed(&policy.limits, &policy.json, self.seed)
+                Box::new(Inspector::with_seed(
+                    &policy.limits,
+                    &policy.json,
+                    self.seed,
+                ))
             }
         }
     }
@@ -75,7 +82,7 @@ impl Plugin {
     /// next request under that policy, unless an unusual body (a huge
     /// object under unlimited `max_object_entries`) grew it beyond
     /// [`RECYCLE_MAX_BYTES`]: that memory goes back to the allocator.
-    pub fn recycle(&self, index: usize, inspector: Inspector) {
+    pub fn recycle(&self, index: usize, inspector: Box<Inspector>) {
         if index > self.config.rules.len() || inspector.footprint() > RECYCLE_MAX_BYTES {
             return;
         }

@@ -151,7 +151,7 @@ pub struct Session {
     plugin: Rc<Plugin>,
     policy: usize,
     phase: Phase,
-    inspector: Option<Inspector>,
+    inspector: Option<Box<Inspector>>,
     request_id: Option<String>,
     /// The previous body callback returned `Pause`: the host's buffer holds
     /// `buffered` bytes we already inspected, and `body_size` is cumulative.
