@@ -76,11 +76,8 @@ pub fn ensure_plugin() -> Result<PathBuf> {
         }
         return Ok(p);
     }
-    static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| build_wasm(PLUGIN).map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(|e| anyhow!(e))
+    static BUILT: Built = OnceLock::new();
+    build_once(&BUILT, PLUGIN)
 }
 
 /// Returns serde_json's validation compiled to wasm (see
@@ -88,9 +85,18 @@ pub fn ensure_plugin() -> Result<PathBuf> {
 /// the plugin: the same target and profile, so `bench` can set serde_json
 /// against the inspector in the same engine.
 pub fn ensure_serde_baseline() -> Result<PathBuf> {
-    static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| build_wasm(SERDE_BASELINE).map_err(|e| format!("{e:#}")))
+    static BUILT: Built = OnceLock::new();
+    build_once(&BUILT, SERDE_BASELINE)
+}
+
+/// The outcome of one package's build, kept for the life of the process
+/// (the error as text, so every caller gets it).
+type Built = OnceLock<std::result::Result<PathBuf, String>>;
+
+/// Builds `package` the first time it is asked for, then answers from `built`.
+fn build_once(built: &Built, package: &str) -> Result<PathBuf> {
+    built
+        .get_or_init(|| build_wasm(package).map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow!(e))
 }

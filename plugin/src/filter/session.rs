@@ -103,7 +103,8 @@ impl RequestHead {
     }
 
     /// Every value of header `name`, in order (a header may be repeated).
-    /// Names compare ignoring ASCII case, lengths first.
+    /// Names compare ignoring ASCII case, lengths first (before the slice
+    /// lookup: most names differ in length, and that skips it).
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'a, str>> + 'a {
         self.spans
             .iter()

@@ -21,7 +21,7 @@ pub struct MediaRange {
     /// `type/subtype`, lower-case.
     range: String,
     /// Whether it has a `*`; without one (`application/json`, the common
-    /// case) it is matched with one case-blind compare, not the glob.
+    /// case) it is matched with one compare ignoring case, not the glob.
     wildcard: bool,
 }
 
