@@ -36,6 +36,10 @@ bench-interleaved:
 bench-table:
     cargo run --release -p json-sanitizer-host -- bench
 
+# The release plugin in V8 (Envoy's and Istio's runtime) under Node.js, against serde_json in V8 and natively.
+bench-v8:
+    cargo run --release -p json-sanitizer-host --example v8_bench
+
 # The demo: example configurations against example requests.
 demo:
     cargo run --release -p json-sanitizer-host -- demo
