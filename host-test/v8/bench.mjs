@@ -298,48 +298,58 @@ function* lines() {
   }
 }
 
-const args = parseArgs(process.argv.slice(2));
-const pluginModule = new WebAssembly.Module(readFileSync(args.plugin));
-const serdeModule = new WebAssembly.Module(readFileSync(args.serde));
-const host = new ProxyWasmHost(pluginModule, readFileSync(args.config));
-const serde = new SerdeInV8(serdeModule);
-const headers = [
-  [':method', 'POST'],
-  [':path', '/bench'],
-  [':authority', 'bench.local'],
-  [':scheme', 'http'],
-  ['content-type', 'application/json'],
-];
+function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const pluginModule = new WebAssembly.Module(readFileSync(args.plugin));
+  const serdeModule = new WebAssembly.Module(readFileSync(args.serde));
+  const host = new ProxyWasmHost(pluginModule, readFileSync(args.config));
+  const serde = new SerdeInV8(serdeModule);
+  const headers = [
+    [':method', 'POST'],
+    [':path', '/bench'],
+    [':authority', 'bench.local'],
+    [':scheme', 'http'],
+    ['content-type', 'application/json'],
+  ];
 
-// The host must really be inspecting: a malformed body gets the 400 reply.
-const refused = host.send(prepare(headers, [Buffer.from('{"a":[1,2,}')]));
-if (refused?.status !== 400 || !refused.body.includes('syntax_error')) {
-  fail(`the plugin did not refuse a malformed body in V8 (reply: ${JSON.stringify(refused)})`);
+  // The host must really be inspecting: a malformed body gets the 400 reply.
+  const refused = host.send(prepare(headers, [Buffer.from('{"a":[1,2,}')]));
+  if (refused?.status !== 400 || !refused.body.includes('syntax_error')) {
+    fail(`the plugin did not refuse a malformed body in V8 (reply: ${JSON.stringify(refused)})`);
+  }
+
+  const file = args.files[0];
+  const data = readFileSync(file);
+  const chunks = [];
+  for (let at = 0; at < data.length; at += args.chunk) chunks.push(data.subarray(at, at + args.chunk));
+  const request = prepare(headers, chunks);
+  const reply = host.send(request);
+  const placed = serde.place(data);
+  const serdeVerdict = serde.validate(placed);
+  console.log(
+    JSON.stringify({
+      bytes: data.length,
+      verdict: reply ? 'reject' : 'pass',
+      status: reply?.status ?? null,
+      serde_verdict: serdeVerdict ? 'pass' : 'reject',
+    }),
+  );
+  const contenders = { plugin: () => host.send(request), serde: () => serde.validate(placed) };
+  for (const line of lines()) {
+    const [name, count] = line.trim().split(/\s+/);
+    const run = contenders[name];
+    const n = Number(count);
+    if (!run || !(n >= 1)) fail(`unknown command \`${line}\` (expected \`plugin N\` or \`serde N\`)`);
+    const t0 = process.hrtime.bigint();
+    for (let j = 0; j < n; j++) run();
+    console.log(Number(process.hrtime.bigint() - t0) / n);
+  }
 }
 
-const file = args.files[0];
-const data = readFileSync(file);
-const chunks = [];
-for (let at = 0; at < data.length; at += args.chunk) chunks.push(data.subarray(at, at + args.chunk));
-const request = prepare(headers, chunks);
-const reply = host.send(request);
-const placed = serde.place(data);
-const serdeVerdict = serde.validate(placed);
-console.log(
-  JSON.stringify({
-    bytes: data.length,
-    verdict: reply ? 'reject' : 'pass',
-    status: reply?.status ?? null,
-    serde_verdict: serdeVerdict ? 'pass' : 'reject',
-  }),
-);
-const contenders = { plugin: () => host.send(request), serde: () => serde.validate(placed) };
-for (const line of lines()) {
-  const [name, count] = line.trim().split(/\s+/);
-  const run = contenders[name];
-  const n = Number(count);
-  if (!run || !(n >= 1)) fail(`unknown command \`${line}\` (expected \`plugin N\` or \`serde N\`)`);
-  const t0 = process.hrtime.bigint();
-  for (let j = 0; j < n; j++) run();
-  console.log(Number(process.hrtime.bigint() - t0) / n);
+// Any failure (an unreadable file, a configuration the plugin refuses, a
+// trap) is one line on stderr and exit status 2, not a stack trace.
+try {
+  main();
+} catch (e) {
+  fail(e instanceof Error ? e.message : String(e));
 }
