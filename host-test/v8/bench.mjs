@@ -57,7 +57,7 @@ function parseArgs(argv) {
   return args;
 }
 
-/// The plugin, started like Envoy starts it, and a way to send requests.
+// The plugin, started like Envoy starts it, and a way to send requests.
 class ProxyWasmHost {
   constructor(module, config) {
     this.config = config;
@@ -91,8 +91,8 @@ class ProxyWasmHost {
     return Buffer.from(this.bytes(ptr, len)).toString('utf8');
   }
 
-  /// Copies `data` into guest memory (allocated by the guest, as Envoy
-  /// does) and writes its address and size to the two return slots.
+  // Copies `data` into guest memory (allocated by the guest, as Envoy
+  // does) and writes its address and size to the two return slots.
   giveBytes(data, retPtr, retSize) {
     const ptr = this.ex.proxy_on_memory_allocate(data.length);
     if (ptr === 0) throw new Error(`guest could not allocate ${data.length} bytes`);
@@ -204,7 +204,7 @@ class ProxyWasmHost {
     return imports;
   }
 
-  /// One POST, prepared by [`prepare`]; returns the local reply, if any.
+  // One POST, prepared by [`prepare`]; returns the local reply, if any.
   send({ headers, encodedHeaders, chunks }) {
     const ctx = this.nextContext++;
     this.request = { headers, encodedHeaders, body: null, reply: null, resumed: false };
@@ -227,9 +227,9 @@ class ProxyWasmHost {
   }
 }
 
-/// A POST of `chunks` with `headers`, its header map encoded once the way
-/// `proxy_get_header_map_pairs` hands it over (count, sizes, then each key
-/// and value followed by a NUL), so that the timed loop does not re-encode it.
+// A POST of `chunks` with `headers`, its header map encoded once the way
+// `proxy_get_header_map_pairs` hands it over (count, sizes, then each key
+// and value followed by a NUL), so that the timed loop does not re-encode it.
 function prepare(headers, chunks) {
   const pairs = headers.map(([k, v]) => [Buffer.from(k), Buffer.from(v)]);
   const size = pairs.reduce((n, [k, v]) => n + 8 + k.length + v.length + 2, 4);
@@ -250,7 +250,7 @@ function prepare(headers, chunks) {
   return { headers, encodedHeaders, chunks };
 }
 
-/// serde_json's validation in V8: `alloc` once, then `validate` in place.
+// serde_json's validation in V8: `alloc` once, then `validate` in place.
 class SerdeInV8 {
   constructor(module) {
     const stub = () => 52; // ENOSYS: serde_json needs nothing from WASI
@@ -275,7 +275,7 @@ class SerdeInV8 {
   }
 }
 
-/// Lines of stdin, read synchronously so that each round runs alone.
+// Lines of stdin, read synchronously so that each round runs alone.
 function* lines() {
   const buf = Buffer.alloc(4096);
   let pending = '';
