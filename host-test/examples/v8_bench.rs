@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The Node.js binary, found on `PATH`.
+const NODE: &str = "node";
+
 /// Body chunk size, as in `json-sanitizer-host bench`.
 const CHUNK: usize = 64 << 10;
 
@@ -64,7 +67,7 @@ fn run() -> Result<()> {
         [flag, n] if flag == "--ms" => n.parse().context("--ms takes milliseconds")?,
         _ => bail!("usage: v8_bench [--ms MILLISECONDS]"),
     };
-    let node = which_node()?;
+    check_node()?;
     let plugin = engine::ensure_plugin()?;
     let serde = engine::ensure_serde_baseline()?;
     let root = engine::workspace_root();
@@ -92,7 +95,7 @@ fn run() -> Result<()> {
     println!(
         "The release plugin in V8 ({}; a minimal proxy-wasm host, headers + body in 64 KiB \
          chunks + end), serde_json in V8, native serde_json; medians of alternating rounds",
-        node_version(&node)
+        node_version()
     );
     println!(
         "  {:<18} {:>10} {:>9} {:>12} {:>7} {:>12} {:>7} {:>11}  verdict",
@@ -100,8 +103,8 @@ fn run() -> Result<()> {
     );
     for input in &inputs {
         let bytes = std::fs::read(input)?;
-        let mut node = V8::start(&node, &script, &plugin, &serde, &config, input)?;
-        let verdicts = &node.verdicts;
+        let mut v8 = V8::start(&script, &plugin, &serde, &config, input)?;
+        let verdicts = &v8.verdicts;
         if (verdicts.serde_verdict == "pass") != serde_baseline::is_json(&bytes) {
             bail!(
                 "serde_json in V8 and natively disagree on {}",
@@ -118,7 +121,7 @@ fn run() -> Result<()> {
             );
         }
         let verdict = verdicts.verdict.clone();
-        let [plugin_v8, serde_v8, native] = rounds(&mut node, &bytes, Duration::from_millis(ms))?;
+        let [plugin_v8, serde_v8, native] = rounds(&mut v8, &bytes, Duration::from_millis(ms))?;
         let mbps = |ns: f64| bytes.len() as f64 / ns * 1e3;
         let name = input.file_name().unwrap_or_default().to_string_lossy();
         println!(
@@ -139,7 +142,7 @@ fn run() -> Result<()> {
 
 /// Alternating rounds of about 10 ms each: the plugin in V8, serde_json in
 /// V8, serde_json natively; at least 11 of each, for `budget`.
-fn rounds(node: &mut V8, bytes: &[u8], budget: Duration) -> Result<[Times; 3]> {
+fn rounds(v8: &mut V8, bytes: &[u8], budget: Duration) -> Result<[Times; 3]> {
     let native = |n: u32| {
         let t = Instant::now();
         for _ in 0..n {
@@ -149,33 +152,33 @@ fn rounds(node: &mut V8, bytes: &[u8], budget: Duration) -> Result<[Times; 3]> {
     };
     // Passes per round, from one timed pass each (after a warm-up).
     let per_round = |ns: f64| (10e6 / ns.max(1.0)).clamp(1.0, 1e6) as u32;
-    node.time("plugin", 3)?;
-    node.time("serde", 3)?;
+    v8.time("plugin", 3)?;
+    v8.time("serde", 3)?;
     let reps = [
-        per_round(node.time("plugin", 1)?),
-        per_round(node.time("serde", 1)?),
+        per_round(v8.time("plugin", 1)?),
+        per_round(v8.time("serde", 1)?),
         per_round(native(1)),
     ];
     let mut times: [Times; 3] = Default::default();
     let start = Instant::now();
     while times[0].0.len() < 11 || start.elapsed() < budget {
-        times[0].0.push(node.time("plugin", reps[0])?);
-        times[1].0.push(node.time("serde", reps[1])?);
+        times[0].0.push(v8.time("plugin", reps[0])?);
+        times[1].0.push(v8.time("serde", reps[1])?);
         times[2].0.push(native(reps[2]));
     }
     Ok(times)
 }
 
-fn which_node() -> Result<PathBuf> {
-    let found = Command::new("node").arg("--version").output();
-    match found {
-        Ok(out) if out.status.success() => Ok(PathBuf::from("node")),
+/// Fails with what to install when `node` is not on `PATH`.
+fn check_node() -> Result<()> {
+    match Command::new(NODE).arg("--version").output() {
+        Ok(out) if out.status.success() => Ok(()),
         _ => bail!("node not found on PATH: install Node.js (Debian: apt-get install nodejs) to run the V8 bench"),
     }
 }
 
-fn node_version(node: &Path) -> String {
-    let out = Command::new(node)
+fn node_version() -> String {
+    let out = Command::new(NODE)
         .args([
             "-p",
             "`Node.js ${process.version}, V8 ${process.versions.v8}`",
@@ -197,14 +200,13 @@ struct V8 {
 
 impl V8 {
     fn start(
-        node: &Path,
         script: &Path,
         plugin: &Path,
         serde: &Path,
         config: &Path,
         input: &Path,
     ) -> Result<Self> {
-        let mut child = Command::new(node)
+        let mut child = Command::new(NODE)
             .arg(script)
             .arg("--plugin")
             .arg(plugin)

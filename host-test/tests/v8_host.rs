@@ -10,12 +10,16 @@
 use json_sanitizer_host::engine;
 use json_sanitizer_host::workload::{api_body, permissive_config};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn node() -> PathBuf {
+/// The Node.js binary, found on `PATH`.
+const NODE: &str = "node";
+
+/// Installs Node.js from Debian when `node` is not on `PATH`.
+fn ensure_node() {
     let works = || {
-        Command::new("node")
+        Command::new(NODE)
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success())
@@ -30,7 +34,6 @@ fn node() -> PathBuf {
             "node is missing and `apt-get install nodejs` failed; install Node.js to run this test"
         );
     }
-    PathBuf::from("node")
 }
 
 /// Runs `bench.mjs` on `body` with `config`, feeding `commands` on stdin.
@@ -43,7 +46,8 @@ fn run(config: &str, body: &[u8], commands: &str) -> Output {
     let plugin = engine::ensure_plugin().expect("plugin builds");
     let serde = engine::ensure_serde_baseline().expect("serde baseline builds");
     let script = engine::workspace_root().join("host-test/v8/bench.mjs");
-    let mut child = Command::new(node())
+    ensure_node();
+    let mut child = Command::new(NODE)
         .arg(&script)
         .arg("--plugin")
         .arg(&plugin)
@@ -128,7 +132,8 @@ fn failures_are_one_line_and_exit_2() {
 #[test]
 fn a_missing_argument_is_a_usage_error() {
     let script = engine::workspace_root().join("host-test/v8/bench.mjs");
-    let out = Command::new(node())
+    ensure_node();
+    let out = Command::new(NODE)
         .arg(&script)
         .arg(Path::new("body.json"))
         .output()

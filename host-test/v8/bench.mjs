@@ -68,8 +68,7 @@ class ProxyWasmHost {
     this.request = null;
     this.nextContext = ROOT + 1;
     this.starting = true;
-    this.instance = new WebAssembly.Instance(module, this.imports(module));
-    this.ex = this.instance.exports;
+    this.ex = new WebAssembly.Instance(module, this.imports(module)).exports;
     this.ex._initialize?.();
     this.ex.proxy_on_context_create(ROOT, 0);
     if (!this.ex.proxy_on_vm_start(ROOT, 0)) throw new Error(`vm start refused: ${this.logs.join('; ')}`);
