@@ -16,12 +16,26 @@ build:
 test:
     cargo test --workspace
 
-# Formatting and clippy, native and wasm32, warnings as errors.
+# Formatting and clippy, native and wasm32, warnings as errors (the fuzz
+# targets too: they are not in the workspace, but they must keep compiling).
 lint:
     cargo fmt --all --check
+    cargo fmt --manifest-path plugin/fuzz/Cargo.toml --check
     cargo clippy --workspace --all-targets -- -D warnings
     rustup target add wasm32-wasip1
     cargo clippy --target wasm32-wasip1 -p json-sanitizer -- -D warnings
+    cargo clippy --manifest-path plugin/fuzz/Cargo.toml --target-dir target/fuzz-lint --all-targets -- -D warnings
+
+# `inspector` checks verdicts against chunking, reuse and serde_json; `filter`
+# the request cycle against a host whose answers are partly hostile. Needs a
+# nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`), which neither
+# the README's commands nor CI use. New inputs go to plugin/fuzz/corpus/TARGET,
+# failing ones to plugin/fuzz/artifacts/TARGET.
+# Coverage-guided fuzzing (libFuzzer) of TARGET for MINUTES.
+fuzz target="inspector" minutes="10":
+    mkdir -p plugin/fuzz/corpus/{{target}}
+    cargo +nightly fuzz run --fuzz-dir plugin/fuzz -O {{target}} plugin/fuzz/corpus/{{target}} examples/requests -- \
+        -dict=plugin/fuzz/json.dict -max_len=4096 -max_total_time=$(({{minutes}} * 60))
 
 # Criterion benches (inspector natively, then through the wasm) with serde_json baselines.
 bench:

@@ -2,25 +2,16 @@
 //! the verdict never depends on how the body is cut into chunks, and for
 //! complete documents it agrees with serde_json.
 //!
-//! The oracle is `serde_json::from_slice::<IgnoredAny>` (grammar), and,
-//! where serde_json differs from us *by design*, the stricter serde_json
-//! parses that cover the difference, each named here rather than skipped:
-//! - IgnoredAny does not validate UTF-8 or `\u` surrogate pairing inside
-//!   strings; parsing into `serde_json::Value` does, so it is part of the
-//!   oracle. Value also refuses numbers beyond f64 range, which we accept on
-//!   purpose (we check grammar, not magnitude): such cases are assumed away.
-//! - serde_json accepts duplicate keys (last wins); we refuse them, so the
-//!   oracle adds `NoDuplicates`, a serde visitor that fails on a repeated
-//!   (decoded) key in any one object.
-//! - serde_json stops at 128 levels of nesting; the generator stays far
-//!   below, and depth limits are tested at their boundary elsewhere.
+//! The oracle for complete documents is serde_json, with the differences
+//! by design made explicit: see `support/serde_oracle.rs`.
+
+#[path = "support/serde_oracle.rs"]
+mod serde_oracle;
 
 use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
 use json_sanitizer::violation::{Violation, ViolationKind};
 use proptest::prelude::*;
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use std::collections::HashSet;
-use std::fmt;
+use serde_oracle::{NoDuplicates, SerdeVerdict};
 
 /// A JSON tree whose rendering we control (whitespace, escapes, duplicates).
 #[derive(Debug, Clone)]
@@ -439,56 +430,6 @@ fn same_verdict_for_any_chunking(
     Ok(())
 }
 
-/// Fails on a key repeated within one object, after serde's decoding.
-struct NoDuplicates;
-
-impl<'de> Deserialize<'de> for NoDuplicates {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NoDuplicatesVisitor)
-    }
-}
-
-struct NoDuplicatesVisitor;
-
-impl<'de> Visitor<'de> for NoDuplicatesVisitor {
-    type Value = NoDuplicates;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-    fn visit_unit<E>(self) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NoDuplicates, A::Error> {
-        while seq.next_element::<NoDuplicates>()?.is_some() {}
-        Ok(NoDuplicates)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoDuplicates, A::Error> {
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if !seen.insert(key) {
-                return Err(de::Error::custom("duplicate key"));
-            }
-            map.next_value::<NoDuplicates>()?;
-        }
-        Ok(NoDuplicates)
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
@@ -584,22 +525,17 @@ proptest! {
     /// (with the by-design differences above made explicit) accepts them.
     #[test]
     fn acceptance_agrees_with_serde_json(doc in document()) {
-        let value = serde_json::from_slice::<serde_json::Value>(&doc);
-        if let Err(e) = &value {
-            prop_assume!(!e.to_string().starts_with("number out of range"));
-        }
-        let grammar_ok = serde_json::from_slice::<IgnoredAny>(&doc).is_ok();
-        let encoding_ok = value.is_ok();
-        let unique_keys = serde_json::from_slice::<NoDuplicates>(&doc).is_ok();
-        let expected = grammar_ok && encoding_ok && unique_keys;
+        let serde = SerdeVerdict::of(&doc);
+        prop_assume!(serde.is_some(), "a number beyond f64: serde_json cannot judge");
+        let serde = serde.expect("assumed");
         let limits = Limits { max_depth: None, ..Limits::UNLIMITED };
         let ours = inspect_in_chunks(&limits, &doc, &[]);
         prop_assert_eq!(
             ours.is_ok(),
-            expected,
-            "ours={:?} ignored_any={} value={:?} unique_keys={} doc={:?}",
-            ours, grammar_ok, value.err().map(|e| e.to_string()), unique_keys,
-            String::from_utf8_lossy(&doc)
+            serde.accepts(),
+            "ours={:?} serde={:?} doc={:?}",
+            ours, serde, String::from_utf8_lossy(&doc)
         );
     }
+
 }

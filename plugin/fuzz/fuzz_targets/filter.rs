@@ -1,0 +1,338 @@
+//! Coverage-guided fuzzing of the filter's request life cycle (the session
+//! behind the `Host` trait, natively), with a host that buffers like Envoy
+//! but whose answers are partly the fuzzer's: header maps in any encoding,
+//! bodies reported larger or smaller than what it returns, shared data
+//! holding anything.
+//!
+//! Each input drives up to eight requests through one plugin instance (so
+//! the breaker's shared state and the recycled inspectors carry over) under
+//! one of the example configurations. It checks that:
+//!
+//! - nothing panics, and no metric is ever moved by a delta of zero (Envoy
+//!   refuses those);
+//! - every local reply has a status within 400–599 and a problem+json body
+//!   whose `status` and `violation` agree with the reply;
+//! - under the default configuration, with an honest host and inspectable
+//!   headers, the session refuses exactly the bodies the inspector refuses,
+//!   with the same violation and offset, however Envoy's buffering cut them.
+//!
+//! Run with `cargo +nightly fuzz run --fuzz-dir plugin/fuzz filter`.
+
+#![no_main]
+
+use json_sanitizer::filter::metrics::Metric;
+use json_sanitizer::filter::pairs::encode_pairs;
+use json_sanitizer::filter::plugin::Plugin;
+use json_sanitizer::filter::session::{Action, Host, Level, RequestHead, Session};
+use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
+use json_sanitizer::policy::breaker::{SetError, Store, StoreError};
+use json_sanitizer::policy::config::Config;
+use json_sanitizer::policy::reply::Reply;
+use libfuzzer_sys::fuzz_target;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+const CONFIGS: [&str; 4] = [
+    include_str!("../../../examples/default.json"),
+    include_str!("../../../examples/per-route.json"),
+    include_str!("../../../examples/report-only.json"),
+    include_str!("../../../examples/strict-api.json"),
+];
+
+fuzz_target!(|data: &[u8]| {
+    let mut input = Input(data);
+    let choice = usize::from(input.byte()) % CONFIGS.len();
+    let raw = CONFIGS[choice].as_bytes();
+    let config = Config::parse(raw).expect("the example configurations parse");
+    let plugin = Rc::new(Plugin::new(config, "json_sanitizer", raw, 7));
+    let mut host = FuzzHost::default();
+    for _ in 0..8 {
+        if input.0.is_empty() {
+            break;
+        }
+        request(&plugin, &mut host, &mut input, choice == 0);
+    }
+});
+
+/// The fuzzer's bytes, taken from the front; zeros once they run out.
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn byte(&mut self) -> u8 {
+        let Some((&b, rest)) = self.0.split_first() else {
+            return 0;
+        };
+        self.0 = rest;
+        b
+    }
+
+    fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let (taken, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        taken
+    }
+
+    /// A length-prefixed string.
+    fn text(&mut self) -> String {
+        let n = usize::from(self.byte() % 24);
+        String::from_utf8_lossy(self.bytes(n)).into_owned()
+    }
+
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[usize::from(self.byte()) % from.len()]
+    }
+}
+
+/// One request: headers, body chunks as Envoy delivers them, maybe
+/// trailers, then the end of the stream.
+fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_config: bool) {
+    host.now += u64::from(input.byte()) * 250;
+    let mode = input.byte();
+    host.hostile = mode & 0b1110_0000 == 0b1110_0000;
+    host.store.garbage.set(mode & 0b1111_0000 == 0b1011_0000);
+    let chunks: Vec<&[u8]> = (0..input.byte() % 6)
+        .map(|_| {
+            let n = usize::from(input.byte()) * 4 + usize::from(input.byte() % 4);
+            input.bytes(n)
+        })
+        .collect();
+    let body: Vec<u8> = chunks.concat();
+    let (head, inspectable) = headers(input, body.len());
+    let trailers = mode & 1 != 0;
+    let headers_end = chunks.is_empty() && !trailers;
+
+    let mut session = Session::new(Rc::clone(plugin));
+    let mut reply = None;
+    let mut action = session.on_request_headers(&head, headers_end, host);
+    host.buffer.clear();
+    for (k, chunk) in chunks.iter().enumerate() {
+        match &action {
+            Action::Reply(r) => {
+                reply = Some(r.clone());
+                break;
+            }
+            // After a pause Envoy hands over the whole buffer again.
+            Action::Continue => host.buffer.clear(),
+            Action::Pause => {}
+        }
+        host.buffer.extend_from_slice(chunk);
+        let mut size = host.buffer.len();
+        if host.hostile {
+            size = size
+                .wrapping_add(usize::from(input.byte() % 5))
+                .wrapping_sub(2);
+        }
+        let end = k + 1 == chunks.len() && !trailers;
+        action = session.on_request_body(size, end, host);
+    }
+    if reply.is_none() {
+        if let Action::Reply(r) = action {
+            reply = Some(r);
+        } else if trailers {
+            if let Action::Reply(r) = session.on_request_trailers(host) {
+                reply = Some(r);
+            }
+        }
+    }
+    session.on_done(host);
+    // Hands its inspector back to the plugin for the next request, as the
+    // deletion of the stream's context does.
+    drop(session);
+
+    if let Some(r) = &reply {
+        well_formed(r);
+    }
+    if default_config && inspectable && !host.hostile && !headers_end {
+        let expected = Inspector::check(&Limits::default(), &JsonOptions::default(), &body).err();
+        let got = reply.as_ref().map(|r| {
+            let doc: serde_json::Value = serde_json::from_str(&r.body).expect("problem+json");
+            (
+                doc["violation"].as_str().map(str::to_owned),
+                doc["offset"].as_u64(),
+            )
+        });
+        let expected = expected.map(|v| (Some(v.kind.as_str().to_owned()), v.offset));
+        assert_eq!(got, expected, "body {:?}", String::from_utf8_lossy(&body));
+    }
+}
+
+/// The request headers, and whether the default configuration inspects
+/// their body (a JSON content type, no content coding, no early 413).
+fn headers(input: &mut Input, body_len: usize) -> (RequestHead, bool) {
+    if input.byte() & 0b1111_1000 == 0 {
+        // Whatever the host hands over; an inconsistent map is no headers,
+        // as in the proxy-wasm glue.
+        let n = usize::from(input.byte());
+        let raw = input.bytes(n).to_vec();
+        return (RequestHead::from_encoded(raw).unwrap_or_default(), false);
+    }
+    let mut pairs: Vec<(String, String)> = vec![
+        (
+            ":method".into(),
+            input.pick(&["POST", "PUT", "GET", "post"]).into(),
+        ),
+        (
+            ":path".into(),
+            input
+                .pick(&[
+                    "/api/orders",
+                    "/api/search",
+                    "/upload/x",
+                    "/api/bulk/1",
+                    "/v1/old",
+                    "/",
+                ])
+                .into(),
+        ),
+        (
+            ":authority".into(),
+            input
+                .pick(&["api.example.com", "internal.example.com"])
+                .into(),
+        ),
+    ];
+    // Whether the default configuration inspects the body: a JSON type
+    // (`application/json` or `application/*+json`, any case, any parameters)
+    // or none at all.
+    let (content_type, mut inspectable) = input.pick(&[
+        (Some("application/json"), true),
+        (Some("Application/JSON; charset=utf-8"), true),
+        (Some("application/problem+json"), true),
+        (Some("text/plain"), false),
+        (Some("multipart/form-data; boundary=x"), false),
+        (None, true),
+    ]);
+    if let Some(ct) = content_type {
+        pairs.push(("content-type".into(), ct.into()));
+    }
+    match input.byte() % 8 {
+        0 => pairs.push(("content-length".into(), body_len.to_string())),
+        1 => pairs.push((
+            "content-length".into(),
+            (body_len + 3 * 1024 * 1024).to_string(),
+        )),
+        2 => pairs.push(("content-length".into(), input.text())),
+        _ => {}
+    }
+    if pairs.last().is_some_and(|(name, value)| {
+        name == "content-length"
+            && value
+                .trim_ascii()
+                .parse::<u64>()
+                .is_ok_and(|n| n > 2 * 1024 * 1024)
+    }) {
+        inspectable = false;
+    }
+    match input.byte() % 8 {
+        0 => {
+            pairs.push(("content-encoding".into(), "gzip".into()));
+            inspectable = false;
+        }
+        1 => pairs.push(("content-encoding".into(), " identity ,\tIDENTITY".into())),
+        2 => {
+            pairs.push(("content-encoding".into(), input.text()));
+            inspectable = false;
+        }
+        _ => {}
+    }
+    for _ in 0..input.byte() % 4 {
+        let name = input.pick(&["x-request-id", "x-api-key", "content-type", "x-other"]);
+        if name == "content-type" {
+            inspectable = false;
+        }
+        pairs.push((name.into(), input.text()));
+    }
+    let head = RequestHead::from_encoded(encode_pairs(&pairs)).expect("encode_pairs is consistent");
+    (head, inspectable)
+}
+
+/// A local reply as the README documents it.
+fn well_formed(reply: &Reply) {
+    assert!((400..=599).contains(&reply.status), "{reply:?}");
+    let doc: serde_json::Value = serde_json::from_str(&reply.body).expect("problem+json body");
+    assert_eq!(
+        doc["status"].as_u64(),
+        Some(u64::from(reply.status)),
+        "{reply:?}"
+    );
+    let kind = doc["violation"].as_str().expect("a violation name");
+    assert_eq!(
+        doc["type"].as_str(),
+        Some(format!("urn:json-sanitizer:problem:{kind}").as_str()),
+        "{reply:?}"
+    );
+    assert!(
+        reply
+            .headers
+            .iter()
+            .any(|(name, value)| name == "content-type" && value == "application/problem+json"),
+        "{reply:?}"
+    );
+}
+
+#[derive(Default)]
+struct FuzzHost {
+    buffer: Vec<u8>,
+    now: u64,
+    hostile: bool,
+    store: FuzzStore,
+}
+
+impl Host for FuzzHost {
+    fn body(&mut self, start: usize, len: usize) -> Option<Vec<u8>> {
+        let end = start.checked_add(len)?.min(self.buffer.len());
+        Some(self.buffer.get(start..end)?.to_vec())
+    }
+    fn now_ms(&mut self) -> u64 {
+        self.now
+    }
+    fn source_address(&mut self) -> Option<String> {
+        Some("10.0.0.7:40000".into())
+    }
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+    fn log(&mut self, _: Level, message: &str) {
+        assert!(!message.is_empty());
+    }
+    fn count(&mut self, metric: Metric, delta: u64) {
+        assert!(delta > 0, "{} moved by 0: Envoy refuses it", metric.name());
+    }
+}
+
+/// Shared data like Envoy's (CAS issued from 1 on), or, when `garbage`,
+/// answering every read with bytes no plugin wrote.
+#[derive(Default)]
+struct FuzzStore {
+    map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
+    next_cas: Cell<u32>,
+    garbage: Cell<bool>,
+}
+
+impl Store for FuzzStore {
+    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), StoreError> {
+        if self.garbage.get() {
+            return Ok((
+                Some(key.as_bytes().iter().rev().copied().collect()),
+                Some(3),
+            ));
+        }
+        Ok(match self.map.borrow().get(key) {
+            Some((value, cas)) => (Some(value.clone()), Some(*cas)),
+            None => (None, None),
+        })
+    }
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
+        let mut map = self.map.borrow_mut();
+        if let (Some(want), Some((_, have))) = (cas.filter(|c| *c != 0), map.get(key)) {
+            if want != *have {
+                return Err(SetError::CasMismatch);
+            }
+        }
+        let next = self.next_cas.get().wrapping_add(1).max(1);
+        self.next_cas.set(next);
+        map.insert(key.to_string(), (value.to_vec(), next));
+        Ok(())
+    }
+}
