@@ -48,6 +48,14 @@ pub(super) fn non_digits16(b: &Block) -> u32 {
     imp::non_digits16(b)
 }
 
+/// Bytes that may follow a value in valid JSON: `,`, `]`, `}` or
+/// whitespace (with, as signed bytes below 0x21, every control and
+/// non-ASCII byte): where a number token ends if it is well formed.
+#[inline(always)]
+pub(super) fn value_ends16(b: &Block) -> u32 {
+    imp::value_ends16(b)
+}
+
 /// Lanes where `a` and `b` hold the same byte: comparing a key with a
 /// recorded one sixteen bytes at a time.
 #[inline(always)]
@@ -120,6 +128,22 @@ mod imp {
             let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
             let low_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
             _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), low_or_high)) as u32
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn value_ends16(b: &Block) -> u32 {
+        // SAFETY: as above.
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            let comma = _mm_cmpeq_epi8(v, _mm_set1_epi8(b',' as i8));
+            let bracket = _mm_cmpeq_epi8(v, _mm_set1_epi8(b']' as i8));
+            let brace = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'}' as i8));
+            let low_or_high = _mm_cmplt_epi8(v, _mm_set1_epi8(0x21));
+            _mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(comma, bracket),
+                _mm_or_si128(brace, low_or_high),
+            )) as u32
         }
     }
 
@@ -229,6 +253,19 @@ mod imp {
     }
 
     #[inline(always)]
+    pub(super) fn value_ends16(b: &Block) -> u32 {
+        let v = load(b);
+        let comma = i8x16_eq(v, splat(b','));
+        let bracket = i8x16_eq(v, splat(b']'));
+        let brace = i8x16_eq(v, splat(b'}'));
+        let low_or_high = i8x16_lt(v, splat(0x21));
+        u32::from(i8x16_bitmask(v128_or(
+            v128_or(comma, bracket),
+            v128_or(brace, low_or_high),
+        )))
+    }
+
+    #[inline(always)]
     pub(super) fn non_digits16(b: &Block) -> u32 {
         let digits = u8x16_lt(i8x16_sub(load(b), splat(b'0')), splat(10));
         u32::from(i8x16_bitmask(digits)) ^ 0xFFFF
@@ -278,6 +315,12 @@ mod imp {
         b.iter()
             .enumerate()
             .fold(0, |m, (k, &c)| m | u32::from(!c.is_ascii_digit()) << k)
+    }
+
+    pub(super) fn value_ends16(b: &Block) -> u32 {
+        b.iter().enumerate().fold(0, |m, (k, &c)| {
+            m | u32::from(matches!(c, b',' | b']' | b'}') || (c as i8) < 0x21) << k
+        })
     }
 
     pub(super) fn non_whitespace16(b: &Block) -> u32 {
@@ -348,6 +391,14 @@ mod tests {
                         non_spaces16(&b),
                         reference(&b, |c| c != b' '),
                         "spaces, byte {c:#x} in lane {lane} among {fill:#x}"
+                    );
+                    assert_eq!(
+                        value_ends16(&b),
+                        reference(&b, |c| {
+                            matches!(c, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t')
+                                || !(0x21..0x80).contains(&c)
+                        }),
+                        "value ends, byte {c:#x} in lane {lane} among {fill:#x}"
                     );
                 }
             }
