@@ -159,18 +159,13 @@ impl Maxima {
             } else {
                 number = 0;
             }
-            let first = |open: &mut Vec<(bool, u64)>| {
-                if let Some((_, n)) = open.last_mut() {
-                    *n = (*n).max(1);
-                }
-            };
             match b {
                 b'"' => {
-                    first(&mut open);
+                    Self::touch(&mut open);
                     string = Some(0);
                 }
                 b'[' | b'{' => {
-                    first(&mut open);
+                    Self::touch(&mut open);
                     open.push((b == b'{', 0));
                     most.depth = most.depth.max(open.len() as u64);
                 }
@@ -185,13 +180,20 @@ impl Maxima {
                     }
                 }
                 b' ' | b'\t' | b'\n' | b'\r' | b':' => {}
-                _ => first(&mut open),
+                _ => Self::touch(&mut open),
             }
         }
         for (is_object, n) in open {
             most.widest(is_object, n);
         }
         most
+    }
+
+    /// A value starts in the innermost open container: it has a member.
+    fn touch(open: &mut [(bool, u64)]) {
+        if let Some((_, n)) = open.last_mut() {
+            *n = (*n).max(1);
+        }
     }
 
     fn widest(&mut self, is_object: bool, members: u64) {
