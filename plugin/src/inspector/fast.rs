@@ -445,8 +445,9 @@ fn literal_end(s: &[u8], i: usize, lit: &[u8]) -> Option<usize> {
 /// or may continue past the end of the chunk.
 ///
 /// Where the chunk has room, the end is first *guessed* as the next byte
-/// that may follow a value (one vector compare over 32 bytes), then checked
-/// against the grammar walk. The guess does not depend on the walk, so the
+/// that may follow a value (a vector compare of the next 16 bytes, and of
+/// the 16 after them only when those hold none), then checked against the
+/// grammar walk. The guess does not depend on the walk, so the
 /// next token can start before the walk's chain of digit runs (load,
 /// compare, count) is done; a wrong guess (a malformed number, or one
 /// followed by a byte that cannot follow a value) declines the token, and
@@ -479,7 +480,12 @@ fn number_end_guess(s: &[u8], i: usize) -> Option<usize> {
     if i + 32 > s.len() {
         return None;
     }
-    let ends = value_ends16(block(s, i)) | value_ends16(block(s, i + 16)) << 16;
+    // The second block only when the first has no end: most numbers are
+    // shorter than sixteen bytes.
+    let mut ends = value_ends16(block(s, i));
+    if ends == 0 {
+        ends = value_ends16(block(s, i + 16)) << 16;
+    }
     (ends != 0).then(|| i + ends.trailing_zeros() as usize)
 }
 
@@ -684,6 +690,12 @@ mod tests {
             "1e5e5",
             "00",
             "-a",
+            // Ends at the last lane of the first block, the first lane of
+            // the second, the last lane of the second, and beyond both.
+            "123456789012345",
+            "1234567890123456",
+            "1234567890123456789012345678901",
+            "12345678901234567890123456789012",
             "123456789012345678901234567890",
         ];
         let followers = [
