@@ -566,3 +566,87 @@ fn members_read_by_their_leads_keep_every_check() {
         }
     }
 }
+
+/// Objects whose keys are a variant of an earlier shape (an optional key in
+/// the middle: a tweet with a retweet, a user with an extra field) stop
+/// following it where they differ, and their keys so far go to the
+/// duplicate table (see `shapes.rs`): a repeat of any key before or after
+/// that point, a key of a third variant, or one member too many is found at
+/// its offset, for any chunking, compact or pretty-printed.
+#[test]
+fn objects_that_differ_from_their_shape_midway_keep_every_check() {
+    let object = |keys: &[&str], pretty: bool| -> String {
+        let members: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(n, k)| {
+                let value = ["1", "\"v\"", "[2,3]", "null"][n % 4];
+                if pretty {
+                    format!("\n    \"{k}\": {value}")
+                } else {
+                    format!("\"{k}\":{value}")
+                }
+            })
+            .collect();
+        format!("{{{}}}", members.join(","))
+    };
+    let a = ["id", "a", "b", "c", "d"];
+    let b = ["id", "a", "x", "b", "c", "d"];
+    let six = Limits {
+        max_object_entries: Some(6),
+        ..Limits::default()
+    };
+    // The probe's keys, and the violation with the text its offset points at
+    // (the last occurrence in the probe).
+    type Case<'a> = (&'a [&'a str], Option<(K, &'a str)>);
+    let cases: [Case; 10] = [
+        (&b, None),
+        (&a, None),
+        // Key 3 is B's key 3, but the keys before it are A's.
+        (&["id", "a", "b", "b"], Some((K::DuplicateKey, "\"b\""))),
+        (
+            &["id", "a", "x", "b", "a"],
+            Some((K::DuplicateKey, "\"a\"")),
+        ),
+        (&["id", "a", "x", "x"], Some((K::DuplicateKey, "\"x\""))),
+        (&["id", "a", "x", "id"], Some((K::DuplicateKey, "\"id\""))),
+        (
+            &["id", "a", "x", "b", "c", "x"],
+            Some((K::DuplicateKey, "\"x\"")),
+        ),
+        (
+            &["id", "a", "b", "x", "a"],
+            Some((K::DuplicateKey, "\"a\"")),
+        ),
+        (
+            &["id", "a", "y", "b", "y"],
+            Some((K::DuplicateKey, "\"y\"")),
+        ),
+        (
+            &["id", "a", "x", "b", "c", "d", "e"],
+            Some((K::TooManyEntries, "\"e\"")),
+        ),
+    ];
+    for pretty in [false, true] {
+        // A, then B (differs from A at its third key), then both again.
+        let shown: Vec<String> = [&a[..], &b, &a, &b, &a]
+            .iter()
+            .map(|keys| object(keys, pretty))
+            .collect();
+        let shown = format!("[{}", shown.join(","));
+        for (probe, expected) in cases {
+            let probe = object(probe, pretty);
+            let body = format!("{shown},{probe},{}]", object(&b, pretty));
+            let whole = verdict_with(&six, &strict(), body.as_bytes());
+            let expected = expected.map(|(kind, at)| {
+                let offset = shown.len() + 1 + probe.rfind(at).unwrap();
+                (kind, Some(offset as u64))
+            });
+            assert_eq!(whole.err().map(|v| (v.kind, v.offset)), expected, "{body}");
+            for cut in 0..=body.len() {
+                let split = verdict_in_chunks(&six, &strict(), body.as_bytes(), &[cut]);
+                assert_eq!(split, whole, "cut at {cut} of {body}");
+            }
+        }
+    }
+}
