@@ -537,5 +537,4 @@ proptest! {
             ours, serde, String::from_utf8_lossy(&doc)
         );
     }
-
 }

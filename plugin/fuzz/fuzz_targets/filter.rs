@@ -24,7 +24,7 @@ use json_sanitizer::filter::metrics::Metric;
 use json_sanitizer::filter::pairs::encode_pairs;
 use json_sanitizer::filter::plugin::Plugin;
 use json_sanitizer::filter::session::{Action, Host, Level, RequestHead, Session};
-use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
+use json_sanitizer::inspector::{defaults, Inspector, JsonOptions, Limits};
 use json_sanitizer::policy::breaker::{SetError, Store, StoreError};
 use json_sanitizer::policy::config::Config;
 use json_sanitizer::policy::reply::Reply;
@@ -206,21 +206,20 @@ fn headers(input: &mut Input, body_len: usize) -> (RequestHead, bool) {
     if let Some(ct) = content_type {
         pairs.push(("content-type".into(), ct.into()));
     }
+    // The default configuration's body limit, which a declared length over
+    // it meets before any body byte (an early 413).
+    let limit = defaults::max_body_bytes().unwrap_or(u64::MAX);
     match input.byte() % 8 {
         0 => pairs.push(("content-length".into(), body_len.to_string())),
         1 => pairs.push((
             "content-length".into(),
-            (body_len + 3 * 1024 * 1024).to_string(),
+            limit.saturating_add(1 + body_len as u64).to_string(),
         )),
         2 => pairs.push(("content-length".into(), input.text())),
         _ => {}
     }
     if pairs.last().is_some_and(|(name, value)| {
-        name == "content-length"
-            && value
-                .trim_ascii()
-                .parse::<u64>()
-                .is_ok_and(|n| n > 2 * 1024 * 1024)
+        name == "content-length" && value.trim_ascii().parse::<u64>().is_ok_and(|n| n > limit)
     }) {
         inspectable = false;
     }

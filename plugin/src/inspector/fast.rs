@@ -16,7 +16,9 @@
 use super::keys::{hash_slice, KeyHasher};
 use super::scan::hex_value;
 use super::shapes::{Shape, LEADS};
-use super::simd::{block, plain_run, value_ends16};
+use super::simd::plain_run;
+#[cfg(not(target_arch = "wasm32"))]
+use super::simd::{block, value_ends16};
 use super::swar::{skip_digits, skip_ws};
 use super::utf8;
 use super::{Bounds, Frame, Inspector, State};
@@ -452,29 +454,27 @@ fn literal_end(s: &[u8], i: usize, lit: &[u8]) -> Option<usize> {
 /// compare, count) is done; a wrong guess (a malformed number, or one
 /// followed by a byte that cannot follow a value) declines the token, and
 /// the state machine reads it.
+///
+/// Native builds only: there the guess takes two fifths off the time on
+/// canada.json (with 24% more instructions); in wasm, where the loop's time
+/// goes to Cranelift's spills rather than to this chain, it added 3% to 14%
+/// more instructions and no speed, so there it is compiled out.
 #[inline(always)]
 fn number_end(s: &[u8], i: usize) -> Option<usize> {
-    if !GUESS_NUMBER_ENDS {
-        return number_walk(s, i);
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(guess) = number_end_guess(s, i) {
+        // A branch, not a select: the guess must not wait for the walk.
+        if number_walk(s, i) != Some(guess) {
+            return None;
+        }
+        return Some(guess);
     }
-    let Some(guess) = number_end_guess(s, i) else {
-        return number_walk(s, i);
-    };
-    // A branch, not a select: the guess must not wait for the walk.
-    if number_walk(s, i) != Some(guess) {
-        return None;
-    }
-    Some(guess)
+    number_walk(s, i)
 }
-
-/// Whether [`number_end`] guesses. Natively it takes two fifths off the
-/// time on canada.json (with 24% more instructions); in wasm, where the loop's
-/// time goes to Cranelift's spills rather than to this chain, it added 3%
-/// to 14% more instructions and no speed, so there it is compiled out.
-const GUESS_NUMBER_ENDS: bool = !cfg!(target_arch = "wasm32");
 
 /// The first byte within 32 of `s[i]` that may follow a value, if there is
 /// one and the chunk has 32 bytes there.
+#[cfg(not(target_arch = "wasm32"))]
 #[inline(always)]
 fn number_end_guess(s: &[u8], i: usize) -> Option<usize> {
     if i + 32 > s.len() {
@@ -712,7 +712,7 @@ mod tests {
                 match (walk, got) {
                     (Some(w), Some(g)) => assert_eq!(w, g, "{number:?} then {follower:?}"),
                     (Some(w), None) => assert!(
-                        GUESS_NUMBER_ENDS && (!follows_value || w != number.len()),
+                        cfg!(not(target_arch = "wasm32")) && (!follows_value || w != number.len()),
                         "{number:?} then {follower:?}: the walk ends at {w}, the guess declined"
                     ),
                     (None, got) => assert_eq!(got, None, "{number:?} then {follower:?}"),

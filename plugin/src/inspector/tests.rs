@@ -553,17 +553,30 @@ fn members_read_by_their_leads_keep_every_check() {
     for (third, indent, expected) in cases {
         let third = object(third, indent);
         let body = format!("{shown}, {third}, {}]", object(&keys, 2));
-        let whole = verdict_with(&five, &strict(), body.as_bytes());
-        let expected = expected.map(|(kind, at)| {
-            let offset = shown.len() + 2 + third.rfind(at).unwrap();
-            (kind, Some(offset as u64))
-        });
-        assert_eq!(whole.err().map(|v| (v.kind, v.offset)), expected, "{body}");
-        // Cut in two anywhere: inside a lead, a key or a value.
-        for cut in 0..=body.len() {
-            let split = verdict_in_chunks(&five, &strict(), body.as_bytes(), &[cut]);
-            assert_eq!(split, whole, "cut at {cut} of {body}");
-        }
+        assert_probe_verdict(&five, &body, shown.len() + 2, &third, expected);
+    }
+}
+
+/// `body`, in which `probe` starts at byte `probe_at`, gets the `expected`
+/// violation (its kind, and the text in the probe its offset points at, the
+/// last occurrence), or none: whole, in 1-byte chunks, and cut in two
+/// anywhere (inside a lead, a key or a value).
+fn assert_probe_verdict(
+    limits: &Limits,
+    body: &str,
+    probe_at: usize,
+    probe: &str,
+    expected: Option<(K, &str)>,
+) {
+    let whole = verdict_with(limits, &strict(), body.as_bytes());
+    let expected = expected.map(|(kind, at)| {
+        let offset = probe_at + probe.rfind(at).expect("the text is in the probe");
+        (kind, Some(offset as u64))
+    });
+    assert_eq!(whole.err().map(|v| (v.kind, v.offset)), expected, "{body}");
+    for cut in 0..=body.len() {
+        let split = verdict_in_chunks(limits, &strict(), body.as_bytes(), &[cut]);
+        assert_eq!(split, whole, "cut at {cut} of {body}");
     }
 }
 
@@ -637,16 +650,7 @@ fn objects_that_differ_from_their_shape_midway_keep_every_check() {
         for (probe, expected) in cases {
             let probe = object(probe, pretty);
             let body = format!("{shown},{probe},{}]", object(&b, pretty));
-            let whole = verdict_with(&six, &strict(), body.as_bytes());
-            let expected = expected.map(|(kind, at)| {
-                let offset = shown.len() + 1 + probe.rfind(at).unwrap();
-                (kind, Some(offset as u64))
-            });
-            assert_eq!(whole.err().map(|v| (v.kind, v.offset)), expected, "{body}");
-            for cut in 0..=body.len() {
-                let split = verdict_in_chunks(&six, &strict(), body.as_bytes(), &[cut]);
-                assert_eq!(split, whole, "cut at {cut} of {body}");
-            }
+            assert_probe_verdict(&six, &body, shown.len() + 1, &probe, expected);
         }
     }
 }
