@@ -8,8 +8,16 @@ use json_sanitizer_host::oci::image::{
 };
 use json_sanitizer_host::oci::layout::Layout;
 use json_sanitizer_host::oci::package::{build_layout, BuildOptions};
-use oci_cli::run_cli;
+use oci_cli::{layer_media_types, run_cli};
 use std::path::{Path, PathBuf};
+
+/// Image metadata at version 1.2.3, dated or not.
+fn meta(created: Option<u64>) -> ImageMeta {
+    ImageMeta {
+        version: "1.2.3".into(),
+        created,
+    }
+}
 
 /// A small but valid core module (magic, version, one custom section), so
 /// these tests do not need the plugin build.
@@ -91,10 +99,6 @@ fn building_twice_gives_identical_digests_and_bytes() {
 #[test]
 fn a_different_module_or_timestamp_changes_the_digest() {
     let wasm = module();
-    let meta = |created| ImageMeta {
-        version: "1.2.3".into(),
-        created,
-    };
     let base = image::build(Variant::Compat, &wasm, &meta(None)).unwrap();
     let dated = image::build(Variant::Compat, &wasm, &meta(Some(1_700_000_000))).unwrap();
     let dated2 = image::build(Variant::Compat, &wasm, &meta(Some(1_700_000_000))).unwrap();
@@ -109,15 +113,7 @@ fn a_different_module_or_timestamp_changes_the_digest() {
 #[test]
 fn compat_image_matches_what_istio_reads() {
     let wasm = module();
-    let img = image::build(
-        Variant::Compat,
-        &wasm,
-        &ImageMeta {
-            version: "1.2.3".into(),
-            created: None,
-        },
-    )
-    .unwrap();
+    let img = image::build(Variant::Compat, &wasm, &meta(None)).unwrap();
     let m: serde_json::Value = serde_json::from_slice(&img.manifest.bytes).unwrap();
     assert_eq!(m["schemaVersion"], 2);
     assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
@@ -161,22 +157,9 @@ fn compat_image_matches_what_istio_reads() {
 #[test]
 fn wasm_variant_has_the_two_module_layers() {
     let wasm = module();
-    let img = image::build(
-        Variant::Wasm,
-        &wasm,
-        &ImageMeta {
-            version: "1.2.3".into(),
-            created: None,
-        },
-    )
-    .unwrap();
+    let img = image::build(Variant::Wasm, &wasm, &meta(None)).unwrap();
     let m: serde_json::Value = serde_json::from_slice(&img.manifest.bytes).unwrap();
-    let types: Vec<&str> = m["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["mediaType"].as_str().unwrap())
-        .collect();
+    let types = layer_media_types(&img.manifest.bytes);
     assert_eq!(types, [WASM_CONFIG_MEDIA_TYPE, WASM_CONTENT_MEDIA_TYPE]);
     assert_eq!(m["config"]["mediaType"], WASM_CONFIG_MEDIA_TYPE);
     assert_eq!(img.layers[1].bytes, wasm);

@@ -16,7 +16,7 @@ use json_sanitizer_host::oci::image::{
 use json_sanitizer_host::oci::layout::Layout;
 use json_sanitizer_host::oci::package::{build_layout, BuildOptions};
 use json_sanitizer_host::oci::registry::{pull, push, RegistryOptions};
-use oci_cli::run_cli;
+use oci_cli::{layer_media_types, run_cli};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -210,13 +210,7 @@ fn push_pull_round_trip_through_a_real_registry() {
 
     // The wasm variant.
     let pulled_wasm = pull(&format!("{repo}:0.1.0-wasm"), &opts).unwrap();
-    let m: serde_json::Value = serde_json::from_slice(&pulled_wasm.image.manifest.bytes).unwrap();
-    let types: Vec<&str> = m["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["mediaType"].as_str().unwrap())
-        .collect();
+    let types = layer_media_types(&pulled_wasm.image.manifest.bytes);
     assert_eq!(types, [WASM_CONFIG_MEDIA_TYPE, WASM_CONTENT_MEDIA_TYPE]);
     assert_eq!(pulled_wasm.plugin, source);
 

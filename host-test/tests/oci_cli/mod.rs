@@ -22,3 +22,15 @@ pub fn run_cli(args: &[&str]) -> anyhow::Result<i32> {
     let Top::Oci(cmd) = cli.cmd;
     oci::run(cmd)
 }
+
+/// The `mediaType` of each layer of a manifest, in order: what tells a
+/// reader which variant (Istio's compat layer or the wasm-artifact pair) it has.
+pub fn layer_media_types(manifest: &[u8]) -> Vec<String> {
+    let m: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -25,12 +25,11 @@ use json_sanitizer::filter::pairs::encode_pairs;
 use json_sanitizer::filter::plugin::Plugin;
 use json_sanitizer::filter::session::{Action, Host, Level, RequestHead, Session};
 use json_sanitizer::inspector::{defaults, Inspector, JsonOptions, Limits};
-use json_sanitizer::policy::breaker::{SetError, Store, StoreError};
+use json_sanitizer::policy::breaker::testing::EnvoyStore;
+use json_sanitizer::policy::breaker::Store;
 use json_sanitizer::policy::config::Config;
 use json_sanitizer::policy::reply::Reply;
 use libfuzzer_sys::fuzz_target;
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 const CONFIGS: [&str; 4] = [
@@ -90,7 +89,9 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_
     host.now += u64::from(input.byte()) * 250;
     let mode = input.byte();
     host.hostile = mode & 0b1110_0000 == 0b1110_0000;
-    host.store.garbage.set(mode & 0b1111_0000 == 0b1011_0000);
+    host.store
+        .garbage_gets
+        .set(mode & 0b1111_0000 == 0b1011_0000);
     let chunks: Vec<&[u8]> = (0..input.byte() % 6)
         .map(|_| {
             let n = usize::from(input.byte()) * 4 + usize::from(input.byte() % 4);
@@ -275,7 +276,7 @@ struct FuzzHost {
     buffer: Vec<u8>,
     now: u64,
     hostile: bool,
-    store: FuzzStore,
+    store: EnvoyStore,
 }
 
 impl Host for FuzzHost {
@@ -297,41 +298,5 @@ impl Host for FuzzHost {
     }
     fn count(&mut self, metric: Metric, delta: u64) {
         assert!(delta > 0, "{} moved by 0: Envoy refuses it", metric.name());
-    }
-}
-
-/// Shared data like Envoy's (CAS issued from 1 on), or, when `garbage`,
-/// answering every read with bytes no plugin wrote.
-#[derive(Default)]
-struct FuzzStore {
-    map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-    next_cas: Cell<u32>,
-    garbage: Cell<bool>,
-}
-
-impl Store for FuzzStore {
-    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), StoreError> {
-        if self.garbage.get() {
-            return Ok((
-                Some(key.as_bytes().iter().rev().copied().collect()),
-                Some(3),
-            ));
-        }
-        Ok(match self.map.borrow().get(key) {
-            Some((value, cas)) => (Some(value.clone()), Some(*cas)),
-            None => (None, None),
-        })
-    }
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
-        let mut map = self.map.borrow_mut();
-        if let (Some(want), Some((_, have))) = (cas.filter(|c| *c != 0), map.get(key)) {
-            if want != *have {
-                return Err(SetError::CasMismatch);
-            }
-        }
-        let next = self.next_cas.get().wrapping_add(1).max(1);
-        self.next_cas.set(next);
-        map.insert(key.to_string(), (value.to_vec(), next));
-        Ok(())
     }
 }

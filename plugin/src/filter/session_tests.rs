@@ -3,37 +3,9 @@
 
 use super::*;
 use crate::filter::plugin::RECYCLE_MAX_BYTES;
-use crate::policy::breaker::{SetError, StoreError};
+use crate::policy::breaker::testing::EnvoyStore;
 use crate::policy::config::Config;
-use std::cell::RefCell;
 use std::collections::HashMap;
-
-#[derive(Default)]
-struct MemStore {
-    map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
-    next_cas: RefCell<u32>,
-}
-
-impl Store for MemStore {
-    fn get(&self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), StoreError> {
-        Ok(match self.map.borrow().get(key) {
-            Some((v, cas)) => (Some(v.clone()), Some(*cas)),
-            None => (None, None),
-        })
-    }
-    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), SetError> {
-        let mut map = self.map.borrow_mut();
-        if let (Some(want), Some((_, have))) = (cas.filter(|c| *c != 0), map.get(key)) {
-            if want != *have {
-                return Err(SetError::CasMismatch);
-            }
-        }
-        let mut next = self.next_cas.borrow_mut();
-        *next += 1;
-        map.insert(key.to_string(), (value.to_vec(), *next));
-        Ok(())
-    }
-}
 
 #[derive(Default)]
 struct FakeHost {
@@ -43,7 +15,7 @@ struct FakeHost {
     unreadable: bool,
     now: u64,
     source: Option<String>,
-    store: MemStore,
+    store: EnvoyStore,
     logs: Vec<(Level, String)>,
     metrics: HashMap<String, u64>,
 }

@@ -56,8 +56,10 @@ mod state;
 mod store;
 mod txn;
 
-#[cfg(test)]
-mod testing;
+/// An in-memory shared-data store with Envoy's semantics, for the crate's
+/// tests and the fuzz targets (feature `test-support`); not in the plugin.
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

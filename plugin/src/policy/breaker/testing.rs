@@ -1,29 +1,40 @@
 //! Test doubles: an in-memory shared-data map that behaves like Envoy's
 //! (process-wide CAS counter, non-zero CAS on a missing key succeeds, CAS 0
-//! unconditional, no delete), with knobs to inject CAS mismatches and host
-//! errors, and hostcall counters.
+//! unconditional, no delete), with knobs to inject CAS mismatches, host
+//! errors and garbage, and hostcall counters. One double serves the breaker's
+//! unit tests, the filter's session tests and the `filter` fuzz target, so
+//! all three exercise the same host semantics.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use super::store::{SetError, Store, StoreError};
 
+/// Envoy's shared data for one VM, single-threaded; the knobs make it a
+/// hostile or failing host on demand.
 #[derive(Default)]
 pub struct EnvoyStore {
     map: RefCell<HashMap<String, (Vec<u8>, u32)>>,
     last_cas: Cell<u32>,
+    /// `get` calls so far, to assert how many hostcalls a path makes.
     pub gets: Cell<u32>,
+    /// `set` calls so far.
     pub sets: Cell<u32>,
     /// The next N sets fail with CasMismatch without writing.
     pub inject_mismatches: Cell<u32>,
     /// Every set fails with CasMismatch.
     pub always_mismatch: Cell<bool>,
-    /// Gets / sets fail with a host error.
+    /// Gets fail with a host error.
     pub fail_gets: Cell<bool>,
+    /// Sets fail with a host error.
     pub fail_sets: Cell<bool>,
+    /// Every get answers bytes no plugin wrote (the key reversed, CAS 3), as
+    /// a hostile host or another plugin sharing the key space might.
+    pub garbage_gets: Cell<bool>,
 }
 
 impl EnvoyStore {
+    /// An empty store whose first write gets CAS 1, as in Envoy.
     pub fn new() -> Self {
         Self::default()
     }
@@ -52,14 +63,17 @@ impl EnvoyStore {
             .insert(key.to_string(), (value.to_vec(), cas));
     }
 
+    /// The stored bytes under `key`, bypassing the counters and knobs.
     pub fn raw(&self, key: &str) -> Option<Vec<u8>> {
         self.map.borrow().get(key).map(|(v, _)| v.clone())
     }
 
+    /// `(gets, sets)` so far.
     pub fn calls(&self) -> (u32, u32) {
         (self.gets.get(), self.sets.get())
     }
 
+    /// Zeroes the call counters.
     pub fn reset_calls(&self) {
         self.gets.set(0);
         self.sets.set(0);
@@ -71,6 +85,9 @@ impl Store for EnvoyStore {
         self.gets.set(self.gets.get() + 1);
         if self.fail_gets.get() {
             return Err(StoreError::new("InternalFailure"));
+        }
+        if self.garbage_gets.get() {
+            return Ok((Some(key.bytes().rev().collect()), Some(3)));
         }
         Ok(match self.map.borrow().get(key) {
             Some((v, cas)) => (Some(v.clone()), Some(*cas)),
