@@ -28,6 +28,26 @@ enum Command {
     Oci(oci::OciCommand),
 }
 
+/// clap's error as one line: its first paragraph (which may continue on
+/// indented lines, as the list of missing arguments does), without the usage
+/// and tips that follow.
+fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let line = first.join(" ");
+    let line = line.trim_start_matches("error: ");
+    if line.is_empty() {
+        "usage error".to_string()
+    } else {
+        line.to_string()
+    }
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -48,15 +68,7 @@ fn main() {
                     },
                 );
             }
-            let msg = e.render().to_string();
-            let first = msg
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("usage error");
-            eprintln!(
-                "json-sanitizer-host: {}",
-                first.trim_start_matches("error: ")
-            );
+            eprintln!("json-sanitizer-host: {}", usage_error_line(&e));
             std::process::exit(2);
         }
     };

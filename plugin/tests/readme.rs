@@ -1,8 +1,10 @@
 //! Keeps the README's configuration reference true: the "every field at its
-//! default" block must parse and equal the empty configuration, and the
-//! reference table must list exactly the fields that block holds.
+//! default" block must parse and equal the empty configuration, the
+//! reference table must list exactly the fields that block holds, and the
+//! refusals table must list every violation with its default status.
 
-use json_sanitizer::policy::config::Config;
+use json_sanitizer::policy::config::{Config, ReplyConfig};
+use json_sanitizer::violation::ViolationKind;
 use std::collections::BTreeSet;
 
 fn readme() -> String {
@@ -94,4 +96,35 @@ fn the_reference_table_lists_every_field() {
     let rule = r#"{"rules":[{"name":"r","match":{"path_prefix":"/a","path_exact":"/a","methods":["POST"],"authority":"x"},
         "skip":false,"mode":"report","hold_bytes":1,"limits":{},"json":{},"breaker":{}}]}"#;
     Config::parse(rule.as_bytes()).unwrap();
+}
+
+/// `(violation, status)` from the rows of the "What it refuses" table.
+fn refusal_table(text: &str) -> Vec<(String, u16)> {
+    let start = text.find("## What it refuses").expect("refusals section");
+    let end = start + text[start..].find("\n## ").expect("next section");
+    text[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split(" | ").collect();
+            let name = cells[0].trim_start_matches("| `").trim_end_matches('`');
+            let status = cells[1].parse().unwrap_or_else(|_| panic!("status in {l}"));
+            (name.to_string(), status)
+        })
+        .collect()
+}
+
+#[test]
+fn the_refusals_table_lists_every_violation_with_its_default_status() {
+    let table = refusal_table(&readme());
+    let expected: Vec<(String, u16)> = ViolationKind::ALL
+        .iter()
+        .map(|k| (k.as_str().to_string(), ReplyConfig::default_status(*k)))
+        .collect();
+    assert_eq!(table, expected, "README refusals table vs the code");
+    // And the empty configuration answers with those statuses.
+    let config = Config::parse(b"").unwrap();
+    for kind in ViolationKind::ALL {
+        assert_eq!(config.reply.status(kind), ReplyConfig::default_status(kind));
+    }
 }

@@ -300,8 +300,10 @@ impl Session {
             let bytes = match host.body(at, want) {
                 Some(bytes) if bytes.len() == want => bytes,
                 Some(bytes) if !bytes.is_empty() => {
-                    return self
-                        .unreadable(host, "the host returned fewer body bytes than reported")
+                    return self.unreadable(
+                        host,
+                        "the host returned a different number of body bytes than it reported",
+                    )
                 }
                 _ => {
                     return self.unreadable(host, "the host reported a body but returned no bytes")

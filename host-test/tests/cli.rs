@@ -1,0 +1,457 @@
+//! The `json-sanitizer-host` binary as a user runs it: the output formats of
+//! `check`, `replay`, `demo` and `bench`, which scripts parse, and the exit
+//! codes (0 all pass, 1 any rejected, 2 a usage, configuration or plugin
+//! error with one line on stderr and no backtrace).
+
+use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
+use json_sanitizer_host::engine;
+use serde_json::Value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_json-sanitizer-host");
+
+/// The fields of a `check` line, in the documented order.
+const CHECK_FIELDS: [&str; 6] = ["file", "verdict", "status", "violation", "offset", "limit"];
+
+/// The fields of a `replay` line, in the documented order.
+const REPLAY_FIELDS: [&str; 8] = [
+    "line",
+    "verdict",
+    "status",
+    "violation",
+    "headers",
+    "body",
+    "forwarded_bytes",
+    "upstream_reset",
+];
+
+fn workspace() -> PathBuf {
+    engine::workspace_root()
+}
+
+fn example(path: &str) -> PathBuf {
+    workspace().join("examples").join(path)
+}
+
+/// Runs the binary with `args` (and `stdin`), using the plugin this test
+/// process built, so that each run does not ask cargo again.
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let plugin = engine::ensure_plugin().expect("the plugin builds");
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(workspace())
+        .env(engine::WASM_ENV, plugin)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut input = child.stdin.take().expect("stdin is piped");
+    input.write_all(stdin.unwrap_or_default()).expect("stdin");
+    drop(input);
+    child.wait_with_output().expect("the binary finishes")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
+}
+
+/// Stdout as one JSON object per line, each with exactly `fields` in order.
+fn json_lines(out: &Output, fields: &[&str]) -> Vec<Value> {
+    let text = String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout");
+    text.lines()
+        .map(|line| {
+            let keys: Vec<String> = serde_json::from_str::<serde_json::Map<String, Value>>(line)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            // serde_json's map is sorted; the order is checked on the raw text.
+            let mut at = 0;
+            for f in fields {
+                let quoted = format!("\"{f}\":");
+                let found = line[at..].find(&quoted).unwrap_or_else(|| {
+                    panic!("`{f}` missing or out of order in {line}");
+                });
+                at += found + quoted.len();
+            }
+            assert_eq!(keys.len(), fields.len(), "extra fields in {line}");
+            serde_json::from_str(line).unwrap()
+        })
+        .collect()
+}
+
+/// The stderr contract for exit code 2: one line, prefixed, no backtrace.
+fn assert_one_line_error(out: &Output, mentions: &str) {
+    assert_eq!(code(out), 2, "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr: {err}");
+    assert!(lines[0].starts_with("json-sanitizer-host: "), "{err}");
+    assert!(lines[0].contains(mentions), "`{mentions}` not in: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "no partial output on an error");
+}
+
+/// The `check` line the native inspector predicts under the default
+/// configuration (status 400 for every JSON violation there).
+fn predicted(file: &str, body: &[u8]) -> Value {
+    match Inspector::check(&Limits::default(), &JsonOptions::default(), body) {
+        Ok(()) => serde_json::json!({"file": file, "verdict": "pass", "status": null,
+            "violation": null, "offset": null, "limit": null}),
+        Err(v) => serde_json::json!({"file": file, "verdict": "reject", "status": 400,
+            "violation": v.kind.as_str(), "offset": v.offset, "limit": v.limit}),
+    }
+}
+
+fn temp_file(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn check_prints_one_verdict_per_file_as_the_inspector_judges() {
+    let files = [
+        "examples/requests/good.json",
+        "examples/requests/too-deep.json",
+        "examples/requests/duplicate-key.json",
+        "examples/requests/malformed.json",
+        "examples/requests/lone-surrogate.json",
+        "examples/requests/trailing-garbage.json",
+    ];
+    let mut args = vec!["check"];
+    args.extend(files);
+    let out = run(&args, None);
+    assert_eq!(code(&out), 1, "some are rejected: exit 1");
+    let lines = json_lines(&out, &CHECK_FIELDS);
+    assert_eq!(lines.len(), files.len());
+    for (line, file) in lines.iter().zip(files) {
+        let body = std::fs::read(workspace().join(file)).unwrap();
+        assert_eq!(*line, predicted(file, &body));
+    }
+    // Both verdicts occur.
+    assert_eq!(lines[0]["verdict"], "pass");
+    assert_eq!(lines[1]["verdict"], "reject");
+
+    let good = run(&["check", "examples/requests/good.json"], None);
+    assert_eq!(code(&good), 0, "all pass: exit 0");
+    assert_eq!(json_lines(&good, &CHECK_FIELDS).len(), 1);
+}
+
+#[test]
+fn check_reads_stdin_and_gives_the_same_verdict_in_any_chunking() {
+    let body = br#"{"user": {"name": "x", "role": "user", "ro\u006ce": "admin"}}"#;
+    let expected = predicted("-", body);
+    assert_eq!(expected["violation"], "duplicate_key");
+    for chunk in [None, Some("1"), Some("7")] {
+        let mut args = vec!["check"];
+        if let Some(n) = chunk {
+            args.extend(["--chunk", n]);
+        }
+        args.push("-");
+        let out = run(&args, Some(body));
+        assert_eq!(code(&out), 1);
+        assert_eq!(
+            json_lines(&out, &CHECK_FIELDS),
+            std::slice::from_ref(&expected),
+            "{chunk:?}"
+        );
+    }
+}
+
+#[test]
+fn check_flags_reach_the_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = temp_file(
+        dir.path(),
+        "small.json",
+        br#"{"limits": {"max_body_bytes": 64}, "on_other_content_type": "reject",
+             "rules": [{"name": "uploads", "match": {"path_prefix": "/upload"}, "skip": true}]}"#,
+    );
+    let body = format!("[{}1]", "1,".repeat(40));
+    let big = temp_file(dir.path(), "big.json", body.as_bytes());
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--config", &config];
+        args.extend(extra);
+        args.push(&big);
+        let out = run(&args, None);
+        json_lines(&out, &CHECK_FIELDS).remove(0)
+    };
+
+    // With content-length the filter refuses from the headers: no offset.
+    let early = check(&[]);
+    assert_eq!(early["violation"], "body_too_large");
+    assert_eq!(early["status"], 413);
+    assert_eq!(early["limit"], 64);
+    assert_eq!(early["offset"], Value::Null);
+    // Without it, while streaming: the first byte over the limit.
+    let streamed = check(&["--no-content-length", "--chunk", "10"]);
+    assert_eq!(streamed["violation"], "body_too_large");
+    assert_eq!(streamed["offset"], 64);
+    // The content type and the path are the ones given.
+    let text = check(&["--content-type", "text/plain"]);
+    assert_eq!(text["violation"], "unsupported_media_type");
+    assert_eq!(text["status"], 415);
+    let skipped = check(&["--path", "/upload/big"]);
+    assert_eq!(skipped["verdict"], "pass");
+}
+
+#[test]
+fn check_errors_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = temp_file(dir.path(), "bad.json", br#"{"limits": {"max_depth": 0}}"#);
+    let good = "examples/requests/good.json";
+
+    let missing = run(&["check", "no/such/body.json"], None);
+    assert_one_line_error(&missing, "no/such/body.json");
+    let refused = run(&["check", "--config", &bad, good], None);
+    assert_one_line_error(&refused, "limits.max_depth");
+    let no_config = run(&["check", "--config", "no/such/config.json", good], None);
+    assert_one_line_error(&no_config, "no/such/config.json");
+    let no_plugin = run(&["check", "--plugin", "no/such/plugin.wasm", good], None);
+    assert_one_line_error(&no_plugin, "no/such/plugin.wasm");
+    let not_wasm = run(&["check", "--plugin", good, good], None);
+    assert_eq!(code(&not_wasm), 2);
+    assert_eq!(String::from_utf8_lossy(&not_wasm.stderr).lines().count(), 1);
+    let zero_chunk = run(&["check", "--chunk", "0", good], None);
+    assert_one_line_error(&zero_chunk, "--chunk");
+    let unknown = run(&["check", "--frobnicate", good], None);
+    assert_one_line_error(&unknown, "--frobnicate");
+    let no_files = run(&["check"], None);
+    assert_one_line_error(&no_files, "FILE");
+}
+
+/// The example scenario, line by line, against what `strict-api.json` and
+/// the breaker's rules say must happen.
+#[test]
+fn replay_runs_the_example_breaker_scenario_on_the_virtual_clock() {
+    let scenario = example("scenarios/breaker.jsonl");
+    let config = example("strict-api.json");
+    let out = run(
+        &[
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--workers",
+            "2",
+            scenario.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = json_lines(&out, &REPLAY_FIELDS);
+    let steps: Vec<Value> = std::fs::read_to_string(&scenario)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), steps.len());
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(line["line"], n + 1);
+    }
+
+    let config: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    let trips = config["breaker"]["consecutive_failures"].as_u64().unwrap() as usize;
+    let open_ms = config["breaker"]["open_seconds"].as_u64().unwrap() * 1000;
+    let at = |i: usize| steps[i]["at_ms"].as_u64().unwrap();
+    let body_len = |i: usize| steps[i]["body"].as_str().map(str::len);
+
+    // 1: a good order passes whole.
+    assert_eq!(lines[0]["verdict"], "pass");
+    assert_eq!(lines[0]["forwarded_bytes"], body_len(0).unwrap());
+    assert_eq!(lines[0]["headers"], serde_json::json!({}));
+    assert_eq!(lines[0]["body"], Value::Null);
+    // 2..=1+trips: refusals from team-a on both workers, with the statuses
+    // the configuration maps them to; the last one trips the breaker.
+    for line in &lines[1..=trips] {
+        let violation = line["violation"].as_str().unwrap();
+        let status = &config["reply"]["statuses"][violation];
+        assert_eq!(line["status"], *status, "{line}");
+        assert_eq!(line["forwarded_bytes"], 0);
+        assert_eq!(line["headers"]["content-type"], "application/problem+json");
+        let problem: Value = serde_json::from_str(line["body"].as_str().unwrap()).unwrap();
+        assert_eq!(problem["status"], *status);
+        assert_eq!(problem["violation"], violation);
+    }
+    // Then team-a is shed on the other worker (shared data), with
+    // Retry-After the whole seconds until half-open, rounded up.
+    let shed = &lines[trips + 1];
+    assert_eq!(shed["status"], 503);
+    assert_eq!(shed["violation"], "breaker_open");
+    let until_half_open = at(trips) + open_ms - at(trips + 1);
+    let retry_after = until_half_open.div_ceil(1000).to_string();
+    assert_eq!(shed["headers"]["retry-after"], retry_after.as_str());
+    // team-b has its own breaker.
+    let other = &lines[trips + 2];
+    assert_eq!(steps[trips + 2]["headers"]["x-api-key"], "team-b");
+    assert_eq!(other["verdict"], "pass");
+    // After the open period a probe in chunks passes and closes it, and a
+    // request with trailers passes too.
+    assert!(at(trips + 3) >= at(trips) + open_ms);
+    for i in [trips + 3, trips + 4] {
+        assert_eq!(lines[i]["verdict"], "pass", "{}", lines[i]);
+        assert_eq!(lines[i]["forwarded_bytes"], body_len(i).unwrap());
+        assert_eq!(lines[i]["upstream_reset"], false);
+    }
+}
+
+#[test]
+fn replay_reads_stdin_and_reports_streaming_resets() {
+    let body = format!("[{}0]", "0,".repeat(30));
+    let line = serde_json::json!({"body": body, "chunks": [8, 8, 8, 8],
+        "headers": {"content-type": "application/json"}});
+    let dir = tempfile::tempdir().unwrap();
+    let config = temp_file(
+        dir.path(),
+        "c.json",
+        br#"{"hold_bytes": 16, "limits": {"max_array_elements": 20}}"#,
+    );
+    let out = run(
+        &["replay", "--config", &config, "-"],
+        Some(format!("{line}\n").as_bytes()),
+    );
+    assert_eq!(code(&out), 1);
+    let result = json_lines(&out, &REPLAY_FIELDS).remove(0);
+    assert_eq!(result["violation"], "array_too_long");
+    // Element 21 starts at byte 41, past the 16-byte hold window: what was
+    // forwarded by then (whole chunks) stays forwarded and the upstream is
+    // reset instead of getting a clean reply.
+    assert_eq!(result["upstream_reset"], true);
+    let forwarded = result["forwarded_bytes"].as_u64().unwrap();
+    assert!((16..=41).contains(&forwarded), "{result}");
+}
+
+#[test]
+fn replay_errors_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &str); 5] = [
+        (
+            r#"{"worker": 1, "body": "{}"}"#,
+            "worker 1 but only --workers 1",
+        ),
+        (
+            r#"{"body": "{}", "body_file": "x.json"}"#,
+            "either body or body_file",
+        ),
+        (r#"{"body": "{}", "colour": "red"}"#, "colour"),
+        (
+            r#"{"body": "{}", "chunks": [5]}"#,
+            "chunks add up to 5 bytes",
+        ),
+        (r#"{"body_file": "nowhere.json"}"#, "nowhere.json"),
+    ];
+    for (i, (bad, mentions)) in cases.iter().enumerate() {
+        let path = temp_file(
+            dir.path(),
+            &format!("s{i}.jsonl"),
+            format!("{{\"body\": \"{{}}\"}}\n{bad}\n").as_bytes(),
+        );
+        let out = run(&["replay", &path], None);
+        assert_one_line_error(&out, mentions);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("s{i}.jsonl:2")), "{err}");
+    }
+    let not_json = run(&["replay", "-"], Some(b"{\"body\": \n"));
+    assert_one_line_error(&not_json, "-:1");
+}
+
+#[test]
+fn demo_shows_every_example_configuration_and_the_breaker() {
+    let out = run(&["demo"], None);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for section in [
+        "default.json",
+        "strict-api.json",
+        "report-only.json",
+        "per-route.json",
+    ] {
+        assert!(text.contains(&format!("== {section} ==")), "{text}");
+    }
+    let row = |label: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(label))
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect()
+    };
+    // Under default.json (the first section) each example body gets the
+    // native inspector's verdict.
+    for file in ["too-deep.json", "malformed.json", "duplicate-key.json"] {
+        let body = std::fs::read(example(&format!("requests/{file}"))).unwrap();
+        let kind = Inspector::check(&Limits::default(), &JsonOptions::default(), &body)
+            .unwrap_err()
+            .kind;
+        let first = &row(file)[0];
+        assert_eq!(first[1..4], ["reject", "400", kind.as_str()], "{first:?}");
+    }
+    // report-only (the third section) lets everything through.
+    assert!(row("too-deep.json")[2][1..4] == ["pass", "-", "-"]);
+    // The breaker trips, sheds with 503, and recovers.
+    let verdict = |label: &str| -> Vec<String> {
+        let words = row(label).remove(0);
+        let at = words
+            .iter()
+            .position(|w| w == "pass" || w == "reject")
+            .unwrap_or_else(|| panic!("no verdict in {words:?}"));
+        words[at..at + 3].to_vec()
+    };
+    assert_eq!(verdict("+3s"), ["reject", "400", "syntax_error"]);
+    assert_eq!(verdict("+4s"), ["reject", "503", "breaker_open"]);
+    assert!(text.contains("half-open probe"), "{text}");
+    assert_eq!(verdict("+33s"), ["pass", "-", "-"]);
+    assert_eq!(verdict("+34s"), ["pass", "-", "-"]);
+}
+
+#[test]
+fn bench_prints_its_three_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    temp_file(dir.path(), "small.json", br#"{"a": [1, 2, 3], "b": "c"}"#);
+    let out = run(
+        &[
+            "bench",
+            "--corpus",
+            dir.path().to_str().unwrap(),
+            "--time-ms",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for row in [
+        "small.json",
+        "generated 1 KiB",
+        "generated 64 KiB",
+        "generated 10 MB",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(row))
+            .unwrap_or_else(|| panic!("no `{row}` row in {text}"));
+        assert!(line.trim_end().ends_with("pass"), "{line}");
+        assert_eq!(line.matches('x').count(), 3, "three ratios: {line}");
+    }
+    assert!(text.contains("µs/request"), "{text}");
+    let memory: Vec<u64> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("after "))
+        .map(|l| {
+            let n = l
+                .split(':')
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap();
+            n.parse().unwrap()
+        })
+        .collect();
+    assert_eq!(memory.len(), 2, "{text}");
+    assert_eq!(memory[0], memory[1], "streaming grew guest memory: {text}");
+}
