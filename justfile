@@ -58,14 +58,10 @@ bench-v8:
 demo:
     cargo run --release -p json-sanitizer-host -- demo
 
-# Release artefact: the .wasm with its size and sha256 (and a wasm-opt'ed copy when binaryen is installed).
+# Release artefact: the .wasm with its size and sha256 (not run through wasm-opt: -O3 made it slower, see docs/PERFORMANCE.md).
 release: build
     @sha256sum {{wasm}}
     @stat -c '%s bytes' {{wasm}}
-    @if command -v wasm-opt >/dev/null; then \
-        wasm-opt -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals -o target/json_sanitizer.opt.wasm {{wasm}} && \
-        sha256sum target/json_sanitizer.opt.wasm && stat -c '%s bytes (wasm-opt -O3)' target/json_sanitizer.opt.wasm; \
-    else echo "wasm-opt not installed (apt-get install binaryen) - skipping the optimised copy"; fi
 
 # OCI image (compat variant) as a layout directory and a tarball under target/oci.
 oci: build

@@ -1,6 +1,7 @@
 //! The metrics the filter reports, by name. Defined once per VM in
-//! `on_configure`; Envoy shows them under these names (and Prometheus as
-//! `envoy_json_sanitizer_...`).
+//! `on_configure`; Envoy files them in its `wasmcustom` stats namespace
+//! (`wasmcustom.json_sanitizer...` in `/stats`), which its Prometheus
+//! endpoint strips along with the `envoy_` prefix (`json_sanitizer_...`).
 
 use crate::violation::ViolationKind;
 

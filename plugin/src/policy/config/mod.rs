@@ -52,8 +52,8 @@ pub enum PassOrReject {
 /// What one matched request is held to: everything a rule can override.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    /// The rule's name (`default` for the top level); used in logs, in the
-    /// breaker's `route` scope and in metrics.
+    /// The rule's name (`default` for the top level); used in logs and in
+    /// the breaker's `route` scope.
     pub name: String,
     /// Enforce or report.
     pub mode: Mode,
