@@ -516,8 +516,10 @@ impl Session {
         self.apply_report(host, &report, &ticket.scope);
     }
 
-    /// Turns a breaker report into metrics and log lines.
+    /// Turns a breaker report into metrics and log lines (each with the
+    /// request id, like every other line the filter writes).
     fn apply_report(&self, host: &mut dyn Host, report: &Report, scope: &str) {
+        let id = self.id_field();
         for event in &report.events {
             let metric = match event {
                 Event::Opened { .. } => Some(Metric::BreakerOpened),
@@ -531,7 +533,7 @@ impl Session {
                 host.count(metric, 1);
             }
             if let Some(line) = event.log_line(scope) {
-                host.log(Level::Info, &format!("json-sanitizer: {line}"));
+                host.log(Level::Info, &format!("json-sanitizer: {line}{id}"));
             }
         }
         if report.cas_retries > 0 {
@@ -539,24 +541,21 @@ impl Session {
         }
         if report.cas_exhausted {
             host.count(Metric::BreakerCasExhausted, 1);
+        }
+        let mut warn = |what: &str| {
             host.log(
                 Level::Warn,
-                &format!(
-                    "json-sanitizer: breaker {scope}: update skipped after repeated CAS conflicts"
-                ),
+                &format!("json-sanitizer: breaker {scope}: {what}{id}"),
             );
+        };
+        if report.cas_exhausted {
+            warn("update skipped after repeated CAS conflicts");
         }
         if let Some(error) = &report.store_error {
-            host.log(
-                Level::Warn,
-                &format!("json-sanitizer: breaker {scope}: shared data error: {error}"),
-            );
+            warn(&format!("shared data error: {error}"));
         }
         if report.discarded_invalid_state {
-            host.log(
-                Level::Warn,
-                &format!("json-sanitizer: breaker {scope}: unreadable state replaced"),
-            );
+            warn("unreadable state replaced");
         }
     }
 

@@ -772,3 +772,70 @@ fn a_header_map_the_host_garbled_is_refused_not_read() {
         Some(0)
     );
 }
+
+/// DESIGN: every reply and log line carries the request id when the request
+/// has one: refusals from the headers and from the body, the unreadable-body
+/// warning, breaker transitions, and the breaker's shared-data warnings.
+#[test]
+fn every_reply_and_log_line_carries_the_request_id() {
+    let id = ("x-request-id", "req-7");
+    let breaker = r#"{"breaker":{"enabled":true,"consecutive_failures":2,"open_seconds":10},
+        "limits":{"max_body_bytes":64},"on_other_content_type":"reject"}"#;
+    let p = plugin(breaker);
+    let mut host = FakeHost {
+        now: 1_000_000,
+        ..FakeHost::default()
+    };
+    let mut replies = Vec::new();
+    let mut run = |host: &mut FakeHost, extra: &[(&str, &str)], chunks: &[&[u8]]| {
+        let mut headers = vec![id];
+        headers.extend_from_slice(extra);
+        let run = drive(&p, host, &head(&headers), chunks, false);
+        replies.extend(run.reply().cloned());
+    };
+    // Header-stage refusals (413 by content-length, counted by the breaker,
+    // and 415, not counted), a body-stage failure that trips the breaker, a
+    // 503, and a probe that closes it.
+    run(&mut host, &[("content-length", "65")], &[&[b' '; 65]]);
+    run(&mut host, &[("content-type", "text/plain")], &[b"{}"]);
+    run(&mut host, &[], &[b"[1,]"]);
+    run(&mut host, &[], &[b"[1]"]);
+    host.now += 10_000;
+    run(&mut host, &[], &[b"[1]"]);
+    // An unreadable body, and each breaker warning.
+    host.unreadable = true;
+    run(&mut host, &[], &[b"[1]"]);
+    host.unreadable = false;
+    host.store.always_mismatch.set(true);
+    run(&mut host, &[], &[b"[1,]"]);
+    host.store.always_mismatch.set(false);
+    host.store.fail_sets.set(true);
+    run(&mut host, &[], &[b"[1,]"]);
+    host.store.fail_sets.set(false);
+    host.store.garbage_gets.set(true);
+    run(&mut host, &[], &[b"[1,]"]);
+
+    let kinds: Vec<&str> = [
+        "violation=body_too_large",
+        "violation=unsupported_media_type",
+        "closed -> open",
+        "violation=breaker_open",
+        "half_open -> closed",
+        "body unreadable",
+        "CAS conflicts",
+        "shared data error",
+        "unreadable state replaced",
+    ]
+    .into_iter()
+    .filter(|k| !host.logs.iter().any(|(_, m)| m.contains(k)))
+    .collect();
+    assert!(kinds.is_empty(), "no line for {kinds:?}: {:?}", host.logs);
+    for (_, line) in &host.logs {
+        assert!(line.contains("request_id=req-7"), "{line}");
+    }
+    assert!(replies.len() >= 6, "{replies:?}");
+    for reply in &replies {
+        let doc: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(doc["request_id"], "req-7", "{}", reply.body);
+    }
+}
