@@ -164,6 +164,77 @@ fn wasi_output_becomes_log_lines_and_proc_exit_traps() {
     assert!(o.trap.unwrap().contains("proc_exit(3)"));
 }
 
+/// WASI preview1 as the spec and the issue define it here: the clock is the
+/// harness clock, random bytes fill the guest's buffer (and a buffer past
+/// the guest's memory is EFAULT, with nothing allocated for it), and there
+/// are no environment variables or arguments.
+#[test]
+fn wasi_clock_random_environ_and_args() {
+    let imports = r#"
+      (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "args_sizes_get" (func $args (param i32 i32) (result i32)))
+    "#;
+    let funcs = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) (local $i i32) (local $or i32)
+        ;; realtime and monotonic clocks, then an unknown clock id
+        (call $probe32 (call $clock (i32.const 0) (i64.const 0) (i32.const 16)))
+        (call $probe (i64.load (i32.const 16)))
+        (call $probe32 (call $clock (i32.const 1) (i64.const 0) (i32.const 16)))
+        (call $probe (i64.load (i32.const 16)))
+        (call $probe32 (call $clock (i32.const 9) (i64.const 0) (i32.const 16)))
+        ;; 64 random bytes at 4096: status, then whether any byte is non-zero
+        (call $probe32 (call $random (i32.const 4096) (i32.const 64)))
+        (block $done (loop $next
+          (br_if $done (i32.ge_u (local.get $i) (i32.const 64)))
+          (local.set $or (i32.or (local.get $or) (i32.load8_u (i32.add (i32.const 4096) (local.get $i)))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $next)))
+        (call $probe32 (local.get $or))
+        ;; 2 GiB from address 1024: far past this guest's 2 MiB of memory
+        (call $probe32 (call $random (i32.const 1024) (i32.const 0x7fffffff)))
+        ;; counts and sizes
+        (i64.store (i32.const 16) (i64.const -1))
+        (call $probe32 (call $environ (i32.const 16) (i32.const 20)))
+        (call $probe (i64.load (i32.const 16)))
+        (i64.store (i32.const 16) (i64.const -1))
+        (call $probe32 (call $args (i32.const 16) (i32.const 20)))
+        (call $probe (i64.load (i32.const 16)))
+        i32.const 0)
+    "#;
+    let clock = Clock::manual_at_ms(1_700_000_000_000);
+    let h = common::host_with_imports(imports, funcs)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut vm = h.start_vm().unwrap();
+    assert!(vm.send(&Request::get("/")).unwrap().trap.is_none());
+    clock.advance(Duration::from_millis(1_500));
+    assert!(vm.send(&Request::get("/")).unwrap().trap.is_none());
+    let p = probes(&h);
+    assert_eq!(p.len(), 2 * 12, "{p:?}");
+    let (first, second) = p.split_at(12);
+    const SUCCESS: u64 = 0;
+    const FAULT: u64 = 21;
+    const INVAL: u64 = 28;
+    assert_eq!(first[..2], [SUCCESS, 1_700_000_000_000_000_000]);
+    assert_eq!(first[2], SUCCESS);
+    assert_eq!(first[4], INVAL, "unknown clock id");
+    assert_eq!(
+        second[1] - first[1],
+        1_500_000_000,
+        "realtime follows the harness clock"
+    );
+    assert_eq!(second[3] - first[3], 1_500_000_000, "and so does monotonic");
+    for run in [first, second] {
+        assert_eq!(run[5], SUCCESS);
+        assert_ne!(run[6], 0, "random bytes were written");
+        assert_eq!(run[7], FAULT, "a buffer past the guest's memory");
+        assert_eq!(run[8..], [SUCCESS, 0, SUCCESS, 0], "no environ, no args");
+    }
+}
+
 #[test]
 fn properties_use_the_nul_separated_path_encoding() {
     let funcs = r#"

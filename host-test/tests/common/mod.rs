@@ -83,11 +83,14 @@ pub fn host(funcs: &str) -> HostBuilder {
     Host::builder(guest(funcs))
 }
 
+/// A host builder for a guest with `extra_imports`.
+pub fn host_with_imports(extra_imports: &str, funcs: &str) -> HostBuilder {
+    Host::builder(guest_with_imports(extra_imports, funcs))
+}
+
 /// A host for a guest with `extra_imports`, and one started VM.
 pub fn start_with_imports(extra_imports: &str, funcs: &str) -> (Host, json_sanitizer_host::Vm) {
-    let host = Host::builder(guest_with_imports(extra_imports, funcs))
-        .build()
-        .unwrap();
+    let host = host_with_imports(extra_imports, funcs).build().unwrap();
     let vm = host.start_vm().unwrap();
     (host, vm)
 }
