@@ -327,10 +327,38 @@ fn replay_reads_stdin_and_reports_streaming_resets() {
     assert!((16..=41).contains(&forwarded), "{result}");
 }
 
+/// `method` picks the rule: `per-route.json` skips POST and PUT to
+/// `/upload`, not PATCH; a scenario where everything passes exits 0.
+#[test]
+fn replay_exits_0_when_every_request_passes_and_honours_the_method() {
+    let config = example("per-route.json");
+    let replay = |method: &str| {
+        let line = serde_json::json!({"method": method, "path": "/upload/1", "body": "garbage",
+            "headers": {"content-type": "application/json"}, "trailers": {"x-checksum": "0"}});
+        run(
+            &["replay", "--config", config.to_str().unwrap(), "-"],
+            Some(format!("{line}\n").as_bytes()),
+        )
+    };
+    let put = replay("PUT");
+    assert_eq!(code(&put), 0, "{}", String::from_utf8_lossy(&put.stderr));
+    assert_eq!(json_lines(&put, &REPLAY_FIELDS)[0]["forwarded_bytes"], 7);
+    let patch = replay("PATCH");
+    assert_eq!(code(&patch), 1);
+    assert_eq!(
+        json_lines(&patch, &REPLAY_FIELDS)[0]["violation"],
+        "syntax_error"
+    );
+}
+
 #[test]
 fn replay_errors_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 6] = [
+        (
+            r#"{"body": "{}", "trailers": {"x-checksum": 1}}"#,
+            "invalid type",
+        ),
         (
             r#"{"worker": 1, "body": "{}"}"#,
             "worker 1 but only --workers 1",
@@ -390,6 +418,36 @@ fn demo_shows_every_example_configuration_and_the_breaker() {
         let first = &row(file)[0];
         assert_eq!(first[1..4], ["reject", "400", kind.as_str()], "{first:?}");
     }
+    assert!(
+        text.contains(" time "),
+        "the table has a time column: {text}"
+    );
+    assert!(
+        !text.contains("TRAP") && !text.contains("STALLED"),
+        "{text}"
+    );
+    // Size limits, from the headers and while streaming (default.json).
+    let early = &row("3 MiB, content-length")[0];
+    assert_eq!(
+        early[3..6],
+        ["reject", "413", "body_too_large"],
+        "{early:?}"
+    );
+    assert!(early.join(" ").ends_with("nothing forwarded"), "{early:?}");
+    let streamed = row("3 MiB, streamed").remove(0).join(" ");
+    assert!(
+        streamed.contains("reject 413 body_too_large") && streamed.contains("upstream reset"),
+        "{streamed}"
+    );
+    assert_eq!(row("good.json")[0][1..4], ["pass", "-", "-"]);
+    // Non-JSON passes under default.json and is refused by strict-api.json.
+    let form = row("not-json.txt");
+    assert_eq!(form[0][2..5], ["pass", "-", "-"], "{form:?}");
+    assert_eq!(
+        form[1][2..5],
+        ["reject", "415", "unsupported_media_type"],
+        "{form:?}"
+    );
     // report-only (the third section) lets everything through.
     assert!(row("too-deep.json")[2][1..4] == ["pass", "-", "-"]);
     // The breaker trips, sheds with 503, and recovers.
@@ -454,4 +512,73 @@ fn bench_prints_its_three_tables() {
         .collect();
     assert_eq!(memory.len(), 2, "{text}");
     assert_eq!(memory[0], memory[1], "streaming grew guest memory: {text}");
+}
+
+/// The `.cwasm` files in the compiled-code cache.
+fn cached_modules() -> std::collections::BTreeSet<PathBuf> {
+    std::fs::read_dir(engine::cache_dir())
+        .map(|entries| {
+            entries
+                .filter_map(|e| Some(e.ok()?.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Repeated CLI runs compile the plugin once: the first run leaves its
+/// machine code in the cache, the next ones load it, and a corrupt cache
+/// file is ignored and rewritten.
+#[test]
+fn the_compiled_plugin_is_cached_across_runs_and_a_corrupt_entry_is_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    // A custom section makes these bytes, and so the cache entry, this run's own.
+    let mut wasm = std::fs::read(engine::ensure_plugin().unwrap()).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("cache-test-{}-{nanos}", std::process::id());
+    // Both lengths fit one LEB128 byte.
+    assert!(name.len() < 120);
+    let mut section = vec![u8::try_from(name.len()).unwrap()];
+    section.extend_from_slice(name.as_bytes());
+    wasm.push(0);
+    wasm.push(u8::try_from(section.len()).unwrap());
+    wasm.extend_from_slice(&section);
+    let plugin = temp_file(dir.path(), "plugin.wasm", &wasm);
+    let check = || {
+        let out = run(
+            &["check", "--plugin", &plugin, "examples/requests/good.json"],
+            None,
+        );
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    let before = cached_modules();
+    check();
+    let added: Vec<PathBuf> = cached_modules().difference(&before).cloned().collect();
+    assert_eq!(added.len(), 1, "one new cache entry: {added:?}");
+    let entry = &added[0];
+    let compiled = std::fs::read(entry).unwrap();
+    assert!(
+        compiled.starts_with(b"\x7fELF"),
+        "wasmtime's compiled-code format"
+    );
+    let written = std::fs::metadata(entry).unwrap().modified().unwrap();
+
+    check();
+    assert_eq!(
+        std::fs::metadata(entry).unwrap().modified().unwrap(),
+        written,
+        "loaded, not rewritten"
+    );
+
+    std::fs::write(entry, b"not machine code").unwrap();
+    check();
+    assert!(
+        std::fs::read(entry).unwrap().starts_with(b"\x7fELF"),
+        "rewritten"
+    );
+    let _ = std::fs::remove_file(entry);
 }

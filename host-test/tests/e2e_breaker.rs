@@ -3,7 +3,7 @@
 
 mod plugin;
 use json_sanitizer::policy::breaker::{decode, BreakerConfig, State};
-use json_sanitizer_host::{Host, Request, Vm};
+use json_sanitizer_host::{plugin_module, Clock, Host, Request, SharedData, Vm};
 use plugin::{counter, post, try_host};
 use std::time::Duration;
 
@@ -59,6 +59,45 @@ fn consecutive_failures_trip_it_and_it_sheds_with_retry_after_without_reading_bo
     assert_eq!(counter(&h, "rejected.breaker_open"), 1);
     // Requests the breaker does not guard still pass: no body, other types.
     assert_eq!(vm.send(&Request::get("/health")).unwrap().status(), None);
+}
+
+/// Istio sets no `vm_id`, so every plugin in a proxy shares one shared-data
+/// map: two plugins (two `WasmPlugin`s with the same code and configuration)
+/// must keep their breakers apart by name, while two VMs of one plugin share
+/// theirs.
+#[test]
+fn plugins_sharing_one_map_keep_their_breakers_apart_by_name() {
+    let shared = SharedData::new();
+    let clock = Clock::manual_at_ms(1_800_000_000_000);
+    let start = |name: &str| {
+        let host = Host::builder(plugin_module().unwrap())
+            .config(CONSECUTIVE)
+            .clock(clock.clone())
+            .shared_data(shared.clone())
+            .plugin_name(name)
+            .vm_id("")
+            .build()
+            .unwrap();
+        let vm = host.start_vm().unwrap();
+        (host, vm)
+    };
+    let (_orders, mut orders) = start("orders-guard");
+    let (_twin, mut twin) = start("orders-guard");
+    let (_catalog, mut catalog) = start("catalog-guard");
+    for _ in 0..3 {
+        assert_eq!(orders.send(&bad()).unwrap().status(), Some(400));
+    }
+    assert_eq!(
+        twin.send(&good()).unwrap().status(),
+        Some(503),
+        "same plugin: shared"
+    );
+    assert_eq!(
+        catalog.send(&good()).unwrap().status(),
+        None,
+        "other plugin: its own"
+    );
+    assert!(!shared.is_empty());
 }
 
 #[test]

@@ -303,6 +303,39 @@ fn report_mode_counts_and_logs_but_forwards_everything() {
     assert_eq!(counter(&h, "requests_rejected"), 0);
 }
 
+/// Report mode covers the refusals decided from the headers too: a refused
+/// content type or encoding and a content-length over the limit are logged
+/// and counted, and the whole body still goes upstream.
+#[test]
+fn report_mode_forwards_what_the_headers_would_condemn() {
+    let (h, mut vm) = host_pair(
+        r#"{"mode":"report","on_other_content_type":"reject","limits":{"max_body_bytes":8}}"#,
+    );
+    let cases = [
+        (
+            "unsupported_media_type",
+            Request::post("/api/orders")
+                .content_type("text/plain")
+                .body("{}"),
+        ),
+        (
+            "unsupported_encoding",
+            post("{}").header("content-encoding", "gzip"),
+        ),
+        ("body_too_large", post("[1,2,3,4]").with_content_length()),
+    ];
+    for (kind, req) in cases {
+        let sent = req.body_bytes();
+        let o = vm.send(&req.capture_forwarded()).unwrap();
+        assert_eq!(o.status(), None, "{kind}");
+        assert_eq!(o.forwarded_body.as_deref(), Some(&sent[..]), "{kind}");
+        assert!(o.logged("would reject") && o.logged(kind), "{:?}", o.logs);
+        assert_eq!(counter(&h, &format!("report_only.would_reject.{kind}")), 1);
+    }
+    assert_eq!(counter(&h, "report_only.would_reject"), 3);
+    assert_eq!(counter(&h, "requests_rejected"), 0);
+}
+
 #[test]
 fn per_route_rules_choose_the_policy() {
     let config = std::fs::read_to_string(concat!(
@@ -333,6 +366,29 @@ fn per_route_rules_choose_the_policy() {
     assert_eq!(o.status(), None);
     assert!(o.logged("rule=legacy"));
     assert_eq!(counter(&h, "requests_skipped"), 1);
+    // Bulk import is chosen by path *and* authority (port ignored): there an
+    // array over the default 10,000 elements passes; on another authority,
+    // or with a method the upload rule lists but on another path, it does not.
+    let wide = json_sanitizer::samples::wide_array(10_001);
+    let to = |authority: &str, method: &str, path: &str| {
+        let mut r = post(&wide).method_path(method, path);
+        r.authority = authority.to_string();
+        r
+    };
+    let o = vm
+        .send(&to("internal.example.com:8443", "POST", "/api/bulk/1"))
+        .unwrap();
+    assert_eq!(o.status(), None, "{:?}", o.logs);
+    let o = vm
+        .send(&to("api.example.com", "POST", "/api/bulk/1"))
+        .unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "array_too_long");
+    assert!(o.logged("rule=default"));
+    // The upload rule lists POST and PUT: a PATCH to /upload is inspected.
+    let o = vm
+        .send(&post("garbage").method_path("PATCH", "/upload/1"))
+        .unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "syntax_error");
 }
 
 trait MethodPath {
