@@ -35,6 +35,10 @@ pub struct Request {
     /// and [`Outcome::forwarded_body`] (off by default: copying costs more
     /// than the filter on a small request).
     pub capture_forwarded: bool,
+    /// The upstream answers before the request ends: its response headers
+    /// go downstream once this many body bytes have been forwarded (an
+    /// upload endpoint that replies early). `None`: it answers after.
+    pub early_response_after: Option<u64>,
 }
 
 impl Request {
@@ -52,6 +56,7 @@ impl Request {
             properties: vec![("source.address".to_string(), b"10.0.0.1:1234".to_vec())],
             unreadable_body: false,
             capture_forwarded: false,
+            early_response_after: None,
         }
     }
 
@@ -154,6 +159,13 @@ impl Request {
     /// Records the forwarded headers and bytes in the outcome.
     pub fn capture_forwarded(mut self) -> Self {
         self.capture_forwarded = true;
+        self
+    }
+
+    /// Makes the upstream start its response once `bytes` body bytes have
+    /// been forwarded (see [`Request::early_response_after`]).
+    pub fn early_response_after(mut self, bytes: u64) -> Self {
+        self.early_response_after = Some(bytes);
         self
     }
 
@@ -313,8 +325,15 @@ pub struct Outcome {
     pub trailers_forwarded: bool,
     /// A reply or reset happened after something was already forwarded.
     pub upstream_reset: bool,
-    /// The plugin reset the stream (`proxy_close_stream`).
+    /// The stream was reset: the plugin called `proxy_close_stream`, or
+    /// sent a local reply after the response had started downstream.
     pub stream_reset: bool,
+    /// The upstream's response headers went downstream before the request
+    /// ended (see [`Request::early_response_after`]).
+    pub response_started: bool,
+    /// A local reply that came after the response had started: Envoy cannot
+    /// send it and resets the stream instead, so the client never sees it.
+    pub undelivered_reply: Option<LocalReply>,
     /// The request completed normally: everything forwarded, no reply.
     pub completed: bool,
     /// The plugin paused at end of stream and never replied nor resumed.
@@ -377,7 +396,8 @@ impl Outcome {
 
     /// Verdict, status, violation, offset and limit.
     pub fn summary(&self) -> Summary {
-        let Some(reply) = self.reply() else {
+        let delivered = self.reply();
+        let Some(reply) = delivered.or(self.undelivered_reply.as_ref()) else {
             return Summary {
                 verdict: Verdict::Pass,
                 status: None,
@@ -390,7 +410,8 @@ impl Outcome {
         let field = |k: &str| problem.as_ref().and_then(|p| p.get(k).cloned());
         Summary {
             verdict: Verdict::Reject,
-            status: Some(reply.status),
+            // A reply the reset kept from the client has no status there.
+            status: delivered.map(|r| r.status),
             violation: field("violation").and_then(|v| v.as_str().map(str::to_string)),
             offset: field("offset").and_then(|v| v.as_u64()),
             limit: field("limit").and_then(|v| v.as_u64()),

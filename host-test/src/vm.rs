@@ -94,6 +94,22 @@ pub(crate) enum Phase {
     Stream,
 }
 
+/// A local reply takes effect as in Envoy: it goes downstream, and an
+/// upstream that already got part of the request is reset; once the
+/// response has started downstream the reply cannot be sent, so the stream
+/// is reset instead.
+fn take_effect(out: &mut Outcome, reply: LocalReply) {
+    out.upstream_reset |= out.headers_forwarded || out.forwarded_bytes > 0;
+    if out.response_started {
+        out.stream_reset = true;
+        out.undelivered_reply = Some(reply);
+    } else if reply.source == ReplySource::Host {
+        out.host_reply = Some(reply);
+    } else {
+        out.local_reply = Some(reply);
+    }
+}
+
 /// Per-request host state visible to hostcalls.
 #[derive(Default)]
 pub(crate) struct ReqState {
@@ -110,6 +126,7 @@ pub(crate) struct ReqState {
     pub continue_requested: bool,
     pub close_requested: bool,
     pub body_bytes_read: u64,
+    pub early_response_after: Option<u64>,
 }
 
 impl ReqState {
@@ -155,6 +172,7 @@ impl ReqState {
         self.continue_requested = false;
         self.close_requested = false;
         self.body_bytes_read = 0;
+        self.early_response_after = req.early_response_after;
     }
 
     /// The property `path` (dotted), if this request has it.
@@ -792,15 +810,17 @@ impl Vm {
             out.trap = Some(t.clone());
             if out.reply().is_none() {
                 // Envoy fails the stream of a crashed VM with a 503.
-                out.upstream_reset |= out.headers_forwarded || out.forwarded_bytes > 0;
-                out.host_reply = Some(LocalReply {
-                    source: ReplySource::Host,
-                    status: 503,
-                    details: "wasm_fail_stream".into(),
-                    headers: Vec::new(),
-                    body: Vec::new(),
-                    grpc_status: -1,
-                });
+                take_effect(
+                    &mut out,
+                    LocalReply {
+                        source: ReplySource::Host,
+                        status: 503,
+                        details: "wasm_fail_stream".into(),
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                        grpc_status: -1,
+                    },
+                );
             }
         }
         let st = self.store.data_mut();
@@ -862,15 +882,17 @@ impl Vm {
                 let r = self.store.data_mut().req.as_mut().expect("request state");
                 if body_paused {
                     if r.body.len() + chunk.len() > limit {
-                        out.upstream_reset = out.headers_forwarded || out.forwarded_bytes > 0;
-                        out.host_reply = Some(LocalReply {
-                            source: ReplySource::Host,
-                            status: 413,
-                            details: "request_payload_too_large".into(),
-                            headers: vec![("content-type".into(), "text/plain".into())],
-                            body: b"Payload Too Large".to_vec(),
-                            grpc_status: -1,
-                        });
+                        take_effect(
+                            out,
+                            LocalReply {
+                                source: ReplySource::Host,
+                                status: 413,
+                                details: "request_payload_too_large".into(),
+                                headers: vec![("content-type".into(), "text/plain".into())],
+                                body: b"Payload Too Large".to_vec(),
+                                grpc_status: -1,
+                            },
+                        );
                         return Err(Stop::Reply);
                     }
                     r.body.extend_from_slice(chunk);
@@ -970,8 +992,7 @@ impl Vm {
         let resume = std::mem::take(&mut r.continue_requested);
         let forwarded = out.headers_forwarded || out.forwarded_bytes > 0;
         if let Some(reply) = reply {
-            out.local_reply = Some(reply);
-            out.upstream_reset = forwarded;
+            take_effect(out, reply);
             return Err(Stop::Reply);
         }
         if close {
@@ -992,6 +1013,11 @@ impl Vm {
             }
         }
         out.forwarded_bytes += r.body.len() as u64;
+        if r.early_response_after
+            .is_some_and(|after| out.forwarded_bytes >= after)
+        {
+            out.response_started = true;
+        }
         if let Some(fb) = out.forwarded_body.as_mut() {
             fb.extend_from_slice(&r.body);
         }

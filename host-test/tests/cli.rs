@@ -325,6 +325,22 @@ fn replay_reads_stdin_and_reports_streaming_resets() {
     assert_eq!(result["upstream_reset"], true);
     let forwarded = result["forwarded_bytes"].as_u64().unwrap();
     assert!((16..=41).contains(&forwarded), "{result}");
+
+    // An upstream that answers early: the reply cannot reach the client,
+    // the stream is reset instead (a refusal without a status).
+    let early = serde_json::json!({"body": body, "chunks": [8, 8, 8, 8],
+        "headers": {"content-type": "application/json"}, "early_response_after": 16});
+    let out = run(
+        &["replay", "--config", &config, "-"],
+        Some(format!("{early}\n").as_bytes()),
+    );
+    assert_eq!(code(&out), 1);
+    let result = json_lines(&out, &REPLAY_FIELDS).remove(0);
+    assert_eq!(result["verdict"], "reject");
+    assert_eq!(result["violation"], "array_too_long");
+    assert_eq!(result["status"], Value::Null);
+    assert_eq!(result["body"], Value::Null);
+    assert_eq!(result["upstream_reset"], true);
 }
 
 /// `method` picks the rule: `per-route.json` skips POST and PUT to

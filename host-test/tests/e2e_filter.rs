@@ -4,7 +4,7 @@
 //! report mode, per-route rules, metrics, bad configurations.
 
 mod plugin;
-use json_sanitizer_host::{ReplySource, Request};
+use json_sanitizer_host::{ReplySource, Request, Verdict};
 use plugin::{counter, host, post, try_host};
 
 /// Body, expected violation, status, limit and offset.
@@ -233,6 +233,38 @@ fn a_violation_past_the_hold_window_resets_the_upstream() {
         .unwrap();
     assert_eq!(o.forwarded_body.as_deref(), Some(&b"[1,2,3]"[..]));
     assert!(o.completed);
+}
+
+/// DESIGN: a local reply after the response headers went downstream resets
+/// the stream. An upstream that answers early (here after the first 256
+/// bytes) and a violation found later: the client gets a reset, not the
+/// 400, while the refusal is still logged and counted.
+#[test]
+fn a_violation_after_the_response_started_resets_the_stream() {
+    let (h, mut vm) = host_pair(r#"{"hold_bytes":0}"#);
+    let mut body = b"[".to_vec();
+    body.extend(b"1,".repeat(1000));
+    body.extend(b"x]");
+    let early = vm
+        .send(&post(&body).chunk_size(256).early_response_after(256))
+        .unwrap();
+    assert!(early.response_started && early.stream_reset && early.upstream_reset);
+    assert!(early.reply().is_none(), "no reply reaches the client");
+    let refused = early.undelivered_reply.as_ref().unwrap();
+    assert_eq!(refused.json().unwrap()["violation"], "syntax_error");
+    let s = early.summary();
+    assert_eq!((s.verdict, s.status), (Verdict::Reject, None));
+    assert!(early.logged("violation=syntax_error"));
+    assert_eq!(counter(&h, "rejected.syntax_error"), 1);
+    // The same request with an upstream that waits for the whole body.
+    let late = vm.send(&post(&body).chunk_size(256)).unwrap();
+    assert!(!late.response_started && !late.stream_reset && late.upstream_reset);
+    assert_eq!(late.status(), Some(400));
+    // A good body completes however early the upstream answers.
+    let good = vm
+        .send(&post("[1,2,3]").chunk_size(2).early_response_after(0))
+        .unwrap();
+    assert!(good.response_started && good.completed && !good.stream_reset);
 }
 
 #[test]

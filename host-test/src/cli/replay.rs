@@ -44,6 +44,8 @@ struct Step {
     body_file: Option<String>,
     chunks: Option<Vec<usize>>,
     trailers: Option<BTreeMap<String, String>>,
+    /// The upstream's response starts once this many body bytes went up.
+    early_response_after: Option<u64>,
 }
 
 #[derive(serde::Serialize)]
@@ -176,6 +178,9 @@ fn request(s: &Step, base: &Path) -> Result<Request> {
             req.chunks(chunks)
         }
     };
+    if let Some(n) = s.early_response_after {
+        req = req.early_response_after(n);
+    }
     if let Some(t) = &s.trailers {
         for (k, v) in t {
             req = req.trailer(k, v);
