@@ -86,6 +86,25 @@ fn paused_body_over_the_buffer_limit_gets_a_host_413() {
     assert!(o.host_reply.is_none() && o.stalled && !o.completed);
 }
 
+/// Envoy's default buffer limit (`per_connection_buffer_limit_bytes`) is
+/// 1 MiB: a paused body of exactly that fits, one byte more gets the 413.
+#[test]
+fn the_default_buffer_limit_is_one_mebibyte() {
+    let h = host(&ALWAYS_PAUSE_BODY.replace("HEADERS", CONTINUE))
+        .build()
+        .unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let half = 1 << 19;
+    let at_limit = vm
+        .send(&Request::post("/").chunks([vec![b'x'; half], vec![b'y'; half]]))
+        .unwrap();
+    assert!(at_limit.host_reply.is_none() && at_limit.stalled);
+    let over = vm
+        .send(&Request::post("/").chunks([vec![b'x'; half], vec![b'y'; half + 1]]))
+        .unwrap();
+    assert_eq!(over.status(), Some(413));
+}
+
 #[test]
 fn buffer_limit_with_held_headers_does_not_reset_upstream() {
     let h = host(&ALWAYS_PAUSE_BODY.replace("HEADERS", "i32.const 1"))

@@ -29,6 +29,40 @@ fn configure_false_is_a_start_error_carrying_the_plugin_log() {
     );
 }
 
+/// Start-up as Envoy does it: `_initialize`, the root context, then
+/// `proxy_on_vm_start` and `proxy_on_configure` on it; a request's context
+/// is created with the root as its parent.
+#[test]
+fn start_up_runs_in_envoys_order() {
+    let funcs = r#"
+      (func (export "_initialize") call $init_probe (call $probe (i64.const 1)))
+      (func (export "proxy_on_context_create") (param $ctx i32) (param $parent i32)
+        (call $probe (i64.const 2))
+        (call $probe32 (local.get $ctx))
+        (call $probe32 (local.get $parent)))
+      (func (export "proxy_on_vm_start") (param $ctx i32) (param i32) (result i32)
+        (call $probe (i64.const 3))
+        (call $probe32 (local.get $ctx))
+        i32.const 1)
+      (func (export "proxy_on_configure") (param $ctx i32) (param i32) (result i32)
+        (call $probe (i64.const 4))
+        (call $probe32 (local.get $ctx))
+        i32.const 1)
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let p = probes(&h);
+    let root = p[2];
+    assert_ne!(root, 0, "the root context has an id");
+    assert_eq!(p, vec![1, 2, root, 0, 3, root, 4, root]);
+    vm.send(&Request::get("/")).unwrap();
+    let p = probes(&h);
+    assert_eq!(p[8], 2);
+    assert_ne!(p[9], root, "a new context for the request");
+    assert_eq!(p[10], root, "whose parent is the root");
+}
+
 #[test]
 fn configuration_bytes_reach_the_plugin() {
     let funcs = r#"
