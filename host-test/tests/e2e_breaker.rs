@@ -63,15 +63,16 @@ fn consecutive_failures_trip_it_and_it_sheds_with_retry_after_without_reading_bo
 
 /// Istio sets no `vm_id`, so every plugin in a proxy shares one shared-data
 /// map: two plugins (two `WasmPlugin`s with the same code and configuration)
-/// must keep their breakers apart by name, while two VMs of one plugin share
+/// must keep their breakers apart by name, and one plugin's old and new
+/// configuration by the configuration, while two VMs of one plugin share
 /// theirs.
 #[test]
-fn plugins_sharing_one_map_keep_their_breakers_apart_by_name() {
+fn plugins_sharing_one_map_keep_their_breakers_apart_by_name_and_configuration() {
     let shared = SharedData::new();
     let clock = Clock::manual_at_ms(1_800_000_000_000);
-    let start = |name: &str| {
+    let start_with = |name: &str, config: &str| {
         let host = Host::builder(plugin_module().unwrap())
-            .config(CONSECUTIVE)
+            .config(config)
             .clock(clock.clone())
             .shared_data(shared.clone())
             .plugin_name(name)
@@ -81,6 +82,8 @@ fn plugins_sharing_one_map_keep_their_breakers_apart_by_name() {
         let vm = host.start_vm().unwrap();
         (host, vm)
     };
+    let start = |name: &str| start_with(name, CONSECUTIVE);
+    let reconfigured = CONSECUTIVE.replacen('{', r#"{"reply":{"detail":false},"#, 1);
     let (_orders, mut orders) = start("orders-guard");
     let (_twin, mut twin) = start("orders-guard");
     let (_catalog, mut catalog) = start("catalog-guard");
@@ -96,6 +99,12 @@ fn plugins_sharing_one_map_keep_their_breakers_apart_by_name() {
         catalog.send(&good()).unwrap().status(),
         None,
         "other plugin: its own"
+    );
+    let (_next, mut next) = start_with("orders-guard", &reconfigured);
+    assert_eq!(
+        next.send(&good()).unwrap().status(),
+        None,
+        "other configuration: its own"
     );
     assert!(!shared.is_empty());
 }

@@ -839,3 +839,91 @@ fn every_reply_and_log_line_carries_the_request_id() {
         assert_eq!(doc["request_id"], "req-7", "{}", reply.body);
     }
 }
+
+/// `on_other_content_type: inspect` inspects what is not declared JSON, and
+/// `on_missing_content_type: pass` lets a typeless body through unread.
+#[test]
+fn content_type_policies_inspect_and_pass_as_configured() {
+    let p = plugin(r#"{"on_other_content_type":"inspect"}"#);
+    let mut host = FakeHost::default();
+    let plain = head(&[("content-type", "text/plain")]);
+    let run = drive(&p, &mut host, &plain, &[b"[1,]"], false);
+    assert_eq!(run.violation().as_deref(), Some("syntax_error"));
+    assert_eq!(host.metric("requests_inspected"), 1);
+
+    let p = plugin(r#"{"on_missing_content_type":"pass"}"#);
+    let mut host = FakeHost::default();
+    let typeless = head(&[("content-type", "")]);
+    let run = drive(&p, &mut host, &typeless, &[b"garbage"], false);
+    assert!(run.reply().is_none());
+    assert_eq!(host.reads, 0, "not read");
+    assert_eq!(host.metric("requests_skipped"), 1);
+    assert_eq!(host.metric("requests_inspected"), 0);
+    // The defaults are the other way round.
+    let p = plugin("{}");
+    let mut host = FakeHost::default();
+    assert!(drive(&p, &mut host, &plain, &[b"[1,]"], false)
+        .reply()
+        .is_none());
+    let run = drive(&p, &mut host, &typeless, &[b"garbage"], false);
+    assert_eq!(run.violation().as_deref(), Some("syntax_error"));
+}
+
+/// Breaker updates retry CAS conflicts and count them; after
+/// `MAX_CAS_RETRIES` the update is skipped, counted and the request served.
+#[test]
+fn breaker_cas_conflicts_are_retried_then_given_up_and_counted() {
+    use crate::policy::breaker::MAX_CAS_RETRIES;
+    let p = plugin(r#"{"breaker":{"enabled":true}}"#);
+    let mut host = FakeHost::default();
+    host.store.inject_mismatches.set(2);
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
+    assert_eq!(run.status(), Some(400));
+    assert_eq!(host.metric("breaker.cas_retries"), 2);
+    assert_eq!(host.metric("breaker.cas_exhausted"), 0);
+
+    host.store.always_mismatch.set(true);
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1]"], false);
+    assert!(run.reply().is_none(), "served normally");
+    assert_eq!(
+        host.metric("breaker.cas_retries"),
+        2 + u64::from(MAX_CAS_RETRIES)
+    );
+    assert_eq!(host.metric("breaker.cas_exhausted"), 1);
+}
+
+/// Skipped requests (a skip rule, a content type passed through, no body)
+/// are not breaker outcomes: they touch no shared data and do not break a
+/// run of failures.
+#[test]
+fn skipped_requests_are_not_breaker_outcomes() {
+    let p = plugin(
+        r#"{"breaker":{"enabled":true,"consecutive_failures":2,"scope":"global"},
+            "rules":[{"name":"uploads","match":{"path_prefix":"/upload"},"skip":true}]}"#,
+    );
+    let mut host = FakeHost::default();
+    assert_eq!(
+        drive(&p, &mut host, &head(&[]), &[b"[1,]"], false).status(),
+        Some(400)
+    );
+    host.store.reset_calls();
+    let skipped = [
+        head(&[(":path", "/upload/1")]),
+        head(&[("content-type", "text/plain")]),
+    ];
+    for h in &skipped {
+        assert!(drive(&p, &mut host, h, &[b"[1]"], false).reply().is_none());
+    }
+    assert!(drive(&p, &mut host, &head(&[]), &[], false)
+        .reply()
+        .is_none());
+    assert_eq!(
+        host.store.calls(),
+        (0, 0),
+        "no shared data for skipped requests"
+    );
+    assert_eq!(host.metric("requests_skipped"), 3);
+    // The run of failures goes on: the next failure is the second in a row.
+    drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
+    assert_eq!(host.metric("breaker.opened"), 1);
+}

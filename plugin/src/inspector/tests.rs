@@ -654,3 +654,129 @@ fn objects_that_differ_from_their_shape_midway_keep_every_check() {
         }
     }
 }
+
+/// With `allow_bom` the BOM is skipped but still counted: offsets stay
+/// absolute in the body as sent, and so does the body size.
+#[test]
+fn offsets_count_a_skipped_bom() {
+    let allow = JsonOptions {
+        allow_bom: true,
+        ..strict()
+    };
+    let at = |limits: &Limits, body: &[u8]| {
+        let v = verdict_with(limits, &allow, body).unwrap_err();
+        (v.kind, v.offset)
+    };
+    let bom = b"\xEF\xBB\xBF";
+    let with_bom = |rest: &[u8]| [&bom[..], rest].concat();
+    let d = Limits::default();
+    assert_eq!(
+        at(&d, &with_bom(b"\xEF\xBB\xBF1")),
+        (K::SyntaxError, Some(3))
+    );
+    assert_eq!(at(&d, &with_bom(b"[1,]")), (K::SyntaxError, Some(6)));
+    assert_eq!(at(&d, &with_bom(b"[1")), (K::Truncated, Some(5)));
+    assert_eq!(at(&d, bom), (K::EmptyBody, Some(3)));
+    let depth = only(|l| l.max_depth = Some(1));
+    assert_eq!(at(&depth, &with_bom(b"[[1]]")), (K::TooDeep, Some(4)));
+    // The BOM's three bytes count towards max_body_bytes: 3 + 3 fits 6.
+    let size = only(|l| l.max_body_bytes = Some(6));
+    assert_eq!(verdict_with(&size, &allow, &with_bom(b"[1]")), Ok(()));
+    assert_eq!(at(&size, &with_bom(b"[12]")), (K::BodyTooLarge, Some(6)));
+}
+
+/// Every limit can be unset (`null`), and then nothing stops a body on that
+/// count: each document here is over its default limit.
+#[test]
+fn each_limit_unset_is_unlimited() {
+    let defaults = Limits::default();
+    let wide = format!("[{}0]", "0,".repeat(10_000));
+    let key = format!("{{\"{}\":1}}", "k".repeat(257));
+    let number = "1".repeat(101);
+    let string = format!("\"{}\"", "s".repeat((1 << 20) + 1));
+    // Over 2 MiB in 2,000 strings of 1,100 bytes: within every other limit.
+    let big = format!("[{}0]", format!("\"{}\",", "s".repeat(1_100)).repeat(2_000));
+    let object = format!(
+        "{{{}}}",
+        (0..1001)
+            .map(|i| format!("\"k{i}\":0"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let deep = format!("{}{}", "[".repeat(101), "]".repeat(101));
+    let cases = [
+        (K::ArrayTooLong, &wide),
+        (K::KeyTooLong, &key),
+        (K::NumberTooLong, &number),
+        (K::StringTooLong, &string),
+        (K::BodyTooLarge, &big),
+        (K::TooManyEntries, &object),
+        (K::TooDeep, &deep),
+    ];
+    for (kind, body) in cases {
+        let refused = Inspector::check(&defaults, &strict(), body.as_bytes());
+        assert_eq!(refused.map_err(|v| v.kind), Err(kind), "over its default");
+        let mut unset = Limits::default();
+        let limit = match kind {
+            K::ArrayTooLong => &mut unset.max_array_elements,
+            K::KeyTooLong => &mut unset.max_key_bytes,
+            K::NumberTooLong => &mut unset.max_number_chars,
+            K::StringTooLong => &mut unset.max_string_bytes,
+            K::BodyTooLarge => &mut unset.max_body_bytes,
+            K::TooManyEntries => &mut unset.max_object_entries,
+            _ => &mut unset.max_depth,
+        };
+        *limit = None;
+        assert_eq!(
+            Inspector::check(&unset, &strict(), body.as_bytes()),
+            Ok(()),
+            "{kind:?} unset"
+        );
+    }
+}
+
+/// The defaults are the documented numbers (issue and README), not merely
+/// whatever `Limits::default()` says.
+#[test]
+fn default_limits_are_the_documented_numbers() {
+    assert_eq!(
+        Limits::default(),
+        Limits {
+            max_body_bytes: Some(2 * 1024 * 1024),
+            max_depth: Some(100),
+            max_array_elements: Some(10_000),
+            max_object_entries: Some(1_000),
+            max_key_bytes: Some(256),
+            max_string_bytes: Some(1024 * 1024),
+            max_number_chars: Some(100),
+        }
+    );
+    // And each holds at its boundary in the default configuration.
+    let d = Limits::default();
+    let array = |n: usize| format!("[{}0]", "0,".repeat(n - 1));
+    passes(&d, &array(10_000));
+    assert_eq!(
+        over(&d, &array(10_001)),
+        (K::ArrayTooLong, Some(10_000), 20_001)
+    );
+    let object = |n: usize| {
+        let members: Vec<String> = (0..n).map(|i| format!("\"{i:04}\":0")).collect();
+        format!("{{{}}}", members.join(","))
+    };
+    passes(&d, &object(1_000));
+    assert_eq!(
+        over(&d, &object(1_001)),
+        (K::TooManyEntries, Some(1_000), 9_001)
+    );
+    passes(&d, &"1".repeat(100));
+    assert_eq!(
+        over(&d, &"1".repeat(101)),
+        (K::NumberTooLong, Some(100), 100)
+    );
+    let string = |n: usize| format!("\"{}\"", "s".repeat(n));
+    passes(&d, &string(1 << 20));
+    assert_eq!(
+        over(&d, &string((1 << 20) + 1)),
+        (K::StringTooLong, Some(1 << 20), (1 << 20) + 1)
+    );
+}
