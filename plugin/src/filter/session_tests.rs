@@ -927,3 +927,58 @@ fn skipped_requests_are_not_breaker_outcomes() {
     drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
     assert_eq!(host.metric("breaker.opened"), 1);
 }
+
+/// `max_keys` bounds the shared data: scope keys are hashed into that many
+/// slots, so with one slot every client shares one breaker (the documented
+/// price of bounded memory).
+#[test]
+fn scope_keys_in_one_slot_share_a_breaker() {
+    let config = |max_keys: u32| {
+        plugin(&format!(
+            r#"{{"breaker":{{"enabled":true,"consecutive_failures":1,
+                "scope":{{"header":"x-api-key"}},"max_keys":{max_keys}}}}}"#
+        ))
+    };
+    let a = head(&[("x-api-key", "client-a")]);
+    let b = head(&[("x-api-key", "client-b")]);
+    // One slot: client-a's failure opens the breaker client-b is under too.
+    let p = config(1);
+    let mut host = FakeHost::default();
+    drive(&p, &mut host, &a, &[b"{"], false);
+    assert_eq!(
+        drive(&p, &mut host, &b, &[b"[1]"], false).status(),
+        Some(503)
+    );
+    assert_eq!(host.store.len(), 1);
+    // Enough slots (these two keys land apart): each has its own.
+    let p = config(1024);
+    let mut host = FakeHost::default();
+    drive(&p, &mut host, &a, &[b"{"], false);
+    assert_eq!(drive(&p, &mut host, &b, &[b"[1]"], false).status(), None);
+    assert_eq!(
+        drive(&p, &mut host, &a, &[b"[1]"], false).status(),
+        Some(503)
+    );
+}
+
+/// One log line per refusal: not zero, not one per callback.
+#[test]
+fn each_refusal_is_logged_exactly_once() {
+    let p = plugin(r#"{"hold_bytes":0,"mode":"enforce"}"#);
+    let mut host = FakeHost::default();
+    for chunks in [
+        &[&b"[1,"[..], b"2,", b"]"][..],
+        &[b"[1]", b"x"],
+        &[b"{\"a\":1,\"a\":2}"],
+    ] {
+        host.logs.clear();
+        let run = drive(&p, &mut host, &head(&[]), chunks, false);
+        assert!(run.reply().is_some());
+        let lines = host
+            .logs
+            .iter()
+            .filter(|(_, m)| m.contains("rejected"))
+            .count();
+        assert_eq!(lines, 1, "{:?}", host.logs);
+    }
+}

@@ -87,6 +87,8 @@ fn accepts_every_value_type_and_whitespace() {
         "\"\u{1F600} é 中\"",
         "\"\\ud83d\\ude00\"",
         "[[],[[]],{}]",
+        // DEL and everything from U+0020 up are plain string content.
+        "[\" \u{7f}~\",\"\u{7f}\"]",
     ] {
         assert_eq!(verdict(doc.as_bytes()), Ok(()), "{doc}");
     }
@@ -114,6 +116,10 @@ fn rejects_what_rfc8259_forbids() {
         ("[-]", K::SyntaxError, 2),
         ("\"a\u{1}b\"", K::SyntaxError, 2),
         ("\"\tb\"", K::SyntaxError, 1),
+        ("[\"ab\u{0}\"]", K::SyntaxError, 4),
+        ("\"\u{1f}\"", K::SyntaxError, 1),
+        ("{\"k\u{0}\":1}", K::SyntaxError, 3),
+        ("{\"a\":1,\"\nb\":2}", K::SyntaxError, 8),
         ("\"\\x\"", K::SyntaxError, 2),
         ("\"\\u12g4\"", K::SyntaxError, 5),
         ("\"\\U0041\"", K::SyntaxError, 2),

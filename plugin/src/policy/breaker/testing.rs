@@ -68,6 +68,16 @@ impl EnvoyStore {
         self.map.borrow().get(key).map(|(v, _)| v.clone())
     }
 
+    /// How many keys are stored.
+    pub fn len(&self) -> usize {
+        self.map.borrow().len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.map.borrow().is_empty()
+    }
+
     /// `(gets, sets)` so far.
     pub fn calls(&self) -> (u32, u32) {
         (self.gets.get(), self.sets.get())
