@@ -18,6 +18,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// Environment variable naming a prebuilt plugin; set, it disables the build.
 pub const WASM_ENV: &str = "JSON_SANITIZER_WASM";
 
+/// Environment variable naming the compiled-code cache directory, for a
+/// read-only checkout or a cache kept apart (tests use one of their own).
+pub const CACHE_ENV: &str = "JSON_SANITIZER_HOST_CACHE";
+
 /// The workspace root (the crate lives in `<root>/host-test`).
 pub fn workspace_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -275,9 +279,13 @@ fn cache_key(bytes: &[u8]) -> (Digest32, String) {
     (content, hex)
 }
 
-/// Directory of the on-disk compiled-code cache.
+/// Directory of the on-disk compiled-code cache: `$JSON_SANITIZER_HOST_CACHE`,
+/// else `json-sanitizer-host-cache` in the target directory.
 pub fn cache_dir() -> PathBuf {
-    target_dir().join("json-sanitizer-host-cache")
+    match std::env::var_os(CACHE_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => target_dir().join("json-sanitizer-host-cache"),
+    }
 }
 
 /// Compiles (or fetches) the module in the file at `path`.

@@ -530,52 +530,37 @@ fn bench_prints_its_three_tables() {
     assert_eq!(memory[0], memory[1], "streaming grew guest memory: {text}");
 }
 
-/// The `.cwasm` files in the compiled-code cache.
-fn cached_modules() -> std::collections::BTreeSet<PathBuf> {
-    std::fs::read_dir(engine::cache_dir())
-        .map(|entries| {
-            entries
-                .filter_map(|e| Some(e.ok()?.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Repeated CLI runs compile the plugin once: the first run leaves its
 /// machine code in the cache, the next ones load it, and a corrupt cache
 /// file is ignored and rewritten.
 #[test]
 fn the_compiled_plugin_is_cached_across_runs_and_a_corrupt_entry_is_rewritten() {
     let dir = tempfile::tempdir().unwrap();
-    // A custom section makes these bytes, and so the cache entry, this run's own.
-    let mut wasm = std::fs::read(engine::ensure_plugin().unwrap()).unwrap();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("cache-test-{}-{nanos}", std::process::id());
-    // Both lengths fit one LEB128 byte.
-    assert!(name.len() < 120);
-    let mut section = vec![u8::try_from(name.len()).unwrap()];
-    section.extend_from_slice(name.as_bytes());
-    wasm.push(0);
-    wasm.push(u8::try_from(section.len()).unwrap());
-    wasm.extend_from_slice(&section);
-    let plugin = temp_file(dir.path(), "plugin.wasm", &wasm);
+    let plugin = engine::ensure_plugin().unwrap();
+    let plugin = plugin.to_str().unwrap();
+    // A cache of this test's own, so that runs elsewhere do not add entries.
+    let cache = dir.path().join("cache");
     let check = || {
-        let out = run(
-            &["check", "--plugin", &plugin, "examples/requests/good.json"],
-            None,
-        );
+        let out = Command::new(BIN)
+            .args(["check", "--plugin", plugin, "examples/requests/good.json"])
+            .current_dir(workspace())
+            .env(engine::CACHE_ENV, &cache)
+            .output()
+            .expect("the binary runs");
         assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
     };
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
+            .unwrap_or_default()
+    };
 
-    let before = cached_modules();
+    assert!(entries().is_empty());
     check();
-    let added: Vec<PathBuf> = cached_modules().difference(&before).cloned().collect();
-    assert_eq!(added.len(), 1, "one new cache entry: {added:?}");
+    let added = entries();
+    assert_eq!(added.len(), 1, "one cache entry: {added:?}");
     let entry = &added[0];
+    assert_eq!(entry.extension().and_then(|x| x.to_str()), Some("cwasm"));
     let compiled = std::fs::read(entry).unwrap();
     assert!(
         compiled.starts_with(b"\x7fELF"),
@@ -589,6 +574,7 @@ fn the_compiled_plugin_is_cached_across_runs_and_a_corrupt_entry_is_rewritten() 
         written,
         "loaded, not rewritten"
     );
+    assert_eq!(entries().len(), 1);
 
     std::fs::write(entry, b"not machine code").unwrap();
     check();
@@ -596,5 +582,4 @@ fn the_compiled_plugin_is_cached_across_runs_and_a_corrupt_entry_is_rewritten() 
         std::fs::read(entry).unwrap().starts_with(b"\x7fELF"),
         "rewritten"
     );
-    let _ = std::fs::remove_file(entry);
 }
