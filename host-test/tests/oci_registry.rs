@@ -59,16 +59,33 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
+        Self::start_with(None)
+    }
+
+    /// A registry that only serves clients who log in with one of the
+    /// `htpasswd` lines (bcrypt), as a private company registry would.
+    fn start_with(htpasswd: Option<&str>) -> Registry {
         let bin = ensure_registry_binary();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let storage = dir.path().join("storage");
         std::fs::create_dir(&storage).unwrap();
         let config = dir.path().join("config.yml");
+        let auth = match htpasswd {
+            Some(lines) => {
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, lines).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    file.display()
+                )
+            }
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
                 storage.display()
             ),
         )
@@ -97,18 +114,30 @@ impl Registry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The blob with `digest` (`sha256:…`) as the registry stores it.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self._dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Polls `GET /v2/` until it answers 200; bounded to 20 s.
+    /// Polls `GET /v2/` until it answers (200, or 401 when it wants a
+    /// login); bounded to 20 s.
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("docker-registry exited early ({status}):\n{}", self.logs());
             }
-            if http_status(&self.host(), "/v2/") == Some(200) {
+            if matches!(http_status(&self.host(), "/v2/"), Some(200 | 401)) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -294,4 +323,153 @@ fn assert_deep_body_rejected(wasm: &[u8]) {
     let problem: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(problem["violation"], "too_deep");
     assert_eq!(out.forwarded_bytes, 0);
+}
+
+/// A registry that serves a blob whose bytes no longer match its digest (a
+/// corrupt disk, a tampering mirror): pull must refuse it, not hand the
+/// module to Envoy.
+#[test]
+fn pull_refuses_a_blob_that_does_not_match_its_digest() {
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout_dir = tmp.path().join("layout");
+    build(&layout_dir, &plugin());
+    let compat = Layout::open(&layout_dir)
+        .unwrap()
+        .select(None, Some(Variant::Compat))
+        .unwrap();
+    let opts = plain_http();
+    let reference = format!("{}/acme/tampered:1", registry.host());
+    push(&compat, &reference, &opts).unwrap();
+    assert!(pull(&reference, &opts).is_ok());
+
+    let manifest: serde_json::Value = serde_json::from_slice(&compat.manifest.bytes).unwrap();
+    let layer = registry.blob_file(manifest["layers"][0]["digest"].as_str().unwrap());
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&layer, bytes).unwrap();
+    let err = format!("{:#}", pull(&reference, &opts).unwrap_err());
+    assert!(err.contains("digest"), "{err}");
+}
+
+/// User `ci`, password `s3cret-for-tests`, bcrypt at cost 4 (the registry
+/// checks it on every request, so the cheapest cost keeps the test quick).
+const HTPASSWD: &str = "ci:$2b$04$A8IW9IaDrU0EWdn2caay9e7cXJfumxHvsMg0FN8MAkCgG0YAXmCNa\n";
+
+/// A registry that wants a login: anonymous pushes are refused; the
+/// binary's `--username` with `--password-stdin`, and a docker config named
+/// by `--docker-config` or found through `$DOCKER_CONFIG`, get in.
+#[test]
+fn push_and_pull_log_in_with_flags_or_a_docker_config() {
+    use base64::Engine as _;
+    let registry = Registry::start_with(Some(HTPASSWD));
+    let tmp = tempfile::tempdir().unwrap();
+    let layout_dir = tmp.path().join("layout");
+    build(&layout_dir, &plugin());
+    let layout = layout_dir.to_str().unwrap();
+    let repo = format!("{}/private/json-sanitizer", registry.host());
+    let bin = env!("CARGO_BIN_EXE_json-sanitizer-host");
+    let oci = |args: &[&str], stdin: &[u8], env: Option<(&str, &Path)>| {
+        let mut cmd = Command::new(bin);
+        cmd.arg("oci")
+            .args(args)
+            .env_remove("DOCKER_CONFIG")
+            .env("HOME", tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+
+    let tag = format!("{repo}:1");
+    let anonymous = oci(
+        &["push", "--layout", layout, &tag, "--plain-http"],
+        b"",
+        None,
+    );
+    assert_ne!(anonymous.status.code(), Some(0), "anonymous push accepted");
+    let stderr = String::from_utf8_lossy(&anonymous.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one-line error: {stderr}");
+
+    let login = [
+        "push",
+        "--layout",
+        layout,
+        &tag,
+        "--plain-http",
+        "--username",
+        "ci",
+        "--password-stdin",
+    ];
+    let wrong = oci(&login, b"wrong\n", None);
+    assert_ne!(wrong.status.code(), Some(0), "a wrong password accepted");
+    let flags = oci(&login, b"s3cret-for-tests\n", None);
+    assert_eq!(
+        flags.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&flags.stderr)
+    );
+
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret-for-tests");
+    let docker_dir = tmp.path().join("docker");
+    std::fs::create_dir(&docker_dir).unwrap();
+    let config = docker_dir.join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("pulled");
+    let named = oci(
+        &[
+            "pull",
+            &tag,
+            "--out",
+            out.to_str().unwrap(),
+            "--plain-http",
+            "--docker-config",
+            config.to_str().unwrap(),
+        ],
+        b"",
+        None,
+    );
+    assert_eq!(
+        named.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
+    assert_eq!(
+        std::fs::read(out.join("plugin.wasm")).unwrap(),
+        std::fs::read(plugin()).unwrap()
+    );
+    let out2 = tmp.path().join("pulled-env");
+    let from_env = oci(
+        &[
+            "pull",
+            &tag,
+            "--out",
+            out2.to_str().unwrap(),
+            "--plain-http",
+        ],
+        b"",
+        Some(("DOCKER_CONFIG", &docker_dir)),
+    );
+    assert_eq!(
+        from_env.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&from_env.stderr)
+    );
+    assert!(out2.join("plugin.wasm").is_file());
 }
