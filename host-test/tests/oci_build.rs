@@ -8,7 +8,7 @@ use json_sanitizer_host::oci::image::{
 };
 use json_sanitizer_host::oci::layout::Layout;
 use json_sanitizer_host::oci::package::{build_layout, BuildOptions};
-use oci_cli::{layer_media_types, run_cli};
+use oci_cli::{layer_media_types, parses, run_cli};
 use std::path::{Path, PathBuf};
 
 /// Image metadata at version 1.2.3, dated or not.
@@ -346,4 +346,30 @@ fn the_built_plugin_embeds_no_path_of_this_machine() {
         root.display(),
         plugin.display()
     );
+}
+
+/// Every `oci` command the README, the deployment notes and the justfile
+/// tell people to run is one the binary accepts, placeholders filled in.
+#[test]
+fn documented_oci_commands_parse() {
+    let root = json_sanitizer_host::engine::workspace_root();
+    let mut found = 0;
+    for file in ["README.md", "envoy/README.md", "justfile"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for line in text.lines() {
+            let Some((_, command)) = line.split_once("json-sanitizer-host -- oci ") else {
+                continue;
+            };
+            let command = command
+                .replace("{{wasm}}", "target/plugin.wasm")
+                .replace("<hex>", &"0".repeat(64));
+            let mut args = vec!["oci"];
+            args.extend(command.split_whitespace());
+            if let Err(e) = parses(&args) {
+                panic!("{file}: `{line}` does not parse: {e}");
+            }
+            found += 1;
+        }
+    }
+    assert!(found >= 7, "the documented commands were found ({found})");
 }

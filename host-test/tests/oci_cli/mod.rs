@@ -1,5 +1,7 @@
 //! Runs the `oci` subcommand exactly as the binary parses it, for the OCI
 //! test suites (shared so the CLI is driven one way everywhere).
+// Each suite uses some of these helpers.
+#![allow(dead_code)]
 
 use clap::Parser;
 use json_sanitizer_host::oci::{self, OciCommand};
@@ -21,6 +23,13 @@ pub fn run_cli(args: &[&str]) -> anyhow::Result<i32> {
         Cli::try_parse_from(std::iter::once("json-sanitizer-host").chain(args.iter().copied()))?;
     let Top::Oci(cmd) = cli.cmd;
     oci::run(cmd)
+}
+
+/// Whether the binary's parser accepts `json-sanitizer-host <args...>`
+/// (`args` starts with `oci`), without running anything.
+pub fn parses(args: &[&str]) -> Result<(), clap::Error> {
+    Cli::try_parse_from(std::iter::once("json-sanitizer-host").chain(args.iter().copied()))
+        .map(|_| ())
 }
 
 /// The `mediaType` of each layer of a manifest, in order: what tells a
