@@ -126,7 +126,6 @@ pub(crate) struct ReqState {
     pub continue_requested: bool,
     pub close_requested: bool,
     pub body_bytes_read: u64,
-    pub early_response_after: Option<u64>,
 }
 
 impl ReqState {
@@ -172,7 +171,6 @@ impl ReqState {
         self.continue_requested = false;
         self.close_requested = false;
         self.body_bytes_read = 0;
-        self.early_response_after = req.early_response_after;
     }
 
     /// The property `path` (dotted), if this request has it.
@@ -867,7 +865,7 @@ impl Vm {
             CallbackArgs::new(&[n_headers as u64, headers_eos as u64]),
         )?;
         if action == Action::Continue {
-            self.flush(out);
+            self.flush(req, out);
         }
         if headers_eos {
             out.stalled = action == Action::Pause;
@@ -911,7 +909,7 @@ impl Vm {
             )?;
             match action {
                 Action::Continue => {
-                    self.flush(out);
+                    self.flush(req, out);
                     body_paused = false;
                 }
                 Action::Pause => body_paused = true,
@@ -932,7 +930,7 @@ impl Vm {
                 CallbackArgs::new(&[n]),
             )?;
             if action == Action::Continue {
-                self.flush(out);
+                self.flush(req, out);
                 out.trailers_forwarded = true;
             } else {
                 out.stalled = true;
@@ -1003,8 +1001,9 @@ impl Vm {
         Ok(if resume { Action::Continue } else { action })
     }
 
-    /// Sends held headers and buffered body bytes upstream.
-    fn flush(&mut self, out: &mut Outcome) {
+    /// Sends held headers and buffered body bytes upstream; an upstream
+    /// that answers early starts its response once enough bytes went up.
+    fn flush(&mut self, req: &Request, out: &mut Outcome) {
         let r = self.store.data_mut().req.as_mut().expect("request state");
         if !out.headers_forwarded {
             out.headers_forwarded = true;
@@ -1013,7 +1012,8 @@ impl Vm {
             }
         }
         out.forwarded_bytes += r.body.len() as u64;
-        if r.early_response_after
+        if req
+            .early_response_after
             .is_some_and(|after| out.forwarded_bytes >= after)
         {
             out.response_started = true;

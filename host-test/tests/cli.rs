@@ -6,9 +6,11 @@
 use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
 use json_sanitizer_host::engine;
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+mod process;
+use process::output_with_stdin;
 
 /// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_json-sanitizer-host");
@@ -40,20 +42,14 @@ fn example(path: &str) -> PathBuf {
 /// process built, so that each run does not ask cargo again.
 fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let plugin = engine::ensure_plugin().expect("the plugin builds");
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(workspace())
-        .env(engine::WASM_ENV, plugin)
-        .env("RUST_BACKTRACE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut input = child.stdin.take().expect("stdin is piped");
-    input.write_all(stdin.unwrap_or_default()).expect("stdin");
-    drop(input);
-    child.wait_with_output().expect("the binary finishes")
+    output_with_stdin(
+        Command::new(BIN)
+            .args(args)
+            .current_dir(workspace())
+            .env(engine::WASM_ENV, plugin)
+            .env("RUST_BACKTRACE", "1"),
+        stdin.unwrap_or_default(),
+    )
 }
 
 fn code(out: &Output) -> i32 {
@@ -217,8 +213,7 @@ fn check_errors_exit_2_with_one_line() {
     let no_plugin = run(&["check", "--plugin", "no/such/plugin.wasm", good], None);
     assert_one_line_error(&no_plugin, "no/such/plugin.wasm");
     let not_wasm = run(&["check", "--plugin", good, good], None);
-    assert_eq!(code(&not_wasm), 2);
-    assert_eq!(String::from_utf8_lossy(&not_wasm.stderr).lines().count(), 1);
+    assert_one_line_error(&not_wasm, good);
     let zero_chunk = run(&["check", "--chunk", "0", good], None);
     assert_one_line_error(&zero_chunk, "--chunk");
     let unknown = run(&["check", "--frobnicate", good], None);
@@ -312,12 +307,16 @@ fn replay_reads_stdin_and_reports_streaming_resets() {
         "c.json",
         br#"{"hold_bytes": 16, "limits": {"max_array_elements": 20}}"#,
     );
-    let out = run(
-        &["replay", "--config", &config, "-"],
-        Some(format!("{line}\n").as_bytes()),
-    );
-    assert_eq!(code(&out), 1);
-    let result = json_lines(&out, &REPLAY_FIELDS).remove(0);
+    // One scenario line on stdin: its result, after exit code 1.
+    let replay_refused = |line: &Value| {
+        let out = run(
+            &["replay", "--config", &config, "-"],
+            Some(format!("{line}\n").as_bytes()),
+        );
+        assert_eq!(code(&out), 1);
+        json_lines(&out, &REPLAY_FIELDS).remove(0)
+    };
+    let result = replay_refused(&line);
     assert_eq!(result["violation"], "array_too_long");
     // Element 21 starts at byte 41, past the 16-byte hold window: what was
     // forwarded by then (whole chunks) stays forwarded and the upstream is
@@ -330,12 +329,7 @@ fn replay_reads_stdin_and_reports_streaming_resets() {
     // the stream is reset instead (a refusal without a status).
     let early = serde_json::json!({"body": body, "chunks": [8, 8, 8, 8],
         "headers": {"content-type": "application/json"}, "early_response_after": 16});
-    let out = run(
-        &["replay", "--config", &config, "-"],
-        Some(format!("{early}\n").as_bytes()),
-    );
-    assert_eq!(code(&out), 1);
-    let result = json_lines(&out, &REPLAY_FIELDS).remove(0);
+    let result = replay_refused(&early);
     assert_eq!(result["verdict"], "reject");
     assert_eq!(result["violation"], "array_too_long");
     assert_eq!(result["status"], Value::Null);

@@ -200,12 +200,16 @@ fn typed(content_type: &str, body: &str) -> Request {
     Request::post("/api").content_type(content_type).body(body)
 }
 
+/// An array of `ones` elements `1,` whose next element is a syntax error,
+/// at byte `1 + 2 * ones`.
+fn bad_after(ones: usize) -> Vec<u8> {
+    format!("[{}x]", "1,".repeat(ones)).into_bytes()
+}
+
 #[test]
 fn a_violation_inside_the_hold_window_reaches_nothing_upstream() {
     let (_h, mut vm) = host_pair(r#"{"hold_bytes":1024}"#);
-    let mut body = b"[".to_vec();
-    body.extend(b"1,".repeat(200));
-    body.extend(b"x]");
+    let body = bad_after(200);
     let o = vm.send(&post(&body).chunk_size(100)).unwrap();
     assert_eq!(o.status(), Some(400));
     assert!(!o.headers_forwarded, "headers are held with the body");
@@ -216,9 +220,7 @@ fn a_violation_inside_the_hold_window_reaches_nothing_upstream() {
 #[test]
 fn a_violation_past_the_hold_window_resets_the_upstream() {
     let (_h, mut vm) = host_pair(r#"{"hold_bytes":1024}"#);
-    let mut body = b"[".to_vec();
-    body.extend(b"1,".repeat(1000));
-    body.extend(b"x]");
+    let body = bad_after(1000);
     let o = vm.send(&post(&body).chunk_size(256)).unwrap();
     assert_eq!(o.status(), Some(400));
     assert!(o.headers_forwarded);
@@ -242,9 +244,7 @@ fn a_violation_past_the_hold_window_resets_the_upstream() {
 #[test]
 fn a_violation_after_the_response_started_resets_the_stream() {
     let (h, mut vm) = host_pair(r#"{"hold_bytes":0}"#);
-    let mut body = b"[".to_vec();
-    body.extend(b"1,".repeat(1000));
-    body.extend(b"x]");
+    let body = bad_after(1000);
     let early = vm
         .send(&post(&body).chunk_size(256).early_response_after(256))
         .unwrap();

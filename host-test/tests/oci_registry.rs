@@ -20,7 +20,10 @@ use oci_cli::{layer_media_types, run_cli};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+
+mod process;
+use process::output_with_stdin;
 use std::time::{Duration, Instant};
 
 const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
@@ -369,22 +372,24 @@ fn push_and_pull_log_in_with_flags_or_a_docker_config() {
     build(&layout_dir, &plugin());
     let layout = layout_dir.to_str().unwrap();
     let repo = format!("{}/private/json-sanitizer", registry.host());
-    let bin = env!("CARGO_BIN_EXE_json-sanitizer-host");
-    let oci = |args: &[&str], stdin: &[u8], env: Option<(&str, &Path)>| {
-        let mut cmd = Command::new(bin);
+    let oci = |args: &[&str], stdin: &[u8], docker_config_dir: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_json-sanitizer-host"));
         cmd.arg("oci")
             .args(args)
             .env_remove("DOCKER_CONFIG")
-            .env("HOME", tmp.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some((k, v)) = env {
-            cmd.env(k, v);
+            .env("HOME", tmp.path());
+        if let Some(dir) = docker_config_dir {
+            cmd.env("DOCKER_CONFIG", dir);
         }
-        let mut child = cmd.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        child.wait_with_output().unwrap()
+        output_with_stdin(&mut cmd, stdin)
+    };
+    let succeeded = |out: &Output| {
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
 
     let tag = format!("{repo}:1");
@@ -409,13 +414,7 @@ fn push_and_pull_log_in_with_flags_or_a_docker_config() {
     ];
     let wrong = oci(&login, b"wrong\n", None);
     assert_ne!(wrong.status.code(), Some(0), "a wrong password accepted");
-    let flags = oci(&login, b"s3cret-for-tests\n", None);
-    assert_eq!(
-        flags.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&flags.stderr)
-    );
+    succeeded(&oci(&login, b"s3cret-for-tests\n", None));
 
     let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret-for-tests");
     let docker_dir = tmp.path().join("docker");
@@ -429,47 +428,19 @@ fn push_and_pull_log_in_with_flags_or_a_docker_config() {
         ),
     )
     .unwrap();
-    let out = tmp.path().join("pulled");
-    let named = oci(
-        &[
-            "pull",
-            &tag,
-            "--out",
-            out.to_str().unwrap(),
-            "--plain-http",
-            "--docker-config",
-            config.to_str().unwrap(),
-        ],
-        b"",
-        None,
-    );
-    assert_eq!(
-        named.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&named.stderr)
-    );
-    assert_eq!(
-        std::fs::read(out.join("plugin.wasm")).unwrap(),
-        std::fs::read(plugin()).unwrap()
-    );
-    let out2 = tmp.path().join("pulled-env");
-    let from_env = oci(
-        &[
-            "pull",
-            &tag,
-            "--out",
-            out2.to_str().unwrap(),
-            "--plain-http",
-        ],
-        b"",
-        Some(("DOCKER_CONFIG", &docker_dir)),
-    );
-    assert_eq!(
-        from_env.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&from_env.stderr)
-    );
-    assert!(out2.join("plugin.wasm").is_file());
+    // The config named by the flag, then found through $DOCKER_CONFIG.
+    let by_flag = ["--docker-config", config.to_str().unwrap()];
+    for (name, flags, dir) in [
+        ("by-flag", &by_flag[..], None),
+        ("by-env", &[][..], Some(docker_dir.as_path())),
+    ] {
+        let out = tmp.path().join(name);
+        let mut args = vec!["pull", &tag, "--out", out.to_str().unwrap(), "--plain-http"];
+        args.extend(flags);
+        succeeded(&oci(&args, b"", dir));
+        assert_eq!(
+            std::fs::read(out.join("plugin.wasm")).unwrap(),
+            std::fs::read(plugin()).unwrap()
+        );
+    }
 }

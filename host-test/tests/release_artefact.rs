@@ -100,6 +100,4 @@ fn the_built_plugin_is_stripped_and_exports_the_abi() {
     ] {
         assert!(text.contains(export), "exports {export}");
     }
-    // Reported, for the release notes (`just release` prints it too).
-    eprintln!("{}: {} bytes", path.display(), module.len());
 }

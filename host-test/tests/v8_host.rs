@@ -9,9 +9,11 @@
 
 use json_sanitizer_host::engine;
 use json_sanitizer_host::workload::{api_body, permissive_config};
-use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
+
+mod process;
+use process::output_with_stdin;
 
 /// The Node.js binary, found on `PATH`.
 const NODE: &str = "node";
@@ -47,27 +49,19 @@ fn run(config: &str, body: &[u8], commands: &str) -> Output {
     let serde = engine::ensure_serde_baseline().expect("serde baseline builds");
     let script = engine::workspace_root().join("host-test/v8/bench.mjs");
     ensure_node();
-    let mut child = Command::new(NODE)
-        .arg(&script)
-        .arg("--plugin")
-        .arg(&plugin)
-        .arg("--serde")
-        .arg(&serde)
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--chunk", "100"])
-        .arg(&body_path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin
-        .write_all(commands.as_bytes())
-        .expect("write commands");
-    drop(stdin);
-    child.wait_with_output().expect("node runs")
+    output_with_stdin(
+        Command::new(NODE)
+            .arg(&script)
+            .arg("--plugin")
+            .arg(&plugin)
+            .arg("--serde")
+            .arg(&serde)
+            .arg("--config")
+            .arg(&config_path)
+            .args(["--chunk", "100"])
+            .arg(&body_path),
+        commands.as_bytes(),
+    )
 }
 
 fn first_line(out: &Output) -> serde_json::Value {

@@ -519,7 +519,8 @@ impl Session {
     /// Turns a breaker report into metrics and log lines (each with the
     /// request id, like every other line the filter writes).
     fn apply_report(&self, host: &mut dyn Host, report: &Report, scope: &str) {
-        let id = self.id_field();
+        // Made only for a line actually written: most reports have none.
+        let id = || self.id_field();
         for event in &report.events {
             let metric = match event {
                 Event::Opened { .. } => Some(Metric::BreakerOpened),
@@ -533,7 +534,7 @@ impl Session {
                 host.count(metric, 1);
             }
             if let Some(line) = event.log_line(scope) {
-                host.log(Level::Info, &format!("json-sanitizer: {line}{id}"));
+                host.log(Level::Info, &format!("json-sanitizer: {line}{}", id()));
             }
         }
         if report.cas_retries > 0 {
@@ -545,7 +546,7 @@ impl Session {
         let mut warn = |what: &str| {
             host.log(
                 Level::Warn,
-                &format!("json-sanitizer: breaker {scope}: {what}{id}"),
+                &format!("json-sanitizer: breaker {scope}: {what}{}", id()),
             );
         };
         if report.cas_exhausted {
