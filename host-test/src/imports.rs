@@ -532,6 +532,7 @@ fn define_proxy(
         }
         if ty == abi::STREAM_HTTP_REQUEST {
             match c.data_mut().req.as_mut() {
+                Some(r) if r.refuse_stream_reset => return status(Status::BadArgument),
                 Some(r) => r.close_requested = true,
                 None => return status(Status::NotFound),
             }
@@ -562,8 +563,9 @@ fn define_proxy(
                 st.phase,
                 Phase::RequestHeaders | Phase::RequestBody | Phase::RequestTrailers
             );
-            let Some(req) = st.req.as_mut().filter(|_| active) else {
-                // No stream to answer (root context, or the stream already ended).
+            let Some(req) = st.req.as_mut().filter(|r| active && !r.refuse_local_reply) else {
+                // No stream to answer (root context, or the stream already
+                // ended), or a test's host that refuses.
                 return status(Status::BadArgument);
             };
             // Deferred until the callback returns; the first reply wins.

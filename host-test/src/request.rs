@@ -39,6 +39,13 @@ pub struct Request {
     /// go downstream once this many body bytes have been forwarded (an
     /// upload endpoint that replies early). `None`: it answers after.
     pub early_response_after: Option<u64>,
+    /// Simulates a host that refuses `proxy_send_local_response`
+    /// (BAD_ARGUMENT), to test that a refused reply still lets nothing
+    /// through.
+    pub refuse_local_reply: bool,
+    /// Simulates a host that refuses `proxy_close_stream` for the request
+    /// (BAD_ARGUMENT).
+    pub refuse_stream_reset: bool,
 }
 
 impl Request {
@@ -57,6 +64,8 @@ impl Request {
             unreadable_body: false,
             capture_forwarded: false,
             early_response_after: None,
+            refuse_local_reply: false,
+            refuse_stream_reset: false,
         }
     }
 
@@ -166,6 +175,20 @@ impl Request {
     /// been forwarded (see [`Request::early_response_after`]).
     pub fn early_response_after(mut self, bytes: u64) -> Self {
         self.early_response_after = Some(bytes);
+        self
+    }
+
+    /// Makes the host refuse the plugin's local reply (see
+    /// [`Request::refuse_local_reply`]).
+    pub fn refuse_local_reply(mut self) -> Self {
+        self.refuse_local_reply = true;
+        self
+    }
+
+    /// Makes the host refuse to reset the request's stream (see
+    /// [`Request::refuse_stream_reset`]).
+    pub fn refuse_stream_reset(mut self) -> Self {
+        self.refuse_stream_reset = true;
         self
     }
 
@@ -356,9 +379,11 @@ pub struct Outcome {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
-    /// No local reply.
+    /// No local reply, and the request went through.
     Pass,
-    /// A local reply (plugin or host) answered the request.
+    /// A local reply (plugin or host) answered the request, or it never
+    /// went through: its stream was reset, it was left paused, or the
+    /// plugin trapped.
     Reject,
 }
 
@@ -399,7 +424,11 @@ impl Outcome {
         let delivered = self.reply();
         let Some(reply) = delivered.or(self.undelivered_reply.as_ref()) else {
             return Summary {
-                verdict: Verdict::Pass,
+                verdict: if self.completed {
+                    Verdict::Pass
+                } else {
+                    Verdict::Reject
+                },
                 status: None,
                 violation: None,
                 offset: None,

@@ -126,6 +126,8 @@ pub(crate) struct ReqState {
     pub continue_requested: bool,
     pub close_requested: bool,
     pub body_bytes_read: u64,
+    pub refuse_local_reply: bool,
+    pub refuse_stream_reset: bool,
 }
 
 impl ReqState {
@@ -167,6 +169,8 @@ impl ReqState {
         );
         self.body.clear();
         self.unreadable = req.unreadable_body;
+        self.refuse_local_reply = req.refuse_local_reply;
+        self.refuse_stream_reset = req.refuse_stream_reset;
         self.local_reply = None;
         self.continue_requested = false;
         self.close_requested = false;

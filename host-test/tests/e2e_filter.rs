@@ -323,6 +323,46 @@ fn a_body_reported_but_unreadable_is_not_an_empty_body() {
     assert!(o.completed);
 }
 
+/// A host that refuses the local reply must not turn a refusal into a pass:
+/// the filter resets the stream, and if the host refuses that too, it holds
+/// the request (Envoy's stream timeout ends it). Either way the violating
+/// chunk and everything after it stay out of the upstream.
+#[test]
+fn a_local_reply_the_host_refuses_still_lets_nothing_through() {
+    let (h, mut vm) = host_pair(r#"{"hold_bytes":0}"#);
+    let streamed = || {
+        Request::post("/api/orders")
+            .content_type("application/json")
+            .header("x-request-id", "r-1")
+            .chunks(["[1,2", ",]", "[3]"])
+            .capture_forwarded()
+            .refuse_local_reply()
+    };
+    let o = vm.send(&streamed()).unwrap();
+    assert_eq!((o.status(), o.trap.as_deref()), (None, None));
+    assert!(o.stream_reset && o.upstream_reset && !o.completed, "{o:?}");
+    assert_eq!(o.forwarded_body.as_deref(), Some(&b"[1,2"[..]));
+    assert_eq!(o.hostcall_count("proxy_close_stream"), 1);
+    assert!(o.logged("refused the local reply request_id=r-1 action=reset"));
+    assert_eq!(o.summary().verdict, Verdict::Reject);
+
+    let o = vm.send(&streamed().refuse_stream_reset()).unwrap();
+    assert!(o.stalled && !o.completed && !o.stream_reset, "{o:?}");
+    assert_eq!(o.forwarded_body.as_deref(), Some(&b"[1,2"[..]));
+    assert!(o.logged("refused the local reply request_id=r-1 action=hold"));
+    assert_eq!(counter(&h, "requests_rejected"), 2);
+    assert_eq!(counter(&h, "requests_passed"), 0);
+
+    // Inside the hold window nothing at all went up.
+    let (_h, mut vm) = host_pair("{}");
+    let o = vm
+        .send(&post("[1,]").capture_forwarded().refuse_local_reply())
+        .unwrap();
+    assert!(o.stream_reset && !o.upstream_reset, "{o:?}");
+    assert_eq!(o.forwarded_body.as_deref(), Some(&b""[..]));
+    assert!(!o.headers_forwarded);
+}
+
 #[test]
 fn report_mode_counts_and_logs_but_forwards_everything() {
     let (h, mut vm) = host_pair(r#"{"mode":"report"}"#);

@@ -12,6 +12,8 @@
 //!   refuses those);
 //! - every local reply has a status within 400–599 and a problem+json body
 //!   whose `status` and `violation` agree with the reply;
+//! - when a hostile host refuses that reply (and maybe the stream reset
+//!   too) and goes on delivering the body, nothing more is let through;
 //! - under the default configuration, with an honest host and inspectable
 //!   headers, the session refuses exactly the bodies the inspector refuses,
 //!   with the same violation and offset, however Envoy's buffering cut them.
@@ -89,6 +91,11 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_
     host.now += u64::from(input.byte()) * 250;
     let mode = input.byte();
     host.hostile = mode & 0b1110_0000 == 0b1110_0000;
+    // A hostile host may also have no clock, and refuse the local reply
+    // (then maybe the stream reset as well).
+    host.clock_refused = host.hostile && mode & 0b10 != 0;
+    let refuse_reply = host.hostile && mode & 0b100 != 0;
+    host.refuse_reset = mode & 0b1000 != 0;
     host.store
         .garbage_gets
         .set(mode & 0b1111_0000 == 0b1011_0000);
@@ -107,11 +114,17 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_
     let mut reply = None;
     let mut action = session.on_request_headers(&head, headers_end, host);
     host.buffer.clear();
+    let mut refused = false;
     for (k, chunk) in chunks.iter().enumerate() {
         match &action {
+            _ if refused => assert_eq!(action, Action::Pause, "let through after a refusal"),
             Action::Reply(r) => {
                 reply = Some(r.clone());
-                break;
+                if !refuse_reply {
+                    break;
+                }
+                session.reply_refused(host);
+                refused = true;
             }
             // After a pause Envoy hands over the whole buffer again.
             Action::Continue => host.buffer.clear(),
@@ -127,7 +140,12 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_
         let end = k + 1 == chunks.len() && !trailers;
         action = session.on_request_body(size, end, host);
     }
-    if reply.is_none() {
+    if refused {
+        assert_eq!(action, Action::Pause, "let through after a refusal");
+        if trailers {
+            assert_eq!(session.on_request_trailers(host), Action::Pause);
+        }
+    } else if reply.is_none() {
         if let Action::Reply(r) = action {
             reply = Some(r);
         } else if trailers {
@@ -276,6 +294,8 @@ struct FuzzHost {
     buffer: Vec<u8>,
     now: u64,
     hostile: bool,
+    clock_refused: bool,
+    refuse_reset: bool,
     store: EnvoyStore,
 }
 
@@ -284,8 +304,11 @@ impl Host for FuzzHost {
         let end = start.checked_add(len)?.min(self.buffer.len());
         Some(self.buffer.get(start..end)?.to_vec())
     }
-    fn now_ms(&mut self) -> u64 {
-        self.now
+    fn now_ms(&mut self) -> Option<u64> {
+        (!self.clock_refused).then_some(self.now)
+    }
+    fn reset_stream(&mut self) -> bool {
+        !self.refuse_reset
     }
     fn source_address(&mut self) -> Option<String> {
         Some("10.0.0.7:40000".into())

@@ -60,6 +60,8 @@ extern "C" {
         headers_size: usize,
         grpc_status: i32,
     ) -> u32;
+    #[link_name = "proxy_close_stream"]
+    fn raw_close_stream(stream_type: u32) -> u32;
     #[link_name = "proxy_get_shared_data"]
     fn raw_get_shared_data(
         key: *const u8,
@@ -109,16 +111,12 @@ pub fn log(level: LogLevel, message: &str) {
     }
 }
 
-/// The host clock in milliseconds since the epoch, 0 if it will not say.
-pub fn now_ms() -> u64 {
+/// The host clock in milliseconds since the epoch, `None` if it will not say.
+pub fn now_ms() -> Option<u64> {
     let mut ns = 0u64;
     // SAFETY: `ns` is a valid out-pointer.
     let status = unsafe { raw_get_current_time_nanoseconds(&mut ns) };
-    if status == OK {
-        ns / 1_000_000
-    } else {
-        0
-    }
+    (status == OK).then_some(ns / 1_000_000)
 }
 
 /// Bytes `[start, start + len)` of a host buffer, or `None`.
@@ -170,6 +168,16 @@ pub fn send_local_response(
         )
     };
     result == OK
+}
+
+/// `StreamType::HttpRequest`.
+const STREAM_HTTP_REQUEST: u32 = 0;
+
+/// `proxy_close_stream(HttpRequest)`: Envoy resets the request's stream
+/// (downstream and, if it started, upstream). `false` if the host refused.
+pub fn reset_request_stream() -> bool {
+    // SAFETY: no pointers.
+    unsafe { raw_close_stream(STREAM_HTTP_REQUEST) == OK }
 }
 
 /// `proxy_get_shared_data`: `Ok((value, cas))`, or the status on refusal.

@@ -38,14 +38,18 @@ pub trait Host {
     /// Bytes `[start, start + len)` of the request body buffer the host
     /// holds now; `None` if it has none to give.
     fn body(&mut self, start: usize, len: usize) -> Option<Vec<u8>>;
-    /// Wall-clock time in milliseconds (the breaker's clock).
-    fn now_ms(&mut self) -> u64;
+    /// Wall-clock time in milliseconds (the breaker's clock); `None` if
+    /// the host will not say.
+    fn now_ms(&mut self) -> Option<u64>;
     /// The `source.address` property (`ip:port`), for the `source_ip` scope.
     fn source_address(&mut self) -> Option<String>;
     /// Shared data, for the breaker.
     fn store(&self) -> &dyn Store;
     /// A log line.
     fn log(&mut self, level: Level, message: &str);
+    /// Resets the request stream (the fallback when the host refuses a
+    /// local reply); `false` if the host refuses that too.
+    fn reset_stream(&mut self) -> bool;
     /// Adds `delta` (> 0) to a counter.
     fn count(&mut self, metric: Metric, delta: u64);
 }
@@ -136,8 +140,12 @@ enum Phase {
     Headers,
     /// Inspecting the body.
     Body,
-    /// Decided (passed, skipped, rejected or reported): nothing more to do.
+    /// Decided and let through (passed, skipped or reported): nothing more
+    /// to do.
     Done,
+    /// Refused with a local reply: whatever the host still delivers is held,
+    /// never let through (it only comes if the reply did not take effect).
+    Refused,
 }
 
 /// The breaker admission held by an inspected request until its outcome.
@@ -287,8 +295,15 @@ impl Session {
         end_of_stream: bool,
         host: &mut dyn Host,
     ) -> Action {
-        if self.phase != Phase::Body {
-            return Action::Continue;
+        match self.phase {
+            Phase::Body => {}
+            Phase::Done => return Action::Continue,
+            Phase::Refused => return Action::Pause,
+            // Envoy always delivers the headers first; a host that does not
+            // gets no uninspected bytes through.
+            Phase::Headers => {
+                return self.unreadable(host, "the host delivered body bytes before the headers")
+            }
         }
         let start = if self.paused { self.buffered } else { 0 };
         let Some(len) = body_size.checked_sub(start) else {
@@ -341,10 +356,27 @@ impl Session {
     /// Trailers end the body: the verdict is due now, or trailers would be a
     /// way around the inspection.
     pub fn on_request_trailers(&mut self, host: &mut dyn Host) -> Action {
-        if self.phase != Phase::Body {
-            return Action::Continue;
+        match self.phase {
+            Phase::Body => self.finish(host),
+            Phase::Refused => Action::Pause,
+            Phase::Headers | Phase::Done => Action::Continue,
         }
-        self.finish(host)
+    }
+
+    /// The host refused to send the local reply this session asked for. The
+    /// request must still not go through: the stream is reset instead, and
+    /// if the host refuses that too, the request stays paused (Envoy's
+    /// stream timeout ends it) and nothing more is let through. The callback
+    /// that asked for the reply returns `Pause` either way.
+    pub fn reply_refused(&mut self, host: &mut dyn Host) {
+        self.phase = Phase::Refused;
+        let reset = host.reset_stream();
+        let line = format!(
+            "json-sanitizer: the host refused the local reply{} action={}",
+            self.id_field(),
+            if reset { "reset" } else { "hold" }
+        );
+        host.log(Level::Warn, &line);
     }
 
     /// The stream is over (completed, reset or refused). Frees a breaker
@@ -399,9 +431,9 @@ impl Session {
 
     /// Refuses (or, in report mode, reports) the request for `v`.
     fn reject(&mut self, host: &mut dyn Host, v: Violation) -> Action {
-        self.phase = Phase::Done;
+        let report = self.policy().mode == Mode::Report;
+        self.phase = if report { Phase::Done } else { Phase::Refused };
         let policy = self.policy();
-        let report = policy.mode == Mode::Report;
         let counted = policy.breaker.counts_kind(v.kind);
         let line = format!(
             "json-sanitizer: {}{} rule={} violation={} limit={} offset={} status={}",
@@ -459,7 +491,13 @@ impl Session {
             source_address: source.as_deref(),
         });
         let key = breaker::shared_data_key(self.plugin.breaker_namespace(policy), scope.slot);
-        let now = host.now_ms();
+        let Some(now) = host.now_ms() else {
+            // Without a time the breaker can neither judge nor be updated
+            // (a time of 0 would corrupt its window for every worker): the
+            // request is inspected as usual, outside the breaker.
+            self.clock_refused(host, &scope.description);
+            return None;
+        };
         let admission = admit(cfg, host.store(), &key, now);
         self.apply_report(host, &admission.report, &scope.description);
         match admission.decision {
@@ -472,7 +510,7 @@ impl Session {
                 None
             }
             Decision::Reject { retry_after_secs } => {
-                self.phase = Phase::Done;
+                self.phase = Phase::Refused;
                 let v = header_violation(ViolationKind::BreakerOpen, None);
                 let line = format!(
                     "json-sanitizer: rejected{} rule={} violation=breaker_open scope={} retry_after={}",
@@ -503,7 +541,12 @@ impl Session {
         if outcome == Outcome::Abandoned && !ticket.snapshot.is_probe() {
             return;
         }
-        let now = host.now_ms();
+        let Some(now) = host.now_ms() else {
+            // Not recorded; a probe slot this request held frees itself when
+            // its lease runs out.
+            self.clock_refused(host, &ticket.scope);
+            return;
+        };
         let cfg = &self.plugin.config.policy(self.policy).breaker;
         let report = record(
             cfg,
@@ -558,6 +601,14 @@ impl Session {
         if report.discarded_invalid_state {
             warn("unreadable state replaced");
         }
+    }
+
+    fn clock_refused(&self, host: &mut dyn Host, scope: &str) {
+        let line = format!(
+            "json-sanitizer: breaker {scope}: the host clock is unavailable, breaker skipped{}",
+            self.id_field()
+        );
+        host.log(Level::Warn, &line);
     }
 
     fn id_field(&self) -> String {

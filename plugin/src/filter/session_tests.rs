@@ -13,7 +13,12 @@ struct FakeHost {
     reads: usize,
     bytes_read: usize,
     unreadable: bool,
+    /// Body reads answer one byte short.
+    short_reads: bool,
     now: u64,
+    clock_refused: bool,
+    refuse_reset: bool,
+    resets: usize,
     source: Option<String>,
     store: EnvoyStore,
     logs: Vec<(Level, String)>,
@@ -26,12 +31,17 @@ impl Host for FakeHost {
         if self.unreadable {
             return None;
         }
+        let len = if self.short_reads { len - 1 } else { len };
         let bytes = self.buffer.get(start..start + len)?.to_vec();
         self.bytes_read += bytes.len();
         Some(bytes)
     }
-    fn now_ms(&mut self) -> u64 {
-        self.now
+    fn now_ms(&mut self) -> Option<u64> {
+        (!self.clock_refused).then_some(self.now)
+    }
+    fn reset_stream(&mut self) -> bool {
+        self.resets += 1;
+        !self.refuse_reset
     }
     fn source_address(&mut self) -> Option<String> {
         self.source.clone()
@@ -981,4 +991,174 @@ fn each_refusal_is_logged_exactly_once() {
             .count();
         assert_eq!(lines, 1, "{:?}", host.logs);
     }
+}
+
+/// A local reply the host refuses (Envoy answers a second one with an
+/// error; a hostile host may refuse any) must not turn into a pass: the
+/// stream is reset, and whatever the host still delivers is held, so the
+/// refused body never reaches the upstream.
+#[test]
+fn a_reply_the_host_refuses_fails_closed() {
+    let id = ("x-request-id", "req-9");
+    for refuse_reset in [false, true] {
+        // Streaming (hold 0): the violating chunk must not be continued.
+        let p = plugin(r#"{"hold_bytes":0}"#);
+        let mut host = FakeHost {
+            refuse_reset,
+            ..FakeHost::default()
+        };
+        let mut s = Session::new(p.clone());
+        assert_eq!(
+            s.on_request_headers(&head(&[id]), false, &mut host),
+            Action::Continue
+        );
+        host.buffer = b"[1,".to_vec();
+        assert_eq!(s.on_request_body(3, false, &mut host), Action::Continue);
+        host.buffer = b"]".to_vec();
+        assert!(matches!(
+            s.on_request_body(1, false, &mut host),
+            Action::Reply(_)
+        ));
+        s.reply_refused(&mut host);
+        assert_eq!(host.resets, 1);
+        let action = if refuse_reset { "hold" } else { "reset" };
+        let warned = host.logs.iter().any(|(level, line)| {
+            *level == Level::Warn
+                && line.contains("refused the local reply")
+                && line.contains("request_id=req-9")
+                && line.ends_with(&format!("action={action}"))
+        });
+        assert!(warned, "{:?}", host.logs);
+        // The host goes on delivering: nothing more is let through.
+        host.buffer = b"[2]".to_vec();
+        assert_eq!(s.on_request_body(3, false, &mut host), Action::Pause);
+        assert_eq!(s.on_request_body(3, true, &mut host), Action::Pause);
+        assert_eq!(s.on_request_trailers(&mut host), Action::Pause);
+        assert_eq!(host.metric("requests_rejected"), 1);
+        assert_eq!(host.metric("requests_passed"), 0);
+        s.on_done(&mut host);
+    }
+    // A 503 from an open breaker and a 415 from the headers likewise hold
+    // the body that follows a refused reply.
+    let breaker = plugin(r#"{"breaker":{"enabled":true,"consecutive_failures":1}}"#);
+    let mut host = FakeHost::default();
+    drive(&breaker, &mut host, &head(&[]), &[b"[1,]"], false);
+    let typed = plugin(r#"{"on_other_content_type":"reject"}"#);
+    let plain = [("content-type", "text/plain")];
+    for (p, head, status) in [(breaker, head(&[]), 503), (typed, head(&plain), 415)] {
+        let mut s = Session::new(p);
+        let shed = s.on_request_headers(&head, false, &mut host);
+        assert!(
+            matches!(&shed, Action::Reply(r) if r.status == status),
+            "{shed:?}"
+        );
+        s.reply_refused(&mut host);
+        host.buffer = b"[1]".to_vec();
+        assert_eq!(s.on_request_body(3, true, &mut host), Action::Pause);
+    }
+    // In report mode nothing was refused, so nothing is held.
+    let p = plugin(r#"{"mode":"report","hold_bytes":0}"#);
+    let mut host = FakeHost::default();
+    let mut s = Session::new(p);
+    s.on_request_headers(&head(&[]), false, &mut host);
+    host.buffer = b"[1,]".to_vec();
+    assert_eq!(s.on_request_body(4, false, &mut host), Action::Continue);
+    host.buffer = b"[2]".to_vec();
+    assert_eq!(s.on_request_body(3, true, &mut host), Action::Continue);
+}
+
+/// Answers Envoy never gives, each refused rather than trusted: body bytes
+/// before the headers, a read that returns fewer bytes than asked, and a
+/// paused buffer that shrinks.
+#[test]
+fn impossible_body_callbacks_are_refused_not_passed() {
+    let p = plugin("{}");
+    let unreadable = |run: Action, host: &FakeHost, why: &str| {
+        let Action::Reply(reply) = run else {
+            panic!("{why}: {run:?}");
+        };
+        assert_eq!(reply.status, 500, "{why}");
+        assert!(reply.body.contains("body_unreadable"), "{why}");
+        assert!(
+            host.logs.iter().any(|(_, line)| line.contains(why)),
+            "{why}: {:?}",
+            host.logs
+        );
+    };
+
+    let mut host = FakeHost::default();
+    let mut s = Session::new(p.clone());
+    host.buffer = b"[1]".to_vec();
+    let run = s.on_request_body(3, true, &mut host);
+    unreadable(run, &host, "body bytes before the headers");
+    assert_eq!(host.bytes_read, 0);
+
+    let mut host = FakeHost {
+        short_reads: true,
+        ..FakeHost::default()
+    };
+    let mut s = Session::new(p.clone());
+    s.on_request_headers(&head(&[]), false, &mut host);
+    host.buffer = b"[1,2]".to_vec();
+    let run = s.on_request_body(5, true, &mut host);
+    unreadable(run, &host, "a different number of body bytes");
+
+    let mut host = FakeHost::default();
+    let mut s = Session::new(p);
+    s.on_request_headers(&head(&[]), false, &mut host);
+    host.buffer = b"[1,2".to_vec();
+    assert_eq!(s.on_request_body(4, false, &mut host), Action::Pause);
+    host.buffer.truncate(3);
+    let run = s.on_request_body(3, false, &mut host);
+    unreadable(run, &host, "shrank while paused");
+}
+
+/// A host clock that will not answer must not be read as time 0: that would
+/// put every worker's breaker window, open period and probe leases at the
+/// epoch. The breaker is left alone and the request inspected as usual.
+#[test]
+fn a_refused_clock_skips_the_breaker_and_leaves_its_state_alone() {
+    let p = plugin(r#"{"breaker":{"enabled":true,"consecutive_failures":2}}"#);
+    let mut host = FakeHost {
+        now: 5_000_000,
+        ..FakeHost::default()
+    };
+    // One failure recorded with a working clock.
+    drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
+    let before = host.store.calls();
+    host.clock_refused = true;
+    let id = [("x-request-id", "req-3")];
+    for _ in 0..3 {
+        let run = drive(&p, &mut host, &head(&id), &[b"[1,]"], false);
+        assert_eq!(run.status(), Some(400), "still inspected");
+    }
+    assert_eq!(host.store.calls(), before, "no shared-data call");
+    assert_eq!(host.metric("breaker.opened"), 0);
+    let lines: Vec<_> = host
+        .logs
+        .iter()
+        .filter(|(level, line)| *level == Level::Warn && line.contains("clock is unavailable"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{:?}", host.logs);
+    assert!(lines
+        .iter()
+        .all(|(_, line)| line.contains("request_id=req-3")));
+
+    // Admitted with a clock, finished without one: not recorded either.
+    host.clock_refused = false;
+    let mut s = Session::new(p.clone());
+    s.on_request_headers(&head(&[]), false, &mut host);
+    let admitted = host.store.calls();
+    assert!(admitted.0 > before.0, "admission read the breaker");
+    host.clock_refused = true;
+    host.buffer = b"[1,]".to_vec();
+    assert!(matches!(
+        s.on_request_body(4, true, &mut host),
+        Action::Reply(_)
+    ));
+    assert_eq!(host.store.calls(), admitted, "the failure is not recorded");
+    host.clock_refused = false;
+    // The clock back: the second failure in a row trips it.
+    drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
+    assert_eq!(host.metric("breaker.opened"), 1);
 }

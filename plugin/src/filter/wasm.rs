@@ -115,26 +115,24 @@ struct Filter {
     host: WasmHost,
 }
 
-impl Filter {
-    fn act(&mut self, action: SessionAction) -> Action {
-        match action {
-            SessionAction::Continue => Action::Continue,
-            SessionAction::Pause => Action::Pause,
-            SessionAction::Reply(reply) => {
-                let details = "json_sanitizer_rejected";
-                if !hostcalls::send_local_response(
-                    reply.status,
-                    details,
-                    reply.body.as_bytes(),
-                    &reply.headers,
-                ) {
-                    hostcalls::log(
-                        LogLevel::Warn,
-                        "json-sanitizer: the host refused the local reply",
-                    );
-                }
-                Action::Pause
+/// Translates the session's answer for a callback into the host's: a reply
+/// is sent here (Envoy sends it when the callback returns), and one the host
+/// refuses goes back to the session, which fails closed.
+fn act(session: &mut Session, host: &mut WasmHost, action: SessionAction) -> Action {
+    match action {
+        SessionAction::Continue => Action::Continue,
+        SessionAction::Pause => Action::Pause,
+        SessionAction::Reply(reply) => {
+            let details = "json_sanitizer_rejected";
+            if !hostcalls::send_local_response(
+                reply.status,
+                details,
+                reply.body.as_bytes(),
+                &reply.headers,
+            ) {
+                session.reply_refused(host);
             }
+            Action::Pause
         }
     }
 }
@@ -155,7 +153,7 @@ impl HttpContext for Filter {
         };
         let head = hostcalls::request_headers().unwrap_or_default();
         let action = session.on_request_headers(&head, end_of_stream, &mut self.host);
-        self.act(action)
+        act(session, &mut self.host, action)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -163,7 +161,7 @@ impl HttpContext for Filter {
             return Action::Continue;
         };
         let action = session.on_request_body(body_size, end_of_stream, &mut self.host);
-        self.act(action)
+        act(session, &mut self.host, action)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
@@ -171,7 +169,7 @@ impl HttpContext for Filter {
             return Action::Continue;
         };
         let action = session.on_request_trailers(&mut self.host);
-        self.act(action)
+        act(session, &mut self.host, action)
     }
 }
 
@@ -186,7 +184,7 @@ impl Host for WasmHost {
         hostcalls::buffer(hostcalls::BUFFER_HTTP_REQUEST_BODY, start, len)
     }
 
-    fn now_ms(&mut self) -> u64 {
+    fn now_ms(&mut self) -> Option<u64> {
         hostcalls::now_ms()
     }
 
@@ -197,6 +195,10 @@ impl Host for WasmHost {
 
     fn store(&self) -> &dyn Store {
         &self.store
+    }
+
+    fn reset_stream(&mut self) -> bool {
+        hostcalls::reset_request_stream()
     }
 
     fn log(&mut self, level: Level, message: &str) {
