@@ -108,16 +108,22 @@ fn copy_out(c: &mut C, bytes: &[u8], ptr_ptr: i32, size_ptr: i32) -> R {
 }
 
 /// Which header map a map type names, if it is accessible right now.
-/// Envoy only exposes request headers during the headers callback and
-/// trailers during the trailers callback; elsewhere it is BadArgument.
+/// Envoy only exposes request headers during the headers callback (and, with
+/// `allow_on_headers_stop_iteration`, in the body callbacks while the headers
+/// are held) and trailers during the trailers callback; elsewhere it is
+/// BadArgument.
 fn map_mut(st: &mut HostState, map_type: i32) -> Result<&mut Vec<(String, String)>, Status> {
     if !(0..=abi::map::MAX).contains(&map_type) {
         return Err(Status::BadArgument);
     }
     let phase = st.phase;
+    let held_headers = st.env.options.allow_on_headers_stop_iteration;
     let req = st.req.as_mut();
     match (map_type, req) {
-        (abi::map::HTTP_REQUEST_HEADERS, Some(r)) if phase == Phase::RequestHeaders => {
+        (abi::map::HTTP_REQUEST_HEADERS, Some(r))
+            if phase == Phase::RequestHeaders
+                || (phase == Phase::RequestBody && held_headers && r.headers_held) =>
+        {
             Ok(&mut r.headers)
         }
         (abi::map::HTTP_REQUEST_TRAILERS, Some(r)) if phase == Phase::RequestTrailers => {

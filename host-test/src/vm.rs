@@ -39,6 +39,14 @@ pub struct HostOptions {
     pub max_memory: usize,
     /// Extra properties visible from every context (dotted names).
     pub properties: Vec<(String, Vec<u8>)>,
+    /// Envoy's `allow_on_headers_stop_iteration` (Wasm `PluginConfig`,
+    /// Envoy 1.35 and later; off by default). Off, a `Pause` from the
+    /// request headers callback stops *all* iteration: Envoy buffers the body
+    /// without handing it to the plugin until it calls `proxy_continue_stream`,
+    /// so a plugin that pauses there and waits for its body callback stalls
+    /// the request. On, the headers are held and the body callbacks come, with
+    /// the request headers still readable in them.
+    pub allow_on_headers_stop_iteration: bool,
 }
 
 impl Default for HostOptions {
@@ -52,6 +60,7 @@ impl Default for HostOptions {
             time_budget: Duration::from_secs(10),
             max_memory: 512 << 20,
             properties: Vec::new(),
+            allow_on_headers_stop_iteration: false,
         }
     }
 }
@@ -128,6 +137,9 @@ pub(crate) struct ReqState {
     pub body_bytes_read: u64,
     pub refuse_local_reply: bool,
     pub refuse_stream_reset: bool,
+    /// The headers callback paused and nothing has continued the request
+    /// since: the headers are still Envoy's to show (see [`HostOptions::allow_on_headers_stop_iteration`]).
+    pub headers_held: bool,
 }
 
 impl ReqState {
@@ -171,6 +183,7 @@ impl ReqState {
         self.unreadable = req.unreadable_body;
         self.refuse_local_reply = req.refuse_local_reply;
         self.refuse_stream_reset = req.refuse_stream_reset;
+        self.headers_held = false;
         self.local_reply = None;
         self.continue_requested = false;
         self.close_requested = false;
@@ -324,6 +337,12 @@ impl HostBuilder {
     /// Buffer limit for paused bodies (default 1 MiB).
     pub fn buffer_limit(mut self, bytes: usize) -> Self {
         self.options.buffer_limit = bytes;
+        self
+    }
+    /// Envoy's `allow_on_headers_stop_iteration` (default off); see
+    /// [`HostOptions::allow_on_headers_stop_iteration`].
+    pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
+        self.options.allow_on_headers_stop_iteration = allow;
         self
     }
     /// Longest run of one guest callback (default 10 s).
@@ -870,9 +889,26 @@ impl Vm {
         )?;
         if action == Action::Continue {
             self.flush(req, out);
+        } else if let Some(r) = self.store.data_mut().req.as_mut() {
+            r.headers_held = true;
         }
         if headers_eos {
             out.stalled = action == Action::Pause;
+            return Ok(());
+        }
+        if action == Action::Pause
+            && !self
+                .store
+                .data()
+                .env
+                .options
+                .allow_on_headers_stop_iteration
+        {
+            // StopAllIterationAndWatermark: Envoy buffers the body (pushing
+            // back on the client past its buffer limit) and calls no body or
+            // trailers callback until the plugin continues the stream, which
+            // it can no longer do from a callback of this request.
+            out.stalled = true;
             return Ok(());
         }
 
@@ -1009,6 +1045,7 @@ impl Vm {
     /// that answers early starts its response once enough bytes went up.
     fn flush(&mut self, req: &Request, out: &mut Outcome) {
         let r = self.store.data_mut().req.as_mut().expect("request state");
+        r.headers_held = false;
         if !out.headers_forwarded {
             out.headers_forwarded = true;
             if out.forwarded_body.is_some() {

@@ -4,8 +4,8 @@
 //! report mode, per-route rules, metrics, bad configurations.
 
 mod plugin;
-use json_sanitizer_host::{ReplySource, Request, Verdict};
-use plugin::{counter, host, post, try_host};
+use json_sanitizer_host::{Action, ReplySource, Request, Verdict};
+use plugin::{counter, host, post, try_host, try_host_with};
 
 /// Body, expected violation, status, limit and offset.
 type Case = (Vec<u8>, &'static str, u32, Option<u64>, u64);
@@ -206,15 +206,54 @@ fn bad_after(ones: usize) -> Vec<u8> {
     format!("[{}x]", "1,".repeat(ones)).into_bytes()
 }
 
+/// Inside the hold window no body byte goes up: the headers have (Envoy
+/// would stop the body callbacks for a pause there), so the upstream request
+/// they opened is reset.
 #[test]
-fn a_violation_inside_the_hold_window_reaches_nothing_upstream() {
+fn a_violation_inside_the_hold_window_reaches_no_body_byte_upstream() {
     let (_h, mut vm) = host_pair(r#"{"hold_bytes":1024}"#);
     let body = bad_after(200);
     let o = vm.send(&post(&body).chunk_size(100)).unwrap();
     assert_eq!(o.status(), Some(400));
-    assert!(!o.headers_forwarded, "headers are held with the body");
+    assert!(o.headers_forwarded);
     assert_eq!(o.forwarded_bytes, 0);
-    assert!(!o.upstream_reset);
+    assert!(o.upstream_reset, "the request the headers opened is reset");
+    let o = vm.send(&post(bad_after(100)).chunk_size(100)).unwrap();
+    assert_eq!(o.callback_names()[0], "proxy_on_request_headers");
+    assert_eq!(o.callbacks[0].action, Some(Action::Continue));
+}
+
+/// With Envoy's `allow_on_headers_stop_iteration`, `hold_headers` holds the
+/// headers too, and a refused request never reaches the upstream; without
+/// it, the same configuration stalls every held request, as Envoy would.
+#[test]
+fn hold_headers_keeps_the_whole_request_back_where_envoy_allows_it() {
+    let config = r#"{"hold_bytes":1024,"hold_headers":true}"#;
+    let (_h, mut vm) = try_host_with(config, |b| b.allow_on_headers_stop_iteration(true)).unwrap();
+    let o = vm.send(&post(bad_after(200)).chunk_size(100)).unwrap();
+    assert_eq!(o.status(), Some(400));
+    assert!(!o.headers_forwarded && !o.upstream_reset, "{o:?}");
+    assert_eq!(o.forwarded_bytes, 0);
+    let o = vm
+        .send(&post("[1,2,3]").chunk_size(2).capture_forwarded())
+        .unwrap();
+    assert!(o.completed, "{o:?}");
+    assert_eq!(o.forwarded_body.as_deref(), Some(&b"[1,2,3]"[..]));
+
+    let (_h, mut vm) = host_pair(config);
+    let o = vm.send(&post("[1,2,3]").chunk_size(2)).unwrap();
+    assert!(o.stalled && !o.completed, "{o:?}");
+    assert_eq!(o.summary().verdict, Verdict::Reject);
+    assert_eq!(o.body_bytes_read, 0);
+    assert_eq!(
+        o.callback_names(),
+        [
+            "proxy_on_request_headers",
+            "proxy_on_log",
+            "proxy_on_done",
+            "proxy_on_delete"
+        ]
+    );
 }
 
 #[test]
@@ -353,14 +392,13 @@ fn a_local_reply_the_host_refuses_still_lets_nothing_through() {
     assert_eq!(counter(&h, "requests_rejected"), 2);
     assert_eq!(counter(&h, "requests_passed"), 0);
 
-    // Inside the hold window nothing at all went up.
+    // Inside the hold window no body byte went up.
     let (_h, mut vm) = host_pair("{}");
     let o = vm
         .send(&post("[1,]").capture_forwarded().refuse_local_reply())
         .unwrap();
-    assert!(o.stream_reset && !o.upstream_reset, "{o:?}");
+    assert!(o.stream_reset && o.upstream_reset, "{o:?}");
     assert_eq!(o.forwarded_body.as_deref(), Some(&b""[..]));
-    assert!(!o.headers_forwarded);
 }
 
 #[test]

@@ -23,6 +23,7 @@ const TOP_LEVEL: &[&str] = &[
     "on_missing_content_type",
     "on_encoded_body",
     "on_unreadable_body",
+    "hold_headers",
     "rules",
     "reply",
     "breaker",
@@ -203,6 +204,35 @@ fn embedded_configs_use_only_documented_fields() {
                 keys_within(&format!("{what}.limits"), l, LIMITS);
             }
         }
+    }
+}
+
+/// `hold_headers` makes the plugin pause in the headers callback, which only
+/// works where Envoy allows it (`allow_on_headers_stop_iteration`); anywhere
+/// else every held request would stall. Istio's `WasmPlugin` cannot set it.
+#[test]
+fn no_shipped_config_holds_headers_where_envoy_would_stall() {
+    let doc = envoy_yaml();
+    let (hcm, _) = hcm(&doc);
+    let wasm = hcm["http_filters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"].as_str() == Some("envoy.filters.http.wasm"))
+        .unwrap();
+    let allowed = wasm["typed_config"]["config"]["allow_on_headers_stop_iteration"].as_bool();
+    if envoy_plugin_config()["hold_headers"] == true {
+        assert_eq!(
+            allowed,
+            Some(true),
+            "envoy.yaml: hold_headers without allow_on_headers_stop_iteration"
+        );
+    }
+    for (name, cfg) in istio_plugin_configs() {
+        assert_ne!(
+            cfg["hold_headers"], true,
+            "{name}: Istio cannot allow hold_headers"
+        );
     }
 }
 

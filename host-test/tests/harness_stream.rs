@@ -105,18 +105,28 @@ fn the_default_buffer_limit_is_one_mebibyte() {
     assert_eq!(over.status(), Some(413));
 }
 
+/// With `allow_on_headers_stop_iteration`, held headers and a held body
+/// that outgrows the buffer get Envoy's 413, and no upstream request was
+/// opened to reset. Without it, the headers' pause stops everything: the body
+/// is buffered with back-pressure (no 413) and no body callback comes.
 #[test]
 fn buffer_limit_with_held_headers_does_not_reset_upstream() {
-    let h = host(&ALWAYS_PAUSE_BODY.replace("HEADERS", "i32.const 1"))
+    let guest = ALWAYS_PAUSE_BODY.replace("HEADERS", "i32.const 1");
+    let req = Request::post("/").chunks([vec![b'x'; 60], vec![b'y'; 60]]);
+    let h = host(&guest)
         .buffer_limit(100)
+        .allow_on_headers_stop_iteration(true)
         .build()
         .unwrap();
-    let mut vm = h.start_vm().unwrap();
-    let o = vm
-        .send(&Request::post("/").chunks([vec![b'x'; 60], vec![b'y'; 60]]))
-        .unwrap();
+    let o = h.start_vm().unwrap().send(&req).unwrap();
     assert_eq!(o.status(), Some(413));
     assert!(!o.headers_forwarded && !o.upstream_reset);
+
+    let h = host(&guest).buffer_limit(100).build().unwrap();
+    let o = h.start_vm().unwrap().send(&req).unwrap();
+    assert_eq!(o.status(), None);
+    assert!(o.stalled && !o.headers_forwarded, "{o:?}");
+    assert!(!o.callback_names().contains(&"proxy_on_request_body"));
 }
 
 /// Probes the status of reading `:path` in each callback, and of adding a
@@ -151,6 +161,32 @@ fn request_headers_are_only_accessible_in_the_headers_callback() {
     assert_eq!(o.hostcall_count("proxy_get_header_map_value"), 3);
     let fwd = o.forwarded_headers.unwrap();
     assert!(!fwd.iter().any(|(k, _)| k == "x-added"));
+}
+
+/// With `allow_on_headers_stop_iteration` and the headers held, Envoy still
+/// has them in the body callbacks: readable and changeable there, and the
+/// change goes upstream with them.
+#[test]
+fn held_headers_stay_accessible_in_the_body_callbacks_where_envoy_allows_holding() {
+    let guest = HEADER_ACCESS.replacen(
+        "    i32.const 0)\n  (func (export \"proxy_on_request_body\")",
+        "    i32.const 1)\n  (func (export \"proxy_on_request_body\")",
+        1,
+    );
+    assert_ne!(guest, HEADER_ACCESS, "the headers callback pauses");
+    let h = host(&guest)
+        .allow_on_headers_stop_iteration(true)
+        .build()
+        .unwrap();
+    let o = h
+        .start_vm()
+        .unwrap()
+        .send(&Request::post("/abc").body("{}").capture_forwarded())
+        .unwrap();
+    // headers: Ok, 4 bytes; body: Ok (read), Ok (add), Ok (pairs); log: BadArgument.
+    assert_eq!(probes(&h), vec![0, 4, 0, 0, 0, 2]);
+    let fwd = o.forwarded_headers.unwrap();
+    assert!(fwd.iter().any(|(k, _)| k == "x-added"), "{fwd:?}");
 }
 
 /// Continues the first body chunk; replies 400 during the second and still
@@ -233,13 +269,49 @@ fn headers_paused_are_released_by_a_later_continue() {
       (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 1)
       (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
     "#;
-    let h = host(funcs).build().unwrap();
+    let h = host(funcs)
+        .allow_on_headers_stop_iteration(true)
+        .build()
+        .unwrap();
     let mut vm = h.start_vm().unwrap();
     let o = vm.send(&Request::post("/").body("{}")).unwrap();
     assert!(o.headers_forwarded && o.completed);
     // Headers-only request paused at end of stream: stalled, nothing forwarded.
     let o = vm.send(&Request::get("/")).unwrap();
     assert!(o.stalled && !o.headers_forwarded);
+}
+
+/// Envoy's default: a `Pause` from the headers callback becomes
+/// StopAllIterationAndWatermark, so the body callback that would continue
+/// the request never comes, and the request stalls (proxy-wasm-cpp-host
+/// converts every headers StopIteration so since 2020). A `continue_stream`
+/// made in that same callback still continues it.
+#[test]
+fn headers_paused_stop_the_body_callbacks_too_by_default() {
+    let funcs = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 1)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm
+        .send(&Request::post("/").chunks(["{", "}"]).trailer("x-t", "1"))
+        .unwrap();
+    assert!(o.stalled && !o.completed && !o.headers_forwarded, "{o:?}");
+    assert_eq!(o.body_bytes_read, 0);
+    assert_eq!(o.callback_names(), ["proxy_on_request_headers"]);
+    let resumed = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (drop (call $continue (i32.const 0))) i32.const 1)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
+    "#;
+    let h = host(resumed).build().unwrap();
+    let o = h
+        .start_vm()
+        .unwrap()
+        .send(&Request::post("/").body("{}"))
+        .unwrap();
+    assert!(o.completed && o.headers_forwarded, "{o:?}");
 }
 
 const TRAILERS: &str = r#"

@@ -2,7 +2,7 @@
 //! harness, with a manual clock.
 #![allow(dead_code)]
 
-use json_sanitizer_host::{plugin_module, Clock, Host, Request};
+use json_sanitizer_host::{plugin_module, Clock, Host, HostBuilder, Request};
 
 /// A host running the real plugin with `config`, on a manual clock.
 pub fn host(config: &str) -> Host {
@@ -13,11 +13,19 @@ pub fn host(config: &str) -> Host {
 
 /// Like [`host`], but the start-up error (configure refused...) is returned.
 pub fn try_host(config: &str) -> anyhow::Result<(Host, json_sanitizer_host::Vm)> {
+    try_host_with(config, |b| b)
+}
+
+/// Like [`try_host`], with the builder adjusted by `tweak` (an Envoy option).
+pub fn try_host_with(
+    config: &str,
+    tweak: impl FnOnce(HostBuilder) -> HostBuilder,
+) -> anyhow::Result<(Host, json_sanitizer_host::Vm)> {
     let module = plugin_module()?;
-    let host = Host::builder(module)
+    let builder = Host::builder(module)
         .config(config)
-        .clock(Clock::manual_at_ms(1_800_000_000_000))
-        .build()?;
+        .clock(Clock::manual_at_ms(1_800_000_000_000));
+    let host = tweak(builder).build()?;
     let vm = host.start_vm()?;
     Ok((host, vm))
 }

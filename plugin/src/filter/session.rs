@@ -274,13 +274,17 @@ impl Session {
             }
         }
         let inspector = self.plugin.inspector(self.policy);
-        let hold = policy.hold_bytes > 0;
+        let hold_headers = self.plugin.config.hold_headers && policy.hold_bytes > 0;
         self.inspector = Some(inspector);
         self.phase = Phase::Body;
         host.count(Metric::RequestsInspected, 1);
-        // Holding the headers too means a violation inside the hold window is
-        // answered before the upstream sees anything at all.
-        if hold {
+        // The headers go upstream now, unless the configuration says Envoy
+        // lets them be held (`allow_on_headers_stop_iteration`): by default
+        // Envoy turns a pause here into "stop everything", and the body
+        // callbacks that would end it never come. Body bytes are held either
+        // way, so a violation inside the hold window costs the upstream an
+        // opened and reset request, never a body byte.
+        if hold_headers {
             Action::Pause
         } else {
             Action::Continue

@@ -166,7 +166,9 @@ fn a_good_body_is_held_then_passed() {
     let p = plugin("{}");
     let mut host = FakeHost::default();
     let run = drive(&p, &mut host, &head(&[]), &[b"{\"a\":", b"[1,2]}"], false);
-    assert_eq!(run.headers, Action::Pause);
+    // The headers go on (Envoy would stop the body callbacks for a pause
+    // there); the body is held.
+    assert_eq!(run.headers, Action::Continue);
     assert_eq!(run.body, vec![Action::Pause, Action::Continue]);
     assert_eq!(host.metric("requests_inspected"), 1);
     assert_eq!(host.metric("requests_passed"), 1);
@@ -1161,4 +1163,35 @@ fn a_refused_clock_skips_the_breaker_and_leaves_its_state_alone() {
     // The clock back: the second failure in a row trips it.
     drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
     assert_eq!(host.metric("breaker.opened"), 1);
+}
+
+/// `hold_headers` pauses the headers too, for an Envoy that lets a filter do
+/// that (`allow_on_headers_stop_iteration`); with nothing to hold
+/// (`hold_bytes: 0`) it has nothing to pause for.
+#[test]
+fn hold_headers_pauses_the_headers_only_while_a_body_is_held() {
+    let mut host = FakeHost::default();
+    for (config, headers) in [
+        (r#"{"hold_headers":true}"#, Action::Pause),
+        (r#"{"hold_headers":true,"hold_bytes":0}"#, Action::Continue),
+        (r#"{"hold_headers":false}"#, Action::Continue),
+    ] {
+        let run = drive(
+            &plugin(config),
+            &mut host,
+            &head(&[]),
+            &[b"[1,", b"2]"],
+            false,
+        );
+        assert_eq!(run.headers, headers, "{config}");
+        assert_eq!(run.status(), None, "{config}");
+        let run = drive(
+            &plugin(config),
+            &mut host,
+            &head(&[]),
+            &[b"[1,", b"]"],
+            false,
+        );
+        assert_eq!(run.status(), Some(400), "{config}");
+    }
 }

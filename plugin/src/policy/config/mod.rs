@@ -127,12 +127,18 @@ pub struct Config {
     pub on_encoded_body: PassOrReject,
     /// The host reports a body but hands over no bytes for it.
     pub on_unreadable_body: PassOrReject,
+    /// Pause in the request headers callback while the body is held, so that
+    /// a refused body's request never reaches the upstream at all. Only for
+    /// an Envoy that sets `allow_on_headers_stop_iteration`: without it Envoy
+    /// turns that pause into "stop everything" and the body callbacks never
+    /// come, so every held request would stall.
+    pub hold_headers: bool,
     /// Local reply settings.
     pub reply: ReplyConfig,
 }
 
 /// The default `hold_bytes`: 64 KiB, the size of one Envoy read, so typical
-/// API bodies are answered cleanly before the upstream sees a byte.
+/// API bodies are answered cleanly before the upstream sees a body byte.
 pub const DEFAULT_HOLD_BYTES: u64 = 64 * 1024;
 
 fn default_content_types() -> Vec<String> {
@@ -172,6 +178,8 @@ struct RawConfig {
     on_encoded_body: PassOrReject,
     #[serde(default)]
     on_unreadable_body: PassOrReject,
+    #[serde(default)]
+    hold_headers: bool,
     #[serde(default)]
     rules: Vec<Value>,
     #[serde(default)]
@@ -424,6 +432,7 @@ impl Config {
             on_missing_content_type: raw.on_missing_content_type,
             on_encoded_body: raw.on_encoded_body,
             on_unreadable_body: raw.on_unreadable_body,
+            hold_headers: raw.hold_headers,
             reply,
         })
     }

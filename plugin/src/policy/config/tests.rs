@@ -30,6 +30,7 @@ fn empty_configuration_means_all_defaults() {
         assert_eq!(c.on_missing_content_type, ContentTypeAction::Inspect);
         assert_eq!(c.on_encoded_body, PassOrReject::Reject);
         assert_eq!(c.on_unreadable_body, PassOrReject::Reject);
+        assert!(!c.hold_headers);
         assert!(c.reply.detail);
         assert_eq!(c.reply.status(ViolationKind::TooDeep), 400);
         assert_eq!(c.reply.status(ViolationKind::BodyTooLarge), 413);
