@@ -56,12 +56,15 @@ pub enum Action {
 }
 
 impl Action {
-    /// Decodes the `i32` a callback returned; anything but 1 continues, as in Envoy.
+    /// Decodes the `i32` a callback returned. Only 0 continues: Envoy's
+    /// proxy-wasm host reads every other value as one of the stop statuses
+    /// (for headers all stop everything, for a body 2 and up stop with
+    /// watermarks or without buffering), so a stray value stops the stream.
     pub fn from_raw(raw: i32) -> Self {
-        if raw == 1 {
-            Action::Pause
-        } else {
+        if raw == 0 {
             Action::Continue
+        } else {
+            Action::Pause
         }
     }
 }
@@ -225,14 +228,19 @@ pub fn deserialize_map(bytes: &[u8]) -> Option<Vec<(String, String)>> {
 }
 
 /// Turns a serialized property path (segments separated by NUL) into the
-/// dotted name used for lookups, so `["source", "address"]` and the single
-/// segment `"source.address"` find the same property.
-pub fn property_path(bytes: &[u8]) -> String {
-    bytes
+/// dotted name used for lookups: `["source", "address"]` is
+/// `source.address`. `None` when a segment holds a dot itself: Envoy splits
+/// paths on NUL only, so the single segment `"source.address"` names no
+/// property there (a common mistake that must not pass here).
+pub fn property_path(bytes: &[u8]) -> Option<String> {
+    let segments: Vec<String> = bytes
         .split(|b| *b == 0)
         .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect::<Vec<_>>()
-        .join(".")
+        .collect();
+    if segments.iter().any(|s| s.contains('.')) {
+        return None;
+    }
+    Some(segments.join("."))
 }
 
 #[cfg(test)]
@@ -251,7 +259,22 @@ mod tests {
 
     #[test]
     fn property_paths_join_segments() {
-        assert_eq!(property_path(b"source\0address"), "source.address");
-        assert_eq!(property_path(b"plugin_name"), "plugin_name");
+        assert_eq!(
+            property_path(b"source\0address").as_deref(),
+            Some("source.address")
+        );
+        assert_eq!(
+            property_path(b"plugin_name").as_deref(),
+            Some("plugin_name")
+        );
+        assert_eq!(property_path(b"source.address"), None);
+    }
+
+    #[test]
+    fn only_zero_continues() {
+        assert_eq!(Action::from_raw(0), Action::Continue);
+        for raw in [1, 2, 3, 4, -1] {
+            assert_eq!(Action::from_raw(raw), Action::Pause, "{raw}");
+        }
     }
 }

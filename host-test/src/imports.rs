@@ -462,7 +462,7 @@ fn define_proxy(
         d("proxy_get_property"),
         |mut c: C, pp: i32, pl: i32, ret_ptr: i32, ret_size: i32| -> R {
             count(&mut c, "proxy_get_property");
-            let path = property_path(&tri!(read(&c, pp, pl)));
+            let path = tri!(property_path(&tri!(read(&c, pp, pl))).ok_or(Status::NotFound));
             let st = c.data();
             let value = st
                 .req
@@ -479,7 +479,11 @@ fn define_proxy(
         d("proxy_set_property"),
         |mut c: C, pp: i32, pl: i32, vp: i32, vl: i32| -> R {
             count(&mut c, "proxy_set_property");
-            let path = property_path(&tri!(read(&c, pp, pl)));
+            // Envoy keeps what a plugin sets under the path as given, dots
+            // and all, so here a dotted segment is fine.
+            let raw = tri!(read(&c, pp, pl));
+            let path = property_path(&raw)
+                .unwrap_or_else(|| String::from_utf8_lossy(&raw).replace('\0', "."));
             let value = tri!(read(&c, vp, vl));
             let Some(req) = c.data_mut().req.as_mut() else {
                 return status(Status::BadArgument);
@@ -563,7 +567,9 @@ fn define_proxy(
             let details = tri!(read_str(&c, dp, dl));
             let body = tri!(read(&c, bp, bl));
             let hbytes = tri!(read(&c, hp, hl));
-            let headers = tri!(abi::deserialize_map(&hbytes).ok_or(Status::BadArgument));
+            // Envoy reads a malformed header map as no headers and still
+            // sends the reply.
+            let headers = abi::deserialize_map(&hbytes).unwrap_or_default();
             let st = c.data_mut();
             let active = matches!(
                 st.phase,

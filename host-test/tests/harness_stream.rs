@@ -393,3 +393,56 @@ fn unreadable_body_reports_a_size_but_returns_no_bytes() {
     assert_ne!(p[6], 0);
     assert_eq!(o.body_bytes_read, 7);
 }
+
+/// Envoy reads every callback status but 0 as a stop: a body callback that
+/// returns 2 (StopIterationAndWatermark in Envoy's numbering) holds the body
+/// like a pause, and one that never returns 0 leaves the request stalled.
+#[test]
+fn callback_statuses_other_than_zero_stop_the_stream() {
+    let funcs = r#"
+      (global $calls (mut i32) (i32.const 0))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+      (func (export "proxy_on_request_body") (param $ctx i32) (param $size i32) (param $eos i32) (result i32)
+        (call $probe32 (local.get $size))
+        (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+        (if (result i32) (i32.eq (global.get $calls) (i32.const 1))
+          (then (i32.const 2)) (else (i32.const 0))))
+    "#;
+    let h = host(funcs).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let o = vm.send(&Request::post("/").chunks(["ab", "cd"])).unwrap();
+    // The second call sees the held chunk with the new one.
+    assert_eq!(probes(&h), vec![2, 4]);
+    assert!(o.completed && o.forwarded_bytes == 4, "{o:?}");
+
+    let stray = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 7)
+    "#;
+    let h = host(stray).build().unwrap();
+    let o = h
+        .start_vm()
+        .unwrap()
+        .send(&Request::post("/").body("x"))
+        .unwrap();
+    assert!(o.stalled && o.forwarded_bytes == 0, "{o:?}");
+}
+
+/// A local reply whose header map is malformed is still sent, without
+/// headers, as Envoy does (it reads such a map as empty); the status is OK.
+#[test]
+fn a_local_reply_with_a_malformed_header_map_goes_out_without_headers() {
+    let funcs = r#"
+      (data (i32.const 2048) "\05\00\00\00\01")
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (call $probe32 (call $reply (i32.const 403) (i32.const 0) (i32.const 0)
+          (i32.const 0) (i32.const 0) (i32.const 2048) (i32.const 5) (i32.const -1)))
+        i32.const 0)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let o = h.start_vm().unwrap().send(&Request::get("/")).unwrap();
+    assert_eq!(probes(&h), vec![0]);
+    let reply = o.local_reply.expect("sent");
+    assert_eq!(reply.status, 403);
+    assert!(reply.headers.is_empty(), "{:?}", reply.headers);
+}

@@ -275,19 +275,23 @@ fn properties_use_the_nul_separated_path_encoding() {
       (data (i32.const 2048) "source\00address")
       (data (i32.const 2080) "plugin_root_id")
       (data (i32.const 2100) "no\00such")
+      (data (i32.const 2120) "source.address")
       (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
         (call $probe32 (call $get_property (i32.const 2048) (i32.const 14) (i32.const 0) (i32.const 4)))
         (call $probe32 (i32.load (i32.const 4)))
         (call $probe32 (call $get_property (i32.const 2080) (i32.const 14) (i32.const 0) (i32.const 4)))
         (call $probe32 (i32.load (i32.const 4)))
         (call $probe32 (call $get_property (i32.const 2100) (i32.const 7) (i32.const 0) (i32.const 4)))
+        (call $probe32 (call $get_property (i32.const 2120) (i32.const 14) (i32.const 0) (i32.const 4)))
         i32.const 0)
     "#;
     let h = host(funcs).root_id("my_root").build().unwrap();
     let mut vm = h.start_vm().unwrap();
     vm.send(&Request::get("/").property("source.address", "192.168.1.20:5555"))
         .unwrap();
-    assert_eq!(probes(&h), vec![0, 17, 0, 7, 1]);
+    // The last: one segment "source.address" is no property in Envoy, which
+    // splits paths on NUL only (NOT_FOUND), so that mistake fails here too.
+    assert_eq!(probes(&h), vec![0, 17, 0, 7, 1, 1]);
 }
 
 #[test]
