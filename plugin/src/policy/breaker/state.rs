@@ -127,8 +127,16 @@ pub struct WindowCounts {
 impl Closed {
     /// Moves the window to `epoch`, emptying the buckets that fell out of it.
     /// An epoch older than the head (another worker's clock a little behind)
-    /// is counted in the head bucket rather than dropped.
+    /// is counted in the head bucket rather than dropped. A head a whole
+    /// window or more ahead was written by a clock that was wrong (or has
+    /// jumped back since): kept, it would swallow every later outcome into
+    /// one bucket that never ages out, so the window starts again at `epoch`.
     fn advance(&mut self, epoch: u64) {
+        if epoch.saturating_add(WINDOW_BUCKETS as u64) <= self.head_epoch {
+            self.buckets = [Bucket::default(); WINDOW_BUCKETS];
+            self.head_epoch = epoch;
+            return;
+        }
         if epoch <= self.head_epoch {
             return;
         }
@@ -216,7 +224,12 @@ pub(crate) fn plan_admit(cfg: &BreakerConfig, state: &State, now_ms: u64) -> Pla
             out: Verdict::Allow { lease: None },
             events: Vec::new(),
         },
-        State::Open { until_ms, .. } if now_ms < *until_ms => {
+        // An end further ahead than the longest open period was set by a
+        // clock that was wrong; honouring it could keep the breaker open for
+        // years, so it counts as elapsed.
+        State::Open { until_ms, .. }
+            if now_ms < *until_ms && *until_ms - now_ms <= cfg.open_duration_ms(u32::MAX) =>
+        {
             let retry_after_secs = retry_after_secs(*until_ms, now_ms);
             Plan {
                 write: None,
@@ -242,8 +255,11 @@ pub(crate) fn plan_admit(cfg: &BreakerConfig, state: &State, now_ms: u64) -> Pla
         State::HalfOpen(h) => {
             let lease_ms = cfg.probe_lease_ms();
             let mut next = h.clone();
+            // A lease lives for `lease_ms` from when it was taken; one taken
+            // further in the future than that came from a wrong clock and
+            // would otherwise hold its slot until then.
             next.leases
-                .retain(|l| now_ms < l.taken_at_ms.saturating_add(lease_ms));
+                .retain(|l| now_ms.abs_diff(l.taken_at_ms) < lease_ms);
             if next.leases.len() < cfg.half_open_probes as usize {
                 let lease = Lease {
                     seq: next.next_seq,

@@ -1151,3 +1151,81 @@ fn concurrent_probe_admissions_never_exceed_the_limit() {
         assert_eq!(h.leases.len(), probes as usize);
     }
 }
+
+// ---------------------------------------------------------- wrong clocks
+
+/// A year, far beyond any window, open period or lease.
+const YEAR_MS: u64 = 365 * 24 * 3_600_000;
+
+/// A trip written by a worker whose clock ran far ahead must not keep the
+/// breaker open (and hand out a Retry-After of years) for the others: an
+/// end further ahead than the longest open period counts as elapsed. At
+/// that bound exactly it still holds.
+#[test]
+fn an_open_period_ending_beyond_the_longest_possible_counts_as_elapsed() {
+    let c = cfg(); // open 30 s, at most 300 s
+    let now = 1_000_000;
+    let s = EnvoyStore::new();
+    trip(&c, &s, now + 270_000); // until now + 300 s
+    assert_eq!(rejected_after(&c, &s, now), Some(300));
+    let s = EnvoyStore::new();
+    trip(&c, &s, now + 270_001); // until now + 300.001 s
+    probe(&c, &s, now);
+    let s = EnvoyStore::new();
+    trip(&c, &s, now + YEAR_MS);
+    probe(&c, &s, now);
+}
+
+/// The window's head written by a clock a whole window or more ahead would
+/// swallow every later outcome into one bucket that never ages out; the
+/// window starts again instead. Less than a window ahead, later outcomes
+/// still count in the head bucket (a clock slightly behind).
+#[test]
+fn a_window_written_by_a_clock_far_ahead_starts_again() {
+    let c = BreakerConfig {
+        min_requests: 1_000,
+        ..ratio_cfg()
+    };
+    let bucket = c.bucket_ms();
+    let now = 1_000_000;
+    let ahead = (WINDOW_BUCKETS as u64 - 1) * bucket;
+    let s = EnvoyStore::new();
+    request(&c, &s, now + ahead, Outcome::Failure);
+    request(&c, &s, now, Outcome::Failure);
+    assert_eq!(counts(&c, &s, now + ahead).failures, 2, "kept");
+
+    let s = EnvoyStore::new();
+    request(&c, &s, now + ahead + bucket, Outcome::Failure);
+    request(&c, &s, now, Outcome::Failure);
+    assert_eq!(counts(&c, &s, now).failures, 1, "started again at now");
+    // And it slides from there: the failure at `now` ages out.
+    assert_eq!(
+        counts(&c, &s, now + WINDOW_BUCKETS as u64 * bucket).failures,
+        0
+    );
+}
+
+/// A probe lease taken by a clock far ahead must not hold its slot until
+/// that time comes (every request would get `Retry-After: 1` meanwhile): a
+/// lease is alive only within its length of now, either way.
+#[test]
+fn a_probe_lease_from_a_clock_far_ahead_frees_its_slot() {
+    let c = cfg(); // one probe, lease 30 s
+    let lease = c.probe_lease_ms();
+    let s = EnvoyStore::new();
+    trip(&c, &s, 0);
+    probe(&c, &s, 30_000 + lease - 1);
+    assert_eq!(
+        rejected_after(&c, &s, 30_000),
+        Some(1),
+        "within a lease of now"
+    );
+    let s = EnvoyStore::new();
+    trip(&c, &s, 0);
+    probe(&c, &s, 30_000 + lease);
+    probe(&c, &s, 30_000);
+    let s = EnvoyStore::new();
+    trip(&c, &s, 0);
+    probe(&c, &s, YEAR_MS);
+    probe(&c, &s, 30_000);
+}
