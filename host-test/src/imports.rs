@@ -120,6 +120,9 @@ fn map_mut(st: &mut HostState, map_type: i32) -> Result<&mut Vec<(String, String
     let held_headers = st.env.options.allow_on_headers_stop_iteration;
     let req = st.req.as_mut();
     match (map_type, req) {
+        (abi::map::HTTP_REQUEST_HEADERS, Some(r)) if r.refuse_header_map => {
+            Err(Status::BadArgument)
+        }
         (abi::map::HTTP_REQUEST_HEADERS, Some(r))
             if phase == Phase::RequestHeaders
                 || (phase == Phase::RequestBody && held_headers && r.headers_held) =>

@@ -46,6 +46,9 @@ pub struct Request {
     /// Simulates a host that refuses `proxy_close_stream` for the request
     /// (BAD_ARGUMENT).
     pub refuse_stream_reset: bool,
+    /// Simulates a host that refuses the request header map (BAD_ARGUMENT
+    /// even in the headers callback).
+    pub refuse_header_map: bool,
 }
 
 impl Request {
@@ -66,6 +69,7 @@ impl Request {
             early_response_after: None,
             refuse_local_reply: false,
             refuse_stream_reset: false,
+            refuse_header_map: false,
         }
     }
 
@@ -189,6 +193,13 @@ impl Request {
     /// [`Request::refuse_stream_reset`]).
     pub fn refuse_stream_reset(mut self) -> Self {
         self.refuse_stream_reset = true;
+        self
+    }
+
+    /// Makes the host refuse the request header map (see
+    /// [`Request::refuse_header_map`]).
+    pub fn refuse_header_map(mut self) -> Self {
+        self.refuse_header_map = true;
         self
     }
 

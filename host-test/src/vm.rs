@@ -137,6 +137,7 @@ pub(crate) struct ReqState {
     pub body_bytes_read: u64,
     pub refuse_local_reply: bool,
     pub refuse_stream_reset: bool,
+    pub refuse_header_map: bool,
     /// The headers callback paused and nothing has continued the request
     /// since: the headers are still Envoy's to show (see [`HostOptions::allow_on_headers_stop_iteration`]).
     pub headers_held: bool,
@@ -183,6 +184,7 @@ impl ReqState {
         self.unreadable = req.unreadable_body;
         self.refuse_local_reply = req.refuse_local_reply;
         self.refuse_stream_reset = req.refuse_stream_reset;
+        self.refuse_header_map = req.refuse_header_map;
         self.headers_held = false;
         self.local_reply = None;
         self.continue_requested = false;

@@ -401,6 +401,23 @@ fn a_local_reply_the_host_refuses_still_lets_nothing_through() {
     assert_eq!(o.forwarded_body.as_deref(), Some(&b""[..]));
 }
 
+/// Without its headers the filter can judge no rule, type or length: a
+/// header map the host refuses gets `on_unreadable_body`'s answer, not the
+/// top level's policy by default.
+#[test]
+fn a_header_map_the_host_refuses_is_an_unreadable_request() {
+    let (h, mut vm) = host_pair(r#"{"rules":[{"match":{"path_prefix":"/api"},"skip":true}]}"#);
+    let o = vm.send(&post("[1]").refuse_header_map()).unwrap();
+    assert_eq!(o.status(), Some(500));
+    assert_eq!(o.problem().unwrap()["violation"], "body_unreadable");
+    assert!(o.logged("reason=\"the host refused the request headers\""));
+    assert_eq!(counter(&h, "rejected.body_unreadable"), 1);
+    let (h, mut vm) = host_pair(r#"{"on_unreadable_body":"pass"}"#);
+    let o = vm.send(&post("[1,]").refuse_header_map()).unwrap();
+    assert!(o.completed && o.status().is_none(), "{o:?}");
+    assert_eq!(counter(&h, "requests_skipped"), 1);
+}
+
 #[test]
 fn report_mode_counts_and_logs_but_forwards_everything() {
     let (h, mut vm) = host_pair(r#"{"mode":"report"}"#);

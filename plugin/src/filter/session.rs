@@ -291,6 +291,17 @@ impl Session {
         }
     }
 
+    /// The host would not hand over the request headers, or handed over a
+    /// map that does not decode. Without them no rule, content type or
+    /// length can be judged, so the request gets `on_unreadable_body`'s
+    /// answer rather than the top level's policy by default.
+    pub fn on_request_headers_unreadable(&mut self, host: &mut dyn Host) -> Action {
+        if self.phase != Phase::Headers {
+            return Action::Continue;
+        }
+        self.unreadable(host, "the host refused the request headers")
+    }
+
     /// A body callback. `body_size` is cumulative while paused, per chunk
     /// after a `Continue` (Envoy's buffering rule).
     pub fn on_request_body(

@@ -1195,3 +1195,31 @@ fn hold_headers_pauses_the_headers_only_while_a_body_is_held() {
         assert_eq!(run.status(), Some(400), "{config}");
     }
 }
+
+/// A header map the host refuses is an unreadable request: it gets
+/// `on_unreadable_body`'s answer (500, or passed uninspected and counted as
+/// skipped), with a warning that names the cause.
+#[test]
+fn unreadable_headers_get_the_unreadable_body_answer() {
+    let mut host = FakeHost::default();
+    let mut s = Session::new(plugin("{}"));
+    let Action::Reply(reply) = s.on_request_headers_unreadable(&mut host) else {
+        panic!("not refused");
+    };
+    assert_eq!(reply.status, 500);
+    assert!(reply.body.contains("body_unreadable"));
+    assert!(
+        host.logs
+            .iter()
+            .any(|(level, line)| *level == Level::Warn
+                && line.contains("refused the request headers"))
+    );
+    host.buffer = b"[1]".to_vec();
+    assert_eq!(s.on_request_body(3, true, &mut host), Action::Pause);
+
+    let mut s = Session::new(plugin(r#"{"on_unreadable_body":"pass"}"#));
+    assert_eq!(s.on_request_headers_unreadable(&mut host), Action::Continue);
+    host.buffer = b"[1,]".to_vec();
+    assert_eq!(s.on_request_body(4, true, &mut host), Action::Continue);
+    assert_eq!(host.metric("requests_skipped"), 1);
+}

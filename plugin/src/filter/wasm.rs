@@ -151,8 +151,10 @@ impl HttpContext for Filter {
         let Some(session) = self.session.as_mut() else {
             return Action::Continue;
         };
-        let head = hostcalls::request_headers().unwrap_or_default();
-        let action = session.on_request_headers(&head, end_of_stream, &mut self.host);
+        let action = match hostcalls::request_headers() {
+            Some(head) => session.on_request_headers(&head, end_of_stream, &mut self.host),
+            None => session.on_request_headers_unreadable(&mut self.host),
+        };
         act(session, &mut self.host, action)
     }
 
