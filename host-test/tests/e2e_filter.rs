@@ -516,6 +516,15 @@ fn per_route_rules_choose_the_policy() {
         .send(&post("garbage").method_path("PATCH", "/upload/1"))
         .unwrap();
     assert_eq!(o.problem().unwrap()["violation"], "syntax_error");
+    // Paths are matched normalized: no way out of a rule, or into a skip.
+    let o = vm
+        .send(&post("garbage").method_path("POST", "/upload/../api/orders"))
+        .unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "syntax_error");
+    let o = vm
+        .send(&post(&deep9).method_path("POST", "//api/./search"))
+        .unwrap();
+    assert_eq!(o.problem().unwrap()["limit"], 8);
 }
 
 trait MethodPath {

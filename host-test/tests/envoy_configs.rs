@@ -249,6 +249,9 @@ fn envoy_yaml_is_wired_as_documented() {
     };
     assert_eq!(addr(&doc["admin"]), "127.0.0.1:9901");
     let (hcm, listener) = hcm(&doc);
+    // One resolved path for rules, router and upstream.
+    assert_eq!(hcm["normalize_path"].as_bool(), Some(true));
+    assert_eq!(hcm["merge_slashes"].as_bool(), Some(true));
     assert_eq!(addr(listener), "127.0.0.1:10000");
 
     let filters: Vec<&str> = hcm["http_filters"]

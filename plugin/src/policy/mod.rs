@@ -6,5 +6,6 @@ pub mod breaker;
 pub mod config;
 pub mod error;
 pub mod media;
+pub mod path;
 pub mod reply;
 pub mod rules;

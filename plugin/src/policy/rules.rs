@@ -58,6 +58,15 @@ impl RuleMatch {
                         format!("`{p}` must start with `/`"),
                     ));
                 }
+                let normal = super::path::normalize(p);
+                if normal != p.as_str() {
+                    return Err(ConfigError::new(
+                        field,
+                        format!(
+                            "`{p}` would never match: paths are matched normalized; write `{normal}`"
+                        ),
+                    ));
+                }
             }
         }
         if let Some(methods) = &self.methods {

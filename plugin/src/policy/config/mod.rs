@@ -448,11 +448,27 @@ impl Config {
             return (0, false);
         }
         let [method, path, authority] = route();
-        let (method, path, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
-        self.rules
-            .iter()
-            .position(|r| r.matcher.matches(method, path, authority))
-            .map_or((0, false), |i| (i + 1, self.rules[i].skip))
+        let (method, raw, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
+        let raw = raw.split(['?', '#']).next().unwrap_or("");
+        let normalized = super::path::normalize(raw);
+        let first = |path: &str| {
+            self.rules
+                .iter()
+                .position(|r| r.matcher.matches(method, path, authority))
+                .map_or((0, false), |i| (i + 1, self.rules[i].skip))
+        };
+        let chosen = first(&normalized);
+        // Rules see the path as a resolving upstream would. But an upstream
+        // that routes by the raw path could also route a path that only
+        // normalizes into a skipping rule somewhere inspected: a body goes
+        // uninspected only if both readings skip it.
+        if chosen.1 && normalized != raw {
+            let as_written = first(raw);
+            if !as_written.1 {
+                return as_written;
+            }
+        }
+        chosen
     }
 
     /// The policy at an index returned by [`Config::select`].

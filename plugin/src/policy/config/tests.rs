@@ -271,3 +271,55 @@ fn limits_at_their_smallest_and_unset_are_accepted() {
     assert!(parse(r#"{"reply":{"statuses":{"too_deep":400,"breaker_open":599}}}"#).is_ok());
     assert!(parse(r#"{"reply":{"statuses":{"too_deep":399}}}"#).is_err());
 }
+
+/// Rules match the normalized path, so dot segments, doubled slashes and
+/// escapes cannot step out of a rule or into a skipping one; a body goes
+/// uninspected only if the path as written skips it too.
+#[test]
+fn rules_match_the_normalized_path_and_skip_only_when_both_readings_skip() {
+    let c = parse(include_str!("../../../../examples/per-route.json")).unwrap();
+    let rule = |path: &str| {
+        let (index, skip) = c.select(|| ["POST", path, "api.example.com"]);
+        (c.policy(index).name.clone(), skip)
+    };
+    let named = |name: &str, skip| (name.to_string(), skip);
+    // Out of the skipping rule, into the inspected route.
+    assert_eq!(rule("/upload/../api/orders"), named("default", false));
+    assert_eq!(rule("/upload%2F..%2Fapi/orders"), named("default", false));
+    // Into the tight search rule however the path is spelt.
+    for path in [
+        "/api/search",
+        "//api/search",
+        "/api/./search",
+        "/%61pi/search?q=1",
+    ] {
+        assert_eq!(rule(path), named("search", false), "{path}");
+    }
+    // A path that only normalizes into the skipping rule is inspected under
+    // the policy of the path as written...
+    assert_eq!(rule("/api/search/../../upload/x"), named("default", false));
+    // (so is one whose raw spelling misses the rule's prefix)...
+    assert_eq!(rule("//upload/x"), named("default", false));
+    // ...and one that is written and normalized into it is skipped.
+    assert_eq!(rule("/upload/./x"), named("uploads", true));
+    assert_eq!(rule("/upload/x"), named("uploads", true));
+}
+
+/// A rule path that normalization would change can never match a request,
+/// so it is refused with the spelling that would.
+#[test]
+fn rule_paths_must_be_normalized() {
+    for (path, field) in [
+        ("/api//orders", "path_prefix"),
+        ("/api/./orders", "path_prefix"),
+        ("/%61pi", "path_prefix"),
+    ] {
+        let json = format!(r#"{{"rules":[{{"match":{{"{field}":"{path}"}}}}]}}"#);
+        let e = parse(&json).unwrap_err();
+        assert_eq!(e.field, format!("rules[0].match.{field}"), "{path}");
+        assert!(e.reason.contains("write `/api"), "{e}");
+    }
+    let e = parse(r#"{"rules":[{"match":{"path_exact":"/a/../b"}}]}"#).unwrap_err();
+    assert_eq!(e.field, "rules[0].match.path_exact");
+    assert!(parse(r#"{"rules":[{"match":{"path_prefix":"/api/"}}]}"#).is_ok());
+}
