@@ -221,29 +221,40 @@ struct RawReply {
 ///
 /// The configuration is only ever one level of plain fields per section, so
 /// the field is found by probing: the member whose removal makes the section
-/// valid is the culprit. (This replaces a path-tracking deserializer that
-/// cost a fifth of the module's size.)
+/// valid is the culprit; failing that (two bad members), the first member
+/// that is refused on its own in a section whose members are all optional,
+/// reported with its own error. (This replaces a path-tracking deserializer
+/// that cost a fifth of the module's size.)
 fn typed<T: DeserializeOwned>(parent: &str, value: Value) -> Result<T, ConfigError> {
-    match serde_json::from_value::<T>(value.clone()) {
-        Ok(t) => Ok(t),
-        Err(e) => {
-            let culprit = match &value {
-                Value::Object(map) => map.keys().find(|k| {
-                    let mut without = map.clone();
-                    without.remove(k.as_str());
-                    serde_json::from_value::<T>(Value::Object(without)).is_ok()
-                }),
-                _ => None,
-            };
-            let field = match (culprit, parent.is_empty()) {
-                (Some(k), true) => k.clone(),
-                (Some(k), false) => format!("{parent}.{k}"),
-                (None, true) => "<configuration>".to_string(),
-                (None, false) => parent.to_string(),
-            };
-            Err(ConfigError::new(field, e.to_string()))
+    let e = match serde_json::from_value::<T>(value.clone()) {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    let accepts = |map: Map<String, Value>| serde_json::from_value::<T>(Value::Object(map));
+    let mut culprit = None;
+    if let Value::Object(map) = &value {
+        culprit = map
+            .keys()
+            .find(|k| {
+                let mut without = map.clone();
+                without.remove(k.as_str());
+                accepts(without).is_ok()
+            })
+            .map(|k| (k.clone(), e.to_string()));
+        if culprit.is_none() && accepts(Map::new()).is_ok() {
+            culprit = map.iter().find_map(|(k, v)| {
+                let alone = Map::from_iter([(k.clone(), v.clone())]);
+                accepts(alone).err().map(|e| (k.clone(), e.to_string()))
+            });
         }
     }
+    let (field, reason) = match (culprit, parent.is_empty()) {
+        (Some((k, reason)), true) => (k, reason),
+        (Some((k, reason)), false) => (format!("{parent}.{k}"), reason),
+        (None, true) => ("<configuration>".to_string(), e.to_string()),
+        (None, false) => (parent.to_string(), e.to_string()),
+    };
+    Err(ConfigError::new(field, reason))
 }
 
 /// `base` with the members of `over` replacing its own.
@@ -368,8 +379,21 @@ impl Config {
             breaker
                 .validate()
                 .map_err(|e| e.within(&format!("{at}.breaker")))?;
-            let hold_bytes = hold_window(rule.hold_bytes.or(raw.hold_bytes), &limits)
-                .map_err(|e| e.within(&at))?;
+            let hold_bytes = match (rule.hold_bytes, raw.hold_bytes) {
+                (Some(own), _) => hold_window(Some(own), &limits).map_err(|e| e.within(&at))?,
+                // Inherited: the rule's body limit is what must change (or
+                // the rule needs a hold window of its own).
+                (None, Some(top)) => hold_window(Some(top), &limits).map_err(|_| {
+                    ConfigError::new(
+                        format!("{at}.limits.max_body_bytes"),
+                        format!(
+                            "{} is below the hold_bytes this rule inherits from the top level ({top}); give the rule its own hold_bytes",
+                            limits.max_body_bytes.unwrap_or(u64::MAX)
+                        ),
+                    )
+                })?,
+                (None, None) => hold_window(None, &limits)?,
+            };
             rules.push(Rule {
                 matcher,
                 skip: rule.skip,

@@ -323,3 +323,45 @@ fn rule_paths_must_be_normalized() {
     assert_eq!(e.field, "rules[0].match.path_exact");
     assert!(parse(r#"{"rules":[{"match":{"path_prefix":"/api/"}}]}"#).is_ok());
 }
+
+/// With two bad members in one section one is named (the first in name
+/// order), with its own
+/// error (serde's message alone does not say which field it is about); a
+/// rule whose body limit is below an inherited hold window is told which of
+/// its own fields to change.
+#[test]
+fn errors_name_a_field_when_several_are_wrong_or_one_is_inherited() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#"{"limits":{"max_depth":"x","max_array_elements":"y"}}"#,
+            "limits.max_array_elements",
+            "expected",
+        ),
+        (
+            r#"{"mode":"x","hold_bytes":"y"}"#,
+            "hold_bytes",
+            "expected u64",
+        ),
+        (
+            r#"{"json":{"allow_bom":1,"allow_empty_body":2}}"#,
+            "json.allow_bom",
+            "expected a boolean",
+        ),
+        (
+            r#"{"hold_bytes":65536,"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_body_bytes":1024}}]}"#,
+            "rules[0].limits.max_body_bytes",
+            "inherits from the top level (65536)",
+        ),
+    ];
+    for (json, field, reason) in cases {
+        let e = parse(json).unwrap_err();
+        assert_eq!(e.field, *field, "{json}: {e}");
+        assert!(e.reason.contains(reason), "{json}: {e}");
+    }
+    // A rule's own hold window over its own limit names its own field.
+    let e = parse(
+        r#"{"rules":[{"match":{"path_prefix":"/a"},"hold_bytes":2048,"limits":{"max_body_bytes":1024}}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "rules[0].hold_bytes");
+}
