@@ -106,6 +106,19 @@ impl RequestHead {
         self.all(name).next()
     }
 
+    /// The first value of header `name` as the host sent it: bytes that are
+    /// not UTF-8 stay distinct (the lossy text makes them all U+FFFD).
+    pub fn get_raw(&self, name: &str) -> Option<&[u8]> {
+        self.spans
+            .iter()
+            .find(|(k, _)| {
+                self.raw
+                    .get(k.clone())
+                    .is_some_and(|k| crate::ascii::eq_ignore_case(k, name.as_bytes()))
+            })
+            .and_then(|(_, v)| self.raw.get(v.clone()))
+    }
+
     /// Every value of header `name`, in order (a header may be repeated).
     /// Names compare ignoring ASCII case, lengths first (before the slice
     /// lookup: most names differ in length, and that skips it).
@@ -493,7 +506,7 @@ impl Session {
             return None;
         }
         let header = match &cfg.scope {
-            Scope::Header(name) => head.get(name).map(|v| v.as_bytes().to_vec()),
+            Scope::Header(name) => head.get_raw(name).map(<[u8]>::to_vec),
             _ => None,
         };
         let source = match cfg.scope {

@@ -623,6 +623,24 @@ fn breaker_scopes_keep_clients_apart() {
             .all(|(_, m)| !m.contains("client-a-secret")),
         "header values are never logged"
     );
+    // Values that are not UTF-8 are told apart by their bytes (as text both
+    // would be U+FFFD).
+    let raw = |key: &'static [u8]| {
+        let pairs: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"POST"),
+            (b":path", b"/api/orders"),
+            (b"content-type", b"application/json"),
+            (b"x-api-key", key),
+        ];
+        RequestHead::from_pairs(&pairs)
+    };
+    for _ in 0..2 {
+        drive(&p, &mut host, &raw(b"k\xff"), &[b"{"], false);
+    }
+    let shed = drive(&p, &mut host, &raw(b"k\xff"), &[b"[1]"], false);
+    assert_eq!(shed.status(), Some(503));
+    let other = drive(&p, &mut host, &raw(b"k\xfe"), &[b"[1]"], false);
+    assert_eq!(other.status(), None);
 
     let p = plugin(r#"{"breaker":{"enabled":true,"consecutive_failures":1,"scope":"source_ip"}}"#);
     host.source = Some("10.0.0.1:5555".into());
