@@ -224,11 +224,16 @@ pub(crate) fn plan_admit(cfg: &BreakerConfig, state: &State, now_ms: u64) -> Pla
             out: Verdict::Allow { lease: None },
             events: Vec::new(),
         },
-        // An end further ahead than the longest open period was set by a
-        // clock that was wrong; honouring it could keep the breaker open for
-        // years, so it counts as elapsed.
+        // An end further ahead than the longest open period (plus a probe
+        // lease of slack for workers that read the clock a moment apart) was
+        // set by a clock that was wrong; honouring it could keep the breaker
+        // open for years, so it counts as elapsed.
         State::Open { until_ms, .. }
-            if now_ms < *until_ms && *until_ms - now_ms <= cfg.open_duration_ms(u32::MAX) =>
+            if now_ms < *until_ms
+                && *until_ms - now_ms
+                    <= cfg
+                        .open_duration_ms(u32::MAX)
+                        .saturating_add(cfg.probe_lease_ms()) =>
         {
             let retry_after_secs = retry_after_secs(*until_ms, now_ms);
             Plan {

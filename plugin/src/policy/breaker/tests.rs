@@ -1159,18 +1159,29 @@ const YEAR_MS: u64 = 365 * 24 * 3_600_000;
 
 /// A trip written by a worker whose clock ran far ahead must not keep the
 /// breaker open (and hand out a Retry-After of years) for the others: an
-/// end further ahead than the longest open period counts as elapsed. At
-/// that bound exactly it still holds.
+/// end further ahead than the longest open period, plus a probe lease of
+/// slack, counts as elapsed. At that bound exactly it still holds, so a
+/// worker a moment behind the one that reopened at the cap still waits.
 #[test]
 fn an_open_period_ending_beyond_the_longest_possible_counts_as_elapsed() {
-    let c = cfg(); // open 30 s, at most 300 s
+    let c = cfg(); // open 30 s, at most 300 s; lease 30 s
     let now = 1_000_000;
+    let bound = c.open_duration_ms(u32::MAX) + c.probe_lease_ms();
+    assert_eq!(bound, 330_000);
     let s = EnvoyStore::new();
-    trip(&c, &s, now + 270_000); // until now + 300 s
-    assert_eq!(rejected_after(&c, &s, now), Some(300));
+    trip(&c, &s, now + bound - 30_000); // until now + 330 s
+    assert_eq!(rejected_after(&c, &s, now), Some(330));
     let s = EnvoyStore::new();
-    trip(&c, &s, now + 270_001); // until now + 300.001 s
+    trip(&c, &s, now + bound - 30_000 + 1); // until now + 330.001 s
     probe(&c, &s, now);
+    // Opened for the whole cap by a worker 1 ms ahead: still open here.
+    let c = BreakerConfig {
+        open_seconds: 300,
+        ..cfg()
+    };
+    let s = EnvoyStore::new();
+    trip(&c, &s, now + 1);
+    assert_eq!(rejected_after(&c, &s, now), Some(301));
     let s = EnvoyStore::new();
     trip(&c, &s, now + YEAR_MS);
     probe(&c, &s, now);
