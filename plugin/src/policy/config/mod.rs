@@ -226,35 +226,47 @@ struct RawReply {
 /// reported with its own error. (This replaces a path-tracking deserializer
 /// that cost a fifth of the module's size.)
 fn typed<T: DeserializeOwned>(parent: &str, value: Value) -> Result<T, ConfigError> {
-    let e = match serde_json::from_value::<T>(value.clone()) {
-        Ok(t) => return Ok(t),
-        Err(e) => e,
-    };
-    let accepts = |map: Map<String, Value>| serde_json::from_value::<T>(Value::Object(map));
-    let mut culprit = None;
+    serde_json::from_value::<T>(value.clone()).map_err(|e| {
+        culprit(parent, value, e, &|v| {
+            serde_json::from_value::<T>(v).map(drop)
+        })
+    })
+}
+
+/// The error for a section `value` that `accepts` refused with `e`. Not
+/// generic, so the probing is in the module once rather than once per type.
+fn culprit(
+    parent: &str,
+    value: Value,
+    e: serde_json::Error,
+    accepts: &dyn Fn(Value) -> Result<(), serde_json::Error>,
+) -> ConfigError {
+    let mut found = None;
     if let Value::Object(map) = &value {
-        culprit = map
+        found = map
             .keys()
             .find(|k| {
                 let mut without = map.clone();
                 without.remove(k.as_str());
-                accepts(without).is_ok()
+                accepts(Value::Object(without)).is_ok()
             })
             .map(|k| (k.clone(), e.to_string()));
-        if culprit.is_none() && accepts(Map::new()).is_ok() {
-            culprit = map.iter().find_map(|(k, v)| {
+        if found.is_none() && accepts(Value::Object(Map::new())).is_ok() {
+            found = map.iter().find_map(|(k, v)| {
                 let alone = Map::from_iter([(k.clone(), v.clone())]);
-                accepts(alone).err().map(|e| (k.clone(), e.to_string()))
+                accepts(Value::Object(alone))
+                    .err()
+                    .map(|e| (k.clone(), e.to_string()))
             });
         }
     }
-    let (field, reason) = match (culprit, parent.is_empty()) {
+    let (field, reason) = match (found, parent.is_empty()) {
         (Some((k, reason)), true) => (k, reason),
         (Some((k, reason)), false) => (format!("{parent}.{k}"), reason),
         (None, true) => ("<configuration>".to_string(), e.to_string()),
         (None, false) => (parent.to_string(), e.to_string()),
     };
-    Err(ConfigError::new(field, reason))
+    ConfigError::new(field, reason)
 }
 
 /// `base` with the members of `over` replacing its own.
@@ -483,12 +495,14 @@ impl Config {
         };
         let chosen = first(&normalized);
         // Rules see the path as a resolving upstream would. But an upstream
-        // that routes by the raw path could also route a path that only
-        // normalizes into a skipping rule somewhere inspected: a body goes
-        // uninspected only if both readings skip it.
-        if chosen.1 && normalized != raw {
+        // that routes by the raw path could put a path that only normalizes
+        // into a skipping or report-only rule somewhere that is enforced: a
+        // body escapes enforcement only if both readings let it.
+        let lenient =
+            |(index, skip): (usize, bool)| skip || self.policy(index).mode == Mode::Report;
+        if lenient(chosen) && normalized != raw {
             let as_written = first(raw);
-            if !as_written.1 {
+            if !lenient(as_written) {
                 return as_written;
             }
         }

@@ -296,8 +296,12 @@ fn rules_match_the_normalized_path_and_skip_only_when_both_readings_skip() {
         assert_eq!(rule(path), named("search", false), "{path}");
     }
     // A path that only normalizes into the skipping rule is inspected under
-    // the policy of the path as written...
+    // the policy of the path as written, and so is one that only normalizes
+    // into the report-only rule...
     assert_eq!(rule("/api/search/../../upload/x"), named("default", false));
+    assert_eq!(rule("/api/orders/../../v1/x"), named("default", false));
+    assert_eq!(rule("/upload/..;/api/orders"), named("default", false));
+    assert_eq!(rule("/v1/./x"), named("legacy", false));
     // (so is one whose raw spelling misses the rule's prefix)...
     assert_eq!(rule("//upload/x"), named("default", false));
     // ...and one that is written and normalized into it is skipped.
