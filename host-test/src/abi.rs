@@ -228,19 +228,22 @@ pub fn deserialize_map(bytes: &[u8]) -> Option<Vec<(String, String)>> {
 }
 
 /// Turns a serialized property path (segments separated by NUL) into the
-/// dotted name used for lookups: `["source", "address"]` is
-/// `source.address`. `None` when a segment holds a dot itself: Envoy splits
-/// paths on NUL only, so the single segment `"source.address"` names no
-/// property there (a common mistake that must not pass here).
-pub fn property_path(bytes: &[u8]) -> Option<String> {
+/// key used for lookups: the dotted name, `["source", "address"]` is
+/// `source.address`. Envoy splits paths on NUL only and looks a first
+/// segment that is no property name up in the stream's filter state, where
+/// only what the plugin set can be: so a first segment holding a dot (the
+/// common mistake `"source.address"` as one segment) gets a key of its own
+/// that no built-in property has, and finds only what was set under it.
+pub fn property_path(bytes: &[u8]) -> String {
     let segments: Vec<String> = bytes
         .split(|b| *b == 0)
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .collect();
-    if segments.iter().any(|s| s.contains('.')) {
-        return None;
+    let joined = segments.join(".");
+    if segments.first().is_some_and(|s| s.contains('.')) {
+        return format!("\0filter_state:{joined}");
     }
-    Some(segments.join("."))
+    joined
 }
 
 #[cfg(test)]
@@ -259,15 +262,13 @@ mod tests {
 
     #[test]
     fn property_paths_join_segments() {
+        assert_eq!(property_path(b"source\0address"), "source.address");
+        assert_eq!(property_path(b"plugin_name"), "plugin_name");
+        assert_ne!(property_path(b"source.address"), "source.address");
         assert_eq!(
-            property_path(b"source\0address").as_deref(),
-            Some("source.address")
+            property_path(b"metadata\0filter_metadata\0envoy.lb"),
+            "metadata.filter_metadata.envoy.lb"
         );
-        assert_eq!(
-            property_path(b"plugin_name").as_deref(),
-            Some("plugin_name")
-        );
-        assert_eq!(property_path(b"source.address"), None);
     }
 
     #[test]

@@ -465,7 +465,7 @@ fn define_proxy(
         d("proxy_get_property"),
         |mut c: C, pp: i32, pl: i32, ret_ptr: i32, ret_size: i32| -> R {
             count(&mut c, "proxy_get_property");
-            let path = tri!(property_path(&tri!(read(&c, pp, pl))).ok_or(Status::NotFound));
+            let path = property_path(&tri!(read(&c, pp, pl)));
             let st = c.data();
             let value = st
                 .req
@@ -482,11 +482,7 @@ fn define_proxy(
         d("proxy_set_property"),
         |mut c: C, pp: i32, pl: i32, vp: i32, vl: i32| -> R {
             count(&mut c, "proxy_set_property");
-            // Envoy keeps what a plugin sets under the path as given, dots
-            // and all, so here a dotted segment is fine.
-            let raw = tri!(read(&c, pp, pl));
-            let path = property_path(&raw)
-                .unwrap_or_else(|| String::from_utf8_lossy(&raw).replace('\0', "."));
+            let path = property_path(&tri!(read(&c, pp, pl)));
             let value = tri!(read(&c, vp, vl));
             let Some(req) = c.data_mut().req.as_mut() else {
                 return status(Status::BadArgument);

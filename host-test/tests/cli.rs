@@ -198,6 +198,31 @@ fn check_flags_reach_the_filter() {
     assert_eq!(skipped["verdict"], "pass");
 }
 
+/// A configuration with `hold_headers` stalls every inspected request in an
+/// Envoy without `allow_on_headers_stop_iteration`, and `check` says so (a
+/// reject without a status); with the flag, it runs as that Envoy would.
+#[test]
+fn check_runs_hold_headers_only_as_an_envoy_that_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = temp_file(dir.path(), "hold.json", br#"{"hold_headers": true}"#);
+    let good = temp_file(dir.path(), "good.json", b"[1,2]");
+    let bad = temp_file(dir.path(), "bad.json", b"[1,]");
+    let check = |extra: &[&str], file: &str| {
+        let mut args = vec!["check", "--config", &config];
+        args.extend(extra);
+        args.push(file);
+        json_lines(&run(&args, None), &CHECK_FIELDS).remove(0)
+    };
+    let stalled = check(&[], &good);
+    assert_eq!(
+        (&stalled["verdict"], &stalled["status"]),
+        (&Value::from("reject"), &Value::Null)
+    );
+    let allow = ["--allow-on-headers-stop-iteration"];
+    assert_eq!(check(&allow, &good)["verdict"], "pass");
+    assert_eq!(check(&allow, &bad)["violation"], "syntax_error");
+}
+
 #[test]
 fn check_errors_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();

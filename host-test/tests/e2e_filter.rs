@@ -412,6 +412,10 @@ fn a_header_map_the_host_refuses_is_an_unreadable_request() {
     assert_eq!(o.problem().unwrap()["violation"], "body_unreadable");
     assert!(o.logged("reason=\"the host refused the request headers\""));
     assert_eq!(counter(&h, "rejected.body_unreadable"), 1);
+    // Without a body there is nothing to judge.
+    let o = vm.send(&Request::get("/api").refuse_header_map()).unwrap();
+    assert!(o.completed && o.status().is_none(), "{o:?}");
+    assert!(o.logged("no body: passed"));
     let (h, mut vm) = host_pair(r#"{"on_unreadable_body":"pass"}"#);
     let o = vm.send(&post("[1,]").refuse_header_map()).unwrap();
     assert!(o.completed && o.status().is_none(), "{o:?}");

@@ -3,17 +3,12 @@
 use anyhow::{bail, Context as _, Result};
 use json_sanitizer_host::{Clock, Request, Verdict};
 use std::io::{Read, Write};
-use std::path::PathBuf;
 
 /// Arguments of `check`.
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// Plugin `.wasm` (default: build the workspace plugin).
-    #[arg(long, value_name = "W")]
-    plugin: Option<PathBuf>,
-    /// Plugin configuration JSON file (default: `{}`).
-    #[arg(long, value_name = "F")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    plugin: super::PluginArgs,
     /// Content-Type header sent with each body (empty: none).
     #[arg(long, value_name = "T", default_value = "application/json")]
     content_type: String,
@@ -48,8 +43,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         .iter()
         .map(|f| read_input(f).map(|b| (f.as_str(), b)))
         .collect::<Result<Vec<_>>>()?;
-    let (_host, mut vms) =
-        super::start_from_args(a.plugin.as_deref(), a.config.as_deref(), Clock::real(), 1)?;
+    let (_host, mut vms) = a.plugin.start(Clock::real(), 1)?;
     let vm = &mut vms[0];
     let mut rejected = false;
     let stdout = std::io::stdout();

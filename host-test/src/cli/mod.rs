@@ -6,7 +6,7 @@ pub mod demo;
 pub mod replay;
 
 use anyhow::{Context as _, Result};
-use json_sanitizer_host::{load_module, plugin_module, Clock, Host, Vm};
+use json_sanitizer_host::{load_module, plugin_module, Clock, Host, HostBuilder, Vm};
 use std::path::{Path, PathBuf};
 use wasmtime::Module;
 
@@ -47,25 +47,54 @@ pub fn start(
     clock: Clock,
     workers: usize,
 ) -> Result<(Host, Vec<Vm>)> {
-    let host = Host::builder(module).config(config).clock(clock).build()?;
+    start_with(Host::builder(module), config, config_name, clock, workers)
+}
+
+fn start_with(
+    builder: HostBuilder,
+    config: &[u8],
+    config_name: &str,
+    clock: Clock,
+    workers: usize,
+) -> Result<(Host, Vec<Vm>)> {
+    let host = builder.config(config).clock(clock).build()?;
     let vms = host
         .start_vms(workers)
         .with_context(|| format!("configuration {config_name}"))?;
     Ok((host, vms))
 }
 
-/// `--plugin` and `--config` as the `check` and `replay` commands take them:
-/// a host with `workers` started VMs, errors naming the configuration file.
-pub fn start_from_args(
-    plugin_path: Option<&Path>,
-    config_path: Option<&Path>,
-    clock: Clock,
-    workers: usize,
-) -> Result<(Host, Vec<Vm>)> {
-    let module = plugin(plugin_path)?;
-    let config = config(config_path)?;
-    let name = config_path.map_or("{}".to_string(), |p| p.display().to_string());
-    start(module, &config, &name, clock, workers)
+/// The plugin, its configuration and how Envoy runs it, as the `check` and
+/// `replay` commands take them.
+#[derive(clap::Args)]
+pub struct PluginArgs {
+    /// Plugin `.wasm` (default: build the workspace plugin).
+    #[arg(long, value_name = "W")]
+    plugin: Option<PathBuf>,
+    /// Plugin configuration JSON file (default: `{}`).
+    #[arg(long, value_name = "F")]
+    config: Option<PathBuf>,
+    /// Run as an Envoy whose Wasm filter sets `allow_on_headers_stop_iteration`
+    /// (what a configuration with `hold_headers` needs; without it such a
+    /// configuration stalls every inspected request, as it would in Envoy).
+    #[arg(long)]
+    allow_on_headers_stop_iteration: bool,
+}
+
+impl PluginArgs {
+    /// A host with `workers` started VMs, errors naming the configuration
+    /// file.
+    pub fn start(&self, clock: Clock, workers: usize) -> Result<(Host, Vec<Vm>)> {
+        let module = plugin(self.plugin.as_deref())?;
+        let config = config(self.config.as_deref())?;
+        let name = self
+            .config
+            .as_deref()
+            .map_or("{}".to_string(), |p| p.display().to_string());
+        let builder = Host::builder(module)
+            .allow_on_headers_stop_iteration(self.allow_on_headers_stop_iteration);
+        start_with(builder, &config, &name, clock, workers)
+    }
 }
 
 /// The workspace's `examples/` directory.

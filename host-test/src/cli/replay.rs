@@ -10,12 +10,8 @@ use std::path::{Path, PathBuf};
 /// Arguments of `replay`.
 #[derive(clap::Args)]
 pub struct ReplayArgs {
-    /// Plugin `.wasm` (default: build the workspace plugin).
-    #[arg(long, value_name = "W")]
-    plugin: Option<PathBuf>,
-    /// Plugin configuration JSON file (default: `{}`).
-    #[arg(long, value_name = "F")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    plugin: super::PluginArgs,
     /// Worker VMs sharing shared data and metrics.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
     workers: u64,
@@ -92,12 +88,7 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
     }
 
     let clock = Clock::manual();
-    let (_host, mut vms) = super::start_from_args(
-        a.plugin.as_deref(),
-        a.config.as_deref(),
-        clock.clone(),
-        workers,
-    )?;
+    let (_host, mut vms) = a.plugin.start(clock.clone(), workers)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut rejected = false;

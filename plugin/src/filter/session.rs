@@ -220,8 +220,8 @@ impl Session {
         end_of_stream: bool,
         host: &mut dyn Host,
     ) -> Action {
-        if self.phase != Phase::Headers {
-            return Action::Continue;
+        if let Some(late) = self.late_headers() {
+            return late;
         }
         self.request_id = head
             .get("x-request-id")
@@ -304,15 +304,39 @@ impl Session {
         }
     }
 
+    /// The answer to a headers callback that is not the first thing in the
+    /// stream (Envoy never sends one): held after a refusal, else let be.
+    fn late_headers(&self) -> Option<Action> {
+        match self.phase {
+            Phase::Headers => None,
+            Phase::Refused => Some(Action::Pause),
+            Phase::Body | Phase::Done => Some(Action::Continue),
+        }
+    }
+
     /// The host would not hand over the request headers, or handed over a
     /// map that does not decode. Without them no rule, content type or
     /// length can be judged, so the request gets `on_unreadable_body`'s
     /// answer rather than the top level's policy by default.
-    pub fn on_request_headers_unreadable(&mut self, host: &mut dyn Host) -> Action {
-        if self.phase != Phase::Headers {
-            return Action::Continue;
+    /// A request without a body has nothing to inspect: it passes, with
+    /// the warning.
+    pub fn on_request_headers_unreadable(
+        &mut self,
+        end_of_stream: bool,
+        host: &mut dyn Host,
+    ) -> Action {
+        if let Some(late) = self.late_headers() {
+            return late;
         }
-        self.unreadable(host, "the host refused the request headers")
+        let why = "the host refused the request headers";
+        if end_of_stream {
+            let line = format!(
+                "json-sanitizer: request headers unreadable, no body: passed reason=\"{why}\""
+            );
+            host.log(Level::Warn, &line);
+            return self.skip(host);
+        }
+        self.unreadable(host, why)
     }
 
     /// A body callback. `body_size` is cumulative while paused, per chunk

@@ -1075,6 +1075,8 @@ fn a_reply_the_host_refuses_fails_closed() {
         s.reply_refused(&mut host);
         host.buffer = b"[1]".to_vec();
         assert_eq!(s.on_request_body(3, true, &mut host), Action::Pause);
+        // Even a second headers callback is held.
+        assert_eq!(s.on_request_headers(&head, false, &mut host), Action::Pause);
     }
     // In report mode nothing was refused, so nothing is held.
     let p = plugin(r#"{"mode":"report","hold_bytes":0}"#);
@@ -1221,7 +1223,7 @@ fn hold_headers_pauses_the_headers_only_while_a_body_is_held() {
 fn unreadable_headers_get_the_unreadable_body_answer() {
     let mut host = FakeHost::default();
     let mut s = Session::new(plugin("{}"));
-    let Action::Reply(reply) = s.on_request_headers_unreadable(&mut host) else {
+    let Action::Reply(reply) = s.on_request_headers_unreadable(false, &mut host) else {
         panic!("not refused");
     };
     assert_eq!(reply.status, 500);
@@ -1236,8 +1238,22 @@ fn unreadable_headers_get_the_unreadable_body_answer() {
     assert_eq!(s.on_request_body(3, true, &mut host), Action::Pause);
 
     let mut s = Session::new(plugin(r#"{"on_unreadable_body":"pass"}"#));
-    assert_eq!(s.on_request_headers_unreadable(&mut host), Action::Continue);
+    assert_eq!(
+        s.on_request_headers_unreadable(false, &mut host),
+        Action::Continue
+    );
     host.buffer = b"[1,]".to_vec();
     assert_eq!(s.on_request_body(4, true, &mut host), Action::Continue);
     assert_eq!(host.metric("requests_skipped"), 1);
+
+    // Without a body there is nothing to judge: passed, with the warning.
+    let mut s = Session::new(plugin("{}"));
+    assert_eq!(
+        s.on_request_headers_unreadable(true, &mut host),
+        Action::Continue
+    );
+    assert_eq!(host.metric("requests_skipped"), 2);
+    assert!(host.logs.last().is_some_and(|(level, line)| {
+        *level == Level::Warn && line.contains("no body: passed")
+    }));
 }

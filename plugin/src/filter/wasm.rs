@@ -153,7 +153,7 @@ impl HttpContext for Filter {
         };
         let action = match hostcalls::request_headers() {
             Some(head) => session.on_request_headers(&head, end_of_stream, &mut self.host),
-            None => session.on_request_headers_unreadable(&mut self.host),
+            None => session.on_request_headers_unreadable(end_of_stream, &mut self.host),
         };
         act(session, &mut self.host, action)
     }
