@@ -6,7 +6,7 @@ mod plugin;
 use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
 use json_sanitizer::samples::{api_body, nested_arrays, wide_array};
 use json_sanitizer_host::{Request, Verdict};
-use plugin::{post, try_host};
+use plugin::{post, try_host, try_host_with};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -164,6 +164,13 @@ fn random_request(rng: &mut Rng) -> Request {
     if rng.chance(3) {
         req = req.unreadable_body();
     }
+    // Hostile host answers: no header map, a refused local reply.
+    if rng.chance(2) {
+        req = req.refuse_header_map();
+    }
+    if rng.chance(3) {
+        req = req.refuse_local_reply();
+    }
     if rng.chance(50) {
         req = req.property(
             "source.address",
@@ -187,20 +194,32 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
     .collect();
     configs.push(r#"{"hold_bytes":0,"breaker":{"enabled":true,"consecutive_failures":2,"scope":"source_ip"}}"#.into());
     configs.push(r#"{"limits":{"max_depth":null,"max_body_bytes":null},"json":{"allow_bom":true,"allow_empty_body":true,"allow_lone_surrogates":true,"duplicate_keys":"allow"}}"#.into());
+    // Headers held too, in an Envoy that allows it (the last configuration).
+    configs.push(r#"{"hold_headers":true,"hold_bytes":4096}"#.into());
+    let last = configs.len() - 1;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let per_config = 10_000 / configs.len() + 1;
     let mut total = 0;
-    for config in &configs {
-        let (h, mut vm) = try_host(config).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut resets = 0;
+    for (i, config) in configs.iter().enumerate() {
+        let allow = i == last;
+        let (h, mut vm) = try_host_with(config, |b| b.allow_on_headers_stop_iteration(allow))
+            .unwrap_or_else(|e| panic!("{e:#}"));
         for _ in 0..per_config {
             let req = random_request(&mut rng);
             let o = vm.send(&req).unwrap();
             assert!(o.trap.is_none(), "trap {:?} on {req:?}", o.trap);
             assert!(!o.stalled, "stalled on {req:?}");
+            // A refused reply ends in a reset stream instead.
+            let refused = req.refuse_local_reply && o.stream_reset;
+            resets += usize::from(refused);
             assert!(
-                o.completed || o.reply().is_some(),
+                o.completed || o.reply().is_some() || refused,
                 "neither passed nor answered: {req:?}"
             );
+            if req.refuse_local_reply && !o.completed && o.host_reply.is_none() {
+                assert!(o.stream_reset, "a refused reply must reset: {req:?}");
+            }
             if let Some(reply) = &o.local_reply {
                 let doc = reply.json().expect("problem+json");
                 assert!(doc["violation"].is_string());
@@ -211,6 +230,7 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
         }
     }
     assert!(total >= 10_000);
+    assert!(resets > 10, "refused replies exercised: {resets}");
 }
 
 fn document() -> impl Strategy<Value = Vec<u8>> {
