@@ -520,15 +520,29 @@ fn per_route_rules_choose_the_policy() {
         .send(&post("garbage").method_path("PATCH", "/upload/1"))
         .unwrap();
     assert_eq!(o.problem().unwrap()["violation"], "syntax_error");
-    // Paths are matched normalized: no way out of a rule, or into a skip.
+    // Paths are matched normalized; one whose readings as written and as
+    // resolved fall under different rules is refused before its body.
+    for path in [
+        "/upload/../api/orders",
+        "//api/./search",
+        "/upload/..;/api/orders",
+    ] {
+        let o = vm.send(&post("[1]").method_path("POST", path)).unwrap();
+        assert_eq!(o.status(), Some(400), "{path}");
+        assert_eq!(
+            o.problem().unwrap()["violation"],
+            "ambiguous_path",
+            "{path}"
+        );
+        assert_eq!(o.body_bytes_read, 0, "{path}");
+    }
+    assert_eq!(counter(&h, "rejected.ambiguous_path"), 3);
+    // Readings that agree are judged as usual (depth 9 passes the default).
     let o = vm
-        .send(&post("garbage").method_path("POST", "/upload/../api/orders"))
+        .send(&post(&deep9).method_path("POST", "/api/x/../orders"))
         .unwrap();
-    assert_eq!(o.problem().unwrap()["violation"], "syntax_error");
-    let o = vm
-        .send(&post(&deep9).method_path("POST", "//api/./search"))
-        .unwrap();
-    assert_eq!(o.problem().unwrap()["limit"], 8);
+    assert_eq!(o.status(), None);
+    assert!(o.completed);
 }
 
 trait MethodPath {

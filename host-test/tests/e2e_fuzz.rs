@@ -217,9 +217,6 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
                 o.completed || o.reply().is_some() || refused,
                 "neither passed nor answered: {req:?}"
             );
-            if req.refuse_local_reply && !o.completed && o.host_reply.is_none() {
-                assert!(o.stream_reset, "a refused reply must reset: {req:?}");
-            }
             if let Some(reply) = &o.local_reply {
                 let doc = reply.json().expect("problem+json");
                 assert!(doc["violation"].is_string());

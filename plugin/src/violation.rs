@@ -47,11 +47,15 @@ pub enum ViolationKind {
     BreakerOpen,
     /// The host said there was a body but handed over no bytes for it.
     BodyUnreadable,
+    /// The path as written and the path it resolves to (dot segments,
+    /// escapes, path parameters) fall under different rules: an upstream
+    /// could route it either way, so no one rule can be trusted for it.
+    AmbiguousPath,
 }
 
 impl ViolationKind {
     /// All kinds, in a fixed order (metrics are defined in this order).
-    pub const ALL: [ViolationKind; 19] = [
+    pub const ALL: [ViolationKind; 20] = [
         Self::BodyTooLarge,
         Self::TooDeep,
         Self::ArrayTooLong,
@@ -71,6 +75,7 @@ impl ViolationKind {
         Self::UnsupportedEncoding,
         Self::BreakerOpen,
         Self::BodyUnreadable,
+        Self::AmbiguousPath,
     ];
 
     /// The stable snake_case name.
@@ -95,6 +100,7 @@ impl ViolationKind {
             Self::UnsupportedEncoding => "unsupported_encoding",
             Self::BreakerOpen => "breaker_open",
             Self::BodyUnreadable => "body_unreadable",
+            Self::AmbiguousPath => "ambiguous_path",
         }
     }
 
@@ -112,6 +118,7 @@ impl ViolationKind {
                 | Self::UnsupportedEncoding
                 | Self::BreakerOpen
                 | Self::BodyUnreadable
+                | Self::AmbiguousPath
         )
     }
 
@@ -137,6 +144,7 @@ impl ViolationKind {
             Self::UnsupportedEncoding => "Unsupported content encoding",
             Self::BreakerOpen => "Too many rejected requests; try again later",
             Self::BodyUnreadable => "Request body could not be read",
+            Self::AmbiguousPath => "Request path is ambiguous",
         }
     }
 }

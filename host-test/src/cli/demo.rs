@@ -140,7 +140,7 @@ fn note(o: &Outcome) -> String {
         n.push(format!("host reply ({})", r.details));
     }
     if o.upstream_reset {
-        n.push(format!("upstream reset after {} B", o.forwarded_bytes));
+        n.push(format!("upstream reset after {} body B", o.forwarded_bytes));
     } else if o.local_reply.is_some() && o.forwarded_bytes == 0 {
         n.push("nothing forwarded".into());
     }

@@ -227,11 +227,14 @@ impl Session {
             .get("x-request-id")
             .and_then(|id| reply::clean_request_id(&id));
         let config = &self.plugin.config;
-        let (index, skip) = config.select(|| {
+        let route = config.select(|| {
             [":method", ":path", ":authority"].map(|name| head.get(name).unwrap_or_default())
         });
-        self.policy = index;
-        if skip || end_of_stream {
+        self.policy = route.policy;
+        if route.ambiguous {
+            return self.reject(host, header_violation(ViolationKind::AmbiguousPath, None));
+        }
+        if route.skip || end_of_stream {
             return self.skip(host);
         }
         // Every content-type header counts: with two, an upstream may use

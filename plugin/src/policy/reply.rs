@@ -74,6 +74,10 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
             retry_after.unwrap_or(1)
         ),
         K::BodyUnreadable => "The request body could not be inspected.".to_string(),
+        K::AmbiguousPath => {
+            "The request path resolves to another route than it is written; send it in plain form."
+                .to_string()
+        }
     }
 }
 

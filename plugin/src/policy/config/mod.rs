@@ -110,6 +110,18 @@ impl Default for ReplyConfig {
     }
 }
 
+/// The rule a request falls under: what [`Config::select`] answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Route {
+    /// Index for [`Config::policy`]: 0 = top level, `i + 1` = rule `i`.
+    pub policy: usize,
+    /// The rule lets the request through uninspected.
+    pub skip: bool,
+    /// The path as written and as resolved fall under different rules; the
+    /// filter refuses such a request (`ambiguous_path`).
+    pub ambiguous: bool,
+}
+
 /// The whole, validated plugin configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -473,40 +485,57 @@ impl Config {
         })
     }
 
-    /// The policy index for a request (0 = top level, `i + 1` = rule `i`) and
-    /// whether its rule says to skip it. First matching rule wins.
+    /// The rule for a request, from its method, path and authority (given
+    /// by `route`, which is only called when there are rules to match: without
+    /// rules every request gets the top level, and the filter need not look
+    /// the headers up). First matching rule wins.
     ///
-    /// `route` gives the request's method, path and authority. It is only
-    /// called when there are rules to match: without rules every request
-    /// gets the top level, and the filter need not look the headers up.
-    pub fn select<S: AsRef<str>>(&self, route: impl FnOnce() -> [S; 3]) -> (usize, bool) {
+    /// Rules match the path as a resolving upstream reads it (see
+    /// [`super::path::normalize`]). When the path as written would select
+    /// another rule (or skip where the other does not), an upstream could
+    /// route it either way: the request is [`Route::ambiguous`], under the
+    /// enforcing one of the two policies if there is one.
+    pub fn select<S: AsRef<str>>(&self, route: impl FnOnce() -> [S; 3]) -> Route {
         if self.rules.is_empty() {
-            return (0, false);
+            return Route::default();
         }
         let [method, path, authority] = route();
         let (method, raw, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
         let raw = raw.split(['?', '#']).next().unwrap_or("");
         let normalized = super::path::normalize(raw);
         let first = |path: &str| {
-            self.rules
+            let index = self
+                .rules
                 .iter()
-                .position(|r| r.matcher.matches(method, path, authority))
-                .map_or((0, false), |i| (i + 1, self.rules[i].skip))
+                .position(|r| r.matcher.matches(method, path, authority));
+            Route {
+                policy: index.map_or(0, |i| i + 1),
+                skip: index.is_some_and(|i| self.rules[i].skip),
+                ambiguous: false,
+            }
         };
         let chosen = first(&normalized);
-        // Rules see the path as a resolving upstream would. But an upstream
-        // that routes by the raw path could put a path that only normalizes
-        // into a skipping or report-only rule somewhere that is enforced: a
-        // body escapes enforcement only if both readings let it.
-        let lenient =
-            |(index, skip): (usize, bool)| skip || self.policy(index).mode == Mode::Report;
-        if lenient(chosen) && normalized != raw {
-            let as_written = first(raw);
-            if !lenient(as_written) {
-                return as_written;
-            }
+        // Beyond the decoding rounds a path may still decode further: as
+        // ambiguous as one whose readings differ.
+        let settled = super::path::normalize(&normalized) == normalized;
+        if normalized == raw && settled {
+            return chosen;
         }
-        chosen
+        let as_written = first(raw);
+        if as_written == chosen && settled {
+            return chosen;
+        }
+        let lenient = |r: &Route| r.skip || self.policy(r.policy).mode == Mode::Report;
+        let policy = if lenient(&chosen) && !lenient(&as_written) {
+            as_written.policy
+        } else {
+            chosen.policy
+        };
+        Route {
+            policy,
+            skip: false,
+            ambiguous: true,
+        }
     }
 
     /// The policy at an index returned by [`Config::select`].

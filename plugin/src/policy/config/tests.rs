@@ -65,11 +65,19 @@ fn the_issue_example_parses() {
     .unwrap();
     assert_eq!(c.reply.status(ViolationKind::TooDeep), 422);
     assert_eq!(c.rules.len(), 1);
-    let (index, skip) = c.select(|| ["POST", "/upload/a", "x"]);
+    let Route {
+        policy: index,
+        skip,
+        ..
+    } = c.select(|| ["POST", "/upload/a", "x"]);
     let policy = c.policy(index);
     assert!(skip);
     assert_eq!(policy.name, "uploads");
-    let (index, skip) = c.select(|| ["GET", "/upload/a", "x"]);
+    let Route {
+        policy: index,
+        skip,
+        ..
+    } = c.select(|| ["GET", "/upload/a", "x"]);
     let policy = c.policy(index);
     assert!(!skip);
     assert_eq!(policy.name, "default");
@@ -94,7 +102,7 @@ fn rules_inherit_what_they_omit_and_first_match_wins() {
     }"#,
     )
     .unwrap();
-    let strict = c.policy(c.select(|| ["POST", "/api/v2/x", "a"]).0);
+    let strict = c.policy(c.select(|| ["POST", "/api/v2/x", "a"]).policy);
     assert_eq!(strict.name, "strict");
     assert_eq!(strict.mode, Mode::Enforce);
     assert_eq!(strict.hold_bytes, 1000);
@@ -107,13 +115,16 @@ fn rules_inherit_what_they_omit_and_first_match_wins() {
     assert_eq!(strict.breaker.open_seconds, 60);
     assert_eq!(strict.breaker.consecutive_failures, 5);
     assert_eq!(strict.breaker_id, 1);
-    let unlimited = c.policy(c.select(|| ["POST", "/other", "bulk.internal:8080"]).0);
+    let unlimited = c.policy(c.select(|| ["POST", "/other", "bulk.internal:8080"]).policy);
     assert_eq!(unlimited.limits.max_body_bytes, None);
     assert_eq!(unlimited.limits.max_depth, Some(10));
     assert_eq!(unlimited.hold_bytes, 4000);
     assert_eq!(unlimited.mode, Mode::Report);
     assert_eq!(unlimited.breaker_id, 0);
-    assert_eq!(c.policy(c.select(|| ["POST", "/x", "a"]).0).name, "default");
+    assert_eq!(
+        c.policy(c.select(|| ["POST", "/x", "a"]).policy).name,
+        "default"
+    );
     assert_eq!(c.policies().count(), 4);
 }
 
@@ -121,7 +132,7 @@ fn rules_inherit_what_they_omit_and_first_match_wins() {
 fn without_rules_the_route_is_never_asked_for() {
     let c = Config::parse(b"{}").unwrap();
     let route = || -> [&str; 3] { panic!("looked up the route headers") };
-    assert_eq!(c.select(route), (0, false));
+    assert_eq!(c.select(route), Route::default());
 }
 
 #[test]
@@ -273,40 +284,42 @@ fn limits_at_their_smallest_and_unset_are_accepted() {
 }
 
 /// Rules match the normalized path, so dot segments, doubled slashes and
-/// escapes cannot step out of a rule or into a skipping one; a body goes
-/// uninspected only if the path as written skips it too.
+/// escapes land on the rule of the path they resolve to. A path whose
+/// readings as written and as resolved fall under different rules is
+/// ambiguous (an upstream could route it either way), judged under the
+/// enforcing one of the two policies.
 #[test]
-fn rules_match_the_normalized_path_and_skip_only_when_both_readings_skip() {
+fn rules_match_the_normalized_path_and_differing_readings_are_ambiguous() {
     let c = parse(include_str!("../../../../examples/per-route.json")).unwrap();
     let rule = |path: &str| {
-        let (index, skip) = c.select(|| ["POST", path, "api.example.com"]);
-        (c.policy(index).name.clone(), skip)
+        let r = c.select(|| ["POST", path, "api.example.com"]);
+        (c.policy(r.policy).name.clone(), r.skip, r.ambiguous)
     };
-    let named = |name: &str, skip| (name.to_string(), skip);
-    // Out of the skipping rule, into the inspected route.
-    assert_eq!(rule("/upload/../api/orders"), named("default", false));
-    assert_eq!(rule("/upload%2F..%2Fapi/orders"), named("default", false));
-    // Into the tight search rule however the path is spelt.
-    for path in [
-        "/api/search",
-        "//api/search",
-        "/api/./search",
-        "/%61pi/search?q=1",
-    ] {
-        assert_eq!(rule(path), named("search", false), "{path}");
-    }
-    // A path that only normalizes into the skipping rule is inspected under
-    // the policy of the path as written, and so is one that only normalizes
-    // into the report-only rule...
-    assert_eq!(rule("/api/search/../../upload/x"), named("default", false));
-    assert_eq!(rule("/api/orders/../../v1/x"), named("default", false));
-    assert_eq!(rule("/upload/..;/api/orders"), named("default", false));
-    assert_eq!(rule("/v1/./x"), named("legacy", false));
-    // (so is one whose raw spelling misses the rule's prefix)...
-    assert_eq!(rule("//upload/x"), named("default", false));
-    // ...and one that is written and normalized into it is skipped.
-    assert_eq!(rule("/upload/./x"), named("uploads", true));
-    assert_eq!(rule("/upload/x"), named("uploads", true));
+    let plain = |name: &str, skip| (name.to_string(), skip, false);
+    let ambiguous = |name: &str| (name.to_string(), false, true);
+    // Both readings agree.
+    assert_eq!(rule("/api/search?q=1"), plain("search", false));
+    assert_eq!(rule("/upload/./x"), plain("uploads", true));
+    assert_eq!(rule("/upload/x"), plain("uploads", true));
+    assert_eq!(rule("/api/orders"), plain("default", false));
+    assert_eq!(rule("/api/x/../orders"), plain("default", false));
+    // They differ: out of the skipping rule, into the strict one, out of
+    // the report-only one; the enforcing policy judges.
+    assert_eq!(rule("/upload/../api/orders"), ambiguous("default"));
+    assert_eq!(rule("/upload/..;/api/orders"), ambiguous("default"));
+    assert_eq!(rule("/upload%2F..%2Fapi/orders"), ambiguous("default"));
+    assert_eq!(rule("/api/search/../../upload/x"), ambiguous("default"));
+    assert_eq!(rule("//api/search"), ambiguous("search"));
+    assert_eq!(rule("/api/./search"), ambiguous("search"));
+    assert_eq!(rule("/%61pi/search"), ambiguous("search"));
+    assert_eq!(rule("/api/orders/../../v1/x"), ambiguous("default"));
+    // Both lenient (report-only as written, skipped as resolved): still
+    // refused, under the skipping rule's enforcing policy.
+    assert_eq!(rule("/v1/../upload/x"), ambiguous("uploads"));
+    // Escapes nested deeper than the decoding rounds: not settled, so
+    // ambiguous even where both readings pick the same rule.
+    let dot = "%%%33%32%%33%35%%%33%33%%33%32e";
+    assert_eq!(rule(&format!("/x/{dot}{dot}/y")), ambiguous("default"));
 }
 
 /// A rule path that normalization would change can never match a request,
