@@ -120,7 +120,7 @@ fn map_mut(st: &mut HostState, map_type: i32) -> Result<&mut Vec<(String, String
     let held_headers = st.env.options.allow_on_headers_stop_iteration;
     let req = st.req.as_mut();
     match (map_type, req) {
-        (abi::map::HTTP_REQUEST_HEADERS, Some(r)) if r.refuse_header_map => {
+        (abi::map::HTTP_REQUEST_HEADERS, Some(r)) if r.refuse.header_map => {
             Err(Status::BadArgument)
         }
         (abi::map::HTTP_REQUEST_HEADERS, Some(r))
@@ -541,7 +541,7 @@ fn define_proxy(
         }
         if ty == abi::STREAM_HTTP_REQUEST {
             match c.data_mut().req.as_mut() {
-                Some(r) if r.refuse_stream_reset => return status(Status::BadArgument),
+                Some(r) if r.refuse.stream_reset => return status(Status::BadArgument),
                 Some(r) => r.close_requested = true,
                 None => return status(Status::NotFound),
             }
@@ -574,7 +574,7 @@ fn define_proxy(
                 st.phase,
                 Phase::RequestHeaders | Phase::RequestBody | Phase::RequestTrailers
             );
-            let Some(req) = st.req.as_mut().filter(|r| active && !r.refuse_local_reply) else {
+            let Some(req) = st.req.as_mut().filter(|r| active && !r.refuse.local_reply) else {
                 // No stream to answer (root context, or the stream already
                 // ended), or a test's host that refuses.
                 return status(Status::BadArgument);

@@ -29,8 +29,8 @@ pub use baseline::{Placed, SerdeInWasm};
 pub use clock::Clock;
 pub use engine::{ensure_plugin, load_module, module_from_bytes, plugin_module};
 pub use request::{
-    CallbackArgs, CallbackRecord, HostcallCounts, LocalReply, LogLine, LogSource, Outcome,
-    ReplySource, Request, Summary, Verdict,
+    CallbackArgs, CallbackRecord, HostRefusals, HostcallCounts, LocalReply, LogLine, LogSource,
+    Outcome, ReplySource, Request, Summary, Verdict,
 };
 pub use shared::{MetricValue, Metrics, SharedData};
 pub use vm::{Host, HostBuilder, HostOptions, StartError, Vm};

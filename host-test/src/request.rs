@@ -39,16 +39,22 @@ pub struct Request {
     /// go downstream once this many body bytes have been forwarded (an
     /// upload endpoint that replies early). `None`: it answers after.
     pub early_response_after: Option<u64>,
-    /// Simulates a host that refuses `proxy_send_local_response`
-    /// (BAD_ARGUMENT), to test that a refused reply still lets nothing
+    /// Hostcalls the host refuses for this request, to test that the plugin
+    /// fails closed.
+    pub refuse: HostRefusals,
+}
+
+/// Host answers a test can turn hostile: each hostcall named here answers
+/// BAD_ARGUMENT for the request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostRefusals {
+    /// `proxy_send_local_response`: a refused reply must still let nothing
     /// through.
-    pub refuse_local_reply: bool,
-    /// Simulates a host that refuses `proxy_close_stream` for the request
-    /// (BAD_ARGUMENT).
-    pub refuse_stream_reset: bool,
-    /// Simulates a host that refuses the request header map (BAD_ARGUMENT
-    /// even in the headers callback).
-    pub refuse_header_map: bool,
+    pub local_reply: bool,
+    /// `proxy_close_stream` for the request.
+    pub stream_reset: bool,
+    /// The request header map, even in the headers callback.
+    pub header_map: bool,
 }
 
 impl Request {
@@ -67,9 +73,7 @@ impl Request {
             unreadable_body: false,
             capture_forwarded: false,
             early_response_after: None,
-            refuse_local_reply: false,
-            refuse_stream_reset: false,
-            refuse_header_map: false,
+            refuse: HostRefusals::default(),
         }
     }
 
@@ -183,23 +187,23 @@ impl Request {
     }
 
     /// Makes the host refuse the plugin's local reply (see
-    /// [`Request::refuse_local_reply`]).
+    /// [`HostRefusals::local_reply`]).
     pub fn refuse_local_reply(mut self) -> Self {
-        self.refuse_local_reply = true;
+        self.refuse.local_reply = true;
         self
     }
 
     /// Makes the host refuse to reset the request's stream (see
-    /// [`Request::refuse_stream_reset`]).
+    /// [`HostRefusals::stream_reset`]).
     pub fn refuse_stream_reset(mut self) -> Self {
-        self.refuse_stream_reset = true;
+        self.refuse.stream_reset = true;
         self
     }
 
     /// Makes the host refuse the request header map (see
-    /// [`Request::refuse_header_map`]).
+    /// [`HostRefusals::header_map`]).
     pub fn refuse_header_map(mut self) -> Self {
-        self.refuse_header_map = true;
+        self.refuse.header_map = true;
         self
     }
 

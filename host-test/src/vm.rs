@@ -6,8 +6,8 @@ use crate::clock::Clock;
 use crate::engine::{engine, EPOCH_TICK};
 use crate::imports::linker_for;
 use crate::request::{
-    CallbackArgs, CallbackRecord, HostcallCounts, LocalReply, LogLine, Outcome, ReplySource,
-    Request,
+    CallbackArgs, CallbackRecord, HostRefusals, HostcallCounts, LocalReply, LogLine, Outcome,
+    ReplySource, Request,
 };
 use crate::shared::{Metrics, SharedData};
 use anyhow::{anyhow, bail, Result};
@@ -135,9 +135,7 @@ pub(crate) struct ReqState {
     pub continue_requested: bool,
     pub close_requested: bool,
     pub body_bytes_read: u64,
-    pub refuse_local_reply: bool,
-    pub refuse_stream_reset: bool,
-    pub refuse_header_map: bool,
+    pub refuse: HostRefusals,
     /// The headers callback paused and nothing has continued the request
     /// since: the headers are still Envoy's to show (see [`HostOptions::allow_on_headers_stop_iteration`]).
     pub headers_held: bool,
@@ -182,9 +180,7 @@ impl ReqState {
         );
         self.body.clear();
         self.unreadable = req.unreadable_body;
-        self.refuse_local_reply = req.refuse_local_reply;
-        self.refuse_stream_reset = req.refuse_stream_reset;
-        self.refuse_header_map = req.refuse_header_map;
+        self.refuse = req.refuse;
         self.headers_held = false;
         self.local_reply = None;
         self.continue_requested = false;

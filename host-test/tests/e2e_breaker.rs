@@ -3,8 +3,8 @@
 
 mod plugin;
 use json_sanitizer::policy::breaker::{decode, BreakerConfig, State};
-use json_sanitizer_host::{plugin_module, Clock, Host, Request, SharedData, Vm};
-use plugin::{counter, post, try_host};
+use json_sanitizer_host::{Clock, Host, Request, SharedData, Vm};
+use plugin::{counter, post, try_host, try_host_with};
 use std::time::Duration;
 
 fn start(config: &str) -> (Host, Vm) {
@@ -70,17 +70,14 @@ fn consecutive_failures_trip_it_and_it_sheds_with_retry_after_without_reading_bo
 fn plugins_sharing_one_map_keep_their_breakers_apart_by_name_and_configuration() {
     let shared = SharedData::new();
     let clock = Clock::manual_at_ms(1_800_000_000_000);
+    // No vm_id: the default, as in Istio.
     let start_with = |name: &str, config: &str| {
-        let host = Host::builder(plugin_module().unwrap())
-            .config(config)
-            .clock(clock.clone())
-            .shared_data(shared.clone())
-            .plugin_name(name)
-            .vm_id("")
-            .build()
-            .unwrap();
-        let vm = host.start_vm().unwrap();
-        (host, vm)
+        try_host_with(config, |b| {
+            b.clock(clock.clone())
+                .shared_data(shared.clone())
+                .plugin_name(name)
+        })
+        .unwrap()
     };
     let start = |name: &str| start_with(name, CONSECUTIVE);
     let reconfigured = CONSECUTIVE.replacen('{', r#"{"reply":{"detail":false},"#, 1);
@@ -106,7 +103,9 @@ fn plugins_sharing_one_map_keep_their_breakers_apart_by_name_and_configuration()
         None,
         "other configuration: its own"
     );
-    assert!(!shared.is_empty());
+    // One breaker each: the plugin (both VMs), the other plugin, the other
+    // configuration.
+    assert_eq!(shared.len(), 3, "{:?}", shared.keys());
 }
 
 #[test]

@@ -211,7 +211,7 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
             assert!(o.trap.is_none(), "trap {:?} on {req:?}", o.trap);
             assert!(!o.stalled, "stalled on {req:?}");
             // A refused reply ends in a reset stream instead.
-            let refused = req.refuse_local_reply && o.stream_reset;
+            let refused = req.refuse.local_reply && o.stream_reset;
             resets += usize::from(refused);
             assert!(
                 o.completed || o.reply().is_some() || refused,

@@ -1,7 +1,7 @@
 //! The host's HTTP stream rules (Envoy's), checked with WAT guests.
 
 mod common;
-use common::{host, probes, probes_i};
+use common::{host, probes, probes_i, start_with_imports};
 use json_sanitizer_host::{ReplySource, Request};
 
 const CONTINUE: &str = "i32.const 0";
@@ -292,8 +292,7 @@ fn headers_paused_stop_the_body_callbacks_too_by_default() {
       (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 1)
       (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
     "#;
-    let h = host(funcs).build().unwrap();
-    let mut vm = h.start_vm().unwrap();
+    let (_h, mut vm) = start_with_imports("", funcs);
     let o = vm
         .send(&Request::post("/").chunks(["{", "}"]).trailer("x-t", "1"))
         .unwrap();
@@ -305,12 +304,8 @@ fn headers_paused_stop_the_body_callbacks_too_by_default() {
         (drop (call $continue (i32.const 0))) i32.const 1)
       (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
     "#;
-    let h = host(resumed).build().unwrap();
-    let o = h
-        .start_vm()
-        .unwrap()
-        .send(&Request::post("/").body("{}"))
-        .unwrap();
+    let (_h, mut vm) = start_with_imports("", resumed);
+    let o = vm.send(&Request::post("/").body("{}")).unwrap();
     assert!(o.completed && o.headers_forwarded, "{o:?}");
 }
 
@@ -408,8 +403,7 @@ fn callback_statuses_other_than_zero_stop_the_stream() {
         (if (result i32) (i32.eq (global.get $calls) (i32.const 1))
           (then (i32.const 2)) (else (i32.const 0))))
     "#;
-    let h = host(funcs).build().unwrap();
-    let mut vm = h.start_vm().unwrap();
+    let (h, mut vm) = start_with_imports("", funcs);
     let o = vm.send(&Request::post("/").chunks(["ab", "cd"])).unwrap();
     // The second call sees the held chunk with the new one.
     assert_eq!(probes(&h), vec![2, 4]);
@@ -419,12 +413,8 @@ fn callback_statuses_other_than_zero_stop_the_stream() {
       (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
       (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 7)
     "#;
-    let h = host(stray).build().unwrap();
-    let o = h
-        .start_vm()
-        .unwrap()
-        .send(&Request::post("/").body("x"))
-        .unwrap();
+    let (_h, mut vm) = start_with_imports("", stray);
+    let o = vm.send(&Request::post("/").body("x")).unwrap();
     assert!(o.stalled && o.forwarded_bytes == 0, "{o:?}");
 }
 
@@ -439,8 +429,8 @@ fn a_local_reply_with_a_malformed_header_map_goes_out_without_headers() {
           (i32.const 0) (i32.const 0) (i32.const 2048) (i32.const 5) (i32.const -1)))
         i32.const 0)
     "#;
-    let h = host(funcs).build().unwrap();
-    let o = h.start_vm().unwrap().send(&Request::get("/")).unwrap();
+    let (h, mut vm) = start_with_imports("", funcs);
+    let o = vm.send(&Request::get("/")).unwrap();
     assert_eq!(probes(&h), vec![0]);
     let reply = o.local_reply.expect("sent");
     assert_eq!(reply.status, 403);

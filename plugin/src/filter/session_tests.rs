@@ -1196,22 +1196,11 @@ fn hold_headers_pauses_the_headers_only_while_a_body_is_held() {
         (r#"{"hold_headers":true,"hold_bytes":0}"#, Action::Continue),
         (r#"{"hold_headers":false}"#, Action::Continue),
     ] {
-        let run = drive(
-            &plugin(config),
-            &mut host,
-            &head(&[]),
-            &[b"[1,", b"2]"],
-            false,
-        );
+        let p = plugin(config);
+        let run = drive(&p, &mut host, &head(&[]), &[b"[1,", b"2]"], false);
         assert_eq!(run.headers, headers, "{config}");
         assert_eq!(run.status(), None, "{config}");
-        let run = drive(
-            &plugin(config),
-            &mut host,
-            &head(&[]),
-            &[b"[1,", b"]"],
-            false,
-        );
+        let run = drive(&p, &mut host, &head(&[]), &[b"[1,", b"]"], false);
         assert_eq!(run.status(), Some(400), "{config}");
     }
 }

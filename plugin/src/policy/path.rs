@@ -17,18 +17,30 @@ const DECODE_ROUNDS: usize = 3;
 /// path that needs none of this is returned as it is, without allocating;
 /// one that does not start with `/` (`*`, an absolute URI) too.
 pub fn normalize(path: &str) -> Cow<'_, str> {
+    resolve(path).0
+}
+
+/// [`normalize`], and whether its result is settled: `false` when escapes
+/// nested deeper than the decoding rounds would still decode further (the
+/// result is then not normal itself). Only decoding can leave a result
+/// unsettled: the segment steps never make a new escape, dot segment, empty
+/// segment or backslash.
+pub fn resolve(path: &str) -> (Cow<'_, str>, bool) {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') || !needs_work(bytes) {
-        return Cow::Borrowed(path);
+        return (Cow::Borrowed(path), true);
     }
     let mut decoded = decode(bytes);
+    let mut settled = false;
     for _ in 1..DECODE_ROUNDS {
         let again = decode(&decoded);
         if again == decoded {
+            settled = true;
             break;
         }
         decoded = again;
     }
+    let settled = settled || decode(&decoded) == decoded;
     let mut segments: Vec<&[u8]> = Vec::new();
     // Whether the last segment read was `.`, `..` or empty: the result then
     // ends with a slash ("/a/b/.." is "/a/").
@@ -55,7 +67,10 @@ pub fn normalize(path: &str) -> Cow<'_, str> {
     if trailing_slash || segments.is_empty() {
         out.push(b'/');
     }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    (
+        Cow::Owned(String::from_utf8_lossy(&out).into_owned()),
+        settled,
+    )
 }
 
 /// Whether anything in `path` could change under [`normalize`].
@@ -182,10 +197,12 @@ mod tests {
     #[test]
     fn deeper_encodings_than_the_rounds_stay_unsettled() {
         assert_eq!(normalize("/upload/%%32%65%%32%65/api"), "/api");
+        assert!(resolve("/upload/%%32%65%%32%65/api").1);
         let dot = "%%%33%32%%33%35%%%33%33%%33%32e";
         let raw = format!("/public/{dot}{dot}/admin");
         let once = normalize(&raw).into_owned();
         assert_ne!(normalize(&once), once.as_str(), "{once}");
+        assert!(!resolve(&raw).1, "{raw} is reported unsettled");
     }
 
     proptest::proptest! {
@@ -205,8 +222,9 @@ mod tests {
             )
         ) {
             let raw = format!("/{}", tail.concat());
-            let once = normalize(&raw).into_owned();
-            proptest::prop_assert_eq!(normalize(&once), once.as_str(), "{}", raw);
+            let (once, settled) = resolve(&raw);
+            proptest::prop_assert!(settled, "{}", raw);
+            proptest::prop_assert_eq!(normalize(&once), once.as_ref(), "{}", raw);
         }
     }
 }

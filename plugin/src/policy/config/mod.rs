@@ -502,7 +502,7 @@ impl Config {
         let [method, path, authority] = route();
         let (method, raw, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
         let raw = raw.split(['?', '#']).next().unwrap_or("");
-        let normalized = super::path::normalize(raw);
+        let (normalized, settled) = super::path::resolve(raw);
         let first = |path: &str| {
             let index = self
                 .rules
@@ -517,7 +517,6 @@ impl Config {
         let chosen = first(&normalized);
         // Beyond the decoding rounds a path may still decode further: as
         // ambiguous as one whose readings differ.
-        let settled = super::path::normalize(&normalized) == normalized;
         if normalized == raw && settled {
             return chosen;
         }
