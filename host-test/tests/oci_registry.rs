@@ -31,25 +31,10 @@ const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 /// Makes sure the registry binary exists, installing the Debian package if not.
 fn ensure_registry_binary() -> PathBuf {
     let bin = PathBuf::from(REGISTRY_BIN);
-    if bin.is_file() {
-        return bin;
+    if let Err(e) = process::install_debian_package("docker-registry", || bin.is_file()) {
+        panic!("{REGISTRY_BIN} is missing: {e}; install the Debian package docker-registry to run this test");
     }
-    let install = Command::new("sh")
-        .arg("-c")
-        .arg("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry")
-        .stdin(Stdio::null())
-        .output();
-    match install {
-        Ok(out) if out.status.success() && bin.is_file() => bin,
-        Ok(out) => panic!(
-            "{REGISTRY_BIN} is missing and `apt-get install docker-registry` failed ({}); install the Debian package docker-registry to run this test.\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "{REGISTRY_BIN} is missing and apt-get could not be run ({e}); install the Debian package docker-registry to run this test"
-        ),
-    }
+    bin
 }
 
 /// A registry process on 127.0.0.1; killed when dropped, even if the test fails.

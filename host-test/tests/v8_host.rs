@@ -26,15 +26,8 @@ fn ensure_node() {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    if !works() {
-        let install = Command::new("sh")
-            .arg("-c")
-            .arg("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs")
-            .status();
-        assert!(
-            install.is_ok_and(|s| s.success()) && works(),
-            "node is missing and `apt-get install nodejs` failed; install Node.js to run this test"
-        );
+    if let Err(e) = process::install_debian_package("nodejs", works) {
+        panic!("node is missing: {e}; install Node.js to run this test");
     }
 }
 

@@ -18,3 +18,37 @@ pub fn output_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     drop(input);
     child.wait_with_output().expect("the process finishes")
 }
+
+/// Installs Debian `package` with apt-get, unless `present()` already
+/// holds, and checks `present()` afterwards. One install at a time: tests of
+/// one binary run in parallel, and two apt-gets at once fail on dpkg's lock
+/// (apt-get also waits up to two minutes for a lock held by another process).
+/// `Err` carries apt-get's status and error output.
+#[allow(dead_code)] // Not every suite that shares this module installs.
+pub fn install_debian_package(package: &str, present: impl Fn() -> bool) -> Result<(), String> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if present() {
+        return Ok(());
+    }
+    let script = format!(
+        "apt-get -o DPkg::Lock::Timeout=120 update -qq && \
+         DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq {package}"
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("apt-get could not be run: {e}"))?;
+    if out.status.success() && present() {
+        return Ok(());
+    }
+    Err(format!(
+        "`apt-get install {package}` failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    ))
+}
