@@ -482,12 +482,19 @@ fn define_proxy(
         d("proxy_set_property"),
         |mut c: C, pp: i32, pl: i32, vp: i32, vl: i32| -> R {
             count(&mut c, "proxy_set_property");
-            let path = property_path(&tri!(read(&c, pp, pl)));
+            let raw = tri!(read(&c, pp, pl));
             let value = tri!(read(&c, vp, vl));
+            // Envoy keeps properties in the stream's filter state: outside a
+            // stream there is none (NOT_FOUND).
             let Some(req) = c.data_mut().req.as_mut() else {
-                return status(Status::BadArgument);
+                return status(Status::NotFound);
             };
-            req.set_property(path, value);
+            let key = format!("wasm.{}", String::from_utf8_lossy(&raw));
+            match req.filter_state.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.clone_from(&value),
+                None => req.filter_state.push((key, value.clone())),
+            }
+            req.set_property(property_path(&raw), value);
             ok()
         },
     )?;

@@ -384,6 +384,10 @@ pub struct Outcome {
     pub hostcalls: HostcallCounts,
     /// Body bytes the plugin copied out with `proxy_get_buffer_bytes`.
     pub body_bytes_read: u64,
+    /// What the plugin set with `proxy_set_property`, keyed as Envoy's
+    /// filter state holds it for access logs (`wasm.` and the path):
+    /// `%FILTER_STATE(wasm.json_sanitizer.violation:PLAIN)%`.
+    pub filter_state: Vec<(String, Vec<u8>)>,
     /// Callbacks invoked, in order.
     pub callbacks: Vec<CallbackRecord>,
     /// Wall time the host spent on this request.
@@ -460,6 +464,15 @@ impl Outcome {
             offset: field("offset").and_then(|v| v.as_u64()),
             limit: field("limit").and_then(|v| v.as_u64()),
         }
+    }
+
+    /// A filter-state value the plugin set (see [`Outcome::filter_state`]),
+    /// as (lossy) text.
+    pub fn filter_state(&self, key: &str) -> Option<String> {
+        self.filter_state
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
     /// Calls of one hostcall during this request.

@@ -131,6 +131,9 @@ pub(crate) struct ReqState {
     /// The request's properties, then `request.*` from its pseudo-headers,
     /// then what the plugin set (few: looked up in order).
     pub properties: Vec<(String, Vec<u8>)>,
+    /// What the plugin set with `proxy_set_property`, under the keys Envoy
+    /// files it by in the stream's filter state (`wasm.` and the path).
+    pub filter_state: Vec<(String, Vec<u8>)>,
     pub local_reply: Option<LocalReply>,
     pub continue_requested: bool,
     pub close_requested: bool,
@@ -178,6 +181,7 @@ impl ReqState {
                 .map(|(k, v)| (k.as_str(), v.as_slice()))
                 .chain(standard.into_iter().filter(|(k, _)| !given(k))),
         );
+        self.filter_state.clear();
         self.body.clear();
         self.unreadable = req.unreadable_body;
         self.refuse = req.refuse;
@@ -845,8 +849,9 @@ impl Vm {
         let st = self.store.data_mut();
         st.flush_stdio();
         st.phase = Phase::Idle;
-        if let Some(r) = st.req.take() {
+        if let Some(mut r) = st.req.take() {
             out.body_bytes_read = r.body_bytes_read;
+            out.filter_state = std::mem::take(&mut r.filter_state);
             st.spare = Some(r);
         }
         out.logs = std::mem::take(&mut st.logs);

@@ -51,6 +51,11 @@ fn consecutive_failures_trip_it_and_it_sheds_with_retry_after_without_reading_bo
     assert_eq!(reply.status, 503);
     assert_eq!(reply.header("retry-after"), Some("20"), "19.5 s rounds up");
     assert_eq!(o.problem().unwrap()["violation"], "breaker_open");
+    assert_eq!(reply.details, "json_sanitizer_breaker_open");
+    assert_eq!(
+        o.filter_state("wasm.json_sanitizer.violation").as_deref(),
+        Some("breaker_open")
+    );
     assert_eq!(
         (o.body_bytes_read, o.forwarded_bytes, o.headers_forwarded),
         (0, 0, false)

@@ -81,6 +81,13 @@ fn every_body_violation_gets_its_status_and_problem_document() {
         assert_eq!(doc["offset"].as_u64(), Some(offset), "{violation}");
         assert_eq!(doc["request_id"], "e2e-1");
         assert!(doc["title"].is_string() && doc["detail"].is_string());
+        // What Envoy's access log prints: %RESPONSE_CODE_DETAILS% and
+        // %FILTER_STATE(wasm.json_sanitizer.violation:PLAIN)%.
+        assert_eq!(reply.details, format!("json_sanitizer_{violation}"));
+        assert_eq!(
+            o.filter_state("wasm.json_sanitizer.violation").as_deref(),
+            Some(violation)
+        );
         assert!(o.trap.is_none());
         assert!(
             o.logged(&format!("violation={violation}")),
@@ -428,6 +435,15 @@ fn report_mode_counts_and_logs_but_forwards_everything() {
     assert_eq!(o.status(), None);
     assert_eq!(o.forwarded_body.as_deref(), Some(&b"[1,,2]"[..]));
     assert!(o.logged("would reject"));
+    // The access log of the request that went through still says why it
+    // would have been refused; a good one says nothing.
+    assert_eq!(
+        o.filter_state("wasm.json_sanitizer.violation").as_deref(),
+        Some("syntax_error")
+    );
+    let good = vm.send(&post("[1,2]")).unwrap();
+    assert_eq!(good.filter_state("wasm.json_sanitizer.violation"), None);
+    assert_eq!(good.hostcall_count("proxy_set_property"), 0);
     assert_eq!(counter(&h, "report_only.would_reject"), 1);
     assert_eq!(counter(&h, "report_only.would_reject.syntax_error"), 1);
     assert_eq!(counter(&h, "requests_rejected"), 0);

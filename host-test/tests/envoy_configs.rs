@@ -401,3 +401,49 @@ fn embedded_configs_are_accepted_by_the_plugin() {
         assert_eq!(problem["violation"], "too_deep", "{name}");
     }
 }
+
+/// The sample access log says why the plugin refused a request: whatever a
+/// refusal through the real `.wasm` leaves for the access log (response code
+/// details, and every filter-state key the plugin set) is in `envoy.yaml`'s
+/// format, and the Istio format in `envoy/README.md` logs the same keys.
+#[test]
+fn the_sample_access_log_prints_why_the_plugin_refused() {
+    use json_sanitizer_host::{plugin_module, Host, Request};
+    let doc = envoy_yaml();
+    let (hcm, _) = hcm(&doc);
+    let format = get(
+        &hcm["access_log"][0]["typed_config"],
+        &["log_format", "text_format_source", "inline_string"],
+    )
+    .as_str()
+    .expect("a text access log format");
+    assert!(format.contains("%RESPONSE_CODE_DETAILS%"), "{format}");
+
+    let cfg = serde_json::to_string(&envoy_plugin_config()).unwrap();
+    let host = Host::builder(plugin_module().expect("the plugin"))
+        .config(&cfg)
+        .build()
+        .unwrap();
+    let mut vm = host.start_vm().unwrap();
+    let refused = vm
+        .send(
+            &Request::post("/api/orders")
+                .content_type("application/json")
+                .body("[1,]"),
+        )
+        .unwrap();
+    assert_eq!(
+        refused.local_reply.as_ref().map(|r| r.details.as_str()),
+        Some("json_sanitizer_syntax_error")
+    );
+    assert!(
+        !refused.filter_state.is_empty(),
+        "the refusal left no trace"
+    );
+    let istio = repo_file("envoy/README.md");
+    for (key, _) in &refused.filter_state {
+        let field = format!("%FILTER_STATE({key}:PLAIN)%");
+        assert!(format.contains(&field), "{field} not in {format}");
+        assert!(istio.contains(&field), "{field} not in envoy/README.md");
+    }
+}

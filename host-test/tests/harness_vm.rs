@@ -294,13 +294,15 @@ fn properties_use_the_nul_separated_path_encoding() {
     assert_eq!(probes(&h), vec![0, 17, 0, 7, 1, 1]);
 }
 
+/// The import of `proxy_set_property`, which the shared prelude lacks.
+const SET_PROPERTY: &str = r#"
+  (import "env" "proxy_set_property" (func $set_property (param i32 i32 i32 i32) (result i32)))
+"#;
+
 #[test]
 fn properties_and_headers_belong_to_one_request() {
     // The host reuses its per-request buffers; what one request had or set
     // must not be visible to the next.
-    let imports = r#"
-      (import "env" "proxy_set_property" (func $set_property (param i32 i32 i32 i32) (result i32)))
-    "#;
     let funcs = r#"
       (data (i32.const 2048) "mark")
       (data (i32.const 2064) "request\00path")
@@ -315,7 +317,7 @@ fn properties_and_headers_belong_to_one_request() {
         (call $probe32 (local.get 1))
         i32.const 0)
     "#;
-    let (h, mut vm) = start_with_imports(imports, funcs);
+    let (h, mut vm) = start_with_imports(SET_PROPERTY, funcs);
     let first = Request::get("/a-long-first-path")
         .header("x-extra", "1")
         .header("x-more", "2");
@@ -323,6 +325,35 @@ fn properties_and_headers_belong_to_one_request() {
     vm.send(&Request::get("/b")).unwrap();
     // mark: not found, then found; path length; x-extra found; header count.
     assert_eq!(probes(&h), vec![1, 0, 18, 0, 6, 1, 0, 2, 1, 4]);
+}
+
+#[test]
+fn properties_the_plugin_sets_are_the_streams_filter_state() {
+    // Envoy files `proxy_set_property(path)` in the stream's filter state
+    // as `wasm.<path>`, where access logs read it; outside a stream (the
+    // root context) there is no filter state: NOT_FOUND.
+    let funcs = r#"
+      (data (i32.const 2048) "json_sanitizer.violation")
+      (data (i32.const 2080) "too_deep")
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+        call $init_probe
+        (call $probe32 (call $set_property (i32.const 2048) (i32.const 24) (i32.const 2080) (i32.const 8)))
+        i32.const 1)
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (if (i32.eq (local.get 1) (i32.const 5))
+          (then (call $probe32 (call $set_property (i32.const 2048) (i32.const 24) (i32.const 2080) (i32.const 8)))))
+        i32.const 0)
+    "#;
+    let (h, mut vm) = start_with_imports(SET_PROPERTY, funcs);
+    let set = vm.send(&Request::get("/").header("x-set", "1")).unwrap();
+    assert_eq!(
+        set.filter_state("wasm.json_sanitizer.violation").as_deref(),
+        Some("too_deep")
+    );
+    // The next request starts with none.
+    let unset = vm.send(&Request::get("/")).unwrap();
+    assert_eq!(unset.filter_state("wasm.json_sanitizer.violation"), None);
+    assert_eq!(probes(&h), vec![1, 0]);
 }
 
 #[test]

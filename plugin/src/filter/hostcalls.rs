@@ -85,6 +85,13 @@ extern "C" {
         value: *mut *mut u8,
         value_size: *mut usize,
     ) -> u32;
+    #[link_name = "proxy_set_property"]
+    fn raw_set_property(
+        path: *const u8,
+        path_size: usize,
+        value: *const u8,
+        value_size: usize,
+    ) -> u32;
     #[link_name = "proxy_define_metric"]
     fn raw_define_metric(metric_type: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     #[link_name = "proxy_increment_metric"]
@@ -221,6 +228,15 @@ pub fn property(path: &[&str]) -> Option<Vec<u8>> {
     } else {
         None
     }
+}
+
+/// Sets a one-segment property of the stream (Envoy: filter state
+/// `wasm.<path>`); `false` if the host refuses.
+pub fn set_property(path: &str, value: &[u8]) -> bool {
+    // SAFETY: pointers and lengths of live buffers.
+    let status =
+        unsafe { raw_set_property(path.as_ptr(), path.len(), value.as_ptr(), value.len()) };
+    status == OK
 }
 
 /// Defines a counter; `None` if the host refuses.

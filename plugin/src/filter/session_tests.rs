@@ -23,6 +23,8 @@ struct FakeHost {
     store: EnvoyStore,
     logs: Vec<(Level, String)>,
     metrics: HashMap<String, u64>,
+    /// What `note_violation` left for the access log, in order.
+    noted: Vec<ViolationKind>,
 }
 
 impl Host for FakeHost {
@@ -55,6 +57,9 @@ impl Host for FakeHost {
     fn count(&mut self, metric: Metric, delta: u64) {
         assert!(delta > 0, "Envoy refuses increments <= 0");
         *self.metrics.entry(metric.name()).or_default() += delta;
+    }
+    fn note_violation(&mut self, kind: ViolationKind) {
+        self.noted.push(kind);
     }
 }
 
@@ -507,6 +512,58 @@ fn report_mode_logs_and_counts_but_never_rejects() {
     );
     assert_eq!(run.headers, Action::Continue);
     assert_eq!(host.metric("report_only.would_reject.body_too_large"), 1);
+}
+
+/// Every refusal says why where Envoy's access log can print it: the
+/// reply's response code details and the noted violation name its kind, at
+/// every stage (headers, body, breaker); report mode notes the kind without
+/// replying, and a request that passes notes nothing.
+#[test]
+fn every_refusal_names_its_violation_for_the_access_log() {
+    let p = plugin(
+        r#"{"limits":{"max_body_bytes":10},"on_other_content_type":"reject",
+            "breaker":{"enabled":true,"consecutive_failures":2,"counts":["syntax_error"]}}"#,
+    );
+    let cases: [(RequestHead, &[u8], ViolationKind); 4] = [
+        (
+            head(&[("content-length", "11")]),
+            b"",
+            ViolationKind::BodyTooLarge,
+        ),
+        (
+            head(&[("content-type", "text/plain")]),
+            b"[1]",
+            ViolationKind::UnsupportedMediaType,
+        ),
+        (head(&[]), b"[1,]", ViolationKind::SyntaxError),
+        // The second syntax error opens the breaker (for the next request).
+        (head(&[]), b"[1,]", ViolationKind::SyntaxError),
+    ];
+    let mut host = FakeHost::default();
+    for (head, body, kind) in &cases {
+        host.noted.clear();
+        let run = drive(&p, &mut host, head, &[body], false);
+        let reply = run.reply().expect("refused");
+        assert_eq!(reply.details, format!("json_sanitizer_{kind}"));
+        assert_eq!(run.violation().as_deref(), Some(kind.as_str()));
+        assert_eq!(host.noted, vec![*kind]);
+    }
+    host.noted.clear();
+    let run = drive(&p, &mut host, &head(&[]), &[b"[1]"], false);
+    let reply = run.reply().expect("breaker open");
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.details, "json_sanitizer_breaker_open");
+    assert_eq!(host.noted, vec![ViolationKind::BreakerOpen]);
+
+    let report = plugin(r#"{"mode":"report"}"#);
+    host.noted.clear();
+    let run = drive(&report, &mut host, &head(&[]), &[b"[1,]"], false);
+    assert_eq!(run.status(), None);
+    assert_eq!(host.noted, vec![ViolationKind::SyntaxError]);
+    host.noted.clear();
+    let run = drive(&report, &mut host, &head(&[]), &[b"[1]"], false);
+    assert_eq!(run.status(), None);
+    assert_eq!(host.noted, vec![]);
 }
 
 #[test]

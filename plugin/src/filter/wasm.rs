@@ -5,9 +5,10 @@
 use super::hostcalls::{self, LogLevel};
 use super::metrics::{self, Metric};
 use super::plugin::Plugin;
-use super::session::{Action as SessionAction, Host, Level, Session};
+use super::session::{Action as SessionAction, Host, Level, Session, VIOLATION_PROPERTY};
 use crate::policy::breaker::{SetError, Store, StoreError};
 use crate::policy::config::Config;
+use crate::violation::ViolationKind;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use std::collections::hash_map::RandomState;
@@ -123,10 +124,9 @@ fn act(session: &mut Session, host: &mut WasmHost, action: SessionAction) -> Act
         SessionAction::Continue => Action::Continue,
         SessionAction::Pause => Action::Pause,
         SessionAction::Reply(reply) => {
-            let details = "json_sanitizer_rejected";
             if !hostcalls::send_local_response(
                 reply.status,
-                details,
+                &reply.details,
                 reply.body.as_bytes(),
                 &reply.headers,
             ) {
@@ -215,6 +215,10 @@ impl Host for WasmHost {
         if let Some(Some(id)) = self.metrics.get(metric.index()) {
             hostcalls::increment(*id, delta);
         }
+    }
+
+    fn note_violation(&mut self, kind: ViolationKind) {
+        hostcalls::set_property(VIOLATION_PROPERTY, kind.as_str().as_bytes());
     }
 }
 

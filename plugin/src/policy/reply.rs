@@ -5,11 +5,15 @@ use super::config::ReplyConfig;
 use crate::violation::{Violation, ViolationKind};
 use serde::Serialize;
 
-/// A complete local reply, ready for `send_http_response`.
+/// A complete local reply, ready for `proxy_send_local_response`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
+    /// Envoy's response code details (`%RESPONSE_CODE_DETAILS%` in access
+    /// logs, printed by Istio's default format): `json_sanitizer_` and the
+    /// violation, so every refusal says why in the log line of its request.
+    pub details: String,
     /// Response headers (lower-case names).
     pub headers: Vec<(String, String)>,
     /// The problem+json document.
@@ -81,6 +85,12 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
     }
 }
 
+/// The response code details of a reply for `kind`: `json_sanitizer_too_deep`.
+/// Envoy requires them free of whitespace, as kind names are.
+pub fn response_code_details(kind: ViolationKind) -> String {
+    format!("json_sanitizer_{}", kind.as_str())
+}
+
 /// A request id safe to log and echo: printable ASCII without spaces or
 /// quotes, at most 128 characters; anything else is dropped.
 pub fn clean_request_id(raw: &str) -> Option<String> {
@@ -125,6 +135,7 @@ pub fn build(
     }
     Reply {
         status,
+        details: response_code_details(v.kind),
         headers,
         body,
     }
