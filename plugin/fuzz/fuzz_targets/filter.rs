@@ -31,6 +31,7 @@ use json_sanitizer::policy::breaker::testing::EnvoyStore;
 use json_sanitizer::policy::breaker::Store;
 use json_sanitizer::policy::config::Config;
 use json_sanitizer::policy::reply::Reply;
+use json_sanitizer::violation::ViolationKind;
 use libfuzzer_sys::fuzz_target;
 use std::rc::Rc;
 
@@ -110,6 +111,7 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_
     let trailers = mode & 1 != 0;
     let headers_end = chunks.is_empty() && !trailers;
 
+    host.noted.clear();
     let mut session = Session::new(Rc::clone(plugin));
     let mut reply = None;
     let mut action = session.on_request_headers(&head, headers_end, host);
@@ -159,8 +161,12 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_
     // deletion of the stream's context does.
     drop(session);
 
+    // At most one violation per request reaches the access log, and a
+    // reply's is the one it names.
+    assert!(host.noted.len() <= 1, "{:?}", host.noted);
     if let Some(r) = &reply {
-        well_formed(r);
+        let kind = well_formed(r);
+        assert_eq!(host.noted, [kind], "{r:?}");
     }
     if default_config && inspectable && !host.hostile && !headers_end {
         let expected = Inspector::check(&Limits::default(), &JsonOptions::default(), &body).err();
@@ -265,8 +271,8 @@ fn headers(input: &mut Input, body_len: usize) -> (RequestHead, bool) {
     (head, inspectable)
 }
 
-/// A local reply as the README documents it.
-fn well_formed(reply: &Reply) {
+/// A local reply as the README documents it; its violation.
+fn well_formed(reply: &Reply) -> ViolationKind {
     assert!((400..=599).contains(&reply.status), "{reply:?}");
     let doc: serde_json::Value = serde_json::from_str(&reply.body).expect("problem+json body");
     assert_eq!(
@@ -287,6 +293,11 @@ fn well_formed(reply: &Reply) {
             .any(|(name, value)| name == "content-type" && value == "application/problem+json"),
         "{reply:?}"
     );
+    assert_eq!(reply.details, format!("json_sanitizer_{kind}"), "{reply:?}");
+    *ViolationKind::ALL
+        .iter()
+        .find(|k| k.as_str() == kind)
+        .expect("a documented violation")
 }
 
 #[derive(Default)]
@@ -297,6 +308,8 @@ struct FuzzHost {
     clock_refused: bool,
     refuse_reset: bool,
     store: EnvoyStore,
+    /// What the session left for the access log during this request.
+    noted: Vec<ViolationKind>,
 }
 
 impl Host for FuzzHost {
@@ -321,5 +334,8 @@ impl Host for FuzzHost {
     }
     fn count(&mut self, metric: Metric, delta: u64) {
         assert!(delta > 0, "{} moved by 0: Envoy refuses it", metric.name());
+    }
+    fn note_violation(&mut self, kind: ViolationKind) {
+        self.noted.push(kind);
     }
 }
