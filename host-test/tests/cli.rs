@@ -475,16 +475,29 @@ fn demo_shows_every_example_configuration_and_the_breaker() {
         "{streamed}"
     );
     assert_eq!(row("good.json")[0][1..4], ["pass", "-", "-"]);
-    // Non-JSON passes under default.json and is refused by strict-api.json.
-    let form = row("not-json.txt");
-    assert_eq!(form[0][2..5], ["pass", "-", "-"], "{form:?}");
-    assert_eq!(
-        form[1][2..5],
-        ["reject", "415", "unsupported_media_type"],
-        "{form:?}"
+    // Passed by default.json, refused by strict-api.json (the second
+    // section): `role` beside `Role` (reject_case_insensitive, with
+    // duplicate_key at 422) and a form (415; its label is two words).
+    for (label, at, strict) in [
+        ("case-duplicate.json", 1, ["reject", "422", "duplicate_key"]),
+        (
+            "not-json.txt",
+            2,
+            ["reject", "415", "unsupported_media_type"],
+        ),
+    ] {
+        let rows = row(label);
+        assert_eq!(rows[0][at..at + 3], ["pass", "-", "-"], "{rows:?}");
+        assert_eq!(rows[1][at..at + 3], strict, "{rows:?}");
+    }
+    // report-only (the third section) lets everything through, and the
+    // access log says what it would have refused.
+    let reported = row("too-deep.json").remove(2).join(" ");
+    assert!(
+        reported.starts_with("too-deep.json pass - -")
+            && reported.ends_with("access log: would reject, too_deep"),
+        "{reported}"
     );
-    // report-only (the third section) lets everything through.
-    assert!(row("too-deep.json")[2][1..4] == ["pass", "-", "-"]);
     // The breaker trips, sheds with 503, and recovers.
     let verdict = |label: &str| -> Vec<String> {
         let words = row(label).remove(0);

@@ -602,6 +602,33 @@ fn metrics_count_requests_bytes_and_outcomes() {
     }
 }
 
+/// `reject_case_insensitive` through the wasm: keys Go would match to one
+/// field are a duplicate at the second one's quote, whole or one byte per
+/// chunk; keys that differ otherwise pass.
+#[test]
+fn keys_go_matches_to_one_field_are_duplicates_when_asked() {
+    let (_h, mut vm) = host_pair(r#"{"json":{"duplicate_keys":"reject_case_insensitive"}}"#);
+    for (body, offset) in [
+        (r#"{"role":"user","Role":"admin"}"#, 15),
+        ("{\"kind\":1,\"\u{212A}IND\":2}", 10),
+        (r#"{"kind":1,"\u212Aind":2}"#, 10),
+        ("[{\"size\":1},{\"size\":1,\"\u{17F}ize\":2}]", 22),
+    ] {
+        for chunk in [body.len(), 1] {
+            let o = vm.send(&post(body).chunk_size(chunk)).unwrap();
+            let p = o.problem().unwrap_or_else(|| panic!("{body}: passed"));
+            assert_eq!(
+                (&p["violation"], p["offset"].as_u64()),
+                (&serde_json::json!("duplicate_key"), Some(offset)),
+                "{body} in {chunk}-byte chunks"
+            );
+        }
+    }
+    for body in [r#"{"a":{"A":1}}"#, "{\"caf\u{e9}\":1,\"caf\u{c9}\":2}"] {
+        assert_eq!(vm.send(&post(body)).unwrap().status(), None, "{body}");
+    }
+}
+
 #[test]
 fn bad_configurations_are_refused_naming_the_field() {
     for (config, field) in [

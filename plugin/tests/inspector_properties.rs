@@ -8,10 +8,10 @@
 #[path = "support/serde_oracle.rs"]
 mod serde_oracle;
 
-use json_sanitizer::inspector::{Inspector, JsonOptions, Limits};
+use json_sanitizer::inspector::{DuplicateKeys, Inspector, JsonOptions, Limits};
 use json_sanitizer::violation::{Violation, ViolationKind};
 use proptest::prelude::*;
-use serde_oracle::{NoDuplicates, SerdeVerdict};
+use serde_oracle::{NoDuplicates, NoFoldedDuplicates, SerdeVerdict};
 
 /// A JSON tree whose rendering we control (whitespace, escapes, duplicates).
 #[derive(Debug, Clone)]
@@ -404,9 +404,18 @@ fn shaped_document() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn inspect_in_chunks(limits: &Limits, body: &[u8], cuts: &[usize]) -> Result<(), Violation> {
+    inspect_with(limits, &JsonOptions::default(), body, cuts)
+}
+
+fn inspect_with(
+    limits: &Limits,
+    options: &JsonOptions,
+    body: &[u8],
+    cuts: &[usize],
+) -> Result<(), Violation> {
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
     cuts.sort_unstable();
-    let mut ins = Inspector::new(limits, &JsonOptions::default());
+    let mut ins = Inspector::new(limits, options);
     let mut prev = 0;
     for c in cuts.into_iter().chain(std::iter::once(body.len())) {
         ins.feed(&body[prev..c])?;
@@ -423,11 +432,66 @@ fn same_verdict_for_any_chunking(
     doc: &[u8],
     cuts: &[usize],
 ) -> Result<(), TestCaseError> {
-    let whole = inspect_in_chunks(limits, doc, &[]);
-    prop_assert_eq!(&inspect_in_chunks(limits, doc, cuts), &whole);
+    same_verdict_with(limits, &JsonOptions::default(), doc, cuts)
+}
+
+fn same_verdict_with(
+    limits: &Limits,
+    options: &JsonOptions,
+    doc: &[u8],
+    cuts: &[usize],
+) -> Result<(), TestCaseError> {
+    let whole = inspect_with(limits, options, doc, &[]);
+    prop_assert_eq!(&inspect_with(limits, options, doc, cuts), &whole);
     let bytewise: Vec<usize> = (1..doc.len()).collect();
-    prop_assert_eq!(&inspect_in_chunks(limits, doc, &bytewise), &whole);
+    prop_assert_eq!(&inspect_with(limits, options, doc, &bytewise), &whole);
     Ok(())
+}
+
+/// Keys that Go's `encoding/json` matches to a few fields (`id`, `kind`,
+/// `size`), spelled with other cases, K and ſ, beside keys it keeps apart
+/// (other letters' case, look-alikes).
+const CASED_KEYS: &[&str] = &[
+    "id",
+    "Id",
+    "ID",
+    "kind",
+    "KIND",
+    "\u{212A}ind",
+    "\u{212A}",
+    "k",
+    "K",
+    "size",
+    "\u{17F}ize",
+    "SIZE",
+    "s",
+    "\u{17F}",
+    "caf\u{e9}",
+    "CAF\u{e9}",
+    "caf\u{c9}",
+    "\u{2126}",
+    "longer_key_name_1",
+    "LONGER_KEY_NAME_1",
+    "x",
+];
+
+/// Arrays of small objects keyed from [`CASED_KEYS`] (so shapes repeat),
+/// some nested, rendered with random whitespace and escapes.
+fn cased_document() -> impl Strategy<Value = Vec<u8>> {
+    let key = (0..CASED_KEYS.len()).prop_map(|i| CASED_KEYS[i].to_string());
+    let leaf = prop_oneof![
+        Just(J::Null),
+        any::<i64>().prop_map(J::Int),
+        "[a-z]{0,3}".prop_map(J::Str)
+    ];
+    let object = leaf.prop_recursive(2, 24, 5, move |inner| {
+        prop::collection::vec((key.clone(), inner), 0..6).prop_map(J::Obj)
+    });
+    (prop::collection::vec(object, 1..8), any::<u64>()).prop_map(|(items, seed)| {
+        let mut out = Vec::new();
+        render(&J::Arr(items), &mut Choices(seed | 1), &mut out);
+        out
+    })
 }
 
 proptest! {
@@ -519,6 +583,31 @@ proptest! {
         for limits in [limits, near] {
             same_verdict_for_any_chunking(&limits, &doc, &cuts)?;
         }
+    }
+
+    /// `reject_case_insensitive`: refused exactly when an object repeats a
+    /// key as Go would match it (the folded-key oracle), as `duplicate_key`,
+    /// with the same verdict for any chunking; and never more lenient than
+    /// `reject`.
+    #[test]
+    fn folded_duplicates_agree_with_the_folded_oracle(
+        doc in cased_document(),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let folding = JsonOptions {
+            duplicate_keys: DuplicateKeys::RejectCaseInsensitive,
+            ..JsonOptions::default()
+        };
+        let unique = serde_json::from_slice::<NoFoldedDuplicates>(&doc).is_ok();
+        let whole = inspect_with(&Limits::UNLIMITED, &folding, &doc, &[]);
+        prop_assert_eq!(whole.is_ok(), unique, "{:?} {}", whole, String::from_utf8_lossy(&doc));
+        if let Err(v) = whole {
+            prop_assert_eq!(v.kind, ViolationKind::DuplicateKey);
+        }
+        if inspect_in_chunks(&Limits::UNLIMITED, &doc, &[]).is_err() {
+            prop_assert!(whole.is_err(), "stricter than reject");
+        }
+        same_verdict_with(&Limits::UNLIMITED, &folding, &doc, &cuts)?;
     }
 
     /// Complete documents within limits: accepted exactly when serde_json

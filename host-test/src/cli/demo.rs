@@ -64,6 +64,10 @@ fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
             req: json_post("/api/orders", &file("duplicate-key.json")?),
         },
         Case {
+            label: "case-duplicate.json".into(),
+            req: json_post("/api/orders", &file("case-duplicate.json")?),
+        },
+        Case {
             label: "lone-surrogate.json".into(),
             req: json_post("/api/orders", &file("lone-surrogate.json")?),
         },
@@ -150,6 +154,13 @@ fn note(o: &Outcome) -> String {
             .any(|l| l.level >= json_sanitizer_host::LogLevel::Warn)
     {
         n.push("logged".into());
+    }
+    if o.reply().is_none() {
+        // Report mode: what Envoy's access log would show for the request
+        // that went through.
+        if let Some(kind) = o.filter_state("wasm.json_sanitizer.violation") {
+            n.push(format!("access log: would reject, {kind}"));
+        }
     }
     if o.stalled {
         n.push("STALLED".into());

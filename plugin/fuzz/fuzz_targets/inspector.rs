@@ -8,7 +8,8 @@
 //! - the verdict (kind, offset, limit) is the same for the body whole, cut at
 //!   the fuzzer's positions, and one byte per chunk (where only the
 //!   reference state machine reads, never the fast path), under the default
-//!   limits, none, or limits aimed at the body's own boundaries;
+//!   limits, none, or limits aimed at the body's own boundaries, with each
+//!   duplicate-key policy (`reject`, `reject_case_insensitive`, `allow`);
 //! - an inspector reused after `reset()` on another body judges exactly as
 //!   a fresh one (recycled inspectors carry no state between requests);
 //! - with no limits, complete documents are accepted exactly when
@@ -45,10 +46,10 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let limits = limits(mode, [l0, l1, l2, l3, l4, l5, l6], body);
     let options = JsonOptions {
-        duplicate_keys: if mode & 4 != 0 {
-            DuplicateKeys::Allow
-        } else {
-            DuplicateKeys::Reject
+        duplicate_keys: match (mode & 4 != 0, mode & 64 != 0) {
+            (true, _) => DuplicateKeys::Allow,
+            (false, false) => DuplicateKeys::Reject,
+            (false, true) => DuplicateKeys::RejectCaseInsensitive,
         },
         allow_bom: mode & 8 != 0,
         allow_lone_surrogates: mode & 16 != 0,
@@ -82,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
             body.len()
         );
     }
-    if mode & 3 == 1 && mode & 0b11_1100 == 0 {
+    if mode & 3 == 1 && mode & 0b111_1100 == 0 {
         agrees_with_serde_json(body, whole);
     }
 });

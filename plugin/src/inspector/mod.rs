@@ -29,7 +29,7 @@ mod utf8;
 pub use limits::{defaults, DuplicateKeys, JsonOptions, Limits};
 
 use crate::violation::{Violation, ViolationKind};
-use keys::{KeyHasher, KeySet};
+use keys::{Folder, KeyHasher, KeySet};
 use shapes::{Shape, Shapes};
 
 /// Where the scanner is in the grammar between two bytes. Kept as one small
@@ -137,6 +137,8 @@ pub struct Inspector {
     /// The token length limits of `bounds`, as the fast path uses them.
     room: fast::Room,
     check_duplicates: bool,
+    /// Keys compare as Go matches them ([`DuplicateKeys::RejectCaseInsensitive`]).
+    fold_keys: bool,
     allow_bom: bool,
     allow_lone_surrogates: bool,
     allow_empty_body: bool,
@@ -158,6 +160,8 @@ pub struct Inspector {
     in_key: bool,
     /// Running hash of the decoded bytes of the current key.
     key_hash: KeyHasher,
+    /// With `fold_keys`, what stands between the key's bytes and `key_hash`.
+    folder: Folder,
     /// Offset of the backslash of the current escape.
     escape_start: u64,
     /// Offset of the backslash of a high surrogate awaiting its low half.
@@ -194,7 +198,8 @@ impl Inspector {
         Self {
             bounds,
             room: fast::Room::from(&bounds),
-            check_duplicates: options.duplicate_keys == DuplicateKeys::Reject,
+            check_duplicates: options.duplicate_keys != DuplicateKeys::Allow,
+            fold_keys: options.duplicate_keys == DuplicateKeys::RejectCaseInsensitive,
             allow_bom: options.allow_bom,
             allow_lone_surrogates: options.allow_lone_surrogates,
             allow_empty_body: options.allow_empty_body,
@@ -209,6 +214,7 @@ impl Inspector {
             token_bound: u64::MAX,
             in_key: false,
             key_hash: KeyHasher::new(seed),
+            folder: Folder::default(),
             escape_start: 0,
             high_start: 0,
             high: 0,

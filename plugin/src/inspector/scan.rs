@@ -9,7 +9,7 @@
 //! string bodies eight bytes at a time (SWAR), indentation, digit runs, whole
 //! UTF-8 sequences in place.
 
-use super::keys::KeyHasher;
+use super::keys::{Folder, KeyHasher};
 use super::shapes::Shape;
 use super::simd::plain_run;
 use super::swar::skip_ws;
@@ -82,9 +82,7 @@ impl Inspector {
                         }
                         break;
                     }
-                    if self.in_key && self.check_duplicates {
-                        self.key_hash.write(&s[run..i]);
-                    }
+                    self.hash_key_bytes(&s[run..i]);
                     if i == len {
                         break;
                     }
@@ -440,6 +438,7 @@ impl Inspector {
         self.token_start = pos;
         self.token_bound = (pos + 1).saturating_add(self.bounds.key);
         self.key_hash = KeyHasher::new(self.seed);
+        self.folder = Folder::default();
         Ok(())
     }
 
@@ -458,6 +457,7 @@ impl Inspector {
                 // The key now being ended was counted when it began.
                 self.leave_shape(count.saturating_sub(1));
             }
+            self.folder.flush(&mut self.key_hash);
             if !self
                 .keys
                 .insert(self.key_hash.finish(), self.frames.len(), mark)
@@ -599,7 +599,11 @@ impl Inspector {
     #[inline(always)]
     fn hash_key_bytes(&mut self, bytes: &[u8]) {
         if self.in_key && self.check_duplicates {
-            self.key_hash.write(bytes);
+            if self.fold_keys {
+                self.folder.write(&mut self.key_hash, bytes);
+            } else {
+                self.key_hash.write(bytes);
+            }
         }
     }
 

@@ -410,6 +410,48 @@ fn duplicate_keys_compare_after_decoding_per_object() {
     );
 }
 
+/// `reject_case_insensitive`: keys Go's `encoding/json` would match to one
+/// struct field are duplicates (ASCII case, K for k, ſ for s, however
+/// spelled), at the offset of the second one, for every split of the body;
+/// the default `reject` lets them through, and other letters keep their case.
+#[test]
+fn case_insensitive_duplicates_are_the_keys_go_matches_to_one_field() {
+    let folding = JsonOptions {
+        duplicate_keys: DuplicateKeys::RejectCaseInsensitive,
+        ..strict()
+    };
+    let folded = |doc: &str| verdict_with(&Limits::default(), &folding, doc.as_bytes());
+    for (doc, offset) in [
+        ("{\"role\":\"user\",\"Role\":\"admin\"}", 15),
+        ("{\"role\":1,\"ROLE\":2}", 10),
+        ("{\"Kind\":1,\"\u{212A}ind\":2}", 10),
+        ("{\"kind\":1,\"\\u212Aind\":2}", 10),
+        ("{\"kind\":1,\"\\u004Bind\":2}", 10),
+        ("{\"size\":1,\"\u{17F}ize\":2}", 10),
+        ("{\"SIZE\":1,\"\\u017fize\":2}", 10),
+        ("{\"a\":{\"B\":1},\"A\":2}", 13),
+        // Past the fast path's plain keys: long, escaped, non-ASCII.
+        ("{\"accountNumberX\":1,\"ACCOUNTNUMBERx\":2}", 20),
+        ("{\"caf\u{e9}\":1,\"CAF\u{e9}\":2}", 11),
+    ] {
+        assert_eq!(
+            folded(doc).map_err(|v| (v.kind, v.offset)),
+            Err((K::DuplicateKey, Some(offset))),
+            "{doc}"
+        );
+        assert_eq!(verdict(doc.as_bytes()), Ok(()), "case-sensitive: {doc}");
+    }
+    for doc in [
+        "{\"a\":{\"A\":1}}",
+        "[{\"id\":1},{\"ID\":2}]",
+        "{\"\u{e9}\":1,\"\u{c9}\":2}",
+        "{\"k\":1,\"\u{2126}\":2,\"\u{212B}\":3}",
+        "{\"a\":1,\"a \":2,\"@\":3,\"`\":4,\"[\":5,\"{\":6}",
+    ] {
+        assert_eq!(folded(doc), Ok(()), "{doc}");
+    }
+}
+
 #[test]
 fn brackets_and_quotes_inside_strings_are_content() {
     let l = only(|l| l.max_depth = Some(1));

@@ -57,51 +57,75 @@ impl SerdeVerdict {
 }
 
 /// Fails on a key repeated within one object, after serde's decoding.
-pub struct NoDuplicates;
+pub type NoDuplicates = UniqueKeys<false>;
 
-impl<'de> Deserialize<'de> for NoDuplicates {
+/// Fails on two keys of one object that Go's `encoding/json` matches to the
+/// same struct field: equal after [`go_fold`].
+#[allow(dead_code)] // The fuzz target shares this file and does not fold.
+pub type NoFoldedDuplicates = UniqueKeys<true>;
+
+/// Go's folding of an ASCII-named field's key, as the inspector's
+/// `reject_case_insensitive` documents it: ASCII capitals, K (U+212A) and
+/// ſ (U+017F) become `a`..`z`, `k` and `s`.
+#[allow(dead_code)] // As for `NoFoldedDuplicates`.
+pub fn go_fold(key: &str) -> String {
+    key.chars()
+        .map(|c| match c {
+            '\u{212A}' => 'k',
+            '\u{17F}' => 's',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// Fails on a repeated key in any one object, keys compared as they are
+/// or, with `FOLD`, after [`go_fold`].
+pub struct UniqueKeys<const FOLD: bool>;
+
+impl<'de, const FOLD: bool> Deserialize<'de> for UniqueKeys<FOLD> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NoDuplicatesVisitor)
+        d.deserialize_any(UniqueKeysVisitor::<FOLD>)
     }
 }
 
-struct NoDuplicatesVisitor;
+struct UniqueKeysVisitor<const FOLD: bool>;
 
-impl<'de> Visitor<'de> for NoDuplicatesVisitor {
-    type Value = NoDuplicates;
+impl<'de, const FOLD: bool> Visitor<'de> for UniqueKeysVisitor<FOLD> {
+    type Value = UniqueKeys<FOLD>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(UniqueKeys)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(UniqueKeys)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(UniqueKeys)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(UniqueKeys)
     }
-    fn visit_str<E>(self, _: &str) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(UniqueKeys)
     }
-    fn visit_unit<E>(self) -> Result<NoDuplicates, E> {
-        Ok(NoDuplicates)
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(UniqueKeys)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NoDuplicates, A::Error> {
-        while seq.next_element::<NoDuplicates>()?.is_some() {}
-        Ok(NoDuplicates)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<UniqueKeys<FOLD>>()?.is_some() {}
+        Ok(UniqueKeys)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NoDuplicates, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
+            let key = if FOLD { go_fold(&key) } else { key };
             if !seen.insert(key) {
                 return Err(de::Error::custom("duplicate key"));
             }
-            map.next_value::<NoDuplicates>()?;
+            map.next_value::<UniqueKeys<FOLD>>()?;
         }
-        Ok(NoDuplicates)
+        Ok(UniqueKeys)
     }
 }

@@ -129,6 +129,24 @@ fn rules_inherit_what_they_omit_and_first_match_wins() {
 }
 
 #[test]
+fn duplicate_keys_take_each_documented_value() {
+    for (text, want) in [
+        ("reject", DuplicateKeys::Reject),
+        (
+            "reject_case_insensitive",
+            DuplicateKeys::RejectCaseInsensitive,
+        ),
+        ("allow", DuplicateKeys::Allow),
+    ] {
+        let c = parse(&format!(r#"{{"json":{{"duplicate_keys":"{text}"}}}}"#)).unwrap();
+        let policy = c.policy(c.select(|| ["POST", "/", "a"]).policy);
+        assert_eq!(policy.json.duplicate_keys, want, "{text}");
+    }
+    let err = parse(r#"{"json":{"duplicate_keys":"case_insensitive"}}"#).unwrap_err();
+    assert!(err.to_string().contains("reject_case_insensitive"), "{err}");
+}
+
+#[test]
 fn without_rules_the_route_is_never_asked_for() {
     let c = Config::parse(b"{}").unwrap();
     let route = || -> [&str; 3] { panic!("looked up the route headers") };
