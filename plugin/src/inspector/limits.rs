@@ -120,7 +120,8 @@ pub enum DuplicateKeys {
     /// that way, so `{"role":"user","Role":"admin"}` sets one field twice
     /// there (the last wins) while a case-sensitive parser sees two keys.
     /// Other non-ASCII letters compare as written (Go would fold `É` to `é`
-    /// too; struct field names are ASCII in practice).
+    /// too; struct field names are ASCII in practice). This is `encoding/json`
+    /// v1; v2's `case:ignore` also ignores `_` and `-`, which this does not.
     RejectCaseInsensitive,
 }
 

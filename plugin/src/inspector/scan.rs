@@ -607,7 +607,16 @@ impl Inspector {
         }
     }
 
+    /// Hashes a decoded `\u` escape. A lone surrogate (allowed by
+    /// `allow_lone_surrogates`) counts as U+FFFD, as parsers that replace it
+    /// (Go's among them) see it: `"a\ud800"` and `"a\udbff"` are one key
+    /// there, so they are a duplicate here.
     fn hash_code_point(&mut self, cp: u32) {
+        let cp = if (0xD800..=0xDFFF).contains(&cp) {
+            0xFFFD
+        } else {
+            cp
+        };
         let (bytes, n) = utf8::encode(cp);
         self.hash_key_bytes(&bytes[..n]);
     }

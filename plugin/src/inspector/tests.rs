@@ -452,6 +452,38 @@ fn case_insensitive_duplicates_are_the_keys_go_matches_to_one_field() {
     }
 }
 
+/// With `allow_lone_surrogates`, a lone surrogate in a key counts as
+/// U+FFFD, as parsers that replace it see the key: keys that differ only by
+/// which lone surrogate, or by one against U+FFFD, are duplicates.
+#[test]
+fn lone_surrogates_in_keys_compare_as_the_replacement_character() {
+    let lenient = JsonOptions {
+        allow_lone_surrogates: true,
+        ..strict()
+    };
+    for (doc, offset) in [
+        (r#"{"a\ud800":1,"a\udbff":2}"#, 13),
+        (r#"{"a\ud800":1,"a\ufffd":2}"#, 13),
+        ("{\"\\udc00x\":1,\"\u{fffd}x\":2}", 13),
+        (r#"{"\ud800\ud800":1,"\ufffd\ufffd":2}"#, 18),
+    ] {
+        assert_eq!(
+            verdict_with(&Limits::default(), &lenient, doc.as_bytes())
+                .map_err(|v| (v.kind, v.offset)),
+            Err((K::DuplicateKey, Some(offset))),
+            "{doc}"
+        );
+    }
+    assert_eq!(
+        verdict_with(
+            &Limits::default(),
+            &lenient,
+            br#"{"a\ud800":1,"b\ud800":2}"#
+        ),
+        Ok(())
+    );
+}
+
 #[test]
 fn brackets_and_quotes_inside_strings_are_content() {
     let l = only(|l| l.max_depth = Some(1));
