@@ -1,8 +1,9 @@
 //! The deployment examples in `envoy/` cannot rot: the plugin configuration
-//! embedded in `envoy/envoy.yaml` and in every `WasmPlugin` of
-//! `envoy/istio/wasmplugin.yaml` is extracted and loaded into the real
-//! `.wasm` (`on_configure` must accept it), and the Envoy/Istio settings
-//! around it are checked against what the plugin needs.
+//! embedded in `envoy/envoy.yaml`, in every `WasmPlugin` of
+//! `envoy/istio/wasmplugin.yaml` and in the Envoy Gateway policy of
+//! `envoy/gateway/envoyextensionpolicy.yaml` is extracted and loaded into the
+//! real `.wasm` (`on_configure` must accept it), and the Envoy, Istio and
+//! Envoy Gateway settings around it are checked against what the plugin needs.
 
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
@@ -81,14 +82,25 @@ fn envoy_yaml() -> Yaml {
     serde_yaml_ng::from_str(&repo_file("envoy/envoy.yaml")).expect("envoy.yaml is valid YAML")
 }
 
-fn wasm_plugins() -> Vec<Yaml> {
-    let text = repo_file("envoy/istio/wasmplugin.yaml");
+/// The documents of a multi-document YAML file of the repository.
+fn yaml_docs(rel: &str) -> Vec<Yaml> {
+    let text = repo_file(rel);
     serde_yaml_ng::Deserializer::from_str(&text)
         .map(|d| {
-            <Yaml as serde::Deserialize>::deserialize(d).expect("wasmplugin.yaml is valid YAML")
+            <Yaml as serde::Deserialize>::deserialize(d)
+                .unwrap_or_else(|e| panic!("{rel} is not valid YAML: {e}"))
         })
         .filter(|d| !d.is_null())
         .collect()
+}
+
+fn wasm_plugins() -> Vec<Yaml> {
+    yaml_docs("envoy/istio/wasmplugin.yaml")
+}
+
+/// The Envoy Gateway example: an EnvoyExtensionPolicy, a ClientTrafficPolicy.
+fn gateway_docs() -> Vec<Yaml> {
+    yaml_docs("envoy/gateway/envoyextensionpolicy.yaml")
 }
 
 fn get<'a>(v: &'a Yaml, path: &[&str]) -> &'a Yaml {
@@ -147,9 +159,24 @@ fn istio_plugin_configs() -> Vec<(String, Json)> {
         .collect()
 }
 
+/// The `config` of each Wasm extension of the EnvoyExtensionPolicy, as the
+/// JSON Envoy Gateway hands the plugin.
+fn gateway_plugin_configs() -> Vec<(String, Json)> {
+    gateway_docs()
+        .iter()
+        .filter(|d| d["kind"].as_str() == Some("EnvoyExtensionPolicy"))
+        .flat_map(|d| d["spec"]["wasm"].as_sequence().cloned().unwrap_or_default())
+        .map(|w| {
+            let name = format!("envoy gateway {}", w["name"].as_str().unwrap_or("?"));
+            (name, serde_json::to_value(&w["config"]).unwrap())
+        })
+        .collect()
+}
+
 fn all_configs() -> Vec<(String, Json)> {
     let mut v = vec![("envoy.yaml".to_string(), envoy_plugin_config())];
     v.extend(istio_plugin_configs());
+    v.extend(gateway_plugin_configs());
     v
 }
 
@@ -228,10 +255,79 @@ fn no_shipped_config_holds_headers_where_envoy_would_stall() {
             "envoy.yaml: hold_headers without allow_on_headers_stop_iteration"
         );
     }
-    for (name, cfg) in istio_plugin_configs() {
+    for (name, cfg) in istio_plugin_configs()
+        .into_iter()
+        .chain(gateway_plugin_configs())
+    {
         assert_ne!(
             cfg["hold_headers"], true,
-            "{name}: Istio cannot allow hold_headers"
+            "{name}: neither Istio nor Envoy Gateway can allow hold_headers"
+        );
+    }
+}
+
+/// A Kubernetes quantity of bytes (`1Mi`, `128Ki`, `131072`).
+fn quantity_bytes(v: &Yaml) -> u64 {
+    if let Some(n) = v.as_u64() {
+        return n;
+    }
+    let text = v
+        .as_str()
+        .unwrap_or_else(|| panic!("not a quantity: {v:?}"));
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let scale = match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        other => panic!("unexpected unit {other:?} in {text}"),
+    };
+    digits.parse::<u64>().expect("digits") * scale
+}
+
+#[test]
+fn envoy_gateway_policies_are_wired_as_documented() {
+    let docs = gateway_docs();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["EnvoyExtensionPolicy", "ClientTrafficPolicy"]);
+    for d in &docs {
+        assert_eq!(
+            d["apiVersion"].as_str(),
+            Some("gateway.envoyproxy.io/v1alpha1")
+        );
+        let target = &d["spec"]["targetRefs"][0];
+        assert_eq!(target["group"].as_str(), Some("gateway.networking.k8s.io"));
+        assert!(target["name"].as_str().is_some());
+    }
+    let wasm = &docs[0]["spec"]["wasm"][0];
+    assert_eq!(wasm["rootID"].as_str(), Some("json_sanitizer"));
+    assert_eq!(wasm["failOpen"].as_bool(), Some(false), "fail closed");
+    assert_eq!(wasm["code"]["type"].as_str(), Some("Image"));
+    let url = wasm["code"]["image"]["url"].as_str().unwrap();
+    let (_, digest) = url
+        .split_once("@sha256:")
+        .expect("the image is pinned by digest");
+    assert!(
+        digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{url}"
+    );
+    assert!(
+        !url.contains("://"),
+        "Envoy Gateway takes registry/image, no scheme: {url}"
+    );
+    // The connection buffer holds what the plugin may pause on.
+    assert_eq!(
+        docs[1]["spec"]["targetRefs"][0]["kind"].as_str(),
+        Some("Gateway")
+    );
+    let limit = quantity_bytes(&docs[1]["spec"]["connection"]["bufferLimit"]);
+    for (name, cfg) in gateway_plugin_configs() {
+        assert!(
+            limit >= max_hold(&cfg) + CHUNK_HEADROOM,
+            "{name}: bufferLimit {limit} < hold_bytes + {CHUNK_HEADROOM}"
         );
     }
 }
