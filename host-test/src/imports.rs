@@ -465,13 +465,23 @@ fn define_proxy(
         d("proxy_get_property"),
         |mut c: C, pp: i32, pl: i32, ret_ptr: i32, ret_size: i32| -> R {
             count(&mut c, "proxy_get_property");
-            let path = property_path(&tri!(read(&c, pp, pl)));
+            let raw = tri!(read(&c, pp, pl));
+            let path = property_path(&raw);
             let st = c.data();
+            // Envoy answers from its attributes first; a name it does not
+            // know is looked up in the stream's filter state, where what the
+            // plugin set is (`wasm.` and the one-segment path).
             let value = st
                 .req
                 .as_ref()
                 .and_then(|r| r.property(&path).map(<[u8]>::to_vec))
-                .or_else(|| st.env.property(&path));
+                .or_else(|| st.env.property(&path))
+                .or_else(|| {
+                    let req = st.req.as_ref().filter(|_| !raw.contains(&0))?;
+                    let key = format!("wasm.{}", String::from_utf8_lossy(&raw));
+                    let set = req.filter_state.iter().find(|(k, _)| *k == key)?;
+                    Some(set.1.clone())
+                });
             let value = tri!(value.ok_or(Status::NotFound));
             copy_out(&mut c, &value, ret_ptr, ret_size)
         },
@@ -489,12 +499,13 @@ fn define_proxy(
             let Some(req) = c.data_mut().req.as_mut() else {
                 return status(Status::NotFound);
             };
+            // It never changes an attribute: `request\0path` set here is
+            // filter state, and reading `request\0path` still gives the path.
             let key = format!("wasm.{}", String::from_utf8_lossy(&raw));
             match req.filter_state.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, v)) => v.clone_from(&value),
-                None => req.filter_state.push((key, value.clone())),
+                Some((_, v)) => *v = value,
+                None => req.filter_state.push((key, value)),
             }
-            req.set_property(property_path(&raw), value);
             ok()
         },
     )?;

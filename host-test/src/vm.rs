@@ -128,8 +128,8 @@ pub(crate) struct ReqState {
     /// chunk, or everything buffered since the body was paused.
     pub body: Vec<u8>,
     pub unreadable: bool,
-    /// The request's properties, then `request.*` from its pseudo-headers,
-    /// then what the plugin set (few: looked up in order).
+    /// The request's properties, then `request.*` from its pseudo-headers
+    /// (few: looked up in order).
     pub properties: Vec<(String, Vec<u8>)>,
     /// What the plugin set with `proxy_set_property`, under the keys Envoy
     /// files it by in the stream's filter state (`wasm.` and the path).
@@ -198,14 +198,6 @@ impl ReqState {
             .iter()
             .find(|(k, _)| k == path)
             .map(|(_, v)| v.as_slice())
-    }
-
-    /// Sets (or replaces) the property `path`.
-    pub fn set_property(&mut self, path: String, value: Vec<u8>) {
-        match self.properties.iter_mut().find(|(k, _)| *k == path) {
-            Some((_, v)) => *v = value,
-            None => self.properties.push((path, value)),
-        }
     }
 }
 

@@ -335,13 +335,22 @@ fn properties_the_plugin_sets_are_the_streams_filter_state() {
     let funcs = r#"
       (data (i32.const 2048) "json_sanitizer.violation")
       (data (i32.const 2080) "too_deep")
+      (data (i32.const 2096) "request\00path")
       (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
         call $init_probe
         (call $probe32 (call $set_property (i32.const 2048) (i32.const 24) (i32.const 2080) (i32.const 8)))
         i32.const 1)
       (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
         (if (i32.eq (local.get 1) (i32.const 5))
-          (then (call $probe32 (call $set_property (i32.const 2048) (i32.const 24) (i32.const 2080) (i32.const 8)))))
+          (then
+            (call $probe32 (call $set_property (i32.const 2048) (i32.const 24) (i32.const 2080) (i32.const 8)))
+            ;; Read back: a name Envoy does not know is filter state.
+            (call $probe32 (call $get_property (i32.const 2048) (i32.const 24) (i32.const 0) (i32.const 4)))
+            (call $probe32 (i32.load (i32.const 4)))
+            ;; Setting an attribute's path does not change the attribute.
+            (call $probe32 (call $set_property (i32.const 2096) (i32.const 12) (i32.const 2080) (i32.const 8)))
+            (drop (call $get_property (i32.const 2096) (i32.const 12) (i32.const 0) (i32.const 4)))
+            (call $probe32 (i32.load (i32.const 4)))))
         i32.const 0)
     "#;
     let (h, mut vm) = start_with_imports(SET_PROPERTY, funcs);
@@ -351,9 +360,14 @@ fn properties_the_plugin_sets_are_the_streams_filter_state() {
         Some("too_deep")
     );
     // The next request starts with none.
+    assert_eq!(
+        set.filter_state("wasm.request\0path").as_deref(),
+        Some("too_deep")
+    );
     let unset = vm.send(&Request::get("/")).unwrap();
     assert_eq!(unset.filter_state("wasm.json_sanitizer.violation"), None);
-    assert_eq!(probes(&h), vec![1, 0]);
+    // vm start: NOT_FOUND; then set, read back 8 bytes, set, path still "/".
+    assert_eq!(probes(&h), vec![1, 0, 0, 8, 0, 1]);
 }
 
 #[test]
