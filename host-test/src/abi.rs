@@ -246,6 +246,48 @@ pub fn property_path(bytes: &[u8]) -> String {
     joined
 }
 
+/// The first segments Envoy answers from its own attributes (`request`,
+/// `source`, `plugin_name`, ...): never from what a plugin set.
+const ATTRIBUTE_ROOTS: [&[u8]; 22] = [
+    b"request",
+    b"response",
+    b"connection",
+    b"upstream",
+    b"source",
+    b"destination",
+    b"metadata",
+    b"filter_state",
+    b"upstream_filter_state",
+    b"xds",
+    b"node",
+    b"connection_id",
+    b"plugin_name",
+    b"plugin_root_id",
+    b"plugin_vm_id",
+    b"cluster_name",
+    b"cluster_metadata",
+    b"listener_direction",
+    b"listener_metadata",
+    b"route_name",
+    b"route_metadata",
+    b"upstream_host_metadata",
+];
+
+/// The filter-state key Envoy reads for a serialized property path, if it
+/// reads one: `filter_state` then a key names that key; one segment that is
+/// none of Envoy's attributes names `wasm.` and itself, where
+/// `proxy_set_property` put it. Anything else is not filter state.
+pub fn filter_state_key(raw: &[u8]) -> Option<String> {
+    let segments: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    match segments.as_slice() {
+        [one] if !one.is_empty() && !ATTRIBUTE_ROOTS.contains(one) => {
+            Some(format!("wasm.{}", String::from_utf8_lossy(one)))
+        }
+        [root, key] if *root == b"filter_state" => Some(String::from_utf8_lossy(key).into_owned()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +311,35 @@ mod tests {
             property_path(b"metadata\0filter_metadata\0envoy.lb"),
             "metadata.filter_metadata.envoy.lb"
         );
+    }
+
+    #[test]
+    fn filter_state_is_read_for_unknown_names_and_by_its_own_key() {
+        let key = |raw: &[u8]| filter_state_key(raw);
+        assert_eq!(
+            key(b"json_sanitizer.violation").as_deref(),
+            Some("wasm.json_sanitizer.violation")
+        );
+        assert_eq!(key(b"mark").as_deref(), Some("wasm.mark"));
+        assert_eq!(
+            key(b"filter_state\0wasm.mark").as_deref(),
+            Some("wasm.mark")
+        );
+        for attribute in [
+            &b"request"[..],
+            b"source",
+            b"plugin_name",
+            b"request\0path",
+            b"mark\0x",
+            b"",
+        ] {
+            assert_eq!(
+                key(attribute),
+                None,
+                "{}",
+                String::from_utf8_lossy(attribute)
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Every hostcall counts itself (by name) in the current request's record,
 //! never panics on guest input, and answers with the status Envoy would.
 
-use crate::abi::{self, property_path, LogLevel, MetricKind, Status};
+use crate::abi::{self, filter_state_key, property_path, LogLevel, MetricKind, Status};
 use crate::request::{LocalReply, LogLine, LogSource, ReplySource};
 use crate::vm::{HostState, Phase};
 use std::collections::HashSet;
@@ -470,15 +470,16 @@ fn define_proxy(
             let st = c.data();
             // Envoy answers from its attributes first; a name it does not
             // know is looked up in the stream's filter state, where what the
-            // plugin set is (`wasm.` and the one-segment path).
+            // plugin set is (`wasm.` and the one-segment path), as is
+            // `filter_state` and a key.
             let value = st
                 .req
                 .as_ref()
                 .and_then(|r| r.property(&path).map(<[u8]>::to_vec))
                 .or_else(|| st.env.property(&path))
                 .or_else(|| {
-                    let req = st.req.as_ref().filter(|_| !raw.contains(&0))?;
-                    let key = format!("wasm.{}", String::from_utf8_lossy(&raw));
+                    let key = filter_state_key(&raw)?;
+                    let req = st.req.as_ref()?;
                     let set = req.filter_state.iter().find(|(k, _)| *k == key)?;
                     Some(set.1.clone())
                 });
