@@ -217,10 +217,18 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
                 o.completed || o.reply().is_some() || refused,
                 "neither passed nor answered: {req:?}"
             );
+            // What the access log shows: a reply names its violation in its
+            // details and in the filter state; a request that passed names
+            // one only in report mode.
+            let noted = o.filter_state("wasm.json_sanitizer.violation");
             if let Some(reply) = &o.local_reply {
                 let doc = reply.json().expect("problem+json");
-                assert!(doc["violation"].is_string());
+                let kind = doc["violation"].as_str().expect("a violation");
                 assert!((400..=599).contains(&reply.status));
+                assert_eq!(reply.details, format!("json_sanitizer_{kind}"));
+                assert_eq!(noted.as_deref(), Some(kind), "{req:?}");
+            } else if o.completed && !config.contains("\"report\"") {
+                assert_eq!(noted, None, "{req:?}");
             }
             h.clock().advance(Duration::from_millis(rng.below(2000)));
             total += 1;
