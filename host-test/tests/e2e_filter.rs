@@ -501,6 +501,9 @@ fn per_route_rules_choose_the_policy() {
         .send(&post(&deep9).method_path("POST", "/api/search?q=1"))
         .unwrap();
     assert_eq!(o.problem().unwrap()["limit"], 8);
+    // The access log says which rule judged it.
+    let rule = |o: &json_sanitizer_host::Outcome| o.filter_state("wasm.json_sanitizer.rule");
+    assert_eq!(rule(&o).as_deref(), Some("search"));
     // The default allows 64.
     assert_eq!(vm.send(&post(&deep9)).unwrap().status(), None);
     // Legacy is report-only and allows duplicates.
@@ -511,6 +514,7 @@ fn per_route_rules_choose_the_policy() {
     let o = vm.send(&post("[1,]").method_path("POST", "/v1/x")).unwrap();
     assert_eq!(o.status(), None);
     assert!(o.logged("rule=legacy"));
+    assert_eq!(rule(&o).as_deref(), Some("legacy"));
     assert_eq!(counter(&h, "requests_skipped"), 1);
     // Bulk import is chosen by path *and* authority (port ignored): there an
     // array over the default 10,000 elements passes; on another authority,
@@ -530,6 +534,7 @@ fn per_route_rules_choose_the_policy() {
         .unwrap();
     assert_eq!(o.problem().unwrap()["violation"], "array_too_long");
     assert!(o.logged("rule=default"));
+    assert_eq!(rule(&o).as_deref(), Some("default"));
     // The upload rule lists POST and PUT: a PATCH to /upload is inspected.
     let o = vm
         .send(&post("garbage").method_path("PATCH", "/upload/1"))

@@ -335,7 +335,8 @@ impl Host for FuzzHost {
     fn count(&mut self, metric: Metric, delta: u64) {
         assert!(delta > 0, "{} moved by 0: Envoy refuses it", metric.name());
     }
-    fn note_violation(&mut self, kind: ViolationKind) {
+    fn note_violation(&mut self, kind: ViolationKind, rule: &str) {
+        assert!(!rule.is_empty(), "a rule has a name");
         self.noted.push(kind);
     }
 }

@@ -52,11 +52,12 @@ pub trait Host {
     fn reset_stream(&mut self) -> bool;
     /// Adds `delta` (> 0) to a counter.
     fn count(&mut self, metric: Metric, delta: u64);
-    /// Leaves the violation found in this request where Envoy's access log
-    /// can print it (see [`VIOLATION_PROPERTY`]): in report mode it is the
-    /// only per-request trace of a request that would have been refused.
-    /// A refusal by the host is ignored: it is a record, not a decision.
-    fn note_violation(&mut self, kind: ViolationKind);
+    /// Leaves the violation found in this request, and the rule that judged
+    /// it, where Envoy's access log can print them (see [`VIOLATION_PROPERTY`]
+    /// and [`RULE_PROPERTY`]): in report mode they are the only per-request
+    /// trace of a request that would have been refused. A refusal by the
+    /// host is ignored: it is a record, not a decision.
+    fn note_violation(&mut self, kind: ViolationKind, rule: &str);
 }
 
 /// The property the plugin sets to the violation's kind (`too_deep`) on
@@ -64,6 +65,11 @@ pub trait Host {
 /// in the stream's filter state as `wasm.json_sanitizer.violation`, which
 /// an access log prints with `%FILTER_STATE(wasm.json_sanitizer.violation:PLAIN)%`.
 pub const VIOLATION_PROPERTY: &str = "json_sanitizer.violation";
+
+/// Set beside [`VIOLATION_PROPERTY`]: the name of the rule whose policy
+/// judged the request (`default` for the top level), printed with
+/// `%FILTER_STATE(wasm.json_sanitizer.rule:PLAIN)%`.
+pub const RULE_PROPERTY: &str = "json_sanitizer.rule";
 
 /// What the request headers say, read once in the headers callback (Envoy
 /// refuses header access later).
@@ -512,7 +518,7 @@ impl Session {
             self.plugin.config.reply.status(v.kind),
         );
         host.log(Level::Info, &line);
-        host.note_violation(v.kind);
+        host.note_violation(v.kind, &policy.name);
         self.record_outcome(
             host,
             if counted {
@@ -587,7 +593,7 @@ impl Session {
                     retry_after_secs
                 );
                 host.log(Level::Info, &line);
-                host.note_violation(ViolationKind::BreakerOpen);
+                host.note_violation(ViolationKind::BreakerOpen, &self.policy().name);
                 host.count(Metric::RequestsRejected, 1);
                 host.count(Metric::Rejected(ViolationKind::BreakerOpen), 1);
                 Some(Action::Reply(reply::build(

@@ -23,8 +23,9 @@ struct FakeHost {
     store: EnvoyStore,
     logs: Vec<(Level, String)>,
     metrics: HashMap<String, u64>,
-    /// What `note_violation` left for the access log, in order.
-    noted: Vec<ViolationKind>,
+    /// What `note_violation` left for the access log (violation, rule),
+    /// in order.
+    noted: Vec<(ViolationKind, String)>,
 }
 
 impl Host for FakeHost {
@@ -58,8 +59,8 @@ impl Host for FakeHost {
         assert!(delta > 0, "Envoy refuses increments <= 0");
         *self.metrics.entry(metric.name()).or_default() += delta;
     }
-    fn note_violation(&mut self, kind: ViolationKind) {
-        self.noted.push(kind);
+    fn note_violation(&mut self, kind: ViolationKind, rule: &str) {
+        self.noted.push((kind, rule.to_string()));
     }
 }
 
@@ -546,20 +547,28 @@ fn every_refusal_names_its_violation_for_the_access_log() {
         let reply = run.reply().expect("refused");
         assert_eq!(reply.details, format!("json_sanitizer_{kind}"));
         assert_eq!(run.violation().as_deref(), Some(kind.as_str()));
-        assert_eq!(host.noted, vec![*kind]);
+        assert_eq!(host.noted, vec![(*kind, "default".to_string())]);
     }
     host.noted.clear();
     let run = drive(&p, &mut host, &head(&[]), &[b"[1]"], false);
     let reply = run.reply().expect("breaker open");
     assert_eq!(reply.status, 503);
     assert_eq!(reply.details, "json_sanitizer_breaker_open");
-    assert_eq!(host.noted, vec![ViolationKind::BreakerOpen]);
+    assert_eq!(
+        host.noted,
+        vec![(ViolationKind::BreakerOpen, "default".to_string())]
+    );
 
-    let report = plugin(r#"{"mode":"report"}"#);
+    let report = plugin(
+        r#"{"mode":"report","rules":[{"name":"orders","match":{"path_prefix":"/api/orders"}}]}"#,
+    );
     host.noted.clear();
     let run = drive(&report, &mut host, &head(&[]), &[b"[1,]"], false);
     assert_eq!(run.status(), None);
-    assert_eq!(host.noted, vec![ViolationKind::SyntaxError]);
+    assert_eq!(
+        host.noted,
+        vec![(ViolationKind::SyntaxError, "orders".to_string())]
+    );
     host.noted.clear();
     let run = drive(&report, &mut host, &head(&[]), &[b"[1]"], false);
     assert_eq!(run.status(), None);

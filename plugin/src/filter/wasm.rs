@@ -5,7 +5,9 @@
 use super::hostcalls::{self, LogLevel};
 use super::metrics::{self, Metric};
 use super::plugin::Plugin;
-use super::session::{Action as SessionAction, Host, Level, Session, VIOLATION_PROPERTY};
+use super::session::{
+    Action as SessionAction, Host, Level, Session, RULE_PROPERTY, VIOLATION_PROPERTY,
+};
 use crate::policy::breaker::{SetError, Store, StoreError};
 use crate::policy::config::Config;
 use crate::violation::ViolationKind;
@@ -217,8 +219,9 @@ impl Host for WasmHost {
         }
     }
 
-    fn note_violation(&mut self, kind: ViolationKind) {
+    fn note_violation(&mut self, kind: ViolationKind, rule: &str) {
         hostcalls::set_property(VIOLATION_PROPERTY, kind.as_str().as_bytes());
+        hostcalls::set_property(RULE_PROPERTY, rule.as_bytes());
     }
 }
 
