@@ -406,7 +406,7 @@ fn envoy_yaml_is_wired_as_documented() {
 #[test]
 fn wasm_plugins_are_wired_as_documented() {
     let docs = wasm_plugins();
-    assert_eq!(docs.len(), 2);
+    assert_eq!(docs.len(), 3);
     for d in &docs {
         assert_eq!(
             d["apiVersion"].as_str(),
@@ -414,7 +414,10 @@ fn wasm_plugins_are_wired_as_documented() {
         );
         assert_eq!(d["kind"].as_str(), Some("WasmPlugin"));
         let spec = &d["spec"];
-        assert!(spec["selector"]["matchLabels"].is_mapping());
+        // Sidecars by label, or (ambient) a waypoint by reference: one of them.
+        let by_label = spec["selector"]["matchLabels"].is_mapping();
+        let by_reference = spec["targetRefs"].is_sequence();
+        assert!(by_label != by_reference, "selector or targetRefs");
         let url = spec["url"].as_str().unwrap();
         assert!(url.starts_with("oci://"), "{url}");
         let sha = spec["sha256"].as_str().unwrap();
@@ -451,6 +454,15 @@ fn wasm_plugins_are_wired_as_documented() {
             .len()
             >= 2
     );
+    // Ambient mode: the waypoint, a Gateway API Gateway, for everything it
+    // serves (no `match`).
+    let waypoint = &docs[2]["spec"];
+    let target = &waypoint["targetRefs"][0];
+    assert_eq!(
+        (target["kind"].as_str(), target["group"].as_str()),
+        (Some("Gateway"), Some("gateway.networking.k8s.io"))
+    );
+    assert!(waypoint["match"].is_null());
 }
 
 #[test]
