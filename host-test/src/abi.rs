@@ -228,22 +228,20 @@ pub fn deserialize_map(bytes: &[u8]) -> Option<Vec<(String, String)>> {
 }
 
 /// Turns a serialized property path (segments separated by NUL) into the
-/// key used for lookups: the dotted name, `["source", "address"]` is
-/// `source.address`. Envoy splits paths on NUL only and looks a first
-/// segment that is no property name up in the stream's filter state, where
-/// only what the plugin set can be: so a first segment holding a dot (the
-/// common mistake `"source.address"` as one segment) gets a key of its own
-/// that no built-in property has, and finds only what was set under it.
-pub fn property_path(bytes: &[u8]) -> String {
+/// dotted name the host's attributes are kept under: `["source", "address"]`
+/// is `source.address`. `None` when the first segment holds a dot (the
+/// common mistake `"source.address"` as one segment): Envoy splits paths on
+/// NUL only, so no attribute has such a name, and only the filter state
+/// (see [`filter_state_key`]) can answer it.
+pub fn property_path(bytes: &[u8]) -> Option<String> {
     let segments: Vec<String> = bytes
         .split(|b| *b == 0)
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .collect();
-    let joined = segments.join(".");
     if segments.first().is_some_and(|s| s.contains('.')) {
-        return format!("\0filter_state:{joined}");
+        return None;
     }
-    joined
+    Some(segments.join("."))
 }
 
 /// The first segments Envoy answers from its own attributes (`request`,
@@ -304,12 +302,13 @@ mod tests {
 
     #[test]
     fn property_paths_join_segments() {
-        assert_eq!(property_path(b"source\0address"), "source.address");
-        assert_eq!(property_path(b"plugin_name"), "plugin_name");
-        assert_ne!(property_path(b"source.address"), "source.address");
+        let path = |raw: &[u8]| property_path(raw);
+        assert_eq!(path(b"source\0address").as_deref(), Some("source.address"));
+        assert_eq!(path(b"plugin_name").as_deref(), Some("plugin_name"));
+        assert_ne!(path(b"source.address").as_deref(), Some("source.address"));
         assert_eq!(
-            property_path(b"metadata\0filter_metadata\0envoy.lb"),
-            "metadata.filter_metadata.envoy.lb"
+            path(b"metadata\0filter_metadata\0envoy.lb").as_deref(),
+            Some("metadata.filter_metadata.envoy.lb")
         );
     }
 

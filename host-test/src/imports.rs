@@ -472,17 +472,18 @@ fn define_proxy(
             // know is looked up in the stream's filter state, where what the
             // plugin set is (`wasm.` and the one-segment path), as is
             // `filter_state` and a key.
-            let value = st
-                .req
-                .as_ref()
-                .and_then(|r| r.property(&path).map(<[u8]>::to_vec))
-                .or_else(|| st.env.property(&path))
-                .or_else(|| {
-                    let key = filter_state_key(&raw)?;
-                    let req = st.req.as_ref()?;
-                    let set = req.filter_state.iter().find(|(k, _)| *k == key)?;
-                    Some(set.1.clone())
-                });
+            let attribute = path.as_deref().and_then(|path| {
+                st.req
+                    .as_ref()
+                    .and_then(|r| r.property(path).map(<[u8]>::to_vec))
+                    .or_else(|| st.env.property(path))
+            });
+            let value = attribute.or_else(|| {
+                let key = filter_state_key(&raw)?;
+                let req = st.req.as_ref()?;
+                let set = req.filter_state.iter().find(|(k, _)| *k == key)?;
+                Some(set.1.clone())
+            });
             let value = tri!(value.ok_or(Status::NotFound));
             copy_out(&mut c, &value, ret_ptr, ret_size)
         },

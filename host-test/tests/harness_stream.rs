@@ -263,13 +263,15 @@ fn normal_end_of_stream_order_is_log_done_delete() {
     assert_eq!(probes(&h), vec![101, 102, 103]);
 }
 
+/// Pauses in the headers callback, continues in every body callback.
+const PAUSE_HEADERS_CONTINUE_BODY: &str = r#"
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
+"#;
+
 #[test]
 fn headers_paused_are_released_by_a_later_continue() {
-    let funcs = r#"
-      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 1)
-      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
-    "#;
-    let h = host(funcs)
+    let h = host(PAUSE_HEADERS_CONTINUE_BODY)
         .allow_on_headers_stop_iteration(true)
         .build()
         .unwrap();
@@ -288,11 +290,7 @@ fn headers_paused_are_released_by_a_later_continue() {
 /// made in that same callback still continues it.
 #[test]
 fn headers_paused_stop_the_body_callbacks_too_by_default() {
-    let funcs = r#"
-      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 1)
-      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) i32.const 0)
-    "#;
-    let (_h, mut vm) = start_with_imports("", funcs);
+    let (_h, mut vm) = start_with_imports("", PAUSE_HEADERS_CONTINUE_BODY);
     let o = vm
         .send(&Request::post("/").chunks(["{", "}"]).trailer("x-t", "1"))
         .unwrap();

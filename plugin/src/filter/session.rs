@@ -126,20 +126,20 @@ impl RequestHead {
     /// The first value of header `name` as the host sent it: bytes that are
     /// not UTF-8 stay distinct (the lossy text makes them all U+FFFD).
     pub fn get_raw(&self, name: &str) -> Option<&[u8]> {
-        self.spans
-            .iter()
-            .find(|(k, _)| {
-                self.raw
-                    .get(k.clone())
-                    .is_some_and(|k| crate::ascii::eq_ignore_case(k, name.as_bytes()))
-            })
-            .and_then(|(_, v)| self.raw.get(v.clone()))
+        self.values(name)
+            .next()
+            .and_then(|v| self.raw.get(v.clone()))
     }
 
     /// Every value of header `name`, in order (a header may be repeated).
-    /// Names compare ignoring ASCII case, lengths first (before the slice
-    /// lookup: most names differ in length, and that skips it).
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'a, str>> + 'a {
+        self.values(name).map(|v| self.text(v))
+    }
+
+    /// Where each value of header `name` is in `raw`. Names compare ignoring
+    /// ASCII case, lengths first (before the slice lookup: most names differ
+    /// in length, and that skips it).
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Range<usize>> + 'a {
         self.spans
             .iter()
             .filter(move |(k, _)| {
@@ -149,7 +149,7 @@ impl RequestHead {
                         .get(k.clone())
                         .is_some_and(|k| crate::ascii::eq_ignore_case(k, name.as_bytes()))
             })
-            .map(|(_, v)| self.text(v))
+            .map(|(_, v)| v)
     }
 }
 

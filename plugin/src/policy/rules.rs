@@ -93,7 +93,13 @@ impl RuleMatch {
 
     /// Whether a request with this method, path and authority matches.
     pub fn matches(&self, method: &str, path: &str, authority: &str) -> bool {
-        let path = path.split(['?', '#']).next().unwrap_or("");
+        self.matches_path(method, without_query(path), authority)
+    }
+
+    /// [`RuleMatch::matches`] for a path already without its query string
+    /// and fragment, as [`Config::select`](super::config::Config::select)
+    /// has it once for every rule.
+    pub fn matches_path(&self, method: &str, path: &str, authority: &str) -> bool {
         if let Some(prefix) = &self.path_prefix {
             if !path.starts_with(prefix.as_str()) {
                 return false;
@@ -131,6 +137,11 @@ fn strip_port(authority: &str) -> &str {
             .map_or(authority, |(h, _)| &authority[..h.len() + 1]);
     }
     authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+/// `path` without its query string and fragment.
+pub fn without_query(path: &str) -> &str {
+    path.split(['?', '#']).next().unwrap_or("")
 }
 
 #[cfg(test)]

@@ -501,13 +501,13 @@ impl Config {
         }
         let [method, path, authority] = route();
         let (method, raw, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
-        let raw = raw.split(['?', '#']).next().unwrap_or("");
+        let raw = super::rules::without_query(raw);
         let (normalized, settled) = super::path::resolve(raw);
         let first = |path: &str| {
             let index = self
                 .rules
                 .iter()
-                .position(|r| r.matcher.matches(method, path, authority));
+                .position(|r| r.matcher.matches_path(method, path, authority));
             Route {
                 policy: index.map_or(0, |i| i + 1),
                 skip: index.is_some_and(|i| self.rules[i].skip),
