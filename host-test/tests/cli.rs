@@ -477,9 +477,15 @@ fn demo_shows_every_example_configuration_and_the_breaker() {
     assert_eq!(row("good.json")[0][1..4], ["pass", "-", "-"]);
     // Passed by default.json, refused by strict-api.json (the second
     // section): `role` beside `Role` (reject_case_insensitive, with
-    // duplicate_key at 422) and a form (415; its label is two words).
+    // duplicate_key at 422), an integer beyond 2^53 (numbers: interoperable)
+    // and a form (415; its label is two words).
     for (label, at, strict) in [
         ("case-duplicate.json", 1, ["reject", "422", "duplicate_key"]),
+        (
+            "big-integer.json",
+            1,
+            ["reject", "400", "number_out_of_range"],
+        ),
         (
             "not-json.txt",
             2,

@@ -13,7 +13,8 @@ type Case = (Vec<u8>, &'static str, u32, Option<u64>, u64);
 #[test]
 fn every_body_violation_gets_its_status_and_problem_document() {
     let config = r#"{"limits":{"max_body_bytes":4096,"max_depth":4,"max_array_elements":3,"max_object_entries":2,
-        "max_key_bytes":6,"max_string_bytes":8,"max_number_chars":5},"reply":{"statuses":{"too_deep":422}}}"#;
+        "max_key_bytes":6,"max_string_bytes":8,"max_number_chars":5},"json":{"numbers":"interoperable"},
+        "reply":{"statuses":{"too_deep":422}}}"#;
     let (host, mut vm) = host_pair(config);
     let cases: Vec<Case> = vec![
         (vec![b' '; 5000], "body_too_large", 413, Some(4096), 4096),
@@ -41,6 +42,7 @@ fn every_body_violation_gets_its_status_and_problem_document() {
             10,
         ),
         (b"[123456]".to_vec(), "number_too_long", 400, Some(5), 6),
+        (b"[1e400]".to_vec(), "number_out_of_range", 400, None, 1),
         (
             br#"{"a":1,"\u0061":2}"#.to_vec(),
             "duplicate_key",
@@ -100,7 +102,45 @@ fn every_body_violation_gets_its_status_and_problem_document() {
             "{violation}"
         );
     }
-    assert_eq!(counter(&host, "requests_rejected"), 15);
+    assert_eq!(counter(&host, "requests_rejected"), 16);
+}
+
+#[test]
+fn interoperable_numbers_stop_integers_beyond_two_to_the_fifty_three() {
+    let (_host, mut vm) = host_pair(r#"{"json":{"numbers":"interoperable"}}"#);
+    let (_default_host, mut default_vm) = host_pair("{}");
+    let max = (1u64 << 53) - 1;
+    for chunk in [None, Some(1), Some(7)] {
+        let send = |vm: &mut json_sanitizer_host::Vm, body: String| {
+            let req = post(body);
+            vm.send(&chunk.map_or(req.clone(), |n| req.chunk_size(n)))
+                .unwrap()
+        };
+        for body in [
+            format!(r#"{{"id":{max},"amount":-{max},"rate":1.7976931348623157e308}}"#),
+            r#"{"id":9007199254740993.5,"tiny":1e-400}"#.to_string(),
+        ] {
+            assert_eq!(send(&mut vm, body.clone()).status(), None, "{body}");
+        }
+        for (body, limit, offset) in [
+            (format!(r#"{{"id":{}}}"#, max + 2), Some(max), 6),
+            (
+                format!(r#"{{"id":1,"amount":-{}}}"#, max + 1),
+                Some(max),
+                17,
+            ),
+            (r#"{"rate":18e307}"#.to_string(), None, 8),
+        ] {
+            let o = send(&mut vm, body.clone());
+            assert_eq!(o.status(), Some(400), "{body} in {chunk:?}");
+            let doc = o.problem().unwrap();
+            assert_eq!(doc["violation"], "number_out_of_range");
+            assert_eq!(doc["limit"].as_u64(), limit, "{body}");
+            assert_eq!(doc["offset"].as_u64(), Some(offset), "{body}");
+            // By default any number the grammar allows passes.
+            assert_eq!(send(&mut default_vm, body.clone()).status(), None, "{body}");
+        }
+    }
 }
 
 fn host_pair(config: &str) -> (json_sanitizer_host::Host, json_sanitizer_host::Vm) {

@@ -54,6 +54,7 @@ const JSON: &[&str] = &[
     "allow_bom",
     "allow_lone_surrogates",
     "allow_empty_body",
+    "numbers",
 ];
 const REPLY: &[&str] = &["statuses", "detail"];
 const BREAKER: &[&str] = &[

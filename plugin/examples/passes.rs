@@ -9,10 +9,11 @@
 //!
 //! The difference between the counts for N and N + 2 passes, halved, is the
 //! cost of one pass. INPUT is one of the benchmark inputs or a JSON file.
-//! `passes INPUT N serde` measures serde_json instead, and `passes INPUT N
-//! chunks` the inspector fed 4 KiB at a time.
+//! `passes INPUT N serde` measures serde_json instead, `passes INPUT N
+//! chunks` the inspector fed 4 KiB at a time, and `passes INPUT N
+//! interoperable` the inspector with `numbers: interoperable`.
 
-use json_sanitizer::inspector::{Inspector, JsonOptions};
+use json_sanitizer::inspector::{Inspector, JsonOptions, Numbers};
 use serde::de::IgnoredAny;
 use std::hint::black_box;
 use support::{inputs, limits};
@@ -23,15 +24,20 @@ mod support;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage =
-        "usage: passes INPUT N [serde|chunks]   (INPUT: twitter, citm_catalog, canada, api_1k, api_64k, or a file)";
+        "usage: passes INPUT N [serde|chunks|interoperable]   (INPUT: twitter, citm_catalog, canada, api_1k, api_64k, or a file)";
     let (Some(name), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<usize>())) else {
         eprintln!("error: {usage}");
         std::process::exit(2);
     };
+    let mut options = JsonOptions::default();
     let (serde, chunk) = match args.get(2).map(String::as_str) {
         None => (false, usize::MAX),
         Some("serde") => (true, usize::MAX),
         Some("chunks") => (false, 4096),
+        Some("interoperable") => {
+            options.numbers = Numbers::Interoperable;
+            (false, usize::MAX)
+        }
         Some(other) => {
             eprintln!("error: unknown contender `{other}`; {usage}");
             std::process::exit(2);
@@ -48,7 +54,7 @@ fn main() {
             }
         },
     };
-    let mut inspector = Inspector::new(&limits(), &JsonOptions::default());
+    let mut inspector = Inspector::new(&limits(), &options);
     for _ in 0..n {
         if serde {
             let _ = serde_json::from_slice::<IgnoredAny>(black_box(&bytes));

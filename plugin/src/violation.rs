@@ -23,6 +23,9 @@ pub enum ViolationKind {
     StringTooLong,
     /// A number token longer than `max_number_chars`.
     NumberTooLong,
+    /// A number parsers read differently (`json.numbers: interoperable`): an
+    /// integer beyond ±(2^53 − 1), or one that overflows a double.
+    NumberOutOfRange,
     /// The same key twice in one object (compared after escape decoding).
     DuplicateKey,
     /// Bytes inside a string that are not well-formed UTF-8.
@@ -55,7 +58,7 @@ pub enum ViolationKind {
 
 impl ViolationKind {
     /// All kinds, in a fixed order (metrics are defined in this order).
-    pub const ALL: [ViolationKind; 20] = [
+    pub const ALL: [ViolationKind; 21] = [
         Self::BodyTooLarge,
         Self::TooDeep,
         Self::ArrayTooLong,
@@ -63,6 +66,7 @@ impl ViolationKind {
         Self::KeyTooLong,
         Self::StringTooLong,
         Self::NumberTooLong,
+        Self::NumberOutOfRange,
         Self::DuplicateKey,
         Self::InvalidUtf8,
         Self::LoneSurrogate,
@@ -88,6 +92,7 @@ impl ViolationKind {
             Self::KeyTooLong => "key_too_long",
             Self::StringTooLong => "string_too_long",
             Self::NumberTooLong => "number_too_long",
+            Self::NumberOutOfRange => "number_out_of_range",
             Self::DuplicateKey => "duplicate_key",
             Self::InvalidUtf8 => "invalid_utf8",
             Self::LoneSurrogate => "lone_surrogate",
@@ -132,6 +137,7 @@ impl ViolationKind {
             Self::KeyTooLong => "JSON key too long",
             Self::StringTooLong => "JSON string too long",
             Self::NumberTooLong => "JSON number too long",
+            Self::NumberOutOfRange => "JSON number out of interoperable range",
             Self::DuplicateKey => "Duplicate key in JSON object",
             Self::InvalidUtf8 => "Invalid UTF-8 in JSON string",
             Self::LoneSurrogate => "Unpaired surrogate escape in JSON string",

@@ -8,7 +8,9 @@
 #[path = "support/serde_oracle.rs"]
 mod serde_oracle;
 
-use json_sanitizer::inspector::{DuplicateKeys, Inspector, JsonOptions, Limits};
+use json_sanitizer::inspector::{
+    DuplicateKeys, Inspector, JsonOptions, Limits, Numbers, MAX_EXACT_INTEGER,
+};
 use json_sanitizer::violation::{Violation, ViolationKind};
 use proptest::prelude::*;
 use serde_oracle::{NoDuplicates, NoFoldedDuplicates, SerdeVerdict};
@@ -448,6 +450,100 @@ fn same_verdict_with(
     Ok(())
 }
 
+/// The digits of 2^1024 − 2^970, the smallest magnitude that rounds to
+/// infinity as a double, worked out here by doubling decimal digits.
+fn overflow_digits() -> String {
+    fn doubled(n: &mut Vec<u8>, times: usize) {
+        for _ in 0..times {
+            let mut carry = 0;
+            for d in n.iter_mut() {
+                let v = *d * 2 + carry;
+                (*d, carry) = (v % 10, v / 10);
+            }
+            if carry > 0 {
+                n.push(carry);
+            }
+        }
+    }
+    let (mut high, mut low) = (vec![1u8], vec![1u8]);
+    doubled(&mut high, 1024);
+    doubled(&mut low, 970);
+    let mut borrow = 0;
+    for (k, d) in high.iter_mut().enumerate() {
+        let sub = low.get(k).copied().unwrap_or(0) + borrow;
+        borrow = u8::from(*d < sub);
+        *d = *d + 10 * borrow - sub;
+    }
+    high.iter()
+        .rev()
+        .skip_while(|&&d| d == 0)
+        .map(|&d| char::from(b'0' + d))
+        .collect()
+}
+
+/// Number tokens around both edges of the interoperable range: integers
+/// near ±2^53 and of any length, and decimals whose digits follow the
+/// overflow threshold's for a while before they differ, written with the
+/// point and the exponent anywhere that keeps them near 10^308.
+fn edge_number() -> impl Strategy<Value = String> {
+    let integer = (-4i64..4, any::<bool>()).prop_map(|(delta, negative)| {
+        let n = (MAX_EXACT_INTEGER as i64 + 1 + delta).unsigned_abs();
+        format!("{}{n}", if negative { "-" } else { "" })
+    });
+    let long_integer =
+        ("-?[1-9][0-9]{0,24}", any::<bool>()).prop_map(
+            |(n, frac)| {
+                if frac {
+                    format!("{n}.0")
+                } else {
+                    n
+                }
+            },
+        );
+    // Often all 309 digits, then zeros: the threshold itself.
+    let shared = prop_oneof![1usize..309, 300usize..=309];
+    let next = prop_oneof![0u8..10, Just(0)];
+    let tail = prop_oneof!["[0-9]{0,3}", "0{0,3}"];
+    let near_overflow = (
+        shared,
+        next,
+        tail,
+        0usize..400,
+        -3i64..3,
+        0usize..3,
+        any::<bool>(),
+    )
+        .prop_map(|(shared, next, tail, point, shift, zeros, upper)| {
+            let t = overflow_digits();
+            let mut digits = t[..shared.min(t.len())].to_string();
+            digits.push(char::from(b'0' + next));
+            digits.push_str(&tail);
+            let point = point.min(digits.len()).max(1);
+            let exponent = 309 - point as i64 + zeros as i64 + shift;
+            let e = if upper { "E" } else { "e" };
+            if zeros > 0 {
+                format!("0.{}{digits}{e}{exponent}", "0".repeat(zeros - 1))
+            } else if point == digits.len() {
+                format!("{digits}{e}{exponent:+}")
+            } else {
+                format!("{}.{}{e}{exponent:+}", &digits[..point], &digits[point..])
+            }
+        });
+    let small = "-?(0|[1-9][0-9]{0,3})(\\.[0-9]{1,4})?([eE][+-]?[0-9]{1,3})?";
+    prop_oneof![integer, long_integer, near_overflow, small]
+}
+
+/// What a number token should get in interoperable mode, from Rust's own
+/// correctly rounded parser and exact integers.
+fn in_interoperable_range(n: &str) -> bool {
+    if n.contains(['.', 'e', 'E']) {
+        n.parse::<f64>().expect("a valid number").is_finite()
+    } else {
+        n.parse::<i128>()
+            .is_ok_and(|v| v.unsigned_abs() <= u128::from(MAX_EXACT_INTEGER))
+    }
+}
+
 /// Keys that Go's `encoding/json` matches to a few fields (`id`, `kind`,
 /// `size`), spelled with other cases, K and ſ, beside keys it keeps apart
 /// (other letters' case, look-alikes).
@@ -608,6 +704,33 @@ proptest! {
             prop_assert!(whole.is_err(), "stricter than reject");
         }
         same_verdict_with(&Limits::UNLIMITED, &folding, &doc, &cuts)?;
+    }
+
+    /// Interoperable numbers: an array of numbers near both edges is refused
+    /// exactly when one of them is out of range by Rust's own parsers, at
+    /// the first such number, for any chunking; by default all pass.
+    #[test]
+    fn number_ranges_agree_with_the_float_parser(
+        numbers in prop::collection::vec(edge_number(), 1..6),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let options = JsonOptions { numbers: Numbers::Interoperable, ..JsonOptions::default() };
+        let doc = format!("[{}]", numbers.join(", "));
+        let first_out = numbers.iter().position(|n| !in_interoperable_range(n));
+        let expected = first_out.map(|k| {
+            numbers[..k].iter().map(|n| n.len() + 2).sum::<usize>() as u64 + 1
+        });
+        let whole = inspect_with(&Limits::UNLIMITED, &options, doc.as_bytes(), &[]);
+        prop_assert_eq!(
+            whole.map_err(|v| (v.kind, v.offset)),
+            match expected {
+                None => Ok(()),
+                Some(at) => Err((ViolationKind::NumberOutOfRange, Some(at))),
+            },
+            "{}", doc
+        );
+        same_verdict_with(&Limits::UNLIMITED, &options, doc.as_bytes(), &cuts)?;
+        prop_assert_eq!(inspect_with(&Limits::UNLIMITED, &JsonOptions::default(), doc.as_bytes(), &cuts), Ok(()));
     }
 
     /// Complete documents within limits: accepted exactly when serde_json

@@ -68,6 +68,10 @@ fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
             req: json_post("/api/orders", &file("case-duplicate.json")?),
         },
         Case {
+            label: "big-integer.json".into(),
+            req: json_post("/api/orders", &file("big-integer.json")?),
+        },
+        Case {
             label: "lone-surrogate.json".into(),
             req: json_post("/api/orders", &file("lone-surrogate.json")?),
         },

@@ -9,7 +9,11 @@
 //!   the fuzzer's positions, and one byte per chunk (where only the
 //!   reference state machine reads, never the fast path), under the default
 //!   limits, none, or limits aimed at the body's own boundaries, with each
-//!   duplicate-key policy (`reject`, `reject_case_insensitive`, `allow`);
+//!   duplicate-key policy (`reject`, `reject_case_insensitive`, `allow`),
+//!   with and without `numbers: interoperable`;
+//! - a `number_out_of_range` verdict points at a number that Rust's own
+//!   parsers find out of range (an integer beyond 2^53 − 1, or a number
+//!   that is infinite as an `f64`);
 //! - an inspector reused after `reset()` on another body judges exactly as
 //!   a fresh one (recycled inspectors carry no state between requests);
 //! - with no limits, complete documents are accepted exactly when
@@ -26,8 +30,10 @@
 #[path = "../../tests/support/serde_oracle.rs"]
 mod serde_oracle;
 
-use json_sanitizer::inspector::{DuplicateKeys, Inspector, JsonOptions, Limits};
-use json_sanitizer::violation::Violation;
+use json_sanitizer::inspector::{
+    DuplicateKeys, Inspector, JsonOptions, Limits, Numbers, MAX_EXACT_INTEGER,
+};
+use json_sanitizer::violation::{Violation, ViolationKind};
 use libfuzzer_sys::fuzz_target;
 use serde_oracle::SerdeVerdict;
 
@@ -54,6 +60,11 @@ fuzz_target!(|data: &[u8]| {
         allow_bom: mode & 8 != 0,
         allow_lone_surrogates: mode & 16 != 0,
         allow_empty_body: mode & 32 != 0,
+        numbers: if mode & 128 != 0 {
+            Numbers::Interoperable
+        } else {
+            Numbers::Any
+        },
     };
 
     let whole = inspect(&mut Inspector::new(&limits, &options), body, &[]);
@@ -83,7 +94,18 @@ fuzz_target!(|data: &[u8]| {
             body.len()
         );
     }
-    if mode & 3 == 1 && mode & 0b111_1100 == 0 {
+    if let Err(v) = whole {
+        if v.kind == ViolationKind::NumberOutOfRange {
+            let at = v.offset.expect("an offset") as usize;
+            let len = body[at..]
+                .iter()
+                .take_while(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                .count();
+            let token = std::str::from_utf8(&body[at..at + len]).expect("ASCII");
+            assert!(!in_range(token), "{token} is in range");
+        }
+    }
+    if mode & 3 == 1 && mode & 0b1111_1100 == 0 {
         agrees_with_serde_json(body, whole);
     }
 });
@@ -227,5 +249,17 @@ fn agrees_with_serde_json(body: &[u8], ours: Result<(), Violation>) {
             serde.accepts(),
             "ours={ours:?} serde={serde:?}"
         );
+    }
+}
+
+/// Rust's own reading of a number token: an integer within ±(2^53 − 1), or
+/// a number with a fraction or exponent that is finite as an `f64`.
+fn in_range(token: &str) -> bool {
+    if token.contains(['.', 'e', 'E']) {
+        token.parse::<f64>().expect("a number").is_finite()
+    } else {
+        token
+            .parse::<i128>()
+            .is_ok_and(|n| n.unsigned_abs() <= u128::from(MAX_EXACT_INTEGER))
     }
 }

@@ -77,17 +77,28 @@ impl Inspector {
     /// Each container kind has its own loop, which keeps the innermost
     /// frame's count in a register and follows the grammar in order (for
     /// objects `,` key `:` value), so the common paths run straight through.
+    ///
+    /// `RANGED` is [`super::Numbers::Interoperable`]: a compile-time copy of
+    /// the loops whose number walk also declines numbers not plainly in
+    /// range (see [`number_end`]), so that the default path does not pay
+    /// even a test per number for it (one cost 1% to 8% more instructions on
+    /// every body).
     #[inline(never)]
-    pub(super) fn fast(&mut self, s: &[u8], mut i: usize, mut st: State) -> (usize, State) {
+    pub(super) fn fast<const RANGED: bool>(
+        &mut self,
+        s: &[u8],
+        mut i: usize,
+        mut st: State,
+    ) -> (usize, State) {
         loop {
             // `Done` once the outermost container has closed.
             let Some(&top) = self.frames.last() else {
                 return (i, st);
             };
             let step = if top.is_object {
-                self.fast_object(s, i, st, top)
+                self.fast_object::<RANGED>(s, i, st, top)
             } else {
-                self.fast_array(s, i, st, top)
+                self.fast_array::<RANGED>(s, i, st, top)
             };
             match step {
                 Step::Switch(at, next) => (i, st) = (at, next),
@@ -98,7 +109,13 @@ impl Inspector {
 
     /// Elements of the innermost array, `top`, from state `st`.
     #[inline(always)]
-    fn fast_array(&mut self, s: &[u8], mut i: usize, mut st: State, top: Frame) -> Step {
+    fn fast_array<const RANGED: bool>(
+        &mut self,
+        s: &[u8],
+        mut i: usize,
+        mut st: State,
+        top: Frame,
+    ) -> Step {
         let mut count = top.count;
         let step = loop {
             if st == State::AfterValue {
@@ -120,7 +137,7 @@ impl Inspector {
             if count >= self.bounds.array {
                 break Step::Stop(i, st);
             }
-            if let Some(end) = self.value_end(s, i, b) {
+            if let Some(end) = self.value_end::<RANGED>(s, i, b) {
                 count += 1;
                 i = end;
                 st = State::AfterValue;
@@ -140,7 +157,13 @@ impl Inspector {
 
     /// Members of the innermost object, `top`, from state `st`.
     #[inline(always)]
-    fn fast_object(&mut self, s: &[u8], mut i: usize, mut st: State, top: Frame) -> Step {
+    fn fast_object<const RANGED: bool>(
+        &mut self,
+        s: &[u8],
+        mut i: usize,
+        mut st: State,
+        top: Frame,
+    ) -> Step {
         let mut count = top.count;
         let mut shape = top.shape;
         let depth = self.frames.len();
@@ -153,7 +176,7 @@ impl Inspector {
             if st == State::AfterValue {
                 if let (Shape::Follow(at), true) = (shape, leads) {
                     let missed;
-                    (i, count, st, missed) = self.follow_members(s, i, count, at);
+                    (i, count, st, missed) = self.follow_members::<RANGED>(s, i, count, at);
                     // A lead that differs (the same shape at another
                     // indentation) is not tried again for this object.
                     leads = !missed;
@@ -198,7 +221,7 @@ impl Inspector {
             let Some(&b) = s.get(i) else {
                 break Step::Stop(i, st);
             };
-            if let Some(end) = self.value_end(s, i, b) {
+            if let Some(end) = self.value_end::<RANGED>(s, i, b) {
                 i = end;
                 st = State::AfterValue;
                 continue;
@@ -267,9 +290,9 @@ impl Inspector {
     /// that holds a container or anything the fast path would not commit is
     /// left, untouched, to the frame-by-frame path.
     #[inline(always)]
-    fn value_end(&self, s: &[u8], i: usize, b: u8) -> Option<usize> {
+    fn value_end<const RANGED: bool>(&self, s: &[u8], i: usize, b: u8) -> Option<usize> {
         if b != b'[' {
-            return scalar_end(s, i, b, &self.room);
+            return scalar_end::<RANGED>(s, i, b, &self.room);
         }
         // The array would be one level deeper than the innermost frame.
         if self.at_depth_limit() {
@@ -284,7 +307,7 @@ impl Inspector {
             if count >= self.bounds.array {
                 return None;
             }
-            j = scalar_end(s, j, *s.get(j)?, &self.room)?;
+            j = scalar_end::<RANGED>(s, j, *s.get(j)?, &self.room)?;
             count += 1;
             j = skip_ws(s, j);
             match s.get(j) {
@@ -382,7 +405,7 @@ impl Inspector {
     /// it could not take, `Value` before a value it did not take) and
     /// whether the shape had a lead there that differs.
     #[inline(always)]
-    fn follow_members(
+    fn follow_members<const RANGED: bool>(
         &self,
         s: &[u8],
         mut i: usize,
@@ -406,7 +429,7 @@ impl Inspector {
             let Some(&b) = s.get(i) else {
                 return (i, count, State::Value, false);
             };
-            match self.value_end(s, i, b) {
+            match self.value_end::<RANGED>(s, i, b) {
                 Some(end) => i = end,
                 None => return (i, count, State::Value, false),
             }
@@ -438,14 +461,14 @@ fn folded_hash(seed: u64, s: &[u8], from: usize, to: usize) -> u64 {
 /// A whole string, number or literal starting with `b = s[i]`: the index
 /// after it.
 #[inline(always)]
-fn scalar_end(s: &[u8], i: usize, b: u8, room: &Room) -> Option<usize> {
+fn scalar_end<const RANGED: bool>(s: &[u8], i: usize, b: u8, room: &Room) -> Option<usize> {
     match b {
         b'"' => {
             let stop = (i + 1).saturating_add(room.string).min(s.len());
             Some(string_end::<false>(s, i + 1, stop, 0)?.0)
         }
         b'-' | b'0'..=b'9' => {
-            let end = number_end(s, i)?;
+            let end = number_end::<RANGED>(s, i)?;
             (end - i <= room.number).then_some(end)
         }
         b't' => literal_end(s, i, b"true"),
@@ -461,6 +484,12 @@ fn literal_end(s: &[u8], i: usize, lit: &[u8]) -> Option<usize> {
     let end = i + lit.len();
     (s.get(i..end)? == lit).then_some(end)
 }
+
+/// Integers of up to 15 digits are below 10^15, so within 2^53.
+const PLAINLY_IN_RANGE_INTEGER_DIGITS: usize = 15;
+/// With at most 15 integer digits and an exponent of at most two digits,
+/// a number is below 10^114: no double overflows there.
+const PLAINLY_IN_RANGE_EXPONENT_DIGITS: usize = 2;
 
 /// A complete, well-formed number token starting at `s[i]` (`-` or a
 /// digit): the index of the byte that ends it. `None` when it is malformed
@@ -479,17 +508,23 @@ fn literal_end(s: &[u8], i: usize, lit: &[u8]) -> Option<usize> {
 /// canada.json (with 24% more instructions); in wasm, where the loop's time
 /// goes to Cranelift's spills rather than to this chain, it added 3% to 14%
 /// more instructions and no speed, so there it is compiled out.
+///
+/// With `RANGED` ([`super::Numbers::Interoperable`]) it also declines any
+/// number that is not plainly in range, leaving the exact check to the
+/// state machine: more than 15 integer digits (10^15 and over may pass
+/// 2^53) or more than two exponent digits (10^100 and over may overflow).
+/// Ids and amounts are rarely either.
 #[inline(always)]
-fn number_end(s: &[u8], i: usize) -> Option<usize> {
+fn number_end<const RANGED: bool>(s: &[u8], i: usize) -> Option<usize> {
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(guess) = number_end_guess(s, i) {
         // A branch, not a select: the guess must not wait for the walk.
-        if number_walk(s, i) != Some(guess) {
+        if number_walk::<RANGED>(s, i) != Some(guess) {
             return None;
         }
         return Some(guess);
     }
-    number_walk(s, i)
+    number_walk::<RANGED>(s, i)
 }
 
 /// The first byte within 32 of `s[i]` that may follow a value, if there is
@@ -511,7 +546,7 @@ fn number_end_guess(s: &[u8], i: usize) -> Option<usize> {
 
 /// [`number_end`] by the grammar, digit run by digit run.
 #[inline(always)]
-fn number_walk(s: &[u8], i: usize) -> Option<usize> {
+fn number_walk<const RANGED: bool>(s: &[u8], i: usize) -> Option<usize> {
     let mut j = i + usize::from(s[i] == b'-');
     match s.get(j)? {
         b'0' => {
@@ -521,7 +556,13 @@ fn number_walk(s: &[u8], i: usize) -> Option<usize> {
                 return None;
             }
         }
-        b'1'..=b'9' => j = skip_digits(s, j + 1),
+        b'1'..=b'9' => {
+            let k = skip_digits(s, j + 1);
+            if RANGED && k - j > PLAINLY_IN_RANGE_INTEGER_DIGITS {
+                return None;
+            }
+            j = k;
+        }
         _ => return None,
     }
     if s.get(j) == Some(&b'.') {
@@ -537,7 +578,7 @@ fn number_walk(s: &[u8], i: usize) -> Option<usize> {
             j += 1;
         }
         let k = skip_digits(s, j);
-        if k == j {
+        if k == j || (RANGED && k - j > PLAINLY_IN_RANGE_EXPONENT_DIGITS) {
             return None;
         }
         j = k;
@@ -730,8 +771,8 @@ mod tests {
                 let mut s = format!("{number}{follower}").into_bytes();
                 // Room for the guess's 32 bytes.
                 s.resize(s.len() + 40, b' ');
-                let walk = number_walk(&s, 0);
-                let got = number_end(&s, 0);
+                let walk = number_walk::<false>(&s, 0);
+                let got = number_end::<false>(&s, 0);
                 let follows_value = matches!(follower, "," | "]" | "}" | " " | "\n" | "\t" | "\r");
                 match (walk, got) {
                     (Some(w), Some(g)) => assert_eq!(w, g, "{number:?} then {follower:?}"),
@@ -745,6 +786,34 @@ mod tests {
                     assert_eq!(got, Some(number.len()), "{number:?} then {follower:?}");
                 }
             }
+        }
+    }
+
+    /// For interoperable numbers the walk also declines whatever is not
+    /// plainly in range, and nothing else.
+    #[test]
+    fn ranged_walks_decline_exactly_the_numbers_not_plainly_in_range() {
+        for (number, plain) in [
+            ("123456789012345", true),
+            ("-123456789012345.678901234567890", true),
+            ("1234567890123456", false),
+            ("-1234567890123456", false),
+            ("0.0000000000000000001", true),
+            ("1e99", true),
+            ("-1.5E-99", true),
+            ("1e+99", true),
+            ("1e100", false),
+            ("1e-100", false),
+            ("1e007", false),
+            ("0e999", false),
+        ] {
+            let s = format!("{number},").into_bytes();
+            assert_eq!(number_walk::<false>(&s, 0), Some(number.len()), "{number}");
+            let ranged = number_walk::<true>(&s, 0);
+            assert_eq!(ranged, plain.then_some(number.len()), "{number}");
+            let mut padded = s.clone();
+            padded.resize(s.len() + 40, b' ');
+            assert_eq!(number_end::<true>(&padded, 0), ranged, "{number} with room");
         }
     }
 }

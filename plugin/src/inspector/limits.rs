@@ -125,6 +125,20 @@ pub enum DuplicateKeys {
     RejectCaseInsensitive,
 }
 
+/// Which numbers to accept beyond RFC 8259's grammar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Numbers {
+    /// Any number the grammar allows, however large: what RFC 8259 says.
+    #[default]
+    Any,
+    /// Only numbers every parser reads alike (I-JSON, RFC 7493 section 2.2):
+    /// integers within ±(2^53 − 1) and nothing that overflows a double, so
+    /// that a JavaScript gateway and a Go or Python service cannot read one
+    /// amount as two (`9007199254740993`), or one of them refuse it (`1e400`).
+    Interoperable,
+}
+
 /// Grammar options beyond strict RFC 8259.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -137,4 +151,6 @@ pub struct JsonOptions {
     pub allow_lone_surrogates: bool,
     /// Accept an empty or whitespace-only body.
     pub allow_empty_body: bool,
+    /// Number range policy.
+    pub numbers: Numbers,
 }

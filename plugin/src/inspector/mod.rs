@@ -20,16 +20,19 @@
 mod fast;
 mod keys;
 mod limits;
+mod numbers;
 mod scan;
 mod shapes;
 mod simd;
 mod swar;
 mod utf8;
 
-pub use limits::{defaults, DuplicateKeys, JsonOptions, Limits};
+pub use limits::{defaults, DuplicateKeys, JsonOptions, Limits, Numbers};
+pub use numbers::MAX_EXACT_INTEGER;
 
 use crate::violation::{Violation, ViolationKind};
 use keys::{Folder, KeyHasher, KeySet};
+use numbers::NumberRange;
 use shapes::{Shape, Shapes};
 
 /// Where the scanner is in the grammar between two bytes. Kept as one small
@@ -88,6 +91,23 @@ enum State {
     Literal,
 }
 
+impl State {
+    /// Inside a number token.
+    fn is_number(self) -> bool {
+        matches!(
+            self,
+            State::NumMinus
+                | State::NumZero
+                | State::NumInt
+                | State::NumDot
+                | State::NumFrac
+                | State::NumE
+                | State::NumESign
+                | State::NumExp
+        )
+    }
+}
+
 /// One open container.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
@@ -142,6 +162,8 @@ pub struct Inspector {
     allow_bom: bool,
     allow_lone_surrogates: bool,
     allow_empty_body: bool,
+    /// Numbers must be in range ([`Numbers::Interoperable`]).
+    check_number_range: bool,
     seed: u64,
 
     /// Body bytes accepted so far (the offset of the next byte).
@@ -178,6 +200,8 @@ pub struct Inspector {
     /// Literal in progress and how much of it matched.
     literal: &'static [u8],
     literal_pos: u8,
+    /// With `check_number_range`, the digits of the number in progress.
+    number_range: NumberRange,
 }
 
 impl Inspector {
@@ -203,6 +227,7 @@ impl Inspector {
             allow_bom: options.allow_bom,
             allow_lone_surrogates: options.allow_lone_surrogates,
             allow_empty_body: options.allow_empty_body,
+            check_number_range: options.numbers == Numbers::Interoperable,
             seed,
             consumed: 0,
             state: State::Start,
@@ -225,6 +250,7 @@ impl Inspector {
             utf8_hi: 0,
             literal: b"",
             literal_pos: 0,
+            number_range: NumberRange::default(),
         }
     }
 
@@ -282,7 +308,7 @@ impl Inspector {
             State::NumZero | State::NumInt | State::NumFrac | State::NumExp
                 if self.frames.is_empty() =>
             {
-                Ok(())
+                self.number_ends()
             }
             _ => Err(Violation::at(ViolationKind::Truncated, self.consumed)),
         };

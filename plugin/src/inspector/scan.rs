@@ -10,6 +10,7 @@
 //! UTF-8 sequences in place.
 
 use super::keys::{Folder, KeyHasher};
+use super::numbers::{NumberRange, MAX_EXACT_INTEGER};
 use super::shapes::Shape;
 use super::simd::plain_run;
 use super::swar::skip_ws;
@@ -47,7 +48,11 @@ impl Inspector {
         let mut st = self.state;
         while i < len {
             if st.is_structural() {
-                (i, st) = self.fast(s, i, st);
+                (i, st) = if self.check_number_range {
+                    self.fast::<true>(s, i, st)
+                } else {
+                    self.fast::<false>(s, i, st)
+                };
                 if i == len {
                     break;
                 }
@@ -283,14 +288,14 @@ impl Inspector {
                     if i == len {
                         break;
                     }
-                    st = self.number_step(st, s[i], base + i as u64, &mut i)?;
+                    st = self.number_step(s, st, base + i as u64, &mut i)?;
                 }
                 State::NumMinus
                 | State::NumZero
                 | State::NumDot
                 | State::NumE
                 | State::NumESign => {
-                    st = self.number_step(st, s[i], base + i as u64, &mut i)?;
+                    st = self.number_step(s, st, base + i as u64, &mut i)?;
                 }
                 State::Literal => {
                     let lit = self.literal;
@@ -346,6 +351,9 @@ impl Inspector {
                     st = State::Start;
                 }
             }
+        }
+        if self.check_number_range && st.is_number() {
+            self.number_piece(s, base, len);
         }
         self.state = st;
         self.consumed = base + len as u64;
@@ -517,17 +525,18 @@ impl Inspector {
         }
     }
 
-    /// One byte of a number that is not a plain digit continuation: decides
-    /// whether it extends the number, ends it (and is read again), or is an
-    /// error.
+    /// One byte of a number, `s[*i]` at `pos`, that is not a plain digit
+    /// continuation: decides whether it extends the number, ends it (and is
+    /// read again), or is an error.
     #[inline(always)]
     fn number_step(
         &mut self,
+        s: &[u8],
         st: State,
-        b: u8,
         pos: u64,
         i: &mut usize,
     ) -> Result<State, Violation> {
+        let b = s[*i];
         let digit = b.is_ascii_digit();
         let next = match st {
             State::NumMinus if b == b'0' => Some(State::NumZero),
@@ -543,6 +552,10 @@ impl Inspector {
             State::NumE | State::NumESign | State::NumExp if digit => Some(State::NumExp),
             State::NumZero | State::NumInt | State::NumFrac | State::NumExp => {
                 // The number is complete; `b` belongs to what follows.
+                if self.check_number_range {
+                    self.number_piece(s, pos - *i as u64, *i);
+                    self.number_ends()?;
+                }
                 return Ok(self.after_value());
             }
             _ => None,
@@ -560,6 +573,36 @@ impl Inspector {
         }
         *i += 1;
         Ok(next)
+    }
+
+    /// With `check_number_range`: the bytes of the current number in
+    /// `s[..end]` (from its first, when it starts in this chunk).
+    #[cold]
+    #[inline(never)]
+    fn number_piece(&mut self, s: &[u8], base: u64, end: usize) {
+        let from = if self.token_start >= base {
+            self.number_range = NumberRange::default();
+            (self.token_start - base) as usize
+        } else {
+            0
+        };
+        self.number_range.push(s.get(from..end).unwrap_or_default());
+    }
+
+    /// The current number is complete: with `check_number_range`, whether it
+    /// is in range (the violation points at its first byte).
+    pub(super) fn number_ends(&self) -> Result<(), Violation> {
+        if !self.check_number_range || self.number_range.in_range() {
+            Ok(())
+        } else if self.number_range.is_integer() {
+            Err(Violation::over(
+                Kind::NumberOutOfRange,
+                MAX_EXACT_INTEGER,
+                self.token_start,
+            ))
+        } else {
+            Err(Violation::at(Kind::NumberOutOfRange, self.token_start))
+        }
     }
 
     /// The four hex digits of a `\u` escape are in `hex_value`.

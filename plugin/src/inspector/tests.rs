@@ -378,6 +378,100 @@ fn max_number_chars_boundary() {
     passes(&l, "1234");
 }
 
+fn interoperable() -> JsonOptions {
+    JsonOptions {
+        numbers: Numbers::Interoperable,
+        ..JsonOptions::default()
+    }
+}
+
+#[test]
+fn interoperable_numbers_boundary() {
+    let max = MAX_EXACT_INTEGER;
+    let at = |body: &str| verdict_with(&Limits::default(), &interoperable(), body.as_bytes());
+    let out_of_range = |body: &str| at(body).unwrap_err();
+    // At the limit passes, one over fails, in every container and position,
+    // and any number passes by default.
+    for body in [
+        format!("{max}"),
+        format!("-{max}"),
+        format!("[{max},-{max}]"),
+        format!("{{\"a\":{max}, \"b\":[ -{max} ]}}"),
+        "[1.7976931348623157e308,-1.7976931348623157e308,1e-400,0e999]".into(),
+        "[9007199254740993.5,1e20,2.5E+307]".into(),
+    ] {
+        assert_eq!(at(&body), Ok(()), "{body}");
+    }
+    for (body, limit, offset) in [
+        (format!("{}", max + 1), Some(max), 0),
+        (format!("-{}", max + 1), Some(max), 0),
+        (format!("[1, {}]", max + 2), Some(max), 4),
+        (format!("{{\"a\":1,\"b\":-{}}}", max + 1), Some(max), 11),
+        (format!("[{}9]", max), Some(max), 1),
+        ("[1.8e308]".into(), None, 1),
+        ("{\"x\": -1e309 }".into(), None, 6),
+        ("1E+309".into(), None, 0),
+        ("[0.5, 123456789e301]".into(), None, 6),
+    ] {
+        let v = out_of_range(&body);
+        assert_eq!(
+            (v.kind, v.limit, v.offset),
+            (K::NumberOutOfRange, limit, Some(offset)),
+            "{body}"
+        );
+        assert_eq!(verdict(body.as_bytes()), Ok(()), "{body} by default");
+    }
+    // The length limit is decided first, inside the number.
+    let short = only(|l| l.max_number_chars = Some(4));
+    let v = verdict_with(&short, &interoperable(), b"[1e400]").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::NumberTooLong, Some(5)));
+    // A number is judged when it is complete: a truncated one is truncated.
+    let v = verdict_with(&Limits::default(), &interoperable(), b"[1e400").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::Truncated, Some(6)));
+    // A malformed one is a syntax error where the grammar breaks.
+    let v = verdict_with(&Limits::default(), &interoperable(), b"[1e400x]").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::NumberOutOfRange, Some(1)));
+    let v = verdict_with(&Limits::default(), &interoperable(), b"[1e+]").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::SyntaxError, Some(4)));
+}
+
+#[test]
+fn interoperable_numbers_are_checked_in_long_bodies_on_every_path() {
+    // Arrays of scalars taken whole, members read by their leads, objects
+    // following a shape: an out-of-range number anywhere is found.
+    let item = |n: &str| format!("{{\"id\":{n},\"price\":1.5,\"tags\":[1,2,3]}}");
+    for n in ["9007199254740992", "1e999", "-9007199254740993"] {
+        let mut items: Vec<String> = (0..40).map(|k| item(&k.to_string())).collect();
+        items[37] = item(n);
+        let body = format!("[{}]", items.join(","));
+        let start = body.find(n).unwrap() as u64;
+        let v = Inspector::check(&Limits::default(), &interoperable(), body.as_bytes());
+        assert_eq!(
+            v.map_err(|v| (v.kind, v.offset)),
+            Err((K::NumberOutOfRange, Some(start)))
+        );
+        for cut in [start as usize, start as usize + 3, start as usize + n.len()] {
+            assert_eq!(
+                verdict_in_chunks(
+                    &Limits::default(),
+                    &interoperable(),
+                    body.as_bytes(),
+                    &[cut]
+                )
+                .map_err(|v| v.offset),
+                Err(Some(start)),
+                "cut at {cut}"
+            );
+        }
+        let tags = format!("[[1,2,{n},4]]");
+        let v = verdict_with(&Limits::default(), &interoperable(), tags.as_bytes());
+        assert_eq!(
+            v.map_err(|v| (v.kind, v.offset)),
+            Err((K::NumberOutOfRange, Some(6)))
+        );
+    }
+}
+
 #[test]
 fn duplicate_keys_compare_after_decoding_per_object() {
     for (doc, offset) in [

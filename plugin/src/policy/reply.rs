@@ -59,6 +59,12 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
         K::KeyTooLong => format!("A JSON key is longer than {limit} bytes{at}."),
         K::StringTooLong => format!("A JSON string is longer than {limit} bytes{at}."),
         K::NumberTooLong => format!("A JSON number is longer than {limit} characters{at}."),
+        K::NumberOutOfRange if v.limit.is_some() => format!(
+            "A JSON integer is beyond \u{b1}{limit}, where parsers that read numbers as doubles lose its value{at}."
+        ),
+        K::NumberOutOfRange => {
+            format!("A JSON number is too large for a double; parsers read it as infinity or refuse it{at}.")
+        }
         K::DuplicateKey => format!("A JSON object repeats a key{at}."),
         K::InvalidUtf8 => format!("A JSON string is not valid UTF-8{at}."),
         K::LoneSurrogate => format!("A \\u escape is half of a surrogate pair{at}."),

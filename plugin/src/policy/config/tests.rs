@@ -52,7 +52,7 @@ fn the_issue_example_parses() {
                   "max_object_entries": 1000, "max_key_bytes": 256, "max_string_bytes": 1048576,
                   "max_number_chars": 100 },
       "json": { "duplicate_keys": "reject", "allow_bom": false, "allow_lone_surrogates": false,
-                "allow_empty_body": false },
+                "allow_empty_body": false, "numbers": "any" },
       "content_types": ["application/json", "application/*+json"],
       "on_other_content_type": "pass", "on_missing_content_type": "inspect",
       "on_encoded_body": "reject",
