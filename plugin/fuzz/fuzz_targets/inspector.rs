@@ -97,11 +97,7 @@ fuzz_target!(|data: &[u8]| {
     if let Err(v) = whole {
         if v.kind == ViolationKind::NumberOutOfRange {
             let at = v.offset.expect("an offset") as usize;
-            let len = body[at..]
-                .iter()
-                .take_while(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                .count();
-            let token = std::str::from_utf8(&body[at..at + len]).expect("ASCII");
+            let token = number_token(&body[at..]);
             assert!(!in_range(token), "{token} is in range");
         }
     }
@@ -250,6 +246,24 @@ fn agrees_with_serde_json(body: &[u8], ours: Result<(), Violation>) {
             "ours={ours:?} serde={serde:?}"
         );
     }
+}
+
+/// The number token at the start of `s`, by the grammar (what follows it,
+/// even another `e`, is not part of it).
+fn number_token(s: &[u8]) -> &str {
+    let digits = |from: usize| from + s[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut end = digits(usize::from(s.first() == Some(&b'-')));
+    if s.get(end) == Some(&b'.') {
+        end = digits(end + 1);
+    }
+    if matches!(s.get(end), Some(b'e' | b'E')) {
+        end += 1;
+        if matches!(s.get(end), Some(b'+' | b'-')) {
+            end += 1;
+        }
+        end = digits(end);
+    }
+    std::str::from_utf8(&s[..end]).expect("ASCII")
 }
 
 /// Rust's own reading of a number token: an integer within ±(2^53 − 1), or

@@ -428,9 +428,13 @@ fn interoperable_numbers_boundary() {
     // A number is judged when it is complete: a truncated one is truncated.
     let v = verdict_with(&Limits::default(), &interoperable(), b"[1e400").unwrap_err();
     assert_eq!((v.kind, v.offset), (K::Truncated, Some(6)));
+    // A complete one is judged before what follows it, even when that is
+    // more of what could have been a number.
+    for body in [&b"[1e400x]"[..], b"[1e400e5]", b"[1e400.5]"] {
+        let v = verdict_with(&Limits::default(), &interoperable(), body).unwrap_err();
+        assert_eq!((v.kind, v.offset), (K::NumberOutOfRange, Some(1)));
+    }
     // A malformed one is a syntax error where the grammar breaks.
-    let v = verdict_with(&Limits::default(), &interoperable(), b"[1e400x]").unwrap_err();
-    assert_eq!((v.kind, v.offset), (K::NumberOutOfRange, Some(1)));
     let v = verdict_with(&Limits::default(), &interoperable(), b"[1e+]").unwrap_err();
     assert_eq!((v.kind, v.offset), (K::SyntaxError, Some(4)));
 }
