@@ -10,14 +10,15 @@
 //!
 //! The difference between the counts for N + 1000 and N requests, divided by
 //! 1000, is the cost of one. The body is the generated 1 KiB API body,
-//! `--body TEXT` or `--body-file PATH` (sent in 64 KiB chunks). The plugin
-//! is the workspace build (or `JSON_SANITIZER_WASM`).
+//! `--body TEXT` or `--body-file PATH` (sent in 64 KiB chunks), the plugin
+//! configuration that of `bench` or `--config FILE`, the path `/bench`. The
+//! plugin is the workspace build (or `JSON_SANITIZER_WASM`).
 
 use anyhow::{bail, Context as _, Result};
 use json_sanitizer_host::workload::{api_body, permissive_config};
 use json_sanitizer_host::{engine, Host, Request};
 
-const USAGE: &str = "usage: requests N [--body TEXT | --body-file PATH]";
+const USAGE: &str = "usage: requests N [--body TEXT | --body-file PATH] [--config FILE]";
 
 fn main() {
     if let Err(e) = run() {
@@ -33,16 +34,21 @@ fn run() -> Result<()> {
         .context(USAGE)?
         .parse()
         .context("N must be a number of requests")?;
-    let body = match (args.get(1).map(String::as_str), args.get(2)) {
-        (None, _) => api_body(1024),
-        (Some("--body"), Some(text)) => text.clone().into_bytes(),
-        (Some("--body-file"), Some(path)) => {
-            std::fs::read(path).with_context(|| format!("cannot read {path}"))?
+    let mut body = api_body(1024);
+    let mut config = permissive_config();
+    let read = |path: &str| std::fs::read(path).with_context(|| format!("cannot read {path}"));
+    for pair in args[1..].chunks(2) {
+        match pair {
+            [flag, text] if flag == "--body" => body = text.clone().into_bytes(),
+            [flag, path] if flag == "--body-file" => body = read(path)?,
+            [flag, path] if flag == "--config" => {
+                config = String::from_utf8_lossy(&read(path)?).into_owned()
+            }
+            _ => bail!(USAGE),
         }
-        _ => bail!(USAGE),
-    };
+    }
     let module = engine::plugin_module()?;
-    let host = Host::builder(module).config(permissive_config()).build()?;
+    let host = Host::builder(module).config(config).build()?;
     let mut vm = host.start_vm()?;
     let request = Request::post("/bench")
         .content_type("application/json")

@@ -603,6 +603,40 @@ fn per_route_rules_choose_the_policy() {
         .unwrap();
     assert_eq!(o.status(), None);
     assert!(o.completed);
+
+    // Each policy has its own counters, named after its rule, and together
+    // they add up to the totals.
+    for (rule, tail, n) in [
+        ("uploads", "requests_skipped", 1),
+        ("search", "requests_inspected", 1),
+        ("search", "requests_rejected", 2),
+        ("legacy", "requests_inspected", 2),
+        ("legacy", "requests_passed", 1),
+        ("legacy", "report_only.would_reject", 1),
+        ("bulk-import", "requests_passed", 1),
+        ("default", "requests_inspected", 4),
+        ("default", "requests_passed", 2),
+        ("default", "requests_rejected", 4),
+    ] {
+        assert_eq!(
+            counter(&h, &format!("rule.{rule}.{tail}")),
+            n,
+            "{rule} {tail}"
+        );
+    }
+    for tail in [
+        "requests_inspected",
+        "requests_passed",
+        "requests_rejected",
+        "requests_skipped",
+        "report_only.would_reject",
+    ] {
+        let per_rule: u64 = ["default", "uploads", "search", "bulk-import", "legacy"]
+            .iter()
+            .map(|rule| counter(&h, &format!("rule.{rule}.{tail}")))
+            .sum();
+        assert_eq!(per_rule, counter(&h, tail), "{tail}");
+    }
 }
 
 trait MethodPath {
@@ -645,6 +679,14 @@ fn metrics_count_requests_bytes_and_outcomes() {
             "{name}"
         );
     }
+    // Without rules there are no per-rule counters: they would repeat these.
+    let per_rule: Vec<String> = h
+        .metrics()
+        .snapshot()
+        .into_keys()
+        .filter(|name| name.starts_with("json_sanitizer.rule."))
+        .collect();
+    assert!(per_rule.is_empty(), "{per_rule:?}");
 }
 
 /// `reject_case_insensitive` through the wasm: keys Go would match to one

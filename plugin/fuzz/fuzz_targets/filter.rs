@@ -9,7 +9,8 @@
 //! one of the example configurations. It checks that:
 //!
 //! - nothing panics, and no metric is ever moved by a delta of zero (Envoy
-//!   refuses those);
+//!   refuses those); per-policy counters move only when the configuration
+//!   has rules, and only for one of its policies;
 //! - every local reply has a status within 400–599 and a problem+json body
 //!   whose `status` and `violation` agree with the reply;
 //! - when a hostile host refuses that reply (and maybe the stream reset
@@ -22,7 +23,7 @@
 
 #![no_main]
 
-use json_sanitizer::filter::metrics::Metric;
+use json_sanitizer::filter::metrics::{Metric, RuleCounter};
 use json_sanitizer::filter::pairs::encode_pairs;
 use json_sanitizer::filter::plugin::Plugin;
 use json_sanitizer::filter::session::{Action, Host, Level, RequestHead, Session};
@@ -47,8 +48,14 @@ fuzz_target!(|data: &[u8]| {
     let choice = usize::from(input.byte()) % CONFIGS.len();
     let raw = CONFIGS[choice].as_bytes();
     let config = Config::parse(raw).expect("the example configurations parse");
+    let policies = config.rules.len();
+    let counts_rules = policies > 0;
     let plugin = Rc::new(Plugin::new(config, "json_sanitizer", raw, 7));
-    let mut host = FuzzHost::default();
+    let mut host = FuzzHost {
+        policies,
+        counts_rules,
+        ..FuzzHost::default()
+    };
     for _ in 0..8 {
         if input.0.is_empty() {
             break;
@@ -310,6 +317,10 @@ struct FuzzHost {
     store: EnvoyStore,
     /// What the session left for the access log during this request.
     noted: Vec<ViolationKind>,
+    /// The highest policy index of the configuration, and whether it has
+    /// rules (per-policy counters are kept only then).
+    policies: usize,
+    counts_rules: bool,
 }
 
 impl Host for FuzzHost {
@@ -334,6 +345,15 @@ impl Host for FuzzHost {
     }
     fn count(&mut self, metric: Metric, delta: u64) {
         assert!(delta > 0, "{} moved by 0: Envoy refuses it", metric.name());
+    }
+    fn count_rule(&mut self, policy: usize, rule: &str, _counter: RuleCounter) {
+        assert!(self.counts_rules, "per-policy counters without rules");
+        assert!(!rule.is_empty(), "a rule has a name");
+        assert!(
+            policy <= self.policies,
+            "policy {policy} of {}",
+            self.policies
+        );
     }
     fn note_violation(&mut self, kind: ViolationKind, rule: &str) {
         assert!(!rule.is_empty(), "a rule has a name");

@@ -1,8 +1,13 @@
-//! The metrics the filter reports, by name. Defined once per VM in
-//! `on_configure`; Envoy files them in its `wasmcustom` stats namespace
+//! The metrics the filter reports, by name. Defined in `on_configure`;
+//! Envoy files them in its `wasmcustom` stats namespace
 //! (`wasmcustom.json_sanitizer...` in `/stats`), which its Prometheus
 //! endpoint strips along with the `envoy_` prefix (`json_sanitizer_...`).
+//!
+//! With per-route rules, each policy (the top level, `default`, and every
+//! rule) also has its own few [`RuleCounter`]s, so that a dashboard can tell
+//! the search endpoint's refusals from the bulk import's.
 
+use crate::policy::rules::metric_label;
 use crate::violation::ViolationKind;
 
 /// Name prefix of every metric.
@@ -105,6 +110,59 @@ impl Metric {
     }
 }
 
+/// A per-policy counter (`json_sanitizer.rule.<name>.<counter>`), kept only
+/// when the configuration has rules: without them they would repeat the
+/// totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleCounter {
+    /// The policy's requests whose body was inspected.
+    Inspected,
+    /// Of those, the ones that passed.
+    Passed,
+    /// The policy's requests refused (any reason, breaker included).
+    Rejected,
+    /// The policy's requests let through uninspected (a `skip` rule's all).
+    Skipped,
+    /// `report` mode: the policy's requests that would have been refused.
+    WouldReject,
+}
+
+impl RuleCounter {
+    /// Every per-policy counter, in a fixed order (see [`RuleCounter::slot`]).
+    pub const ALL: [RuleCounter; 5] = [
+        Self::Inspected,
+        Self::Passed,
+        Self::Rejected,
+        Self::Skipped,
+        Self::WouldReject,
+    ];
+
+    /// The total this counter is the policy's share of.
+    pub const fn total(self) -> Metric {
+        match self {
+            Self::Inspected => Metric::RequestsInspected,
+            Self::Passed => Metric::RequestsPassed,
+            Self::Rejected => Metric::RequestsRejected,
+            Self::Skipped => Metric::RequestsSkipped,
+            Self::WouldReject => Metric::WouldReject,
+        }
+    }
+
+    /// Dense index of this counter of policy `policy` (its index in
+    /// `Config::policies`), for a table of metric ids.
+    pub const fn slot(self, policy: usize) -> usize {
+        policy * Self::ALL.len() + self as usize
+    }
+
+    /// The full name for the policy named `policy`, e.g.
+    /// `json_sanitizer.rule.search.requests_rejected`.
+    pub fn name(self, policy: &str) -> String {
+        let total = self.total().name();
+        let tail = total.strip_prefix(PREFIX).unwrap_or(&total);
+        format!("{PREFIX}.rule.{}{tail}", metric_label(policy))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +179,24 @@ mod tests {
         assert!(names.contains("json_sanitizer.rejected.too_deep"));
         assert!(names.contains("json_sanitizer.report_only.would_reject.duplicate_key"));
         assert!(names.contains("json_sanitizer.breaker.cas_exhausted"));
+    }
+
+    #[test]
+    fn rule_counters_are_dense_per_policy_and_named_after_the_rule() {
+        let slots: HashSet<usize> = (0..3)
+            .flat_map(|p| RuleCounter::ALL.map(|c| c.slot(p)))
+            .collect();
+        assert_eq!(slots, (0..3 * RuleCounter::ALL.len()).collect());
+        let names: Vec<String> = RuleCounter::ALL.map(|c| c.name("bulk.import v2")).to_vec();
+        assert_eq!(
+            names,
+            [
+                "json_sanitizer.rule.bulk_import_v2.requests_inspected",
+                "json_sanitizer.rule.bulk_import_v2.requests_passed",
+                "json_sanitizer.rule.bulk_import_v2.requests_rejected",
+                "json_sanitizer.rule.bulk_import_v2.requests_skipped",
+                "json_sanitizer.rule.bulk_import_v2.report_only.would_reject",
+            ]
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! the breaker, report mode) is unit-tested natively; the proxy-wasm glue
 //! only translates callbacks and hostcalls.
 
-use super::metrics::Metric;
+use super::metrics::{Metric, RuleCounter};
 use super::pairs::{decode_spans, Span};
 use super::plugin::Plugin;
 use crate::inspector::Inspector;
@@ -52,6 +52,10 @@ pub trait Host {
     fn reset_stream(&mut self) -> bool;
     /// Adds `delta` (> 0) to a counter.
     fn count(&mut self, metric: Metric, delta: u64);
+    /// Adds one to a per-policy counter: `policy` is the policy's index in
+    /// `Config::policies` (0 for the top level), `rule` its name. Called only
+    /// when the configuration has rules.
+    fn count_rule(&mut self, policy: usize, rule: &str, counter: RuleCounter);
     /// Leaves the violation found in this request, and the rule that judged
     /// it, where Envoy's access log can print them (see [`VIOLATION_PROPERTY`]
     /// and [`RULE_PROPERTY`]): in report mode they are the only per-request
@@ -229,6 +233,17 @@ impl Session {
         self.plugin.config.policy(self.policy)
     }
 
+    /// Counts the request in a total and, when the configuration has rules,
+    /// in its policy's own counter. Inlined, so that each call site's total
+    /// is a constant and its metric index is worked out at compile time.
+    #[inline(always)]
+    fn tally(&self, host: &mut dyn Host, counter: RuleCounter) {
+        host.count(counter.total(), 1);
+        if !self.plugin.config.rules.is_empty() {
+            host.count_rule(self.policy, &self.policy().name, counter);
+        }
+    }
+
     /// Request headers: pick the rule, refuse what the headers condemn, and
     /// decide whether the body is held or streamed.
     pub fn on_request_headers(
@@ -310,7 +325,7 @@ impl Session {
         let hold_headers = self.plugin.config.hold_headers && policy.hold_bytes > 0;
         self.inspector = Some(inspector);
         self.phase = Phase::Body;
-        host.count(Metric::RequestsInspected, 1);
+        self.tally(host, RuleCounter::Inspected);
         // The headers go upstream now, unless the configuration says Envoy
         // lets them be held (`allow_on_headers_stop_iteration`): by default
         // Envoy turns a pause here into "stop everything", and the body
@@ -467,7 +482,7 @@ impl Session {
             Ok(()) => {
                 self.phase = Phase::Done;
                 self.record_outcome(host, Outcome::Success);
-                host.count(Metric::RequestsPassed, 1);
+                self.tally(host, RuleCounter::Passed);
                 Action::Continue
             }
             Err(v) => self.reject(host, v),
@@ -478,7 +493,7 @@ impl Session {
     /// per ordinary request; the `requests_skipped` counter tells the story.
     fn skip(&mut self, host: &mut dyn Host) -> Action {
         self.phase = Phase::Done;
-        host.count(Metric::RequestsSkipped, 1);
+        self.tally(host, RuleCounter::Skipped);
         Action::Continue
     }
 
@@ -495,7 +510,7 @@ impl Session {
         if pass {
             self.record_outcome(host, Outcome::Abandoned);
             self.phase = Phase::Done;
-            host.count(Metric::RequestsSkipped, 1);
+            self.tally(host, RuleCounter::Skipped);
             return Action::Continue;
         }
         self.reject(host, header_violation(ViolationKind::BodyUnreadable, None))
@@ -528,11 +543,11 @@ impl Session {
             },
         );
         if report {
-            host.count(Metric::WouldReject, 1);
+            self.tally(host, RuleCounter::WouldReject);
             host.count(Metric::WouldRejectKind(v.kind), 1);
             return Action::Continue;
         }
-        host.count(Metric::RequestsRejected, 1);
+        self.tally(host, RuleCounter::Rejected);
         host.count(Metric::Rejected(v.kind), 1);
         Action::Reply(reply::build(
             &self.plugin.config.reply,
@@ -594,7 +609,7 @@ impl Session {
                 );
                 host.log(Level::Info, &line);
                 host.note_violation(ViolationKind::BreakerOpen, &self.policy().name);
-                host.count(Metric::RequestsRejected, 1);
+                self.tally(host, RuleCounter::Rejected);
                 host.count(Metric::Rejected(ViolationKind::BreakerOpen), 1);
                 Some(Action::Reply(reply::build(
                     &self.plugin.config.reply,

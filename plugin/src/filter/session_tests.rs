@@ -23,6 +23,8 @@ struct FakeHost {
     store: EnvoyStore,
     logs: Vec<(Level, String)>,
     metrics: HashMap<String, u64>,
+    /// Per-policy counts, in order.
+    rule_counts: Vec<(usize, RuleCounter)>,
     /// What `note_violation` left for the access log (violation, rule),
     /// in order.
     noted: Vec<(ViolationKind, String)>,
@@ -58,6 +60,10 @@ impl Host for FakeHost {
     fn count(&mut self, metric: Metric, delta: u64) {
         assert!(delta > 0, "Envoy refuses increments <= 0");
         *self.metrics.entry(metric.name()).or_default() += delta;
+    }
+    fn count_rule(&mut self, policy: usize, rule: &str, counter: RuleCounter) {
+        self.rule_counts.push((policy, counter));
+        *self.metrics.entry(counter.name(rule)).or_default() += 1;
     }
     fn note_violation(&mut self, kind: ViolationKind, rule: &str) {
         self.noted.push((kind, rule.to_string()));
@@ -602,6 +608,65 @@ fn rules_apply_their_own_limits_and_mode() {
     );
     assert_eq!(run.status(), None);
     assert_eq!(host.metric("report_only.would_reject"), 1);
+}
+
+#[test]
+fn with_rules_each_policy_counts_its_own_requests() {
+    let p = plugin(
+        r#"{"breaker":{"enabled":true,"consecutive_failures":1},
+            "rules":[{"name":"search","match":{"path_prefix":"/search"},"limits":{"max_depth":2}},
+                     {"name":"uploads","match":{"path_prefix":"/upload"},"skip":true},
+                     {"name":"legacy v1","match":{"path_prefix":"/legacy"},"mode":"report"}]}"#,
+    );
+    let mut host = FakeHost::default();
+    let path = |p: &'static str| head(&[(":path", p)]);
+    drive(&p, &mut host, &path("/search"), &[b"[1]"], false);
+    drive(&p, &mut host, &path("/search"), &[b"[[[1]]]"], false);
+    // The breaker (per route) is now open for the search rule.
+    let shed = drive(&p, &mut host, &path("/search"), &[b"[1]"], false);
+    assert_eq!(shed.status(), Some(503));
+    drive(&p, &mut host, &path("/upload/x"), &[b"not json"], false);
+    drive(&p, &mut host, &path("/legacy"), &[b"[1,]"], false);
+    drive(&p, &mut host, &path("/orders"), &[b"{}"], false);
+    for (name, tail, n) in [
+        ("search", "requests_inspected", 2),
+        ("search", "requests_passed", 1),
+        ("search", "requests_rejected", 2),
+        ("search", "requests_skipped", 0),
+        ("uploads", "requests_skipped", 1),
+        ("uploads", "requests_inspected", 0),
+        ("legacy_v1", "requests_inspected", 1),
+        ("legacy_v1", "report_only.would_reject", 1),
+        ("legacy_v1", "requests_passed", 0),
+        ("default", "requests_inspected", 1),
+        ("default", "requests_passed", 1),
+    ] {
+        assert_eq!(
+            host.metric(&format!("rule.{name}.{tail}")),
+            n,
+            "{name} {tail}"
+        );
+    }
+    // Each request counts once in its policy's counters, as in the totals.
+    for counter in RuleCounter::ALL {
+        let per_policy = host
+            .rule_counts
+            .iter()
+            .filter(|(_, c)| *c == counter)
+            .count();
+        let total = counter.total().name();
+        let total = total.strip_prefix("json_sanitizer.").unwrap();
+        assert_eq!(per_policy as u64, host.metric(total), "{counter:?}");
+    }
+    let policies: Vec<usize> = host.rule_counts.iter().map(|(p, _)| *p).collect();
+    assert_eq!(policies, [1, 1, 1, 1, 1, 2, 3, 3, 0, 0]);
+
+    // Without rules there are only the totals.
+    let p = plugin("{}");
+    let mut host = FakeHost::default();
+    drive(&p, &mut host, &path("/search"), &[b"[1]"], false);
+    assert_eq!(host.metric("requests_passed"), 1);
+    assert!(host.rule_counts.is_empty());
 }
 
 #[test]

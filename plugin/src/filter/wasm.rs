@@ -3,7 +3,7 @@
 //! about proxy-wasm.
 
 use super::hostcalls::{self, LogLevel};
-use super::metrics::{self, Metric};
+use super::metrics::{self, Metric, RuleCounter};
 use super::plugin::Plugin;
 use super::session::{
     Action as SessionAction, Host, Level, Session, RULE_PROPERTY, VIOLATION_PROPERTY,
@@ -34,6 +34,9 @@ type MetricIds = Rc<Vec<Option<u32>>>;
 struct Root {
     plugin: Option<Rc<Plugin>>,
     metrics: MetricIds,
+    /// Per-policy counter ids, in [`RuleCounter::slot`] order; empty when
+    /// the configuration has no rules.
+    rule_metrics: MetricIds,
 }
 
 impl Context for Root {}
@@ -87,6 +90,17 @@ impl RootContext for Root {
             }
             self.metrics = Rc::new(ids);
         }
+        // Per configuration: the rules may have changed. Envoy hands back
+        // the same counter for a name defined again.
+        let mut rule_ids = Vec::new();
+        if !config.rules.is_empty() {
+            for policy in config.policies() {
+                for counter in RuleCounter::ALL {
+                    rule_ids.push(hostcalls::define_counter(&counter.name(&policy.name)));
+                }
+            }
+        }
+        self.rule_metrics = Rc::new(rule_ids);
         let rules = config.rules.len();
         self.plugin = Some(Rc::new(Plugin::new(config, &identity, &raw, seed)));
         hostcalls::log(
@@ -103,6 +117,7 @@ impl RootContext for Root {
             session: self.plugin.clone().map(Session::new),
             host: WasmHost {
                 metrics: self.metrics.clone(),
+                rule_metrics: self.rule_metrics.clone(),
                 store: SharedData,
             },
         }))
@@ -180,6 +195,7 @@ impl HttpContext for Filter {
 /// [`Host`] over the real hostcalls.
 struct WasmHost {
     metrics: MetricIds,
+    rule_metrics: MetricIds,
     store: SharedData,
 }
 
@@ -216,6 +232,12 @@ impl Host for WasmHost {
     fn count(&mut self, metric: Metric, delta: u64) {
         if let Some(Some(id)) = self.metrics.get(metric.index()) {
             hostcalls::increment(*id, delta);
+        }
+    }
+
+    fn count_rule(&mut self, policy: usize, _rule: &str, counter: RuleCounter) {
+        if let Some(Some(id)) = self.rule_metrics.get(counter.slot(policy)) {
+            hostcalls::increment(*id, 1);
         }
     }
 

@@ -4,6 +4,21 @@ use super::config::Policy;
 use super::error::ConfigError;
 use serde::Deserialize;
 
+/// A rule's name as it appears in metric names: ASCII letters, digits, `_`
+/// and `-` kept, anything else `_`. Envoy reads dots in a stat name as
+/// levels, and Prometheus allows no other characters.
+pub fn metric_label(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// A rule: a match, and what applies to the requests it matches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {

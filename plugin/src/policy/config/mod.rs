@@ -370,6 +370,20 @@ impl Config {
                     ),
                 ));
             }
+            let label = super::rules::metric_label(&name);
+            if let Some(other) = rules
+                .iter()
+                .map(|r: &Rule| r.policy.name.as_str())
+                .chain(["default"])
+                .find(|other| super::rules::metric_label(other) == label)
+            {
+                return Err(ConfigError::new(
+                    format!("{at}.name"),
+                    format!(
+                        "`{name}` and `{other}` share the metric name `json_sanitizer.rule.{label}` (characters other than letters, digits, `_` and `-` become `_`)"
+                    ),
+                ));
+            }
             matcher
                 .validate()
                 .map_err(|e| e.within(&format!("{at}.match")))?;

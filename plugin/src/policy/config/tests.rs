@@ -265,6 +265,15 @@ fn every_error_names_its_field() {
             r#"{"rules":[{"name":"","match":{"path_prefix":"/a"}}]}"#,
             "rules[0].name",
         ),
+        // Two names, one metric name.
+        (
+            r#"{"rules":[{"name":"a.b","match":{"path_prefix":"/a"}},{"name":"a b","match":{"path_prefix":"/b"}}]}"#,
+            "rules[1].name",
+        ),
+        (
+            r#"{"rules":[{"name":"default!","match":{"path_prefix":"/a"}},{"name":"default?","match":{"path_prefix":"/b"}}]}"#,
+            "rules[1].name",
+        ),
         (r#"{"rules":{}}"#, "rules"),
         ("[]", "<configuration>"),
         ("{\"mode\":", "<configuration>"),
@@ -272,6 +281,16 @@ fn every_error_names_its_field() {
     for &(json, field) in cases {
         assert_eq!(field_of(json), field, "{json}");
     }
+    let e = parse(r#"{"rules":[{"name":"a.b","match":{"path_prefix":"/a"}},{"name":"a_b","match":{"path_prefix":"/b"}}]}"#)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`a_b` and `a.b` share the metric name `json_sanitizer.rule.a_b`"),
+        "{e}"
+    );
+    // Names that stay apart in metrics are fine, whatever their characters.
+    parse(r#"{"rules":[{"name":"Default","match":{"path_prefix":"/a"}},{"name":"orders v2","match":{"path_prefix":"/b"}}]}"#)
+        .unwrap();
     let e = parse(r#"{"limits":{"max_depth":0}}"#).unwrap_err();
     assert_eq!(
         e.to_string(),
