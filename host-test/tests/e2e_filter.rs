@@ -105,6 +105,46 @@ fn every_body_violation_gets_its_status_and_problem_document() {
     assert_eq!(counter(&host, "requests_rejected"), 16);
 }
 
+/// `report_only` through the wasm: a reported violation lets the body
+/// through (nothing refused, the whole body forwarded) and leaves what report
+/// mode leaves: the log line, the counters and the access log's filter
+/// state; a syntax error after it is still refused.
+#[test]
+fn report_only_violations_go_through_and_are_reported() {
+    let (host, mut vm) =
+        host_pair(r#"{"json":{"numbers":"interoperable","report_only":["number_out_of_range"]}}"#);
+    let body = r#"{"id":9007199254740993,"amount":10}"#;
+    for chunk in [body.len(), 1] {
+        let o = vm
+            .send(&post(body).chunk_size(chunk).capture_forwarded())
+            .unwrap();
+        assert_eq!(o.status(), None);
+        assert_eq!(o.forwarded_body.as_deref(), Some(body.as_bytes()));
+        assert!(
+            o.logged("would reject rule=default violation=number_out_of_range limit=9007199254740991 offset=6"),
+            "{:?}",
+            o.logs
+        );
+        assert_eq!(
+            o.filter_state("wasm.json_sanitizer.violation").as_deref(),
+            Some("number_out_of_range")
+        );
+    }
+    assert_eq!(
+        counter(&host, "report_only.would_reject.number_out_of_range"),
+        2
+    );
+    assert_eq!(counter(&host, "requests_passed"), 0);
+    let o = vm
+        .send(&post(r#"{"id":9007199254740993,"amount":10,}"#))
+        .unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "syntax_error");
+    assert_eq!(counter(&host, "rejected.syntax_error"), 1);
+    // Without report_only the same body is refused.
+    let (_host, mut strict) = host_pair(r#"{"json":{"numbers":"interoperable"}}"#);
+    assert_eq!(strict.send(&post(body)).unwrap().status(), Some(400));
+}
+
 #[test]
 fn interoperable_numbers_stop_integers_beyond_two_to_the_fifty_three() {
     let (_host, mut vm) = host_pair(r#"{"json":{"numbers":"interoperable"}}"#);
@@ -613,7 +653,7 @@ fn per_route_rules_choose_the_policy() {
         ("legacy", "requests_inspected", 2),
         ("legacy", "requests_passed", 1),
         ("legacy", "report_only.would_reject", 1),
-        ("bulk-import", "requests_passed", 1),
+        ("bulk_import", "requests_passed", 1),
         ("default", "requests_inspected", 4),
         ("default", "requests_passed", 2),
         ("default", "requests_rejected", 4),
@@ -631,7 +671,7 @@ fn per_route_rules_choose_the_policy() {
         "requests_skipped",
         "report_only.would_reject",
     ] {
-        let per_rule: u64 = ["default", "uploads", "search", "bulk-import", "legacy"]
+        let per_rule: u64 = ["default", "uploads", "search", "bulk_import", "legacy"]
             .iter()
             .map(|rule| counter(&h, &format!("rule.{rule}.{tail}")))
             .sum();

@@ -55,6 +55,7 @@ const JSON: &[&str] = &[
     "allow_lone_surrogates",
     "allow_empty_body",
     "numbers",
+    "report_only",
 ];
 const REPLY: &[&str] = &["statuses", "detail"];
 const BREAKER: &[&str] = &[

@@ -155,6 +155,18 @@ impl ViolationKind {
     }
 }
 
+/// Configuration names violations by their stable names (`"duplicate_key"`).
+impl<'de> serde::Deserialize<'de> for ViolationKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{name}` is not a violation name (see the README's list)"
+            ))
+        })
+    }
+}
+
 impl fmt::Display for ViolationKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -415,15 +415,27 @@ fn inspect_with(
     body: &[u8],
     cuts: &[usize],
 ) -> Result<(), Violation> {
+    inspect_noted(limits, options, body, cuts).0
+}
+
+/// Like [`inspect_with`], with the violation noted for `report_only`.
+fn inspect_noted(
+    limits: &Limits,
+    options: &JsonOptions,
+    body: &[u8],
+    cuts: &[usize],
+) -> (Result<(), Violation>, Option<Violation>) {
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
     cuts.sort_unstable();
     let mut ins = Inspector::new(limits, options);
     let mut prev = 0;
     for c in cuts.into_iter().chain(std::iter::once(body.len())) {
-        ins.feed(&body[prev..c])?;
+        if ins.feed(&body[prev..c]).is_err() {
+            break;
+        }
         prev = c;
     }
-    ins.finish()
+    (ins.finish(), ins.noted())
 }
 
 /// The verdict on `doc` under `limits` is the same whole, cut at `cuts`,
@@ -678,6 +690,42 @@ proptest! {
         };
         for limits in [limits, near] {
             same_verdict_for_any_chunking(&limits, &doc, &cuts)?;
+        }
+    }
+
+    /// `report_only: [duplicate_key]`: the verdict is `allow`'s, and the
+    /// noted violation is the duplicate `reject` refuses, when that is what
+    /// `reject` finds first; the same for any chunking, limits near the
+    /// document's own included (so that a limit can bite after a noted key).
+    #[test]
+    fn reported_duplicates_are_rejects_first_duplicate_and_allows_verdict(
+        doc in prop_oneof![shaped_document(), cased_document()],
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+        tight in 1u64..20,
+    ) {
+        let reported = JsonOptions {
+            report_only: vec![ViolationKind::DuplicateKey],
+            ..JsonOptions::default()
+        };
+        let allow = JsonOptions { duplicate_keys: DuplicateKeys::Allow, ..JsonOptions::default() };
+        let unlimited = Limits { max_depth: None, ..Limits::UNLIMITED };
+        let near = Limits {
+            max_key_bytes: Some(tight),
+            max_object_entries: Some(tight / 2 + 1),
+            ..unlimited
+        };
+        for limits in [unlimited, near] {
+            let rejected = inspect_with(&limits, &JsonOptions::default(), &doc, &[]);
+            let whole = inspect_noted(&limits, &reported, &doc, &[]);
+            prop_assert_eq!(&whole.0, &inspect_with(&limits, &allow, &doc, &[]));
+            prop_assert_eq!(
+                whole.1,
+                rejected.err().filter(|v| v.kind == ViolationKind::DuplicateKey),
+                "{}", String::from_utf8_lossy(&doc)
+            );
+            prop_assert_eq!(&inspect_noted(&limits, &reported, &doc, &cuts), &whole);
+            let bytewise: Vec<usize> = (1..doc.len()).collect();
+            prop_assert_eq!(&inspect_noted(&limits, &reported, &doc, &bytewise), &whole);
         }
     }
 

@@ -10,7 +10,8 @@
 //!   reference state machine reads, never the fast path), under the default
 //!   limits, none, or limits aimed at the body's own boundaries, with each
 //!   duplicate-key policy (`reject`, `reject_case_insensitive`, `allow`),
-//!   with and without `numbers: interoperable`;
+//!   with and without `numbers: interoperable`, with any `report_only`
+//!   kinds (the noted violation must agree too);
 //! - a `number_out_of_range` verdict points at a number that Rust's own
 //!   parsers find out of range (an integer beyond 2^53 − 1, or a number
 //!   that is infinite as an `f64`);
@@ -22,7 +23,7 @@
 //!   proptest (`plugin/tests/support/serde_oracle.rs`).
 //!
 //! Input layout: `[mode, n, one byte per limit (7), n % 8 cut positions (2
-//! bytes each), body]`.
+//! bytes each), body]`; the next three bits of `n` pick `report_only`.
 //! Run with `cargo +nightly fuzz run --fuzz-dir plugin/fuzz inspector`.
 
 #![no_main]
@@ -31,7 +32,7 @@
 mod serde_oracle;
 
 use json_sanitizer::inspector::{
-    DuplicateKeys, Inspector, JsonOptions, Limits, Numbers, MAX_EXACT_INTEGER,
+    DuplicateKeys, Inspector, JsonOptions, Limits, Numbers, MAX_EXACT_INTEGER, REPORTABLE,
 };
 use json_sanitizer::violation::{Violation, ViolationKind};
 use libfuzzer_sys::fuzz_target;
@@ -65,18 +66,26 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Numbers::Any
         },
+        // The bits of `n` above the cut count pick the reported kinds.
+        report_only: REPORTABLE
+            .into_iter()
+            .enumerate()
+            .filter(|&(bit, _)| (n >> 3) & (1 << bit) != 0)
+            .map(|(_, kind)| kind)
+            .collect(),
     };
 
-    let whole = inspect(&mut Inspector::new(&limits, &options), body, &[]);
+    let (whole, noted) = inspect(&mut Inspector::new(&limits, &options), body, &[]);
+    let whole_noted = (whole, noted);
     assert_eq!(
         inspect(&mut Inspector::new(&limits, &options), body, &cuts),
-        whole,
+        whole_noted,
         "cut at {cuts:?}"
     );
     let bytewise: Vec<usize> = (1..body.len()).collect();
     assert_eq!(
         inspect(&mut Inspector::new(&limits, &options), body, &bytewise),
-        whole,
+        whole_noted,
         "bytewise"
     );
 
@@ -85,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
     let mut reused = Inspector::new(&limits, &options);
     let _ = inspect(&mut reused, &body[body.len() / 2..], &cuts);
     reused.reset();
-    assert_eq!(inspect(&mut reused, body, &[]), whole, "after reset");
+    assert_eq!(inspect(&mut reused, body, &[]), whole_noted, "after reset");
 
     if let Some(offset) = whole.err().and_then(|v| v.offset) {
         assert!(
@@ -94,14 +103,18 @@ fuzz_target!(|data: &[u8]| {
             body.len()
         );
     }
-    if let Err(v) = whole {
+    for v in whole.err().into_iter().chain(noted) {
         if v.kind == ViolationKind::NumberOutOfRange {
             let at = v.offset.expect("an offset") as usize;
             let token = number_token(&body[at..]);
             assert!(!in_range(token), "{token} is in range");
         }
     }
-    if mode & 3 == 1 && mode & 0b1111_1100 == 0 {
+    if let Some(v) = noted {
+        assert!(options.report_only.contains(&v.kind), "{v:?} noted");
+        assert!(v.offset.is_some_and(|o| o < body.len() as u64), "{v:?}");
+    }
+    if mode & 3 == 1 && mode & 0b1111_1100 == 0 && n >> 3 == 0 {
         agrees_with_serde_json(body, whole);
     }
 });
@@ -225,15 +238,22 @@ impl Maxima {
     }
 }
 
-fn inspect(ins: &mut Inspector, body: &[u8], cuts: &[usize]) -> Result<(), Violation> {
+/// The verdict, and the violation noted for `report_only`.
+fn inspect(
+    ins: &mut Inspector,
+    body: &[u8],
+    cuts: &[usize],
+) -> (Result<(), Violation>, Option<Violation>) {
     let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(body.len())).collect();
     cuts.sort_unstable();
     let mut prev = 0;
     for c in cuts.into_iter().chain(std::iter::once(body.len())) {
-        ins.feed(&body[prev..c])?;
+        if ins.feed(&body[prev..c]).is_err() {
+            break;
+        }
         prev = c;
     }
-    ins.finish()
+    (ins.finish(), ins.noted())
 }
 
 /// With no limits and default options, accepted exactly when serde_json

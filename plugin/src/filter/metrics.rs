@@ -121,7 +121,10 @@ pub enum RuleCounter {
     Passed,
     /// The policy's requests refused (any reason, breaker included).
     Rejected,
-    /// The policy's requests let through uninspected (a `skip` rule's all).
+    /// The policy's requests let through uninspected (all of a `skip`
+    /// rule's that are not refused for their path; others without a body,
+    /// of a content type passed, or with an encoded or unreadable body
+    /// passed).
     Skipped,
     /// `report` mode: the policy's requests that would have been refused.
     WouldReject,
@@ -187,7 +190,7 @@ mod tests {
             .flat_map(|p| RuleCounter::ALL.map(|c| c.slot(p)))
             .collect();
         assert_eq!(slots, (0..3 * RuleCounter::ALL.len()).collect());
-        let names: Vec<String> = RuleCounter::ALL.map(|c| c.name("bulk.import v2")).to_vec();
+        let names: Vec<String> = RuleCounter::ALL.map(|c| c.name("bulk.import-v2")).to_vec();
         assert_eq!(
             names,
             [

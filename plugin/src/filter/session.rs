@@ -482,11 +482,39 @@ impl Session {
             Ok(()) => {
                 self.phase = Phase::Done;
                 self.record_outcome(host, Outcome::Success);
-                self.tally(host, RuleCounter::Passed);
+                match self.inspector.as_ref().and_then(|i| i.noted()) {
+                    Some(v) => self.report_only(host, &v),
+                    None => self.tally(host, RuleCounter::Passed),
+                }
                 Action::Continue
             }
             Err(v) => self.reject(host, v),
         }
+    }
+
+    /// A body that passed but for a violation of a `report_only` kind: it
+    /// goes on, and is logged, counted and left for the access log like a
+    /// request report mode would have refused (not as passed, so that the
+    /// inspected requests are still passed + rejected + would-reject).
+    fn report_only(&self, host: &mut dyn Host, v: &Violation) {
+        host.log(Level::Info, &self.violation_line("would reject", v));
+        host.note_violation(v.kind, &self.policy().name);
+        self.tally(host, RuleCounter::WouldReject);
+        host.count(Metric::WouldRejectKind(v.kind), 1);
+    }
+
+    /// The log line of a refusal (`verb` = `rejected`) or of a violation
+    /// reported only (`would reject`).
+    fn violation_line(&self, verb: &str, v: &Violation) -> String {
+        format!(
+            "json-sanitizer: {verb}{} rule={} violation={} limit={} offset={} status={}",
+            self.id_field(),
+            self.policy().name,
+            v.kind,
+            v.limit.map_or("-".to_string(), |l| l.to_string()),
+            v.offset.map_or("-".to_string(), |o| o.to_string()),
+            self.plugin.config.reply.status(v.kind),
+        )
     }
 
     /// Lets the request through uninspected. Not logged: it would be a line
@@ -522,16 +550,7 @@ impl Session {
         self.phase = if report { Phase::Done } else { Phase::Refused };
         let policy = self.policy();
         let counted = policy.breaker.counts_kind(v.kind);
-        let line = format!(
-            "json-sanitizer: {}{} rule={} violation={} limit={} offset={} status={}",
-            if report { "would reject" } else { "rejected" },
-            self.id_field(),
-            policy.name,
-            v.kind,
-            v.limit.map_or("-".to_string(), |l| l.to_string()),
-            v.offset.map_or("-".to_string(), |o| o.to_string()),
-            self.plugin.config.reply.status(v.kind),
-        );
+        let line = self.violation_line(if report { "would reject" } else { "rejected" }, &v);
         host.log(Level::Info, &line);
         host.note_violation(v.kind, &policy.name);
         self.record_outcome(

@@ -521,6 +521,64 @@ fn report_mode_logs_and_counts_but_never_rejects() {
     assert_eq!(host.metric("report_only.would_reject.body_too_large"), 1);
 }
 
+/// `report_only` kinds in enforce mode: the body goes on and is logged,
+/// counted and noted like report mode's; anything else is still refused,
+/// and reported violations never count for the breaker.
+#[test]
+fn report_only_violations_pass_and_are_reported() {
+    let p = plugin(
+        r#"{"json":{"numbers":"interoperable","report_only":["duplicate_key","number_out_of_range"]},
+            "breaker":{"enabled":true,"consecutive_failures":1}}"#,
+    );
+    let mut host = FakeHost::default();
+    let id = head(&[("x-request-id", "r7")]);
+    for (i, body) in [&br#"{"a":1,"a":2}"#[..], b"[9007199254740993]"]
+        .into_iter()
+        .enumerate()
+    {
+        let run = drive(&p, &mut host, &id, &[body], false);
+        assert_eq!(run.status(), None, "{body:?}");
+        assert_eq!(run.body, vec![Action::Continue]);
+        assert_eq!(host.logs.len(), i + 1, "{:?}", host.logs);
+    }
+    assert!(host.logs[0].1.starts_with(
+        "json-sanitizer: would reject request_id=r7 rule=default violation=duplicate_key limit=- offset=7 status=400"
+    ));
+    assert!(host.logs[1]
+        .1
+        .contains("violation=number_out_of_range limit=9007199254740991 offset=1"));
+    assert_eq!(host.metric("report_only.would_reject"), 2);
+    assert_eq!(host.metric("report_only.would_reject.duplicate_key"), 1);
+    assert_eq!(
+        host.metric("report_only.would_reject.number_out_of_range"),
+        1
+    );
+    assert_eq!(host.metric("requests_passed"), 0);
+    assert_eq!(host.metric("requests_rejected"), 0);
+    assert_eq!(
+        host.noted,
+        [
+            (ViolationKind::DuplicateKey, "default".to_string()),
+            (ViolationKind::NumberOutOfRange, "default".to_string())
+        ]
+    );
+    // The breaker (one failure opens it) did not count them.
+    assert_eq!(host.metric("breaker.opened"), 0);
+    // A body with a reported duplicate and then a syntax error is refused
+    // for the error, which is logged (not the duplicate) and opens the
+    // breaker.
+    let run = drive(&p, &mut host, &id, &[br#"{"a":1,"a":2,]"#], false);
+    assert_eq!(run.violation().as_deref(), Some("syntax_error"));
+    let lines: Vec<&str> = host.logs[2..].iter().map(|(_, l)| l.as_str()).collect();
+    assert!(lines[0].contains("rejected request_id=r7 rule=default violation=syntax_error"));
+    assert!(
+        !lines.iter().any(|l| l.contains("duplicate_key")),
+        "{lines:?}"
+    );
+    assert_eq!(host.metric("report_only.would_reject"), 2);
+    assert_eq!(host.metric("breaker.opened"), 1);
+}
+
 /// Every refusal says why where Envoy's access log can print it: the
 /// reply's response code details and the noted violation name its kind, at
 /// every stage (headers, body, breaker); report mode notes the kind without

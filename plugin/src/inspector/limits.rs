@@ -4,6 +4,7 @@
 //! configuration, so they deserialize directly. Every limit is optional:
 //! `null` means unlimited, a missing field means the default.
 
+use crate::violation::ViolationKind;
 use serde::Deserialize;
 
 /// Size and shape limits. `None` is unlimited.
@@ -153,4 +154,20 @@ pub struct JsonOptions {
     pub allow_empty_body: bool,
     /// Number range policy.
     pub numbers: Numbers,
+    /// Violations to report rather than refuse, among [`REPORTABLE`]: the
+    /// body is then still inspected to its end for everything else, and
+    /// the first of them is kept for the filter to log and count. For
+    /// rolling out a stricter check while the size and grammar checks keep
+    /// protecting the service.
+    pub report_only: Vec<ViolationKind>,
 }
+
+/// The violations that can be reported instead of refused: found where
+/// reading can go on as if the check were off (a key, an escape, a number
+/// just read), unlike limits, which keep the scan itself bounded, and
+/// grammar errors, after which there is no document to read.
+pub const REPORTABLE: [ViolationKind; 3] = [
+    ViolationKind::DuplicateKey,
+    ViolationKind::LoneSurrogate,
+    ViolationKind::NumberOutOfRange,
+];

@@ -27,7 +27,7 @@ mod simd;
 mod swar;
 mod utf8;
 
-pub use limits::{defaults, DuplicateKeys, JsonOptions, Limits, Numbers};
+pub use limits::{defaults, DuplicateKeys, JsonOptions, Limits, Numbers, REPORTABLE};
 pub use numbers::MAX_EXACT_INTEGER;
 
 use crate::violation::{Violation, ViolationKind};
@@ -108,6 +108,11 @@ impl State {
     }
 }
 
+/// `kind` as a bit of a set of kinds.
+fn kind_bit(kind: ViolationKind) -> u32 {
+    1 << (kind as u32 % 32)
+}
+
 /// One open container.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
@@ -164,6 +169,8 @@ pub struct Inspector {
     allow_empty_body: bool,
     /// Numbers must be in range ([`Numbers::Interoperable`]).
     check_number_range: bool,
+    /// The kinds of `report_only`, as a set of [`ViolationKind`] bits.
+    report_only: u32,
     seed: u64,
 
     /// Body bytes accepted so far (the offset of the next byte).
@@ -173,6 +180,9 @@ pub struct Inspector {
     keys: KeySet,
     shapes: Shapes,
     verdict: Option<Violation>,
+    /// The first violation of a `report_only` kind, which did not stop the
+    /// scan.
+    noted: Option<Violation>,
 
     /// Offset of the current token's first byte (opening quote, number start).
     token_start: u64,
@@ -228,6 +238,10 @@ impl Inspector {
             allow_lone_surrogates: options.allow_lone_surrogates,
             allow_empty_body: options.allow_empty_body,
             check_number_range: options.numbers == Numbers::Interoperable,
+            report_only: options
+                .report_only
+                .iter()
+                .fold(0, |bits, &kind| bits | kind_bit(kind)),
             seed,
             consumed: 0,
             state: State::Start,
@@ -235,6 +249,7 @@ impl Inspector {
             keys: KeySet::default(),
             shapes: Shapes::default(),
             verdict: None,
+            noted: None,
             token_start: 0,
             token_bound: u64::MAX,
             in_key: false,
@@ -262,6 +277,7 @@ impl Inspector {
         self.keys.clear();
         self.shapes.clear();
         self.verdict = None;
+        self.noted = None;
         self.high = 0;
     }
 
@@ -345,6 +361,24 @@ impl Inspector {
     /// The violation found so far, if any.
     pub fn verdict(&self) -> Option<Violation> {
         self.verdict
+    }
+
+    /// The first violation of a `report_only` kind found so far: it did not
+    /// make [`Inspector::feed`] or [`Inspector::finish`] fail, and the body
+    /// was inspected on. The same for every chunking, like the verdict.
+    pub fn noted(&self) -> Option<Violation> {
+        self.noted
+    }
+
+    /// A violation of a kind the scan can read past: kept if it is to be
+    /// reported only (the first one), returned otherwise.
+    #[cold]
+    fn refuse_or_note(&mut self, v: Violation) -> Result<(), Violation> {
+        if self.report_only & kind_bit(v.kind) == 0 {
+            return Err(v);
+        }
+        self.noted.get_or_insert(v);
+        Ok(())
     }
 
     /// One-shot convenience: the verdict on a complete body.

@@ -470,7 +470,7 @@ impl Inspector {
                 .keys
                 .insert(self.key_hash.finish(), self.frames.len(), mark)
             {
-                return Err(Violation::at(Kind::DuplicateKey, self.token_start));
+                self.refuse_or_note(Violation::at(Kind::DuplicateKey, self.token_start))?;
             }
         }
         Ok(State::Colon)
@@ -591,18 +591,16 @@ impl Inspector {
 
     /// The current number is complete: with `check_number_range`, whether it
     /// is in range (the violation points at its first byte).
-    pub(super) fn number_ends(&self) -> Result<(), Violation> {
+    pub(super) fn number_ends(&mut self) -> Result<(), Violation> {
         if !self.check_number_range || self.number_range.in_range() {
-            Ok(())
-        } else if self.number_range.is_integer() {
-            Err(Violation::over(
-                Kind::NumberOutOfRange,
-                MAX_EXACT_INTEGER,
-                self.token_start,
-            ))
-        } else {
-            Err(Violation::at(Kind::NumberOutOfRange, self.token_start))
+            return Ok(());
         }
+        let v = if self.number_range.is_integer() {
+            Violation::over(Kind::NumberOutOfRange, MAX_EXACT_INTEGER, self.token_start)
+        } else {
+            Violation::at(Kind::NumberOutOfRange, self.token_start)
+        };
+        self.refuse_or_note(v)
     }
 
     /// The four hex digits of a `\u` escape are in `hex_value`.
@@ -623,7 +621,7 @@ impl Inspector {
             return Ok(State::LowBackslash);
         }
         if (0xDC00..=0xDFFF).contains(&unit) && !self.allow_lone_surrogates {
-            return Err(Violation::at(Kind::LoneSurrogate, self.escape_start));
+            self.refuse_or_note(Violation::at(Kind::LoneSurrogate, self.escape_start))?;
         }
         self.hash_code_point(unit);
         Ok(State::Str)
@@ -632,7 +630,7 @@ impl Inspector {
     /// The pending high surrogate has no low half.
     fn lone_high(&mut self) -> Result<(), Violation> {
         if !self.allow_lone_surrogates {
-            return Err(Violation::at(Kind::LoneSurrogate, self.high_start));
+            self.refuse_or_note(Violation::at(Kind::LoneSurrogate, self.high_start))?;
         }
         self.hash_code_point(self.high);
         self.high = 0;

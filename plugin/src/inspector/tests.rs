@@ -15,6 +15,17 @@ fn verdict_in_chunks(
     body: &[u8],
     cuts: &[usize],
 ) -> Result<(), Violation> {
+    noted_in_chunks(limits, options, body, cuts).0
+}
+
+/// The verdict and the violation noted for `report_only`, for `body` fed
+/// in chunks that end at `cuts` (ascending).
+fn noted_in_chunks(
+    limits: &Limits,
+    options: &JsonOptions,
+    body: &[u8],
+    cuts: &[usize],
+) -> (Result<(), Violation>, Option<Violation>) {
     let mut ins = Inspector::new(limits, options);
     let mut prev = 0;
     for &c in cuts.iter().chain(std::iter::once(&body.len())) {
@@ -23,14 +34,27 @@ fn verdict_in_chunks(
         }
         prev = c;
     }
-    ins.finish()
+    (ins.finish(), ins.noted())
 }
 
 /// The verdict for `body` fed whole, after checking that every 1-byte,
 /// 2-way and 3-way split (small bodies) gives exactly the same verdict.
 fn verdict_with(limits: &Limits, options: &JsonOptions, body: &[u8]) -> Result<(), Violation> {
-    let whole = Inspector::check(limits, options, body);
-    let run = |cuts: &[usize]| verdict_in_chunks(limits, options, body, cuts);
+    let whole = split_invariant(limits, options, body);
+    assert_eq!(whole.0, Inspector::check(limits, options, body));
+    whole.0
+}
+
+/// The verdict and the violation noted for `report_only`, for `body` fed
+/// whole, after checking that every 1-byte, 2-way and 3-way split (small
+/// bodies) gives exactly the same.
+fn split_invariant(
+    limits: &Limits,
+    options: &JsonOptions,
+    body: &[u8],
+) -> (Result<(), Violation>, Option<Violation>) {
+    let run = |cuts: &[usize]| noted_in_chunks(limits, options, body, cuts);
+    let whole = run(&[]);
     let bytewise: Vec<usize> = (1..body.len()).collect();
     assert_eq!(
         run(&bytewise),
@@ -437,6 +461,84 @@ fn interoperable_numbers_boundary() {
     // A malformed one is a syntax error where the grammar breaks.
     let v = verdict_with(&Limits::default(), &interoperable(), b"[1e+]").unwrap_err();
     assert_eq!((v.kind, v.offset), (K::SyntaxError, Some(4)));
+}
+
+fn noted_with(options: &JsonOptions, body: &[u8]) -> (Result<(), Violation>, Option<Violation>) {
+    split_invariant(&Limits::default(), options, body)
+}
+
+#[test]
+fn report_only_kinds_are_noted_and_the_scan_goes_on() {
+    let report = |kinds: &[K]| JsonOptions {
+        numbers: Numbers::Interoperable,
+        report_only: kinds.to_vec(),
+        ..JsonOptions::default()
+    };
+    let all = report(&REPORTABLE);
+    let at = |kind, offset| Some(Violation::at(kind, offset));
+    let big = |offset| {
+        Some(Violation::over(
+            K::NumberOutOfRange,
+            MAX_EXACT_INTEGER,
+            offset,
+        ))
+    };
+    for (body, noted) in [
+        // Each kind alone: the body passes, the first is noted.
+        (r#"{"a":1,"a":2}"#, at(K::DuplicateKey, 7)),
+        (r#"["\udc00"]"#, at(K::LoneSurrogate, 2)),
+        (r#"["x\ud800y"]"#, at(K::LoneSurrogate, 3)),
+        (r#"{"\ud800":1,"\udbff":2}"#, at(K::LoneSurrogate, 2)),
+        ("[1, 9007199254740992]", big(4)),
+        ("1e400", at(K::NumberOutOfRange, 0)),
+        // Only the first is kept, of whatever kind.
+        (r#"[9007199254740993,{"b":1,"b":2},"\udc00"]"#, big(1)),
+        (
+            r#"[{"b":1,"b":2},9007199254740993,{"b":1,"b":2}]"#,
+            at(K::DuplicateKey, 8),
+        ),
+        // The keys after a repeated one are still compared.
+        (r#"{"a":1,"a":2,"c":3}"#, at(K::DuplicateKey, 7)),
+        ("[1,2]", None),
+    ] {
+        assert_eq!(noted_with(&all, body.as_bytes()), (Ok(()), noted), "{body}");
+    }
+    // What is not reported is refused, even after something noted.
+    let (verdict, noted) = noted_with(&all, br#"{"a":1,"a":2,"b":[}"#);
+    assert_eq!(
+        (verdict, noted),
+        (
+            Err(Violation::at(K::SyntaxError, 18)),
+            at(K::DuplicateKey, 7)
+        )
+    );
+    let only_surrogates = report(&[K::LoneSurrogate]);
+    assert_eq!(
+        noted_with(&only_surrogates, br#"{"a":1,"b":1,"b":2}"#),
+        (Err(Violation::at(K::DuplicateKey, 13)), None)
+    );
+    // A later limit violation is still found behind a noted duplicate.
+    let deep = format!(r#"{{"a":1,"a":{}}}"#, "[".repeat(101));
+    let (verdict, noted) = noted_with(&all, deep.as_bytes());
+    assert_eq!(verdict.map_err(|v| v.kind), Err(K::TooDeep));
+    assert_eq!(noted, at(K::DuplicateKey, 7));
+    // Keys with reported lone surrogates are still compared (both are
+    // U+FFFD to a replacing parser), and a repeat is refused.
+    assert_eq!(
+        noted_with(&only_surrogates, br#"{"\udc00":1,"\udc01":2}"#),
+        (
+            Err(Violation::at(K::DuplicateKey, 12)),
+            at(K::LoneSurrogate, 2)
+        )
+    );
+    // A reset inspector has noted nothing.
+    let mut ins = Inspector::new(&Limits::default(), &all);
+    ins.feed(br#"{"a":1,"a":2}"#).unwrap();
+    assert!(ins.noted().is_some());
+    ins.reset();
+    ins.feed(b"[1]").unwrap();
+    ins.finish().unwrap();
+    assert_eq!(ins.noted(), None);
 }
 
 #[test]

@@ -4,18 +4,13 @@ use super::config::Policy;
 use super::error::ConfigError;
 use serde::Deserialize;
 
-/// A rule's name as it appears in metric names: ASCII letters, digits, `_`
-/// and `-` kept, anything else `_`. Envoy reads dots in a stat name as
-/// levels, and Prometheus allows no other characters.
+/// A rule's name as it appears in metric names: ASCII letters, digits and
+/// `_` kept, anything else `_`. Envoy reads dots in a stat name as levels,
+/// and its Prometheus output turns every other character (`-` included)
+/// into `_` anyway, so two names that differ only there would be one series.
 pub fn metric_label(name: &str) -> String {
     name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
 }
 

@@ -6,7 +6,7 @@ use super::breaker::BreakerConfig;
 use super::error::ConfigError;
 use super::media::MediaRange;
 use super::rules::{Rule, RuleMatch};
-use crate::inspector::{JsonOptions, Limits};
+use crate::inspector::{DuplicateKeys, JsonOptions, Limits, Numbers, REPORTABLE};
 use crate::violation::ViolationKind;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -304,6 +304,41 @@ fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `report_only` names violations that can be reported instead of refused,
+/// each once, and only ones whose check is on.
+fn check_json(json: &JsonOptions) -> Result<(), ConfigError> {
+    for (i, &kind) in json.report_only.iter().enumerate() {
+        let field = format!("report_only[{i}]");
+        if !REPORTABLE.contains(&kind) {
+            return Err(ConfigError::new(
+                field,
+                format!(
+                    "`{kind}` cannot be reported instead of refused (only duplicate_key, lone_surrogate and number_out_of_range can; for everything, use `mode: report`)"
+                ),
+            ));
+        }
+        if json.report_only[..i].contains(&kind) {
+            return Err(ConfigError::new(field, format!("`{kind}` is listed twice")));
+        }
+        let off = match kind {
+            ViolationKind::DuplicateKey => {
+                (json.duplicate_keys == DuplicateKeys::Allow).then_some("duplicate_keys is allow")
+            }
+            ViolationKind::LoneSurrogate => json
+                .allow_lone_surrogates
+                .then_some("allow_lone_surrogates is true"),
+            _ => (json.numbers == Numbers::Any).then_some("numbers is any"),
+        };
+        if let Some(off) = off {
+            return Err(ConfigError::new(
+                field,
+                format!("`{kind}` is never found: {off}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The hold window of a policy: as configured (and then at most the body
 /// limit), or by default 64 KiB capped at the body limit, so that lowering
 /// `max_body_bytes` alone never makes a configuration invalid.
@@ -340,6 +375,7 @@ impl Config {
         let limits: Limits = typed("limits", Value::Object(raw.limits.clone()))?;
         check_limits(&limits).map_err(|e| e.within("limits"))?;
         let json: JsonOptions = typed("json", Value::Object(raw.json.clone()))?;
+        check_json(&json).map_err(|e| e.within("json"))?;
         let breaker: BreakerConfig = typed("breaker", Value::Object(raw.breaker.clone()))?;
         breaker.validate().map_err(|e| e.within("breaker"))?;
         let hold_bytes = hold_window(raw.hold_bytes, &limits)?;
@@ -374,13 +410,12 @@ impl Config {
             if let Some(other) = rules
                 .iter()
                 .map(|r: &Rule| r.policy.name.as_str())
-                .chain(["default"])
                 .find(|other| super::rules::metric_label(other) == label)
             {
                 return Err(ConfigError::new(
                     format!("{at}.name"),
                     format!(
-                        "`{name}` and `{other}` share the metric name `json_sanitizer.rule.{label}` (characters other than letters, digits, `_` and `-` become `_`)"
+                        "`{name}` and `{other}` share the metric name `json_sanitizer.rule.{label}` (characters other than ASCII letters and digits become `_`)"
                     ),
                 ));
             }
@@ -410,6 +445,7 @@ impl Config {
             check_limits(&limits).map_err(|e| e.within(&format!("{at}.limits")))?;
             let json: JsonOptions =
                 typed(&format!("{at}.json"), merged(&raw.json, rule.json.as_ref()))?;
+            check_json(&json).map_err(|e| e.within(&format!("{at}.json")))?;
             let breaker: BreakerConfig = typed(
                 &format!("{at}.breaker"),
                 merged(&raw.breaker, rule.breaker.as_ref()),

@@ -265,7 +265,44 @@ fn every_error_names_its_field() {
             r#"{"rules":[{"name":"","match":{"path_prefix":"/a"}}]}"#,
             "rules[0].name",
         ),
-        // Two names, one metric name.
+        (
+            r#"{"json":{"report_only":["too_deep"]}}"#,
+            "json.report_only[0]",
+        ),
+        (r#"{"json":{"report_only":["nope"]}}"#, "json.report_only"),
+        (
+            r#"{"json":{"report_only":"duplicate_key"}}"#,
+            "json.report_only",
+        ),
+        (
+            r#"{"json":{"report_only":["duplicate_key","duplicate_key"]}}"#,
+            "json.report_only[1]",
+        ),
+        (
+            r#"{"json":{"report_only":["number_out_of_range"]}}"#,
+            "json.report_only[0]",
+        ),
+        (
+            r#"{"json":{"duplicate_keys":"allow","report_only":["duplicate_key"]}}"#,
+            "json.report_only[0]",
+        ),
+        (
+            r#"{"json":{"allow_lone_surrogates":true,"report_only":["duplicate_key","lone_surrogate"]}}"#,
+            "json.report_only[1]",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"json":{"report_only":["bom"]}}]}"#,
+            "rules[0].json.report_only[0]",
+        ),
+        // Two names, one metric name (Prometheus writes `-` as `_` too).
+        (
+            r#"{"rules":[{"name":"bulk-import","match":{"path_prefix":"/a"}},{"name":"bulk_import","match":{"path_prefix":"/b"}}]}"#,
+            "rules[1].name",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"}},{"name":"rule_0","match":{"path_prefix":"/b"}}]}"#,
+            "rules[1].name",
+        ),
         (
             r#"{"rules":[{"name":"a.b","match":{"path_prefix":"/a"}},{"name":"a b","match":{"path_prefix":"/b"}}]}"#,
             "rules[1].name",
@@ -288,6 +325,17 @@ fn every_error_names_its_field() {
             .contains("`a_b` and `a.b` share the metric name `json_sanitizer.rule.a_b`"),
         "{e}"
     );
+    let e = parse(r#"{"json":{"report_only":["too_deep"]}}"#).unwrap_err();
+    assert!(e.to_string().contains("use `mode: report`"), "{e}");
+    let e = parse(r#"{"json":{"report_only":["number_out_of_range"]}}"#).unwrap_err();
+    assert!(e.to_string().contains("never found: numbers is any"), "{e}");
+    let c = parse(
+        r#"{"json":{"numbers":"interoperable","report_only":["number_out_of_range","duplicate_key","lone_surrogate"]},
+            "rules":[{"match":{"path_prefix":"/a"},"json":{"report_only":[]}}]}"#,
+    )
+    .unwrap();
+    assert_eq!(c.default_policy.json.report_only.len(), 3);
+    assert!(c.rules[0].policy.json.report_only.is_empty());
     // Names that stay apart in metrics are fine, whatever their characters.
     parse(r#"{"rules":[{"name":"Default","match":{"path_prefix":"/a"}},{"name":"orders v2","match":{"path_prefix":"/b"}}]}"#)
         .unwrap();
