@@ -198,6 +198,44 @@ fn check_flags_reach_the_filter() {
     assert_eq!(skipped["verdict"], "pass");
 }
 
+/// `--method`, `--authority` and `-H` pick the rule of `per-route.json`, as
+/// Envoy's request line and headers would.
+#[test]
+fn check_sends_the_method_authority_and_headers_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example("per-route.json");
+    let garbage = temp_file(dir.path(), "garbage.json", b"garbage");
+    let wide = format!("[{}0]", "0,".repeat(10_000));
+    let wide = temp_file(dir.path(), "wide.json", wide.as_bytes());
+    let check = |args: &[&str], file: &str| {
+        let mut all = vec!["check", "--config", config.to_str().unwrap()];
+        all.extend(args);
+        all.push(file);
+        json_lines(&run(&all, None), &CHECK_FIELDS).remove(0)
+    };
+    // Uploads skip POST and PUT, not PATCH.
+    let upload = ["--path", "/upload/1"];
+    assert_eq!(check(&upload, &garbage)["verdict"], "pass");
+    let put = [&upload[..], &["--method", "PUT"]].concat();
+    assert_eq!(check(&put, &garbage)["verdict"], "pass");
+    let patch = [&upload[..], &["--method", "PATCH"]].concat();
+    assert_eq!(check(&patch, &garbage)["violation"], "syntax_error");
+    // The bulk import takes 10,001 elements only on its own authority.
+    let bulk = ["--path", "/api/bulk/1"];
+    assert_eq!(check(&bulk, &wide)["violation"], "array_too_long");
+    let internal = [&bulk[..], &["--authority", "internal.example.com:8443"]].concat();
+    assert_eq!(check(&internal, &wide)["verdict"], "pass");
+    // A header reaches the plugin: a second content-type that is not JSON
+    // does not stop the body being inspected (one JSON type is enough).
+    let form = ["-H", "content-type: text/plain"];
+    assert_eq!(check(&form, &garbage)["violation"], "syntax_error");
+    // A header that is not `name: value` is a usage error.
+    let out = run(&["check", "-H", "no colon", &garbage], None);
+    assert_one_line_error(&out, "no colon");
+    let out = run(&["check", "--header", ":path: /x", &garbage], None);
+    assert_one_line_error(&out, "header name");
+}
+
 /// A configuration with `hold_headers` stalls every inspected request in an
 /// Envoy without `allow_on_headers_stop_iteration`, and `check` says so (a
 /// reject without a status); with the flag, it runs as that Envoy would.

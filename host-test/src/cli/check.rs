@@ -21,9 +21,33 @@ pub struct CheckArgs {
     /// Request path.
     #[arg(long, default_value = "/")]
     path: String,
+    /// Request method (per-route rules may match on it).
+    #[arg(long, value_name = "M", default_value = "POST")]
+    method: String,
+    /// Request `:authority` (per-route rules may match on it).
+    #[arg(long, value_name = "A", default_value = "localhost")]
+    authority: String,
+    /// Another request header, `name: value` (repeatable), e.g. the API key
+    /// a breaker scope reads.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
     /// Files to send (`-` = stdin).
     #[arg(value_name = "FILE", required = true)]
     files: Vec<String>,
+}
+
+/// `name: value`, as curl's `-H` takes it.
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not `name: value`"))?;
+    let name = name.trim();
+    if name.is_empty() || name.starts_with(':') || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "`{name}` is not a header name (pseudo-headers have their own options)"
+        ));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
 }
 
 #[derive(serde::Serialize)]
@@ -49,7 +73,12 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for (file, body) in bodies {
-        let mut req = Request::post(&a.path).body(&body);
+        let mut req = Request::new(&a.method, &a.path)
+            .authority(&a.authority)
+            .body(&body);
+        for (name, value) in &a.headers {
+            req = req.header(name, value);
+        }
         if !a.content_type.is_empty() {
             req = req.content_type(&a.content_type);
         }
