@@ -225,15 +225,22 @@ fn check_sends_the_method_authority_and_headers_given() {
     assert_eq!(check(&bulk, &wide)["violation"], "array_too_long");
     let internal = [&bulk[..], &["--authority", "internal.example.com:8443"]].concat();
     assert_eq!(check(&internal, &wide)["verdict"], "pass");
-    // A header reaches the plugin: a second content-type that is not JSON
-    // does not stop the body being inspected (one JSON type is enough).
-    let form = ["-H", "content-type: text/plain"];
-    assert_eq!(check(&form, &garbage)["violation"], "syntax_error");
-    // A header that is not `name: value` is a usage error.
-    let out = run(&["check", "-H", "no colon", &garbage], None);
-    assert_one_line_error(&out, "no colon");
-    let out = run(&["check", "--header", ":path: /x", &garbage], None);
-    assert_one_line_error(&out, "header name");
+    // A header reaches the plugin: the body is now one it cannot see
+    // through.
+    let gzip = ["-H", "Content-Encoding: gzip"];
+    assert_eq!(check(&gzip, &garbage)["violation"], "unsupported_encoding");
+    // A header that is not `name: value`, or that an option sets, is a
+    // usage error naming what to do.
+    for (header, says) in [
+        ("no colon", "no colon"),
+        (":path: /x", "--path"),
+        ("Host: example.com", "--authority"),
+        ("content-type: text/plain", "--content-type"),
+        ("Content-Length: 3", "--no-content-length"),
+    ] {
+        let out = run(&["check", "-H", header, &garbage], None);
+        assert_one_line_error(&out, says);
+    }
 }
 
 /// A configuration with `hold_headers` stalls every inspected request in an

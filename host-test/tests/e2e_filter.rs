@@ -105,6 +105,43 @@ fn every_body_violation_gets_its_status_and_problem_document() {
     assert_eq!(counter(&host, "requests_rejected"), 16);
 }
 
+/// `sniff` through the wasm: JSON sent as `text/plain` is inspected in any
+/// chunking; a form is not, and reaches the upstream whole.
+#[test]
+fn sniffed_bodies_are_inspected_when_they_look_like_json() {
+    let (host, mut vm) = host_pair(r#"{"on_other_content_type":"sniff"}"#);
+    let plain = |body: &str| {
+        Request::post("/api")
+            .content_type("text/plain; charset=utf-8")
+            .body(body)
+            .with_content_length()
+    };
+    for chunk in [64, 1] {
+        let o = vm
+            .send(&plain(r#" {"role":"user","role":"admin"}"#).chunk_size(chunk))
+            .unwrap();
+        let p = o.problem().expect("refused");
+        assert_eq!(
+            (&p["violation"], p["offset"].as_u64()),
+            (&"duplicate_key".into(), Some(16))
+        );
+        let o = vm
+            .send(
+                &plain("role=user&role=admin")
+                    .chunk_size(chunk)
+                    .capture_forwarded(),
+            )
+            .unwrap();
+        assert_eq!(o.status(), None);
+        assert_eq!(
+            o.forwarded_body.as_deref(),
+            Some(&b"role=user&role=admin"[..])
+        );
+    }
+    assert_eq!(counter(&host, "requests_inspected"), 2);
+    assert_eq!(counter(&host, "requests_skipped"), 2);
+}
+
 /// `report_only` through the wasm: a reported violation lets the body
 /// through (nothing refused, the whole body forwarded) and leaves what report
 /// mode leaves: the log line, the counters and the access log's filter

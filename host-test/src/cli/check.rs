@@ -36,18 +36,31 @@ pub struct CheckArgs {
     files: Vec<String>,
 }
 
-/// `name: value`, as curl's `-H` takes it.
+/// `name: value`, as curl's `-H` takes it. The headers `check` sets from
+/// its own options are refused here, naming the option.
 fn parse_header(text: &str) -> Result<(String, String), String> {
+    if text.trim_start().starts_with(':') {
+        return Err(format!(
+            "`{text}`: pseudo-headers have their own options (--method, --path, --authority)"
+        ));
+    }
     let (name, value) = text
         .split_once(':')
         .ok_or_else(|| format!("`{text}` is not `name: value`"))?;
-    let name = name.trim();
-    if name.is_empty() || name.starts_with(':') || !name.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(format!(
-            "`{name}` is not a header name (pseudo-headers have their own options)"
-        ));
+    let name = name.trim().to_ascii_lowercase();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!("`{name}` is not a header name"));
     }
-    Ok((name.to_string(), value.trim().to_string()))
+    let own = match name.as_str() {
+        "host" => Some("--authority (Envoy routes on :authority)"),
+        "content-type" => Some("--content-type"),
+        "content-length" => Some("--no-content-length (it is the file's length)"),
+        _ => None,
+    };
+    if let Some(option) = own {
+        return Err(format!("`{name}` is set with {option}"));
+    }
+    Ok((name, value.trim().to_string()))
 }
 
 #[derive(serde::Serialize)]

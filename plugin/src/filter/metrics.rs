@@ -29,9 +29,10 @@ pub enum Metric {
     RequestsSkipped,
     /// Body bytes inspected.
     BytesInspected,
-    /// `report` mode: requests that would have been refused.
+    /// Requests that would have been refused: in `report` mode, or for a
+    /// `json.report_only` kind.
     WouldReject,
-    /// `report` mode, by reason.
+    /// The same, by reason.
     WouldRejectKind(ViolationKind),
     /// Breaker: closed → open.
     BreakerOpened,
@@ -126,7 +127,8 @@ pub enum RuleCounter {
     /// of a content type passed, or with an encoded or unreadable body
     /// passed).
     Skipped,
-    /// `report` mode: the policy's requests that would have been refused.
+    /// The policy's requests that would have been refused (`report` mode,
+    /// or a `json.report_only` kind).
     WouldReject,
 }
 

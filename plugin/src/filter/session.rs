@@ -201,6 +201,9 @@ pub struct Session {
     paused: bool,
     buffered: usize,
     inspected: u64,
+    /// The content type says `sniff`, and no byte but whitespace has come
+    /// yet: the body is inspected only if it turns out to look like JSON.
+    sniffing: bool,
     ticket: Option<BreakerTicket>,
 }
 
@@ -225,6 +228,7 @@ impl Session {
             paused: false,
             buffered: 0,
             inspected: 0,
+            sniffing: false,
             ticket: None,
         }
     }
@@ -309,10 +313,14 @@ impl Session {
             );
         }
         let policy = self.policy();
-        if let (Some(max), Some(length)) = (
+        // A body being sniffed may not be JSON at all: only its JSON is held
+        // to the body limit, while streaming.
+        let sniff = action == ContentTypeAction::Sniff;
+        if let (Some(max), Some(length), false) = (
             policy.limits.max_body_bytes,
             head.get("content-length")
                 .and_then(|v| v.trim_ascii().parse::<u64>().ok()),
+            sniff,
         ) {
             if length > max {
                 return self.reject(
@@ -325,7 +333,10 @@ impl Session {
         let hold_headers = self.plugin.config.hold_headers && policy.hold_bytes > 0;
         self.inspector = Some(inspector);
         self.phase = Phase::Body;
-        self.tally(host, RuleCounter::Inspected);
+        self.sniffing = sniff;
+        if !sniff {
+            self.tally(host, RuleCounter::Inspected);
+        }
         // The headers go upstream now, unless the configuration says Envoy
         // lets them be held (`allow_on_headers_stop_iteration`): by default
         // Envoy turns a pause here into "stop everything", and the body
@@ -411,6 +422,16 @@ impl Session {
                     return self.unreadable(host, "the host reported a body but returned no bytes")
                 }
             };
+            if self.sniffing {
+                match looks_like_json(&bytes, self.inspected == 0) {
+                    None => {}
+                    Some(true) => {
+                        self.sniffing = false;
+                        self.tally(host, RuleCounter::Inspected);
+                    }
+                    Some(false) => return self.not_json(host),
+                }
+            }
             at += want;
             self.inspected += want as u64;
             let fed = match self.inspector.as_mut() {
@@ -474,6 +495,10 @@ impl Session {
     }
 
     fn finish(&mut self, host: &mut dyn Host) -> Action {
+        if self.sniffing {
+            // Nothing but whitespace, if anything: not a JSON body.
+            return self.not_json(host);
+        }
         let verdict = match self.inspector.as_mut() {
             Some(inspector) => inspector.finish(),
             None => Ok(()),
@@ -515,6 +540,14 @@ impl Session {
             v.offset.map_or("-".to_string(), |o| o.to_string()),
             self.plugin.config.reply.status(v.kind),
         )
+    }
+
+    /// A body being sniffed does not look like JSON: it goes through
+    /// uninspected, like a content type passed.
+    fn not_json(&mut self, host: &mut dyn Host) -> Action {
+        self.sniffing = false;
+        self.record_outcome(host, Outcome::Abandoned);
+        self.skip(host)
     }
 
     /// Lets the request through uninspected. Not logged: it would be a line
@@ -725,6 +758,20 @@ impl Session {
             .map(|id| format!(" request_id={id}"))
             .unwrap_or_default()
     }
+}
+
+/// Whether a body starting with `bytes` (the very start when `at_start`)
+/// looks like JSON: its first byte other than JSON whitespace opens an
+/// object or an array, or it starts with what may be a byte order mark (the
+/// inspector judges that). `None` while there has been only whitespace.
+fn looks_like_json(bytes: &[u8], at_start: bool) -> Option<bool> {
+    if at_start && bytes.first() == Some(&0xEF) {
+        return Some(true);
+    }
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
+    Some(matches!(first, b'{' | b'['))
 }
 
 /// A violation decided without reading the body (no offset).

@@ -1088,6 +1088,63 @@ fn content_type_policies_inspect_and_pass_as_configured() {
     assert_eq!(run.violation().as_deref(), Some("syntax_error"));
 }
 
+/// `sniff`: a body whose first byte other than whitespace opens an object
+/// or an array is inspected as JSON (wherever the chunks cut it), anything
+/// else goes through uninspected and is counted as skipped; a length over
+/// the limit refuses only JSON, while streaming.
+#[test]
+fn sniffed_content_types_inspect_only_what_looks_like_json() {
+    let p = plugin(r#"{"on_other_content_type":"sniff","limits":{"max_body_bytes":32}}"#);
+    let plain = head(&[("content-type", "text/plain")]);
+    let cases: [(&[&[u8]], Option<&str>); 9] = [
+        (&[br#"{"a":1,"a":2}"#], Some("duplicate_key")),
+        (&[b"  \n", b"\t [1,]"], Some("syntax_error")),
+        (&[b"", b"  ", b"[[1]]"], None),
+        (&[b"\xEF\xBB\xBF{}"], Some("bom")),
+        (&[b"a=1&b=%7B"], None),
+        (&[b"  ", b"\"just a string\""], None),
+        (&[b"  ", b"  "], None),
+        (&[b"--boundary\r\n{\"a\":1,\"a\":2}"], None),
+        (
+            &[b"[", b"1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]"],
+            Some("body_too_large"),
+        ),
+    ];
+    let (mut inspected, mut skipped) = (0, 0);
+    for (chunks, violation) in cases {
+        let mut host = FakeHost::default();
+        let run = drive(&p, &mut host, &plain, chunks, false);
+        assert_eq!(run.violation().as_deref(), violation, "{chunks:?}");
+        let looked = chunks
+            .concat()
+            .iter()
+            .find(|b| !b" \t\n\r".contains(b))
+            .copied();
+        if matches!(looked, Some(b'{' | b'[' | 0xEF)) {
+            inspected += 1;
+            assert_eq!(host.metric("requests_inspected"), 1, "{chunks:?}");
+        } else {
+            skipped += 1;
+            assert_eq!(host.metric("requests_skipped"), 1, "{chunks:?}");
+            assert_eq!(host.metric("requests_inspected"), 0, "{chunks:?}");
+            assert_eq!(run.body.last(), Some(&Action::Continue), "{chunks:?}");
+        }
+    }
+    assert_eq!((inspected, skipped), (5, 4));
+    // A declared length over the limit refuses nothing before the body
+    // shows whether it is JSON.
+    let mut host = FakeHost::default();
+    let long = head(&[("content-type", "text/plain"), ("content-length", "100")]);
+    let upload = [b'x'; 100];
+    let run = drive(&p, &mut host, &long, &[&upload], false);
+    assert_eq!(run.status(), None);
+    let run = drive(&p, &mut host, &long, &[&[b'['; 100]], false);
+    assert_eq!(run.violation().as_deref(), Some("body_too_large"));
+    // Trailers end a body that was only whitespace: passed.
+    let run = drive(&p, &mut host, &plain, &[b"   "], true);
+    assert_eq!(run.trailers, Some(Action::Continue));
+}
+
 /// Breaker updates retry CAS conflicts and count them; after
 /// `MAX_CAS_RETRIES` the update is skipped, counted and the request served.
 #[test]

@@ -297,15 +297,20 @@ impl KeySet {
 
     #[inline(never)]
     fn insert_big(&mut self, hash: u64, depth: usize, mark: usize) -> bool {
+        let mut moved = 0;
         if self.live.len() - mark == SMALL {
             // The object outgrows the scan with this new key: its keys
             // (distinct, and none equal to `hash`) move in.
             for k in mark..self.live.len() {
                 let fp = fingerprint(self.live[k], depth);
-                self.table_push(fp);
+                moved += usize::from(self.table_push(fp));
             }
         }
         if !self.table_push(fingerprint(hash, depth)) {
+            // Only a fingerprint collision gets here with `moved > 0`. The
+            // move is undone so that the table holds the keys of objects
+            // past `SMALL` only: with `report_only` the scan goes on.
+            self.table_pop(moved);
             return false;
         }
         self.live.push(hash);

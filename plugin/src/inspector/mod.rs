@@ -110,8 +110,10 @@ impl State {
 
 /// `kind` as a bit of a set of kinds.
 fn kind_bit(kind: ViolationKind) -> u32 {
-    1 << (kind as u32 % 32)
+    1 << kind as u32
 }
+
+const _: () = assert!(ViolationKind::ALL.len() <= 32, "kind_bit needs a wider set");
 
 /// One open container.
 #[derive(Debug, Clone, Copy)]

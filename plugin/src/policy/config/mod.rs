@@ -33,6 +33,11 @@ pub enum ContentTypeAction {
     Pass,
     /// Inspect the body as JSON anyway.
     Inspect,
+    /// Inspect the body if it looks like JSON (its first byte other than
+    /// whitespace opens an object or an array), let it through uninspected
+    /// otherwise: for routes that take forms or files beside JSON, served by
+    /// code that may parse any body as JSON whatever its content type.
+    Sniff,
     /// Refuse it with 415 `unsupported_media_type`.
     Reject,
 }
@@ -305,8 +310,9 @@ fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
 }
 
 /// `report_only` names violations that can be reported instead of refused,
-/// each once, and only ones whose check is on.
-fn check_json(json: &JsonOptions) -> Result<(), ConfigError> {
+/// each once, and only ones whose check is on. `inherited`: a rule's list
+/// that came from the top level, which the message then says.
+fn check_json(json: &JsonOptions, inherited: bool) -> Result<(), ConfigError> {
     for (i, &kind) in json.report_only.iter().enumerate() {
         let field = format!("report_only[{i}]");
         if !REPORTABLE.contains(&kind) {
@@ -330,9 +336,14 @@ fn check_json(json: &JsonOptions) -> Result<(), ConfigError> {
             _ => (json.numbers == Numbers::Any).then_some("numbers is any"),
         };
         if let Some(off) = off {
+            let from = if inherited {
+                " (the list is the top level's: give the rule its own `report_only`)"
+            } else {
+                ""
+            };
             return Err(ConfigError::new(
                 field,
-                format!("`{kind}` is never found: {off}"),
+                format!("`{kind}` is never found: {off}{from}"),
             ));
         }
     }
@@ -375,7 +386,7 @@ impl Config {
         let limits: Limits = typed("limits", Value::Object(raw.limits.clone()))?;
         check_limits(&limits).map_err(|e| e.within("limits"))?;
         let json: JsonOptions = typed("json", Value::Object(raw.json.clone()))?;
-        check_json(&json).map_err(|e| e.within("json"))?;
+        check_json(&json, false).map_err(|e| e.within("json"))?;
         let breaker: BreakerConfig = typed("breaker", Value::Object(raw.breaker.clone()))?;
         breaker.validate().map_err(|e| e.within("breaker"))?;
         let hold_bytes = hold_window(raw.hold_bytes, &limits)?;
@@ -445,7 +456,11 @@ impl Config {
             check_limits(&limits).map_err(|e| e.within(&format!("{at}.limits")))?;
             let json: JsonOptions =
                 typed(&format!("{at}.json"), merged(&raw.json, rule.json.as_ref()))?;
-            check_json(&json).map_err(|e| e.within(&format!("{at}.json")))?;
+            let inherited = !rule
+                .json
+                .as_ref()
+                .is_some_and(|own| own.contains_key("report_only"));
+            check_json(&json, inherited).map_err(|e| e.within(&format!("{at}.json")))?;
             let breaker: BreakerConfig = typed(
                 &format!("{at}.breaker"),
                 merged(&raw.breaker, rule.breaker.as_ref()),

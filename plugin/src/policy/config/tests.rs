@@ -329,6 +329,17 @@ fn every_error_names_its_field() {
     assert!(e.to_string().contains("use `mode: report`"), "{e}");
     let e = parse(r#"{"json":{"report_only":["number_out_of_range"]}}"#).unwrap_err();
     assert!(e.to_string().contains("never found: numbers is any"), "{e}");
+    let e = parse(
+        r#"{"json":{"report_only":["duplicate_key"]},
+            "rules":[{"match":{"path_prefix":"/a"},"json":{"duplicate_keys":"allow"}}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "rules[0].json.report_only[0]");
+    assert!(
+        e.to_string()
+            .contains("give the rule its own `report_only`"),
+        "{e}"
+    );
     let c = parse(
         r#"{"json":{"numbers":"interoperable","report_only":["number_out_of_range","duplicate_key","lone_surrogate"]},
             "rules":[{"match":{"path_prefix":"/a"},"json":{"report_only":[]}}]}"#,
