@@ -233,6 +233,8 @@ fn check_sends_the_method_authority_and_headers_given() {
     // usage error naming what to do.
     for (header, says) in [
         ("no colon", "no colon"),
+        ("bad name(x): 1", "not a header name"),
+        ("x-a: 1\r\nx-b: 2", "CR, LF or NUL"),
         (":path: /x", "--path"),
         ("Host: example.com", "--authority"),
         ("content-type: text/plain", "--content-type"),

@@ -48,8 +48,13 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
         .split_once(':')
         .ok_or_else(|| format!("`{text}` is not `name: value`"))?;
     let name = name.trim().to_ascii_lowercase();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+    // RFC 9110's token characters.
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
         return Err(format!("`{name}` is not a header name"));
+    }
+    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(format!("the value of `{name}` holds CR, LF or NUL"));
     }
     let own = match name.as_str() {
         "host" => Some("--authority (Envoy routes on :authority)"),

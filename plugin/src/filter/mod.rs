@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod pairs;
 pub mod plugin;
 pub mod session;
+pub mod sniff;
 
 #[cfg(target_arch = "wasm32")]
 mod hostcalls;

@@ -8,6 +8,7 @@
 use super::metrics::{Metric, RuleCounter};
 use super::pairs::{decode_spans, Span};
 use super::plugin::Plugin;
+use super::sniff::Sniffer;
 use crate::inspector::Inspector;
 use crate::policy::breaker::{
     self, admit, record, Decision, Event, Outcome, Report, Scope, ScopeInput, Snapshot, Store,
@@ -201,9 +202,9 @@ pub struct Session {
     paused: bool,
     buffered: usize,
     inspected: u64,
-    /// The content type says `sniff`, and no byte but whitespace has come
-    /// yet: the body is inspected only if it turns out to look like JSON.
-    sniffing: bool,
+    /// The content type says `sniff`, and the body has not yet shown
+    /// whether it looks like JSON: it is inspected only if it does.
+    sniffer: Option<Sniffer>,
     ticket: Option<BreakerTicket>,
 }
 
@@ -228,7 +229,7 @@ impl Session {
             paused: false,
             buffered: 0,
             inspected: 0,
-            sniffing: false,
+            sniffer: None,
             ticket: None,
         }
     }
@@ -333,7 +334,7 @@ impl Session {
         let hold_headers = self.plugin.config.hold_headers && policy.hold_bytes > 0;
         self.inspector = Some(inspector);
         self.phase = Phase::Body;
-        self.sniffing = sniff;
+        self.sniffer = sniff.then(Sniffer::default);
         if !sniff {
             self.tally(host, RuleCounter::Inspected);
         }
@@ -422,11 +423,11 @@ impl Session {
                     return self.unreadable(host, "the host reported a body but returned no bytes")
                 }
             };
-            if self.sniffing {
-                match looks_like_json(&bytes, self.inspected == 0) {
+            if let Some(sniffer) = self.sniffer.as_mut() {
+                match sniffer.feed(&bytes) {
                     None => {}
                     Some(true) => {
-                        self.sniffing = false;
+                        self.sniffer = None;
                         self.tally(host, RuleCounter::Inspected);
                     }
                     Some(false) => return self.not_json(host),
@@ -495,7 +496,7 @@ impl Session {
     }
 
     fn finish(&mut self, host: &mut dyn Host) -> Action {
-        if self.sniffing {
+        if self.sniffer.is_some() {
             // Nothing but whitespace, if anything: not a JSON body.
             return self.not_json(host);
         }
@@ -545,7 +546,7 @@ impl Session {
     /// A body being sniffed does not look like JSON: it goes through
     /// uninspected, like a content type passed.
     fn not_json(&mut self, host: &mut dyn Host) -> Action {
-        self.sniffing = false;
+        self.sniffer = None;
         self.record_outcome(host, Outcome::Abandoned);
         self.skip(host)
     }
@@ -758,20 +759,6 @@ impl Session {
             .map(|id| format!(" request_id={id}"))
             .unwrap_or_default()
     }
-}
-
-/// Whether a body starting with `bytes` (the very start when `at_start`)
-/// looks like JSON: its first byte other than JSON whitespace opens an
-/// object or an array, or it starts with what may be a byte order mark (the
-/// inspector judges that). `None` while there has been only whitespace.
-fn looks_like_json(bytes: &[u8], at_start: bool) -> Option<bool> {
-    if at_start && bytes.first() == Some(&0xEF) {
-        return Some(true);
-    }
-    let first = bytes
-        .iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
-    Some(matches!(first, b'{' | b'['))
 }
 
 /// A violation decided without reading the body (no offset).

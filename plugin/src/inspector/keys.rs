@@ -303,13 +303,19 @@ impl KeySet {
             // (distinct, and none equal to `hash`) move in.
             for k in mark..self.live.len() {
                 let fp = fingerprint(self.live[k], depth);
-                moved += usize::from(self.table_push(fp));
+                if !self.table_push(fp) {
+                    // Two distinct keys with one fingerprint (a 2^-64
+                    // chance): judged a duplicate, as in the table.
+                    self.table_pop(moved);
+                    return false;
+                }
+                moved += 1;
             }
         }
         if !self.table_push(fingerprint(hash, depth)) {
-            // Only a fingerprint collision gets here with `moved > 0`. The
-            // move is undone so that the table holds the keys of objects
-            // past `SMALL` only: with `report_only` the scan goes on.
+            // The move is undone, so that the table holds the keys of
+            // objects past `SMALL` only: with `report_only` the scan goes
+            // on after a duplicate.
             self.table_pop(moved);
             return false;
         }

@@ -1,0 +1,142 @@
+//! `sniff`: whether a body sent under a content type that is not JSON looks
+//! like JSON, from its first bytes, however the host cuts them.
+//!
+//! Services that parse any body as JSON (Go's `json.NewDecoder(r.Body)`,
+//! `express.json({type: "*/*"})`, Flask's `get_json(force=True)`) make the
+//! content type no guarantee: JSON sent as `text/plain` would pass a filter
+//! that trusts it. Sniffing inspects what such a parser could take for a
+//! document: a body whose first byte other than JSON whitespace opens an
+//! object or an array, after a UTF-8 byte order mark or not, and a body that
+//! may be UTF-16 or UTF-32 JSON (a NUL byte first, or a UTF-16 byte order
+//! mark), which Python's, Jackson's and Express's parsers decode. The
+//! inspector then judges it (a NUL byte is no JSON it accepts). Anything
+//! else, forms, files, CSV with a byte order mark, text in any script, is
+//! not JSON to them either.
+
+/// The UTF-8 byte order mark.
+const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+
+/// The first bytes of a body, read until they show whether it looks like
+/// JSON.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Sniffer {
+    /// Body bytes read so far.
+    seen: u64,
+    /// How many bytes of a UTF-8 byte order mark the body starts with.
+    bom: u8,
+}
+
+impl Sniffer {
+    /// Reads the next bytes of the body: `Some(true)` once they look like
+    /// JSON, `Some(false)` once they cannot be, `None` while only
+    /// whitespace (or a byte order mark) has come.
+    pub fn feed(&mut self, bytes: &[u8]) -> Option<bool> {
+        for &b in bytes {
+            let at = self.seen;
+            self.seen += 1;
+            if at < 3 && u64::from(self.bom) == at && b == UTF8_BOM[at as usize] {
+                self.bom += 1;
+                continue;
+            }
+            if (1..3).contains(&self.bom) {
+                // `EF` or `EF BB` and then something else: UTF-8 text.
+                return Some(false);
+            }
+            if at == 0 && matches!(b, 0xFE | 0xFF) {
+                // A UTF-16 (or UTF-32) byte order mark.
+                return Some(true);
+            }
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' => {}
+                b'{' | b'[' | 0x00 => return Some(true),
+                _ => return Some(false),
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer for `body` fed whole, after checking that every 2-way
+    /// split and one byte at a time give the same.
+    fn sniff(body: &[u8]) -> Option<bool> {
+        let whole = Sniffer::default().feed(body);
+        let run = |cuts: &[usize]| {
+            let mut sniffer = Sniffer::default();
+            let mut prev = 0;
+            for &c in cuts.iter().chain(std::iter::once(&body.len())) {
+                if let Some(answer) = sniffer.feed(&body[prev..c]) {
+                    return Some(answer);
+                }
+                prev = c;
+            }
+            None
+        };
+        for cut in 0..=body.len() {
+            assert_eq!(run(&[cut]), whole, "{body:?} cut at {cut}");
+        }
+        let bytewise: Vec<usize> = (1..body.len()).collect();
+        assert_eq!(run(&bytewise), whole, "{body:?} byte by byte");
+        whole
+    }
+
+    #[test]
+    fn objects_arrays_and_other_encodings_of_json_look_like_json() {
+        for body in [
+            &b"{}"[..],
+            b"[1]",
+            b" \t\r\n {\"a\":1}",
+            b"\xEF\xBB\xBF{}",
+            b"\xEF\xBB\xBF  [",
+            // UTF-16BE, UTF-16LE after a space, UTF-32BE, BOMs of UTF-16.
+            b"\x00{\x00}",
+            b" \x00{\x00",
+            b"\x00\x00\x00[",
+            b"\xFF\xFE{\x00",
+            b"\xFE\xFF\x00{",
+            // The inspector judges the rest: these are refused there.
+            b"{oops",
+            b"[,]",
+        ] {
+            assert_eq!(sniff(body), Some(true), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn everything_else_is_not_json() {
+        for body in [
+            &b"a=1&b=%7B%7D"[..],
+            b"--boundary\r\n{\"a\":1}",
+            b"\"a string\"",
+            b"12345",
+            b"null",
+            b"\xEF\xBB\xBFname,age\r\n",
+            // U+FF08 FULLWIDTH LEFT PARENTHESIS: EF BC 88.
+            b"\xEF\xBC\x88x",
+            b"  \xEF\xBB\xBF{}",
+            b"\x0C{}",
+            b"\xC2\xA0{}",
+            b"\x89PNG\r\n",
+        ] {
+            assert_eq!(sniff(body), Some(false), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn whitespace_and_a_byte_order_mark_alone_decide_nothing() {
+        for body in [
+            &b""[..],
+            b"   ",
+            b"\r\n\t",
+            b"\xEF",
+            b"\xEF\xBB",
+            b"\xEF\xBB\xBF",
+            b"\xEF\xBB\xBF \n",
+        ] {
+            assert_eq!(sniff(body), None, "{body:?}");
+        }
+    }
+}
