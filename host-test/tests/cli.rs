@@ -543,6 +543,21 @@ fn demo_shows_every_example_configuration_and_the_breaker() {
         assert_eq!(rows[0][at..at + 3], ["pass", "-", "-"], "{rows:?}");
         assert_eq!(rows[1][at..at + 3], strict, "{rows:?}");
     }
+    // JSON sent as text/plain: passed uninspected by default.json (it trusts
+    // the content type), refused as a form by strict-api.json, and sniffed
+    // and refused by per-route.json (the fourth section).
+    let as_text = row("duplicate-key.json as text");
+    let verdicts: Vec<&[String]> = as_text.iter().map(|r| &r[3..6]).collect();
+    assert_eq!(
+        verdicts,
+        [
+            &["pass", "-", "-"][..],
+            &["reject", "415", "unsupported_media_type"],
+            &["pass", "-", "-"],
+            &["reject", "400", "duplicate_key"],
+        ],
+        "{as_text:?}"
+    );
     // report-only (the third section) lets everything through, and the
     // access log says what it would have refused.
     let reported = row("too-deep.json").remove(2).join(" ");

@@ -87,6 +87,13 @@ fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
                 .with_content_length(),
         },
         Case {
+            label: "duplicate-key.json as text".into(),
+            req: Request::post("/api/orders")
+                .content_type("text/plain")
+                .body(file("duplicate-key.json")?)
+                .with_content_length(),
+        },
+        Case {
             label: "good.json, gzip encoded".into(),
             req: json_post("/api/orders", &file("good.json")?).header("content-encoding", "gzip"),
         },
