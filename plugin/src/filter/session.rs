@@ -205,6 +205,8 @@ pub struct Session {
     /// The content type says `sniff`, and the body has not yet shown
     /// whether it looks like JSON: it is inspected only if it does.
     sniffer: Option<Sniffer>,
+    /// A sniffed body's `content-length` is over `max_body_bytes`.
+    declared_too_large: bool,
     ticket: Option<BreakerTicket>,
 }
 
@@ -230,6 +232,7 @@ impl Session {
             buffered: 0,
             inspected: 0,
             sniffer: None,
+            declared_too_large: false,
             ticket: None,
         }
     }
@@ -313,23 +316,25 @@ impl Session {
                 header_violation(ViolationKind::UnsupportedEncoding, None),
             );
         }
-        let policy = self.policy();
-        // A body being sniffed may not be JSON at all: only its JSON is held
-        // to the body limit, while streaming.
+        // A body being sniffed may not be JSON at all: its declared length
+        // is held against it only once it looks like JSON.
         let sniff = action == ContentTypeAction::Sniff;
-        if let (Some(max), Some(length), false) = (
-            policy.limits.max_body_bytes,
-            head.get("content-length")
-                .and_then(|v| v.trim_ascii().parse::<u64>().ok()),
-            sniff,
-        ) {
+        let max = self.policy().limits.max_body_bytes;
+        let length = head
+            .get("content-length")
+            .and_then(|v| v.trim_ascii().parse::<u64>().ok());
+        if let (Some(max), Some(length)) = (max, length) {
             if length > max {
-                return self.reject(
-                    host,
-                    header_violation(ViolationKind::BodyTooLarge, Some(max)),
-                );
+                if !sniff {
+                    return self.reject(
+                        host,
+                        header_violation(ViolationKind::BodyTooLarge, Some(max)),
+                    );
+                }
+                self.declared_too_large = true;
             }
         }
+        let policy = self.policy();
         let inspector = self.plugin.inspector(self.policy);
         let hold_headers = self.plugin.config.hold_headers && policy.hold_bytes > 0;
         self.inspector = Some(inspector);
@@ -429,6 +434,11 @@ impl Session {
                     Some(true) => {
                         self.sniffer = None;
                         self.tally(host, RuleCounter::Inspected);
+                        if self.declared_too_large {
+                            let max = self.policy().limits.max_body_bytes;
+                            let v = header_violation(ViolationKind::BodyTooLarge, max);
+                            return self.reject(host, v);
+                        }
                     }
                     Some(false) => return self.not_json(host),
                 }

@@ -1130,14 +1130,22 @@ fn sniffed_content_types_inspect_only_what_looks_like_json() {
     }
     assert_eq!((inspected, skipped), (6, 6));
     // A declared length over the limit refuses nothing before the body
-    // shows whether it is JSON.
+    // shows whether it is JSON, and JSON as soon as it does, before any
+    // byte of it is inspected (no offset).
     let mut host = FakeHost::default();
     let long = head(&[("content-type", "text/plain"), ("content-length", "100")]);
     let upload = [b'x'; 100];
     let run = drive(&p, &mut host, &long, &[&upload], false);
     assert_eq!(run.status(), None);
-    let run = drive(&p, &mut host, &long, &[&[b'['; 100]], false);
-    assert_eq!(run.violation().as_deref(), Some("body_too_large"));
+    let json = [&b"  "[..], &[b'['; 98]];
+    let run = drive(&p, &mut host, &long, &json, false);
+    assert_eq!(run.status(), Some(413));
+    assert_eq!(run.body.len(), 2, "refused at the chunk that shows JSON");
+    let problem: serde_json::Value = serde_json::from_str(&run.reply().unwrap().body).unwrap();
+    assert_eq!(
+        (&problem["offset"], &problem["limit"]),
+        (&serde_json::Value::Null, &serde_json::json!(32))
+    );
     // Trailers end a body that was only whitespace: passed.
     let run = drive(&p, &mut host, &plain, &[b"   "], true);
     assert_eq!(run.trailers, Some(Action::Continue));
