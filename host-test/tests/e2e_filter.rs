@@ -105,6 +105,50 @@ fn every_body_violation_gets_its_status_and_problem_document() {
     assert_eq!(counter(&host, "requests_rejected"), 16);
 }
 
+/// JSON Lines through the wasm: the bulk rule reads one value per line
+/// (each with its own checks) whatever the chunking; elsewhere a second
+/// value is trailing data.
+#[test]
+fn json_lines_bodies_are_judged_line_by_line_on_their_rule() {
+    let (_host, mut vm) = host_pair(
+        r#"{"content_types":["application/json","application/x-ndjson"],
+            "rules":[{"name":"bulk","match":{"path_prefix":"/_bulk"},"json":{"lines":true}}]}"#,
+    );
+    let ndjson = |path: &str, body: &str, chunk: usize| {
+        Request::post(path)
+            .content_type("application/x-ndjson")
+            .body(body)
+            .with_content_length()
+            .chunk_size(chunk)
+    };
+    let good = "{\"index\":{\"_id\":\"1\"}}\n{\"name\":\"a\"}\n{\"index\":{\"_id\":\"2\"}}\n{\"name\":\"b\"}\n";
+    let bad = "{\"index\":{\"_id\":\"1\"}}\n{\"name\":\"a\",\"name\":\"b\"}\n";
+    for chunk in [good.len(), 7, 1] {
+        assert_eq!(
+            vm.send(&ndjson("/_bulk", good, chunk)).unwrap().status(),
+            None
+        );
+        let p = vm
+            .send(&ndjson("/_bulk", bad, chunk))
+            .unwrap()
+            .problem()
+            .unwrap();
+        assert_eq!(
+            (&p["violation"], p["offset"].as_u64()),
+            (&"duplicate_key".into(), Some(34))
+        );
+        let p = vm
+            .send(&ndjson("/other", good, chunk))
+            .unwrap()
+            .problem()
+            .unwrap();
+        assert_eq!(
+            (&p["violation"], p["offset"].as_u64()),
+            (&"trailing_data".into(), Some(22))
+        );
+    }
+}
+
 /// `sniff` through the wasm: JSON sent as `text/plain` is inspected in any
 /// chunking; a form is not, and reaches the upstream whole.
 #[test]

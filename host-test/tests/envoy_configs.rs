@@ -56,6 +56,7 @@ const JSON: &[&str] = &[
     "allow_empty_body",
     "numbers",
     "report_only",
+    "lines",
 ];
 const REPLY: &[&str] = &["statuses", "detail"];
 const BREAKER: &[&str] = &[

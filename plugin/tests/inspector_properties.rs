@@ -781,6 +781,49 @@ proptest! {
         prop_assert_eq!(inspect_with(&Limits::UNLIMITED, &JsonOptions::default(), doc.as_bytes(), &cuts), Ok(()));
     }
 
+    /// JSON Lines: valid documents, one per line (with blank lines and CRLF
+    /// endings), pass; a last line that is refused on its own is refused at
+    /// the same place in the body; the same for any chunking.
+    #[test]
+    fn json_lines_judge_each_line_as_its_own_document(
+        docs in prop::collection::vec(document(), 1..5),
+        last in document(),
+        seps in prop::collection::vec(prop_oneof![Just("\n"), Just("\r\n"), Just("\n\n"), Just(" \n\t")], 5),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let lines = JsonOptions { lines: true, ..JsonOptions::default() };
+        let limits = Limits { max_depth: None, ..Limits::UNLIMITED };
+        let valid: Vec<Vec<u8>> = docs
+            .into_iter()
+            .filter(|d| inspect_with(&limits, &JsonOptions::default(), d, &[]).is_ok())
+            .collect();
+        let mut body = b"{}\n".to_vec();
+        for (k, doc) in valid.iter().enumerate() {
+            body.extend_from_slice(doc);
+            body.extend_from_slice(seps[k % seps.len()].as_bytes());
+        }
+        prop_assert_eq!(inspect_with(&limits, &lines, &body, &[]), Ok(()), "{}", String::from_utf8_lossy(&body));
+        same_verdict_with(&limits, &lines, &body, &cuts)?;
+        // A last line without newlines of its own, refused alone.
+        let last: Vec<u8> = last.into_iter().map(|b| if b == b'\n' { b' ' } else { b }).collect();
+        let alone = inspect_with(&limits, &JsonOptions::default(), &last, &[]);
+        let start = body.len() as u64;
+        body.extend_from_slice(&last);
+        let expected = match alone {
+            // A byte order mark is one only at the start of the body.
+            Err(v) if v.kind == ViolationKind::Bom => {
+                Err(Violation { kind: ViolationKind::SyntaxError, offset: Some(start), limit: None })
+            }
+            Err(v) if v.kind != ViolationKind::EmptyBody => Err(Violation {
+                offset: v.offset.map(|o| o + start),
+                ..v
+            }),
+            _ => Ok(()),
+        };
+        prop_assert_eq!(inspect_with(&limits, &lines, &body, &[]), expected, "{}", String::from_utf8_lossy(&body));
+        same_verdict_with(&limits, &lines, &body, &cuts)?;
+    }
+
     /// Complete documents within limits: accepted exactly when serde_json
     /// (with the by-design differences above made explicit) accepts them.
     #[test]

@@ -11,7 +11,8 @@
 //!   limits, none, or limits aimed at the body's own boundaries, with each
 //!   duplicate-key policy (`reject`, `reject_case_insensitive`, `allow`),
 //!   with and without `numbers: interoperable`, with any `report_only`
-//!   kinds (the noted violation must agree too);
+//!   kinds (the noted violation must agree too), as one document or as
+//!   JSON Lines;
 //! - a `number_out_of_range` verdict points at a number that Rust's own
 //!   parsers find out of range (an integer beyond 2^53 − 1, or a number
 //!   that is infinite as an `f64`);
@@ -23,7 +24,8 @@
 //!   proptest (`plugin/tests/support/serde_oracle.rs`).
 //!
 //! Input layout: `[mode, n, one byte per limit (7), n % 8 cut positions (2
-//! bytes each), body]`; the next three bits of `n` pick `report_only`.
+//! bytes each), body]`; the next three bits of `n` pick `report_only`, the
+//! one after them JSON Lines.
 //! Run with `cargo +nightly fuzz run --fuzz-dir plugin/fuzz inspector`.
 
 #![no_main]
@@ -66,13 +68,15 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Numbers::Any
         },
-        // The bits of `n` above the cut count pick the reported kinds.
+        // The bits of `n` above the cut count pick the reported kinds, and
+        // the next one JSON Lines.
         report_only: REPORTABLE
             .into_iter()
             .enumerate()
             .filter(|&(bit, _)| (n >> 3) & (1 << bit) != 0)
             .map(|(_, kind)| kind)
             .collect(),
+        lines: n & 64 != 0,
     };
 
     let (whole, noted) = inspect(&mut Inspector::new(&limits, &options), body, &[]);

@@ -154,6 +154,9 @@ pub struct JsonOptions {
     pub allow_empty_body: bool,
     /// Number range policy.
     pub numbers: Numbers,
+    /// The body is JSON Lines (NDJSON): one value per line, each judged as
+    /// a document of its own (the size limit applies to the whole body).
+    pub lines: bool,
     /// Violations to report rather than refuse, among [`REPORTABLE`]: the
     /// body is then still inspected to its end for everything else, and
     /// the first of them is kept for the filter to log and count. For

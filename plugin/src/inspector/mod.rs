@@ -57,8 +57,12 @@ enum State {
     Colon,
     /// After a value inside a container: `,` or the closing bracket.
     AfterValue,
-    /// After the top-level value: only whitespace.
+    /// After the top-level value: only whitespace (with `lines`, up to the
+    /// newline that lets another value follow).
     Done,
+    /// With `lines`: after the newline that ends a value, another value
+    /// or whitespace.
+    NextLine,
     /// Inside a string (key or value, see `in_key`).
     Str,
     /// After a backslash in a string.
@@ -169,6 +173,8 @@ pub struct Inspector {
     allow_bom: bool,
     allow_lone_surrogates: bool,
     allow_empty_body: bool,
+    /// The body is JSON Lines.
+    lines: bool,
     /// Numbers must be in range ([`Numbers::Interoperable`]).
     check_number_range: bool,
     /// The kinds of `report_only`, as a set of [`ViolationKind`] bits.
@@ -239,6 +245,7 @@ impl Inspector {
             allow_bom: options.allow_bom,
             allow_lone_surrogates: options.allow_lone_surrogates,
             allow_empty_body: options.allow_empty_body,
+            lines: options.lines,
             check_number_range: options.numbers == Numbers::Interoperable,
             report_only: options
                 .report_only
@@ -319,7 +326,7 @@ impl Inspector {
             return Err(v);
         }
         let result = match self.state {
-            State::Done => Ok(()),
+            State::Done | State::NextLine => Ok(()),
             State::Start if self.allow_empty_body => Ok(()),
             State::Start => Err(Violation::at(ViolationKind::EmptyBody, self.consumed)),
             State::Bom1 | State::Bom2 => Err(Violation::at(ViolationKind::SyntaxError, 0)),

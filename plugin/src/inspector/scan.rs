@@ -313,11 +313,33 @@ impl Inspector {
                         self.literal_pos = p as u8;
                     }
                 }
+                State::Done if self.lines => {
+                    // Whitespace, then a newline before the next value.
+                    while i < len && matches!(s[i], b' ' | b'\t' | b'\r') {
+                        i += 1;
+                    }
+                    if i < len {
+                        if s[i] != b'\n' {
+                            return Err(Violation::at(Kind::TrailingData, base + i as u64));
+                        }
+                        i += 1;
+                        st = State::NextLine;
+                    }
+                }
                 State::Done => {
                     i = skip_ws(s, i);
                     if i < len {
                         return Err(Violation::at(Kind::TrailingData, base + i as u64));
                     }
+                }
+                State::NextLine => {
+                    i = skip_ws(s, i);
+                    if i == len {
+                        break;
+                    }
+                    let b = s[i];
+                    i += 1;
+                    st = self.begin_value(b, base + i as u64 - 1)?;
                 }
                 State::Start => {
                     if base + i as u64 == 0 && s[i] == 0xEF {

@@ -542,6 +542,48 @@ fn report_only_kinds_are_noted_and_the_scan_goes_on() {
 }
 
 #[test]
+fn json_lines_are_values_on_lines_of_their_own() {
+    let lines = JsonOptions {
+        lines: true,
+        ..JsonOptions::default()
+    };
+    let at = |body: &str| verdict_with(&Limits::default(), &lines, body.as_bytes());
+    for body in [
+        "{\"a\":1}\n{\"a\":2}\n",
+        "[1]\n\n  [2]\r\n3\ntrue",
+        "\"x\"\n  \n\t{}\r\n\r\n",
+        // A value may span lines: its whitespace is whitespace.
+        "{\n  \"a\": [1,\n 2]\n}\n[3]",
+    ] {
+        assert_eq!(at(body), Ok(()), "{body:?}");
+    }
+    for (body, kind, offset) in [
+        ("{\"a\":1} {\"b\":2}", K::TrailingData, 8),
+        ("1 2\n", K::TrailingData, 2),
+        ("{\"a\":1}\n{\"a\":1,\"a\":2}", K::DuplicateKey, 15),
+        ("[1]\n[1,]", K::SyntaxError, 7),
+        ("[1]\nx", K::SyntaxError, 4),
+        ("[1]\n[2", K::Truncated, 6),
+        ("\n \r\n", K::EmptyBody, 4),
+        ("[1]\n\u{feff}[2]", K::SyntaxError, 4),
+    ] {
+        let v = at(body).unwrap_err();
+        assert_eq!((v.kind, v.offset), (kind, Some(offset)), "{body:?}");
+    }
+    // Limits other than the body size apply to each value.
+    let deep = only(|l| l.max_depth = Some(2));
+    assert_eq!(verdict_with(&deep, &lines, b"[[1]]\n[[2]]"), Ok(()));
+    let v = verdict_with(&deep, &lines, b"[[1]]\n[[[2]]]").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::TooDeep, Some(8)));
+    let small = only(|l| l.max_body_bytes = Some(8));
+    let v = verdict_with(&small, &lines, b"[1]\n[2]\n[3]").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::BodyTooLarge, Some(8)));
+    // Without `lines`, a second value is trailing data wherever it is.
+    let v = verdict(b"1\n2").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::TrailingData, Some(2)));
+}
+
+#[test]
 fn interoperable_numbers_are_checked_in_long_bodies_on_every_path() {
     // Arrays of scalars taken whole, members read by their leads, objects
     // following a shape: an out-of-range number anywhere is found.
