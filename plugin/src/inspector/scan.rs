@@ -332,16 +332,8 @@ impl Inspector {
                         return Err(Violation::at(Kind::TrailingData, base + i as u64));
                     }
                 }
-                State::NextLine => {
-                    i = skip_ws(s, i);
-                    if i == len {
-                        break;
-                    }
-                    let b = s[i];
-                    i += 1;
-                    st = self.begin_value(b, base + i as u64 - 1)?;
-                }
-                State::Start => {
+                State::Start | State::NextLine => {
+                    // A byte order mark only at the very start of the body.
                     if base + i as u64 == 0 && s[i] == 0xEF {
                         i += 1;
                         st = State::Bom1;
