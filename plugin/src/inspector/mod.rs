@@ -175,6 +175,8 @@ pub struct Inspector {
     allow_empty_body: bool,
     /// The body is JSON Lines.
     lines: bool,
+    /// With `lines`, the values begun so far (bounded like array elements).
+    values: u64,
     /// Numbers must be in range ([`Numbers::Interoperable`]).
     check_number_range: bool,
     /// The kinds of `report_only`, as a set of [`ViolationKind`] bits.
@@ -246,6 +248,7 @@ impl Inspector {
             allow_lone_surrogates: options.allow_lone_surrogates,
             allow_empty_body: options.allow_empty_body,
             lines: options.lines,
+            values: 0,
             check_number_range: options.numbers == Numbers::Interoperable,
             report_only: options
                 .report_only
@@ -288,6 +291,7 @@ impl Inspector {
         self.verdict = None;
         self.noted = None;
         self.high = 0;
+        self.values = 0;
     }
 
     /// Inspects the next chunk of the body. Returns the first violation as

@@ -345,7 +345,20 @@ impl Inspector {
                     }
                     let b = s[i];
                     i += 1;
-                    st = self.begin_value(b, base + i as u64 - 1)?;
+                    let pos = base + i as u64 - 1;
+                    if self.lines {
+                        // The values of JSON Lines are elements of the body:
+                        // as many as an array may have.
+                        self.values += 1;
+                        if self.values > self.bounds.array {
+                            return Err(Violation::over(
+                                Kind::ArrayTooLong,
+                                self.bounds.array,
+                                pos,
+                            ));
+                        }
+                    }
+                    st = self.begin_value(b, pos)?;
                 }
                 State::Bom1 => {
                     if s[i] != 0xBB {

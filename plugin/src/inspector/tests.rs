@@ -575,6 +575,14 @@ fn json_lines_are_values_on_lines_of_their_own() {
     assert_eq!(verdict_with(&deep, &lines, b"[[1]]\n[[2]]"), Ok(()));
     let v = verdict_with(&deep, &lines, b"[[1]]\n[[[2]]]").unwrap_err();
     assert_eq!((v.kind, v.offset), (K::TooDeep, Some(8)));
+    // The values are as many as an array's elements may be.
+    let few = only(|l| l.max_array_elements = Some(3));
+    assert_eq!(verdict_with(&few, &lines, b"1\n[2,3,4]\n{}\n"), Ok(()));
+    let v = verdict_with(&few, &lines, b"1\n[2,3,4]\n{}\n\n 5").unwrap_err();
+    assert_eq!(
+        (v.kind, v.limit, v.offset),
+        (K::ArrayTooLong, Some(3), Some(15))
+    );
     let small = only(|l| l.max_body_bytes = Some(8));
     let v = verdict_with(&small, &lines, b"[1]\n[2]\n[3]").unwrap_err();
     assert_eq!((v.kind, v.offset), (K::BodyTooLarge, Some(8)));
