@@ -558,6 +558,21 @@ fn demo_shows_every_example_configuration_and_the_breaker() {
         ],
         "{as_text:?}"
     );
+    // JSON Lines: only per-route.json's events rule reads them (the others
+    // do not take the content type for JSON), and refuses the repeated key
+    // on the third line.
+    let events = row("events.ndjson");
+    let verdicts: Vec<&[String]> = events.iter().map(|r| &r[3..6]).collect();
+    assert_eq!(
+        verdicts,
+        [
+            &["pass", "-", "-"][..],
+            &["reject", "415", "unsupported_media_type"],
+            &["pass", "-", "-"],
+            &["reject", "400", "duplicate_key"],
+        ],
+        "{events:?}"
+    );
     // report-only (the third section) lets everything through, and the
     // access log says what it would have refused.
     let reported = row("too-deep.json").remove(2).join(" ");

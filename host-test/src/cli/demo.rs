@@ -94,6 +94,13 @@ fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
                 .with_content_length(),
         },
         Case {
+            label: "events.ndjson to /api/events".into(),
+            req: Request::post("/api/events")
+                .content_type("application/x-ndjson")
+                .body(file("events.ndjson")?)
+                .with_content_length(),
+        },
+        Case {
             label: "good.json, gzip encoded".into(),
             req: json_post("/api/orders", &file("good.json")?).header("content-encoding", "gzip"),
         },
