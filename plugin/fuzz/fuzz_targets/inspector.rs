@@ -13,6 +13,8 @@
 //!   with and without `numbers: interoperable`, with any `report_only`
 //!   kinds (the noted violation must agree too), as one document or as
 //!   JSON Lines;
+//! - as JSON Lines with no limits, a body whose every line is valid alone
+//!   is valid;
 //! - a `number_out_of_range` verdict points at a number that Rust's own
 //!   parsers find out of range (an integer beyond 2^53 − 1, or a number
 //!   that is infinite as an `f64`);
@@ -121,7 +123,43 @@ fuzz_target!(|data: &[u8]| {
     if mode & 3 == 1 && mode & 0b1111_1100 == 0 && n >> 3 == 0 {
         agrees_with_serde_json(body, whole);
     }
+    if options.lines && mode & 3 == 1 {
+        every_line_valid_alone_is_valid_lines(body, &options, whole);
+    }
 });
+
+/// JSON Lines, with no limits: a body whose every line that is not blank
+/// is a valid document on its own is valid (the converse need not hold: a
+/// value may span lines).
+fn every_line_valid_alone_is_valid_lines(
+    body: &[u8],
+    options: &JsonOptions,
+    whole: Result<(), Violation>,
+) {
+    let alone = JsonOptions {
+        lines: false,
+        ..options.clone()
+    };
+    // A byte order mark starts only the body, not each line.
+    if body
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .any(|line| line.first() == Some(&0xEF))
+    {
+        return;
+    }
+    let blank = |line: &&[u8]| line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'));
+    let mut lines = body
+        .split(|&b| b == b'\n')
+        .filter(|line| !blank(line))
+        .peekable();
+    if lines.peek().is_none() {
+        return;
+    }
+    if lines.all(|line| Inspector::check(&Limits::UNLIMITED, &alone, line).is_ok()) {
+        assert_eq!(whole, Ok(()), "every line is valid alone");
+    }
+}
 
 /// Default limits, none, or each limit picked by its own byte: below 0x80
 /// at the body's own largest such quantity or one under it (where a limit
