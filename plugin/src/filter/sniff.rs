@@ -5,13 +5,13 @@
 //! `express.json({type: "*/*"})`, Flask's `get_json(force=True)`) make the
 //! content type no guarantee: JSON sent as `text/plain` would pass a filter
 //! that trusts it. Sniffing inspects what such a parser could take for a
-//! document: a body whose first byte other than JSON whitespace opens an
-//! object or an array, after a UTF-8 byte order mark or not, and a body that
-//! may be UTF-16 or UTF-32 JSON (a NUL byte first, or a UTF-16 byte order
-//! mark), which Python's, Jackson's and Express's parsers decode. The
-//! inspector then judges it (a NUL byte is no JSON it accepts). Anything
-//! else, forms, files, CSV with a byte order mark, text in any script, is
-//! not JSON to them either.
+//! document: a body whose first character other than JSON whitespace opens
+//! an object or an array, after a UTF-8 byte order mark or not, also when
+//! it is written in UTF-16 or UTF-32 (NUL bytes between the characters, a
+//! UTF-16 byte order mark first), which Python's, Jackson's and Express's
+//! parsers decode. The inspector then judges it (a NUL byte is no JSON it
+//! accepts). Anything else, forms, files (a JPEG, an MP4), CSV with a byte
+//! order mark, text in any script, is not JSON to them either.
 
 /// The UTF-8 byte order mark.
 const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
@@ -24,12 +24,15 @@ pub struct Sniffer {
     seen: u64,
     /// How many bytes of a UTF-8 byte order mark the body starts with.
     bom: u8,
+    /// The first byte, when it may start a UTF-16 byte order mark (`FF FE`
+    /// or `FE FF`).
+    utf16: u8,
 }
 
 impl Sniffer {
     /// Reads the next bytes of the body: `Some(true)` once they look like
     /// JSON, `Some(false)` once they cannot be, `None` while only
-    /// whitespace (or a byte order mark) has come.
+    /// whitespace, NUL bytes or a byte order mark have come.
     pub fn feed(&mut self, bytes: &[u8]) -> Option<bool> {
         for &b in bytes {
             let at = self.seen;
@@ -43,12 +46,21 @@ impl Sniffer {
                 return Some(false);
             }
             if at == 0 && matches!(b, 0xFE | 0xFF) {
-                // A UTF-16 (or UTF-32) byte order mark.
-                return Some(true);
+                self.utf16 = b;
+                continue;
+            }
+            if at == 1 && self.utf16 != 0 {
+                // `FF FE` or `FE FF`: UTF-16 (or UTF-32) text follows.
+                if b != self.utf16 ^ 1 {
+                    return Some(false);
+                }
+                continue;
             }
             match b {
-                b' ' | b'\t' | b'\n' | b'\r' => {}
-                b'{' | b'[' | 0x00 => return Some(true),
+                // NUL bytes stand between the characters of UTF-16 and
+                // UTF-32 text: `00 7B` is `{` in UTF-16BE.
+                b' ' | b'\t' | b'\n' | b'\r' | 0x00 => {}
+                b'{' | b'[' => return Some(true),
                 _ => return Some(false),
             }
         }
@@ -97,6 +109,7 @@ mod tests {
             b"\x00\x00\x00[",
             b"\xFF\xFE{\x00",
             b"\xFE\xFF\x00{",
+            b"\xFF\xFE\x00\x00[\x00\x00\x00",
             // The inspector judges the rest: these are refused there.
             b"{oops",
             b"[,]",
@@ -120,6 +133,14 @@ mod tests {
             b"\x0C{}",
             b"\xC2\xA0{}",
             b"\x89PNG\r\n",
+            // Files whose first bytes are a UTF-16 or UTF-32 look-alike.
+            b"\xFF\xD8\xFF\xE0",
+            b"\x00\x00\x00\x18ftypmp42",
+            b"\x00asm\x01\x00\x00\x00",
+            b"\x00\x00\x01\x00",
+            // UTF-16 text that is not JSON.
+            b"\xFF\xFEh\x00i\x00",
+            b"\xFE\xFE{",
         ] {
             assert_eq!(sniff(body), Some(false), "{body:?}");
         }
@@ -135,6 +156,9 @@ mod tests {
             b"\xEF\xBB",
             b"\xEF\xBB\xBF",
             b"\xEF\xBB\xBF \n",
+            b"\x00\x00",
+            b"\xFF",
+            b"\xFE\xFF\x00",
         ] {
             assert_eq!(sniff(body), None, "{body:?}");
         }
