@@ -449,9 +449,19 @@ impl Session {
                 Some(inspector) => inspector.feed(&bytes),
                 None => Ok(()),
             };
-            if let Err(v) = fed {
-                host.count(Metric::BytesInspected, (at - start) as u64);
-                return self.reject(host, v);
+            match fed {
+                // While a sniffed body is undecided, what the inspector
+                // found in it (a NUL byte, a byte order mark, whitespace
+                // past the size limit) waits in its verdict: it is the
+                // body's refusal if the body turns out to look like JSON
+                // (the next feed returns it), and nothing if not, however
+                // the body was cut.
+                Err(_) if self.sniffer.is_some() => {}
+                Err(v) => {
+                    host.count(Metric::BytesInspected, (at - start) as u64);
+                    return self.reject(host, v);
+                }
+                Ok(()) => {}
             }
         }
         if len > 0 {

@@ -1146,6 +1146,21 @@ fn sniffed_content_types_inspect_only_what_looks_like_json() {
         (&problem["offset"], &problem["limit"]),
         (&serde_json::Value::Null, &serde_json::json!(32))
     );
+    // What the inspector refuses before the body shows whether it is JSON
+    // waits for that: the same answer however the body is cut.
+    let p = plugin(r#"{"on_other_content_type":"sniff","limits":{"max_body_bytes":8}}"#);
+    let cases: [(&[&[u8]], Option<&str>); 5] = [
+        (&[b"\x00", b"\x00\x00\x18ftypmp42"], None),
+        (&[b"\x00\x00\x00\x18ftypmp42"], None),
+        (&[b"\x00", b"{}"], Some("syntax_error")),
+        (&[b"         ", b"  x"], None),
+        (&[b"         ", b"  {}"], Some("body_too_large")),
+    ];
+    for (chunks, violation) in cases {
+        let mut host = FakeHost::default();
+        let run = drive(&p, &mut host, &plain, chunks, false);
+        assert_eq!(run.violation().as_deref(), violation, "{chunks:?}");
+    }
     // Trailers end a body that was only whitespace: passed.
     let run = drive(&p, &mut host, &plain, &[b"   "], true);
     assert_eq!(run.trailers, Some(Action::Continue));
