@@ -1513,3 +1513,35 @@ fn unreadable_headers_get_the_unreadable_body_answer() {
         *level == Level::Warn && line.contains("no body: passed")
     }));
 }
+
+proptest::proptest! {
+    /// A sniffed body gets the same answer however the host cuts it, with
+    /// the bytes that decide sniffing (whitespace, NUL, both byte order
+    /// marks) and a size limit the whitespace can pass.
+    #[test]
+    fn sniffed_verdicts_do_not_depend_on_the_cuts(
+        body in proptest::collection::vec(
+            proptest::sample::select(&b" \n\x00\xEF\xBB\xBF\xFE\xFF{}[]x\"1,:"[..]),
+            0..24,
+        ),
+        cuts in proptest::collection::vec(0usize..24, 0..4),
+    ) {
+        let p = plugin(r#"{"on_other_content_type":"sniff","limits":{"max_body_bytes":12},"hold_bytes":4}"#);
+        let plain = head(&[("content-type", "text/plain")]);
+        let answer = |chunks: &[&[u8]]| {
+            let mut host = FakeHost::default();
+            let run = drive(&p, &mut host, &plain, chunks, false);
+            (run.status(), run.violation(), host.metric("requests_inspected"))
+        };
+        let whole = answer(&[&body]);
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
+        cuts.sort_unstable();
+        let mut chunks: Vec<&[u8]> = Vec::new();
+        let mut prev = 0;
+        for c in cuts.into_iter().chain(std::iter::once(body.len())) {
+            chunks.push(&body[prev..c]);
+            prev = c;
+        }
+        proptest::prop_assert_eq!(answer(&chunks), whole, "{:?} cut {:?}", body, chunks);
+    }
+}
