@@ -128,24 +128,20 @@ fn json_lines_bodies_are_judged_line_by_line_on_their_rule() {
             vm.send(&ndjson("/_bulk", good, chunk)).unwrap().status(),
             None
         );
-        let p = vm
-            .send(&ndjson("/_bulk", bad, chunk))
-            .unwrap()
-            .problem()
-            .unwrap();
-        assert_eq!(
-            (&p["violation"], p["offset"].as_u64()),
-            (&"duplicate_key".into(), Some(34))
-        );
-        let p = vm
-            .send(&ndjson("/other", good, chunk))
-            .unwrap()
-            .problem()
-            .unwrap();
-        assert_eq!(
-            (&p["violation"], p["offset"].as_u64()),
-            (&"trailing_data".into(), Some(22))
-        );
+        // A repeated key on the second line of the bulk route; a second
+        // value anywhere else.
+        for (path, body, violation, offset) in [
+            ("/_bulk", bad, "duplicate_key", 34),
+            ("/other", good, "trailing_data", 22),
+        ] {
+            let o = vm.send(&ndjson(path, body, chunk)).unwrap();
+            let p = o.problem().unwrap();
+            assert_eq!(
+                (&p["violation"], p["offset"].as_u64()),
+                (&violation.into(), Some(offset)),
+                "{path} in {chunk}-byte chunks"
+            );
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! The oracle for complete documents is serde_json, with the differences
 //! by design made explicit: see `support/serde_oracle.rs`.
 
+#[path = "support/number_oracle.rs"]
+mod number_oracle;
 #[path = "support/serde_oracle.rs"]
 mod serde_oracle;
 
@@ -12,6 +14,7 @@ use json_sanitizer::inspector::{
     DuplicateKeys, Inspector, JsonOptions, Limits, Numbers, MAX_EXACT_INTEGER,
 };
 use json_sanitizer::violation::{Violation, ViolationKind};
+use number_oracle::in_interoperable_range;
 use proptest::prelude::*;
 use serde_oracle::{NoDuplicates, NoFoldedDuplicates, SerdeVerdict};
 
@@ -543,17 +546,6 @@ fn edge_number() -> impl Strategy<Value = String> {
         });
     let small = "-?(0|[1-9][0-9]{0,3})(\\.[0-9]{1,4})?([eE][+-]?[0-9]{1,3})?";
     prop_oneof![integer, long_integer, near_overflow, small]
-}
-
-/// What a number token should get in interoperable mode, from Rust's own
-/// correctly rounded parser and exact integers.
-fn in_interoperable_range(n: &str) -> bool {
-    if n.contains(['.', 'e', 'E']) {
-        n.parse::<f64>().expect("a valid number").is_finite()
-    } else {
-        n.parse::<i128>()
-            .is_ok_and(|v| v.unsigned_abs() <= u128::from(MAX_EXACT_INTEGER))
-    }
 }
 
 /// Keys that Go's `encoding/json` matches to a few fields (`id`, `kind`,

@@ -33,8 +33,13 @@ struct Case {
 }
 
 fn json_post(path: &str, body: &[u8]) -> Request {
+    post_as(path, "application/json", body)
+}
+
+/// A POST of `body` as `content_type`, with its length.
+fn post_as(path: &str, content_type: &str, body: &[u8]) -> Request {
     Request::post(path)
-        .content_type("application/json")
+        .content_type(content_type)
         .body(body)
         .with_content_length()
 }
@@ -81,24 +86,19 @@ fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
         },
         Case {
             label: "not-json.txt (text/plain)".into(),
-            req: Request::post("/api/orders")
-                .content_type("text/plain")
-                .body(file("not-json.txt")?)
-                .with_content_length(),
+            req: post_as("/api/orders", "text/plain", &file("not-json.txt")?),
         },
         Case {
             label: "duplicate-key.json as text".into(),
-            req: Request::post("/api/orders")
-                .content_type("text/plain")
-                .body(file("duplicate-key.json")?)
-                .with_content_length(),
+            req: post_as("/api/orders", "text/plain", &file("duplicate-key.json")?),
         },
         Case {
             label: "events.ndjson to /api/events".into(),
-            req: Request::post("/api/events")
-                .content_type("application/x-ndjson")
-                .body(file("events.ndjson")?)
-                .with_content_length(),
+            req: post_as(
+                "/api/events",
+                "application/x-ndjson",
+                &file("events.ndjson")?,
+            ),
         },
         Case {
             label: "good.json, gzip encoded".into(),

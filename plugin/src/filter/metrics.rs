@@ -90,7 +90,13 @@ impl Metric {
 
     /// The full metric name, e.g. `json_sanitizer.rejected.too_deep`.
     pub fn name(self) -> String {
-        let tail = match self {
+        format!("{PREFIX}.{}", self.tail())
+    }
+
+    /// The name after the prefix, e.g. `rejected.too_deep` (per-rule
+    /// counters put the rule between the two).
+    fn tail(self) -> String {
+        match self {
             Metric::RequestsInspected => "requests_inspected".to_string(),
             Metric::RequestsPassed => "requests_passed".to_string(),
             Metric::RequestsRejected => "requests_rejected".to_string(),
@@ -106,8 +112,7 @@ impl Metric {
             Metric::BreakerProbes => "breaker.probes".to_string(),
             Metric::BreakerCasRetries => "breaker.cas_retries".to_string(),
             Metric::BreakerCasExhausted => "breaker.cas_exhausted".to_string(),
-        };
-        format!("{PREFIX}.{tail}")
+        }
     }
 }
 
@@ -162,9 +167,11 @@ impl RuleCounter {
     /// The full name for the policy named `policy`, e.g.
     /// `json_sanitizer.rule.search.requests_rejected`.
     pub fn name(self, policy: &str) -> String {
-        let total = self.total().name();
-        let tail = total.strip_prefix(PREFIX).unwrap_or(&total);
-        format!("{PREFIX}.rule.{}{tail}", metric_label(policy))
+        format!(
+            "{PREFIX}.rule.{}.{}",
+            metric_label(policy),
+            self.total().tail()
+        )
     }
 }
 
