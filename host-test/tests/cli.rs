@@ -225,10 +225,23 @@ fn check_sends_the_method_authority_and_headers_given() {
     assert_eq!(check(&bulk, &wide)["violation"], "array_too_long");
     let internal = [&bulk[..], &["--authority", "internal.example.com:8443"]].concat();
     assert_eq!(check(&internal, &wide)["verdict"], "pass");
-    // A header reaches the plugin: the body is now one it cannot see
-    // through.
+    // A header reaches the plugin: the body is now gzip, which
+    // per-route.json decodes, and `garbage` is not gzip; compressed, it is
+    // judged as what it is.
     let gzip = ["-H", "Content-Encoding: gzip"];
-    assert_eq!(check(&gzip, &garbage)["violation"], "unsupported_encoding");
+    assert_eq!(check(&gzip, &garbage)["violation"], "malformed_encoding");
+    let compress = |name: &str, body: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, body).unwrap();
+        temp_file(dir.path(), name, &e.finish().unwrap())
+    };
+    let garbage_gz = compress("garbage.json.gz", b"garbage");
+    assert_eq!(check(&gzip, &garbage_gz)["violation"], "syntax_error");
+    let good_gz = compress(
+        "good.json.gz",
+        &std::fs::read(example("requests/good.json")).unwrap(),
+    );
+    assert_eq!(check(&gzip, &good_gz)["verdict"], "pass");
     // A header that is not `name: value`, or that an option sets, is a
     // usage error naming what to do.
     for (header, says) in [
@@ -561,6 +574,30 @@ fn demo_shows_every_example_configuration_and_the_breaker() {
             ],
             "{rows:?}"
         );
+    }
+    // Compressed bodies: default.json refuses them unread (415), and
+    // per-route.json (the fourth section) decodes them, judging the JSON
+    // inside and stopping a bomb at the size limit.
+    for (label, per_route) in [
+        ("good.json, gzipped", ["pass", "-", "-"]),
+        (
+            "duplicate-key.json, gzipped",
+            ["reject", "400", "duplicate_key"],
+        ),
+        (
+            "gzip bomb: 64 MiB in 64 KiB",
+            ["reject", "413", "body_too_large"],
+        ),
+    ] {
+        let rows = row(label);
+        let words = label.split_whitespace().count();
+        let verdicts: Vec<&[String]> = rows.iter().map(|r| &r[words..words + 3]).collect();
+        assert_eq!(
+            verdicts[0],
+            ["reject", "415", "unsupported_encoding"],
+            "{rows:?}"
+        );
+        assert_eq!(verdicts[3], per_route, "{rows:?}");
     }
     // report-only (the third section) lets everything through, and the
     // access log says what it would have refused.

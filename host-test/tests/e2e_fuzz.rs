@@ -6,7 +6,7 @@ mod plugin;
 use json_sanitizer::inspector::{Inspector, JsonOptions, Limits, REPORTABLE};
 use json_sanitizer::samples::{api_body, nested_arrays, wide_array};
 use json_sanitizer_host::{Request, Verdict};
-use plugin::{post, try_host, try_host_with};
+use plugin::{gzip, post, try_host, try_host_with, zlib};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -157,6 +157,19 @@ fn random_request(rng: &mut Rng) -> Request {
             rng.pick::<&str>(&["gzip", "identity", "br, identity", ""]),
         );
     }
+    // Compressed for real, which `on_encoded_body: inspect` decodes
+    // (per-route.json), sometimes cut short.
+    let body = if rng.chance(15) {
+        let deflate = rng.chance(50);
+        req = req.header("content-encoding", if deflate { "deflate" } else { "gzip" });
+        let mut encoded = if deflate { zlib(&body) } else { gzip(&body) };
+        if rng.chance(20) {
+            encoded.truncate(rng.below(encoded.len() as u64 + 1) as usize);
+        }
+        encoded
+    } else {
+        body
+    };
     if rng.chance(40) {
         req = req.header(
             "x-request-id",

@@ -46,6 +46,10 @@ pub enum ViolationKind {
     UnsupportedMediaType,
     /// A `content-encoding` the rule refuses (the filter cannot see through it).
     UnsupportedEncoding,
+    /// A body in a coding the filter decodes (`on_encoded_body: inspect`)
+    /// that is not valid in it: a corrupt or truncated stream, a wrong
+    /// checksum, bytes after the end.
+    MalformedEncoding,
     /// The circuit breaker for this request's scope is open.
     BreakerOpen,
     /// The host said there was a body but handed over no bytes for it.
@@ -58,7 +62,7 @@ pub enum ViolationKind {
 
 impl ViolationKind {
     /// All kinds, in a fixed order (metrics are defined in this order).
-    pub const ALL: [ViolationKind; 21] = [
+    pub const ALL: [ViolationKind; 22] = [
         Self::BodyTooLarge,
         Self::TooDeep,
         Self::ArrayTooLong,
@@ -77,6 +81,7 @@ impl ViolationKind {
         Self::EmptyBody,
         Self::UnsupportedMediaType,
         Self::UnsupportedEncoding,
+        Self::MalformedEncoding,
         Self::BreakerOpen,
         Self::BodyUnreadable,
         Self::AmbiguousPath,
@@ -103,6 +108,7 @@ impl ViolationKind {
             Self::EmptyBody => "empty_body",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::UnsupportedEncoding => "unsupported_encoding",
+            Self::MalformedEncoding => "malformed_encoding",
             Self::BreakerOpen => "breaker_open",
             Self::BodyUnreadable => "body_unreadable",
             Self::AmbiguousPath => "ambiguous_path",
@@ -148,6 +154,7 @@ impl ViolationKind {
             Self::EmptyBody => "Empty request body",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::UnsupportedEncoding => "Unsupported content encoding",
+            Self::MalformedEncoding => "Malformed content encoding",
             Self::BreakerOpen => "Too many rejected requests; try again later",
             Self::BodyUnreadable => "Request body could not be read",
             Self::AmbiguousPath => "Request path is ambiguous",

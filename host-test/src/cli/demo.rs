@@ -44,6 +44,14 @@ fn post_as(path: &str, content_type: &str, body: &[u8]) -> Request {
         .with_content_length()
 }
 
+/// `body` as a gzip member, the way clients compress request bodies.
+fn gzip(body: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(body)?;
+    Ok(encoder.finish()?)
+}
+
 fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
     let rq = dir.join("requests");
     let file = |name: &str| -> Result<Vec<u8>> {
@@ -101,8 +109,20 @@ fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
             ),
         },
         Case {
-            label: "good.json, gzip encoded".into(),
-            req: json_post("/api/orders", &file("good.json")?).header("content-encoding", "gzip"),
+            label: "good.json, gzipped".into(),
+            req: json_post("/api/orders", &gzip(&file("good.json")?)?)
+                .header("content-encoding", "gzip"),
+        },
+        Case {
+            label: "duplicate-key.json, gzipped".into(),
+            req: json_post("/api/orders", &gzip(&file("duplicate-key.json")?)?)
+                .header("content-encoding", "gzip"),
+        },
+        Case {
+            label: "gzip bomb: 64 MiB in 64 KiB".into(),
+            req: json_post("/api/orders", &gzip(&vec![b' '; 64 << 20])?)
+                .header("content-encoding", "gzip")
+                .chunk_size(64 << 10),
         },
         Case {
             label: "3 MiB, content-length".into(),

@@ -2,7 +2,10 @@
 //! harness, with a manual clock.
 #![allow(dead_code)]
 
+use flate2::write::{GzEncoder, ZlibEncoder};
+use flate2::Compression;
 use json_sanitizer_host::{plugin_module, Clock, Host, HostBuilder, Request};
+use std::io::Write;
 
 /// A host running the real plugin with `config`, on a manual clock.
 pub fn host(config: &str) -> Host {
@@ -43,4 +46,18 @@ pub fn counter(host: &Host, tail: &str) -> u64 {
     host.metrics()
         .counter(&format!("json_sanitizer.{tail}"))
         .unwrap_or(0)
+}
+
+/// `data` as one gzip member, as clients compress request bodies.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// `data` in the zlib format: HTTP's `deflate`.
+pub fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut e = ZlibEncoder::new(Vec::new(), Compression::best());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
 }

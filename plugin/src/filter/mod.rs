@@ -3,6 +3,7 @@
 //! glue (`wasm`, compiled for wasm32 only) touches proxy-wasm, through its
 //! own non-panicking hostcall wrappers.
 
+pub mod decode;
 pub mod metrics;
 pub mod pairs;
 pub mod plugin;

@@ -5,6 +5,7 @@
 //! the breaker, report mode) is unit-tested natively; the proxy-wasm glue
 //! only translates callbacks and hostcalls.
 
+use super::decode::{Decoder, Encoding, Fed};
 use super::metrics::{Metric, RuleCounter};
 use super::pairs::{decode_spans, Span};
 use super::plugin::Plugin;
@@ -13,7 +14,7 @@ use crate::inspector::Inspector;
 use crate::policy::breaker::{
     self, admit, record, Decision, Event, Outcome, Report, Scope, ScopeInput, Snapshot, Store,
 };
-use crate::policy::config::{ContentTypeAction, Mode, PassOrReject, Policy};
+use crate::policy::config::{ContentTypeAction, EncodedBodyAction, Mode, PassOrReject, Policy};
 use crate::policy::reply::{self, Reply};
 use crate::violation::{Violation, ViolationKind};
 use std::borrow::Cow;
@@ -207,6 +208,10 @@ pub struct Session {
     sniffer: Option<Sniffer>,
     /// A sniffed body's `content-length` is over `max_body_bytes`.
     declared_too_large: bool,
+    /// The body is sent in a coding the filter sees through
+    /// (`on_encoded_body: inspect`): what is read goes through this, and the
+    /// sniffer and the inspector get the decoded bytes.
+    decoder: Option<Box<Decoder>>,
     ticket: Option<BreakerTicket>,
 }
 
@@ -233,6 +238,7 @@ impl Session {
             inspected: 0,
             sniffer: None,
             declared_too_large: false,
+            decoder: None,
             ticket: None,
         }
     }
@@ -290,13 +296,9 @@ impl Session {
         if action == ContentTypeAction::Pass {
             return self.skip(host);
         }
-        let encoded = head.all("content-encoding").any(|value| {
-            value
-                .split(',')
-                .map(str::trim_ascii)
-                .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
-        });
-        if encoded && config.on_encoded_body == PassOrReject::Pass {
+        let encoding = Encoding::of(head.all("content-encoding"));
+        let on_encoded = config.on_encoded_body;
+        if encoding != Encoding::Identity && on_encoded == EncodedBodyAction::Pass {
             return self.skip(host);
         }
 
@@ -310,12 +312,16 @@ impl Session {
                 header_violation(ViolationKind::UnsupportedMediaType, None),
             );
         }
-        if encoded {
-            return self.reject(
-                host,
-                header_violation(ViolationKind::UnsupportedEncoding, None),
-            );
-        }
+        let coding = match (encoding, on_encoded) {
+            (Encoding::Identity, _) => None,
+            (Encoding::Decodable(coding), EncodedBodyAction::Inspect) => Some(coding),
+            _ => {
+                return self.reject(
+                    host,
+                    header_violation(ViolationKind::UnsupportedEncoding, None),
+                )
+            }
+        };
         // A body being sniffed may not be JSON at all: its declared length
         // is held against it only once it looks like JSON.
         let sniff = action == ContentTypeAction::Sniff;
@@ -338,6 +344,7 @@ impl Session {
         let inspector = self.plugin.inspector(self.policy);
         let hold_headers = self.plugin.config.hold_headers && policy.hold_bytes > 0;
         self.inspector = Some(inspector);
+        self.decoder = coding.map(|c| Box::new(Decoder::new(c)));
         self.phase = Phase::Body;
         self.sniffer = sniff.then(Sniffer::default);
         if !sniff {
@@ -428,40 +435,24 @@ impl Session {
                     return self.unreadable(host, "the host reported a body but returned no bytes")
                 }
             };
-            if let Some(sniffer) = self.sniffer.as_mut() {
-                match sniffer.feed(&bytes) {
-                    None => {}
-                    Some(true) => {
-                        self.sniffer = None;
-                        self.tally(host, RuleCounter::Inspected);
-                        if self.declared_too_large {
-                            let max = self.policy().limits.max_body_bytes;
-                            let v = header_violation(ViolationKind::BodyTooLarge, max);
-                            return self.reject(host, v);
-                        }
-                    }
-                    Some(false) => return self.not_json(host),
-                }
-            }
+            let read = self.inspected;
             at += want;
             self.inspected += want as u64;
-            let fed = match self.inspector.as_mut() {
-                Some(inspector) => inspector.feed(&bytes),
-                None => Ok(()),
-            };
-            match fed {
-                // While a sniffed body is undecided, what the inspector
-                // found in it (a NUL byte, a byte order mark, whitespace
-                // past the size limit) waits in its verdict: it is the
-                // body's refusal if the body turns out to look like JSON
-                // (the next feed returns it), and nothing if not, however
-                // the body was cut.
-                Err(_) if self.sniffer.is_some() => {}
-                Err(v) => {
-                    host.count(Metric::BytesInspected, (at - start) as u64);
-                    return self.reject(host, v);
+            let taken = match self.decoder.take() {
+                None => self.take(&bytes, host),
+                Some(mut decoder) => {
+                    let taken = self.decode(&mut decoder, read, &bytes, host);
+                    self.decoder = Some(decoder);
+                    taken
                 }
+            };
+            match taken {
                 Ok(()) => {}
+                Err(Stop::Decided(action)) => return action,
+                Err(Stop::Refused(action)) => {
+                    host.count(Metric::BytesInspected, (at - start) as u64);
+                    return action;
+                }
             }
         }
         if len > 0 {
@@ -516,6 +507,9 @@ impl Session {
     }
 
     fn finish(&mut self, host: &mut dyn Host) -> Action {
+        if let Some(Err(why)) = self.decoder.as_ref().map(|d| d.finish()) {
+            return self.malformed(host, why.0);
+        }
         if self.sniffer.is_some() {
             // Nothing but whitespace, if anything: not a JSON body.
             return self.not_json(host);
@@ -536,6 +530,85 @@ impl Session {
             }
             Err(v) => self.reject(host, v),
         }
+    }
+
+    /// Hands body bytes (decoded, if the body is encoded) to the sniffer and
+    /// the inspector.
+    #[inline(always)]
+    fn take(&mut self, bytes: &[u8], host: &mut dyn Host) -> Result<(), Stop> {
+        if let Some(sniffer) = self.sniffer.as_mut() {
+            match sniffer.feed(bytes) {
+                None => {}
+                Some(true) => {
+                    self.sniffer = None;
+                    self.tally(host, RuleCounter::Inspected);
+                    if self.declared_too_large {
+                        let max = self.policy().limits.max_body_bytes;
+                        let v = header_violation(ViolationKind::BodyTooLarge, max);
+                        return Err(Stop::Decided(self.reject(host, v)));
+                    }
+                }
+                Some(false) => return Err(Stop::Decided(self.not_json(host))),
+            }
+        }
+        let fed = match self.inspector.as_mut() {
+            Some(inspector) => inspector.feed(bytes),
+            None => Ok(()),
+        };
+        match fed {
+            // While a sniffed body is undecided, what the inspector found in
+            // it (a NUL byte, a byte order mark, whitespace past the size
+            // limit) waits in its verdict: it is the body's refusal if the
+            // body turns out to look like JSON (the next feed returns it),
+            // and nothing if not, however the body was cut.
+            Err(_) if self.sniffer.is_some() => Ok(()),
+            Err(v) => Err(Stop::Refused(self.reject(host, v))),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Decodes the next `bytes` of an encoded body, of which `read` bytes
+    /// came before, and takes what they decode to. `max_body_bytes` holds
+    /// for the body as sent too (a stream of empty deflate blocks decodes to
+    /// nothing): bytes past it are not decoded but refused, so the answer
+    /// does not depend on where the host cut the body.
+    #[inline(never)]
+    fn decode(
+        &mut self,
+        decoder: &mut Decoder,
+        read: u64,
+        bytes: &[u8],
+        host: &mut dyn Host,
+    ) -> Result<(), Stop> {
+        let max = self.policy().limits.max_body_bytes;
+        let room = max.map_or(bytes.len(), |max| {
+            usize::try_from(max.saturating_sub(read)).map_or(bytes.len(), |r| r.min(bytes.len()))
+        });
+        let within = bytes.get(..room).unwrap_or_default();
+        match decoder.feed(within, &mut |piece| self.take(piece, host)) {
+            Ok(()) => {}
+            Err(Fed::Stopped(stop)) => return Err(stop),
+            Err(Fed::Malformed(why)) => return Err(Stop::Refused(self.malformed(host, why.0))),
+        }
+        if room < bytes.len() && self.phase == Phase::Body {
+            let v = header_violation(ViolationKind::BodyTooLarge, max);
+            return Err(Stop::Refused(self.reject(host, v)));
+        }
+        Ok(())
+    }
+
+    /// Refuses an encoded body that does not decode, saying why in the log.
+    fn malformed(&mut self, host: &mut dyn Host, why: &str) -> Action {
+        let line = format!(
+            "json-sanitizer: undecodable body{} rule={} reason=\"{why}\"",
+            self.id_field(),
+            self.policy().name,
+        );
+        host.log(Level::Info, &line);
+        self.reject(
+            host,
+            header_violation(ViolationKind::MalformedEncoding, None),
+        )
     }
 
     /// A body that passed but for a violation of a `report_only` kind: it
@@ -779,6 +852,15 @@ impl Session {
             .map(|id| format!(" request_id={id}"))
             .unwrap_or_default()
     }
+}
+
+/// Why a body callback stops reading before the end of what it was given.
+enum Stop {
+    /// A sniffed body was decided (not JSON, or JSON declared too large):
+    /// the bytes were not inspected.
+    Decided(Action),
+    /// The bytes were inspected, and refused (or, in report mode, reported).
+    Refused(Action),
 }
 
 /// A violation decided without reading the body (no offset).

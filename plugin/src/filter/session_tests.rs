@@ -7,6 +7,9 @@ use crate::policy::breaker::testing::EnvoyStore;
 use crate::policy::config::Config;
 use std::collections::HashMap;
 
+#[path = "session_decode_tests.rs"]
+mod decoded;
+
 #[derive(Default)]
 struct FakeHost {
     buffer: Vec<u8>,

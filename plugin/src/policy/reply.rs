@@ -79,6 +79,9 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
         K::UnsupportedEncoding => {
             "Compressed or otherwise encoded request bodies are not accepted here.".to_string()
         }
+        K::MalformedEncoding => {
+            "The request body is not valid data in its content-encoding.".to_string()
+        }
         K::BreakerOpen => format!(
             "Too many invalid requests were received; retry in {} seconds.",
             retry_after.unwrap_or(1)

@@ -42,12 +42,27 @@ pub enum ContentTypeAction {
     Reject,
 }
 
-/// What to do with a body the filter would have to decode to inspect, or
-/// that the host does not hand over.
+/// What to do with a body sent in a `content-encoding` other than
+/// `identity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodedBodyAction {
+    /// Refuse it with 415 `unsupported_encoding`.
+    #[default]
+    Reject,
+    /// Let it through uninspected.
+    Pass,
+    /// Decode `gzip`, `x-gzip` and `deflate` as the body streams and inspect
+    /// the JSON inside (refusing other codings with 415): for senders that
+    /// compress, such as OpenTelemetry exporters and bulk indexers.
+    Inspect,
+}
+
+/// What to do with a body that the host does not hand over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PassOrReject {
-    /// Refuse it (415 for an encoded body, 500 for an unreadable one).
+    /// Refuse it with 500 `body_unreadable`.
     #[default]
     Reject,
     /// Let it through uninspected, and log that it happened.
@@ -141,7 +156,7 @@ pub struct Config {
     /// No `content-type` header at all.
     pub on_missing_content_type: ContentTypeAction,
     /// A `content-encoding` other than `identity`.
-    pub on_encoded_body: PassOrReject,
+    pub on_encoded_body: EncodedBodyAction,
     /// The host reports a body but hands over no bytes for it.
     pub on_unreadable_body: PassOrReject,
     /// Pause in the request headers callback while the body is held, so that
@@ -192,7 +207,7 @@ struct RawConfig {
     #[serde(default = "default_missing")]
     on_missing_content_type: ContentTypeAction,
     #[serde(default)]
-    on_encoded_body: PassOrReject,
+    on_encoded_body: EncodedBodyAction,
     #[serde(default)]
     on_unreadable_body: PassOrReject,
     #[serde(default)]

@@ -28,7 +28,7 @@ fn empty_configuration_means_all_defaults() {
         assert!(c.rules.is_empty());
         assert_eq!(c.on_other_content_type, ContentTypeAction::Pass);
         assert_eq!(c.on_missing_content_type, ContentTypeAction::Inspect);
-        assert_eq!(c.on_encoded_body, PassOrReject::Reject);
+        assert_eq!(c.on_encoded_body, EncodedBodyAction::Reject);
         assert_eq!(c.on_unreadable_body, PassOrReject::Reject);
         assert!(!c.hold_headers);
         assert!(c.reply.detail);
@@ -40,6 +40,18 @@ fn empty_configuration_means_all_defaults() {
         assert!(c.is_json_content_type("application/json; charset=utf-8"));
         assert!(c.is_json_content_type("application/merge-patch+json"));
         assert!(!c.is_json_content_type("text/plain"));
+    }
+}
+
+#[test]
+fn encoded_bodies_are_refused_passed_or_inspected() {
+    for (name, want) in [
+        ("reject", EncodedBodyAction::Reject),
+        ("pass", EncodedBodyAction::Pass),
+        ("inspect", EncodedBodyAction::Inspect),
+    ] {
+        let c = parse(&format!(r#"{{"on_encoded_body":"{name}"}}"#)).unwrap();
+        assert_eq!(c.on_encoded_body, want, "{name}");
     }
 }
 
@@ -191,7 +203,8 @@ fn every_error_names_its_field() {
             r#"{"on_missing_content_type":1}"#,
             "on_missing_content_type",
         ),
-        (r#"{"on_encoded_body":"inspect"}"#, "on_encoded_body"),
+        (r#"{"on_encoded_body":"decode"}"#, "on_encoded_body"),
+        (r#"{"on_unreadable_body":"inspect"}"#, "on_unreadable_body"),
         (r#"{"on_unreadable_body":"ignore"}"#, "on_unreadable_body"),
         (
             r#"{"reply":{"statuses":{"too_deep":200}}}"#,

@@ -1,0 +1,416 @@
+//! `on_encoded_body: "inspect"`: request bodies sent with `content-encoding:
+//! gzip` or `deflate`, decoded as they stream through so the inspector sees
+//! the JSON the service will parse.
+//!
+//! OpenTelemetry exporters, bulk indexers and webhook senders compress
+//! their JSON. Refusing it breaks them; passing it lets every such body
+//! around every check. Decoding is the third way, and it costs constant
+//! memory: one inflater (a 32 KiB window and its tables) and one output
+//! buffer per encoded request, whatever the body's size or ratio. The
+//! upstream still gets the body as sent; only the inspector sees it decoded.
+//!
+//! It is strict where decoders disagree, because a body two decoders read
+//! differently is what this filter exists to stop: gzip header checksums
+//! (Go checks them, Python skips them), reserved flag bits, trailing bytes
+//! after the last member (some decoders ignore them, others fail), a bad
+//! CRC-32 or length in a member's trailer, a zlib stream whose Adler-32 is
+//! wrong or that needs a preset dictionary, and `deflate` without its zlib
+//! wrapper (RFC 9110 §8.4.1.2 says `deflate` is the zlib format) are all
+//! malformed.
+
+use miniz_oxide::inflate::stream::{inflate, InflateState};
+use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+
+/// Decoded bytes are handed on in pieces of at most this size.
+const OUT: usize = 16 * 1024;
+
+/// A content coding the filter can see through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    /// `gzip` or `x-gzip` (RFC 1952), one or more members.
+    Gzip,
+    /// `deflate`: the zlib format (RFC 1950).
+    Deflate,
+}
+
+/// What a request's `content-encoding` headers say about its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// No coding, or only `identity`.
+    Identity,
+    /// Exactly one coding, and one the filter decodes.
+    Decodable(Coding),
+    /// Anything else: `br`, `zstd`, `compress`, an unknown token, or more
+    /// than one coding (`gzip, gzip`).
+    Other,
+}
+
+impl Encoding {
+    /// Reads every `content-encoding` value, in order (a header may be
+    /// repeated, and each value may list several codings).
+    #[inline]
+    pub fn of<I, S>(values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut found = Encoding::Identity;
+        for value in values {
+            for token in value.as_ref().split(',').map(str::trim_ascii) {
+                if token.is_empty() || token.eq_ignore_ascii_case("identity") {
+                    continue;
+                }
+                let coding =
+                    if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
+                        Coding::Gzip
+                    } else if token.eq_ignore_ascii_case("deflate") {
+                        Coding::Deflate
+                    } else {
+                        return Encoding::Other;
+                    };
+                if found != Encoding::Identity {
+                    return Encoding::Other;
+                }
+                found = Encoding::Decodable(coding);
+            }
+        }
+        found
+    }
+}
+
+/// Why an encoded body cannot be decoded; goes into the log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed(pub &'static str);
+
+/// A failed [`Decoder::feed`]: the body's encoding is broken, or the
+/// consumer of the decoded bytes stopped it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fed<E> {
+    /// The encoded bytes are not valid for their coding.
+    Malformed(Malformed),
+    /// The consumer's own error, returned as it was.
+    Stopped(E),
+}
+
+/// Where a gzip decoder is in its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// In a member's header.
+    Header(Header),
+    /// In the compressed data.
+    Data,
+    /// In a member's eight-byte trailer: `n` bytes of it read.
+    Trailer { bytes: [u8; 8], n: u8 },
+    /// After a whole member (gzip) or the whole stream (zlib): the end of
+    /// the body may come here. For gzip, more bytes must start a member.
+    Between,
+}
+
+/// The parts of a gzip member header (RFC 1952 §2.3), read byte by byte so
+/// that any cut of the body reads it alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    part: Part,
+    /// Bytes read of the current part.
+    n: u16,
+    /// FLG.
+    flags: u8,
+    /// XLEN as read so far, then the extra field's length.
+    extra: u16,
+    /// CRC16 as read so far.
+    crc16: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// ID1 ID2 CM FLG MTIME(4) XFL OS.
+    Fixed,
+    /// XLEN, two bytes little-endian.
+    ExtraLength,
+    /// The extra field.
+    Extra,
+    /// The file name, up to its NUL.
+    Name,
+    /// The comment, up to its NUL.
+    Comment,
+    /// The header's CRC16, two bytes little-endian.
+    Crc,
+}
+
+const FHCRC: u8 = 0x02;
+const FEXTRA: u8 = 0x04;
+const FNAME: u8 = 0x08;
+const FCOMMENT: u8 = 0x10;
+const FRESERVED: u8 = 0xE0;
+
+impl Header {
+    const START: Header = Header {
+        part: Part::Fixed,
+        n: 0,
+        flags: 0,
+        extra: 0,
+        crc16: 0,
+    };
+
+    /// The part after `part`, given the flags.
+    fn next(part: Part, flags: u8) -> Option<Part> {
+        let order = [
+            (Part::ExtraLength, FEXTRA),
+            (Part::Name, FNAME),
+            (Part::Comment, FCOMMENT),
+            (Part::Crc, FHCRC),
+        ];
+        let from = match part {
+            Part::Fixed => 0,
+            Part::ExtraLength | Part::Extra => 1,
+            Part::Name => 2,
+            Part::Comment => 3,
+            Part::Crc => 4,
+        };
+        order
+            .get(from..)?
+            .iter()
+            .find(|(_, flag)| flags & flag != 0)
+            .map(|(part, _)| *part)
+    }
+}
+
+/// One request's decoder: bytes as sent in, decoded bytes out.
+pub struct Decoder {
+    coding: Coding,
+    inflater: Box<InflateState>,
+    out: Vec<u8>,
+    stage: Stage,
+    /// The CRC-32 of the current gzip member's header (for FHCRC), then of
+    /// its decoded bytes, with their count (for the trailer).
+    crc: crc32fast::Hasher,
+    /// Any byte of the body read yet.
+    started: bool,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("coding", &self.coding)
+            .field("stage", &self.stage)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decoder {
+    /// A decoder for a body in `coding`.
+    pub fn new(coding: Coding) -> Self {
+        let (format, stage) = match coding {
+            Coding::Gzip => (DataFormat::Raw, Stage::Header(Header::START)),
+            Coding::Deflate => (DataFormat::Zlib, Stage::Data),
+        };
+        Self {
+            coding,
+            inflater: InflateState::new_boxed(format),
+            out: vec![0; OUT],
+            stage,
+            crc: crc32fast::Hasher::new(),
+            started: false,
+        }
+    }
+
+    /// Decodes the next bytes of the body, handing every decoded piece to
+    /// `sink` in order; stops at the first error, the sink's included.
+    pub fn feed<E>(
+        &mut self,
+        mut input: &[u8],
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), Fed<E>> {
+        if !input.is_empty() {
+            self.started = true;
+        }
+        while !input.is_empty() {
+            let used = match self.stage {
+                Stage::Header(header) => self.header(header, input)?,
+                Stage::Data => self.data(input, sink)?,
+                Stage::Trailer { bytes, n } => self.trailer(bytes, n, input)?,
+                Stage::Between => match self.coding {
+                    Coding::Gzip => {
+                        self.stage = Stage::Header(Header::START);
+                        self.crc = crc32fast::Hasher::new();
+                        0
+                    }
+                    Coding::Deflate => {
+                        return Err(malformed("data after the end of the zlib stream"))
+                    }
+                },
+            };
+            input = input.get(used..).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// The body has ended: `Err` unless it ended after a whole stream (or
+    /// was empty).
+    pub fn finish(&self) -> Result<(), Malformed> {
+        match self.stage {
+            Stage::Between => Ok(()),
+            _ if !self.started => Ok(()),
+            Stage::Header(_) => Err(Malformed("the body ends inside a gzip header")),
+            Stage::Data => Err(Malformed("the body ends inside the compressed data")),
+            Stage::Trailer { .. } => Err(Malformed("the body ends inside a gzip trailer")),
+        }
+    }
+
+    /// Reads header bytes from `input`: how many it used.
+    fn header<E>(&mut self, mut h: Header, input: &[u8]) -> Result<usize, Fed<E>> {
+        let mut used = 0;
+        for &b in input {
+            used += 1;
+            if h.part != Part::Crc {
+                self.crc.update(&[b]);
+            }
+            let mut done_part = false;
+            match h.part {
+                Part::Fixed => {
+                    let ok = match h.n {
+                        0 => b == 0x1F,
+                        1 => b == 0x8B,
+                        2 => b == 8,
+                        3 => b & FRESERVED == 0,
+                        _ => true,
+                    };
+                    if !ok {
+                        return Err(malformed(match h.n {
+                            0 | 1 => "not a gzip member (wrong magic bytes)",
+                            2 => "a gzip compression method other than deflate",
+                            _ => "reserved gzip header flags set",
+                        }));
+                    }
+                    if h.n == 3 {
+                        h.flags = b;
+                    }
+                    h.n += 1;
+                    done_part = h.n == 10;
+                }
+                Part::ExtraLength => {
+                    h.extra |= u16::from(b) << (8 * h.n);
+                    h.n += 1;
+                    if h.n == 2 {
+                        h.part = Part::Extra;
+                        h.n = 0;
+                        done_part = h.extra == 0;
+                    }
+                }
+                Part::Extra => {
+                    h.n += 1;
+                    done_part = h.n == h.extra;
+                }
+                Part::Name | Part::Comment => done_part = b == 0,
+                Part::Crc => {
+                    h.crc16 |= u16::from(b) << (8 * h.n);
+                    h.n += 1;
+                    if h.n == 2 {
+                        let crc = std::mem::replace(&mut self.crc, crc32fast::Hasher::new());
+                        if crc.finalize() as u16 != h.crc16 {
+                            return Err(malformed("the gzip header checksum is wrong"));
+                        }
+                        self.crc = crc32fast::Hasher::new();
+                        self.stage = Stage::Data;
+                        return Ok(used);
+                    }
+                }
+            }
+            if done_part {
+                match Header::next(h.part, h.flags) {
+                    Some(part) => {
+                        h.part = part;
+                        h.n = 0;
+                    }
+                    None => {
+                        self.crc = crc32fast::Hasher::new();
+                        self.stage = Stage::Data;
+                        return Ok(used);
+                    }
+                }
+            }
+        }
+        self.stage = Stage::Header(h);
+        Ok(used)
+    }
+
+    /// Inflates compressed bytes from `input` into `sink`: how many it used.
+    fn data<E>(
+        &mut self,
+        input: &[u8],
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<usize, Fed<E>> {
+        let mut rest = input;
+        // Each turn consumes input, or fills the output buffer (which the
+        // sink's size limit bounds), or returns: the loop ends.
+        loop {
+            let r = inflate(&mut self.inflater, rest, &mut self.out, MZFlush::None);
+            rest = rest.get(r.bytes_consumed..).unwrap_or_default();
+            let written = self.out.get(..r.bytes_written).unwrap_or_default();
+            if !written.is_empty() {
+                if self.coding == Coding::Gzip {
+                    self.crc.update(written);
+                }
+                sink(written).map_err(Fed::Stopped)?;
+            }
+            let used = input.len() - rest.len();
+            match r.status {
+                Ok(MZStatus::StreamEnd) => {
+                    self.stage = match self.coding {
+                        Coding::Gzip => Stage::Trailer {
+                            bytes: [0; 8],
+                            n: 0,
+                        },
+                        Coding::Deflate => Stage::Between,
+                    };
+                    return Ok(used);
+                }
+                Ok(_) if r.bytes_written == self.out.len() => {}
+                Ok(_) | Err(MZError::Buf) if rest.is_empty() => return Ok(used),
+                Ok(_) if r.bytes_consumed > 0 || r.bytes_written > 0 => {}
+                _ => {
+                    return Err(malformed(match self.coding {
+                        Coding::Gzip => "invalid deflate data",
+                        Coding::Deflate => "invalid zlib data (or deflate without its zlib header)",
+                    }))
+                }
+            }
+        }
+    }
+
+    /// Reads trailer bytes from `input`: how many it used.
+    fn trailer<E>(&mut self, mut bytes: [u8; 8], mut n: u8, input: &[u8]) -> Result<usize, Fed<E>> {
+        let mut used = 0;
+        for &b in input {
+            if let Some(slot) = bytes.get_mut(usize::from(n)) {
+                *slot = b;
+            }
+            n += 1;
+            used += 1;
+            if n == 8 {
+                let [c0, c1, c2, c3, s0, s1, s2, s3] = bytes;
+                let crc = std::mem::replace(&mut self.crc, crc32fast::Hasher::new());
+                let size = crc.total_len() as u32;
+                if u32::from_le_bytes([c0, c1, c2, c3]) != crc.finalize() {
+                    return Err(malformed("the gzip CRC-32 does not match the data"));
+                }
+                if u32::from_le_bytes([s0, s1, s2, s3]) != size {
+                    return Err(malformed("the gzip length does not match the data"));
+                }
+                self.inflater.reset(DataFormat::Raw);
+                self.stage = Stage::Between;
+                return Ok(used);
+            }
+        }
+        self.stage = Stage::Trailer { bytes, n };
+        Ok(used)
+    }
+}
+
+fn malformed<E>(why: &'static str) -> Fed<E> {
+    Fed::Malformed(Malformed(why))
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+pub(crate) mod tests;

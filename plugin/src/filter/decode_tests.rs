@@ -1,0 +1,325 @@
+use super::*;
+use miniz_oxide::deflate::{compress_to_vec, compress_to_vec_zlib};
+use proptest::prelude::*;
+
+/// A gzip member of `data` with the optional header fields given.
+pub(crate) fn member(
+    data: &[u8],
+    name: Option<&[u8]>,
+    extra: Option<&[u8]>,
+    header_crc: bool,
+) -> Vec<u8> {
+    let mut flags = 0;
+    if header_crc {
+        flags |= FHCRC;
+    }
+    if extra.is_some() {
+        flags |= FEXTRA;
+    }
+    if name.is_some() {
+        flags |= FNAME;
+    }
+    let mut out = vec![0x1F, 0x8B, 8, flags, 1, 2, 3, 4, 0, 3];
+    if let Some(extra) = extra {
+        out.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        out.extend_from_slice(extra);
+    }
+    if let Some(name) = name {
+        out.extend_from_slice(name);
+        out.push(0);
+    }
+    if header_crc {
+        let crc = crc32fast::hash(&out) as u16;
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
+    out.extend_from_slice(&compress_to_vec(data, 6));
+    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+/// A gzip body of `data`: one member, no optional fields.
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    member(data, None, None, false)
+}
+
+/// Decodes `body` fed in pieces of `cut` bytes: the decoded bytes, or why
+/// not.
+fn decode(coding: Coding, body: &[u8], cut: usize) -> Result<Vec<u8>, Malformed> {
+    let mut decoder = Decoder::new(coding);
+    let mut out = Vec::new();
+    for piece in body.chunks(cut.max(1)) {
+        let fed = decoder.feed(piece, &mut |bytes: &[u8]| -> Result<(), ()> {
+            out.extend_from_slice(bytes);
+            Ok(())
+        });
+        match fed {
+            Ok(()) => {}
+            Err(Fed::Malformed(m)) => return Err(m),
+            Err(Fed::Stopped(())) => unreachable!("the sink never stops"),
+        }
+    }
+    decoder.finish()?;
+    Ok(out)
+}
+
+/// Every cut from one byte up gives the same answer as the whole body.
+fn decode_all_cuts(coding: Coding, body: &[u8]) -> Result<Vec<u8>, Malformed> {
+    let whole = decode(coding, body, body.len());
+    for cut in [1, 2, 3, 7, 10, 11, 64, 4096] {
+        assert_eq!(decode(coding, body, cut), whole, "cut {cut}");
+    }
+    whole
+}
+
+#[test]
+fn content_encoding_headers_name_one_decodable_coding_or_none() {
+    let cases: [(&[&str], Encoding); 13] = [
+        (&[], Encoding::Identity),
+        (&["identity"], Encoding::Identity),
+        (&["", " , identity"], Encoding::Identity),
+        (&["gzip"], Encoding::Decodable(Coding::Gzip)),
+        (&["GZip"], Encoding::Decodable(Coding::Gzip)),
+        (&["x-gzip"], Encoding::Decodable(Coding::Gzip)),
+        (
+            &["identity, deflate "],
+            Encoding::Decodable(Coding::Deflate),
+        ),
+        (&["br"], Encoding::Other),
+        (&["zstd"], Encoding::Other),
+        (&["gzip, gzip"], Encoding::Other),
+        (&["gzip", "deflate"], Encoding::Other),
+        (&["gzip, br"], Encoding::Other),
+        (&["gzip;q=1"], Encoding::Other),
+    ];
+    for (values, want) in cases {
+        assert_eq!(Encoding::of(values), want, "{values:?}");
+    }
+}
+
+#[test]
+fn gzip_members_decode_whatever_the_cuts_and_header_fields() {
+    let json = br#"{"order":{"id":7,"items":[1,2,3]},"note":"caf\u00e9"}"#;
+    let bodies = [
+        gzip(json),
+        member(json, Some(b"order.json"), None, false),
+        member(json, None, Some(b"\x01\x02xyz"), false),
+        member(json, None, Some(b""), false),
+        member(json, Some(b"n"), Some(b"e"), true),
+        member(b"", None, None, true),
+    ];
+    for body in &bodies {
+        let want: &[u8] = if body.len() > 40 { json } else { b"" };
+        assert_eq!(decode_all_cuts(Coding::Gzip, body).unwrap(), want);
+    }
+    // A comment, which the helper does not write.
+    let mut with_comment = vec![0x1F, 0x8B, 8, FCOMMENT, 0, 0, 0, 0, 0, 255];
+    with_comment.extend_from_slice(b"made by hand\0");
+    with_comment.extend_from_slice(&gzip(json)[10..]);
+    assert_eq!(decode_all_cuts(Coding::Gzip, &with_comment).unwrap(), json);
+}
+
+#[test]
+fn gzip_members_follow_one_another_as_one_body() {
+    // RFC 1952: a gzip file is a series of members, decoded as their
+    // concatenation (Go's and Python's readers do so).
+    let mut body = gzip(b"[1,");
+    body.extend(member(b"", Some(b"empty"), None, true));
+    body.extend(gzip(b"2]"));
+    assert_eq!(decode_all_cuts(Coding::Gzip, &body).unwrap(), b"[1,2]");
+}
+
+#[test]
+fn zlib_streams_decode_whatever_the_cuts() {
+    let json = br#"{"a":[true,false,null],"b":"x"}"#;
+    let body = compress_to_vec_zlib(json, 9);
+    assert_eq!(decode_all_cuts(Coding::Deflate, &body).unwrap(), json);
+}
+
+#[test]
+fn empty_bodies_decode_to_nothing() {
+    assert_eq!(decode(Coding::Gzip, b"", 1).unwrap(), b"");
+    assert_eq!(decode(Coding::Deflate, b"", 1).unwrap(), b"");
+}
+
+#[test]
+fn broken_gzip_is_malformed_with_the_reason() {
+    let json = b"{\"a\":1}";
+    let good = gzip(json);
+    let n = good.len();
+    let with = |at: usize, b: u8| {
+        let mut body = good.clone();
+        body[at] = b;
+        body
+    };
+    let mut header_crc = member(json, None, None, true);
+    header_crc[10] ^= 1;
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let mut two_then_garbage = good.clone();
+    two_then_garbage.extend(gzip(json));
+    two_then_garbage.extend(b"\x1f");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("magic", with(0, 0x1E), "magic"),
+        ("second magic byte", with(1, 0), "magic"),
+        ("method", with(2, 7), "method"),
+        ("reserved flag", with(3, 0x20), "reserved"),
+        ("header checksum", header_crc, "header checksum"),
+        ("data", with(10, 0xFF), "deflate"),
+        ("crc", with(n - 8, good[n - 8] ^ 1), "CRC-32"),
+        ("length", with(n - 4, good[n - 4] ^ 1), "length"),
+        ("trailing zero", trailing, "magic"),
+        ("cut header", good[..5].to_vec(), "inside a gzip header"),
+        (
+            "cut data",
+            good[..12].to_vec(),
+            "inside the compressed data",
+        ),
+        (
+            "cut trailer",
+            good[..n - 3].to_vec(),
+            "inside a gzip trailer",
+        ),
+        (
+            "half a member after one",
+            two_then_garbage,
+            "inside a gzip header",
+        ),
+    ];
+    for (what, body, reason) in cases {
+        let got = decode_all_cuts(Coding::Gzip, &body);
+        let Err(Malformed(why)) = got else {
+            panic!("{what}: decoded {got:?}");
+        };
+        assert!(why.contains(reason), "{what}: {why}");
+    }
+}
+
+#[test]
+fn broken_zlib_is_malformed() {
+    let json = b"[1,2,3]";
+    let good = compress_to_vec_zlib(json, 6);
+    let n = good.len();
+    let mut bad_adler = good.clone();
+    bad_adler[n - 1] ^= 1;
+    let mut bad_check = good.clone();
+    bad_check[1] ^= 1;
+    // FDICT: a preset dictionary the filter cannot know (0x78 0xBB passes
+    // the header check with the flag set).
+    let mut dict = vec![0x78, 0xBB, 0, 0, 0, 0];
+    dict.extend_from_slice(&good[2..]);
+    let mut trailing = good.clone();
+    trailing.push(b' ');
+    let cases = [
+        ("adler", bad_adler),
+        ("header check", bad_check),
+        ("preset dictionary", dict),
+        ("raw deflate", compress_to_vec(json, 6)),
+        ("gzip", gzip(json)),
+        ("trailing byte", trailing),
+        ("cut", good[..n - 2].to_vec()),
+    ];
+    for (what, body) in cases {
+        assert!(
+            decode_all_cuts(Coding::Deflate, &body).is_err(),
+            "{what} decoded"
+        );
+    }
+}
+
+#[test]
+fn a_stopping_sink_stops_the_decoder_with_its_error() {
+    let body = gzip(&[b' '; 100_000]);
+    let mut decoder = Decoder::new(Coding::Gzip);
+    let mut seen = 0;
+    let fed = decoder.feed(&body, &mut |bytes: &[u8]| {
+        seen += bytes.len();
+        if seen > 40_000 {
+            Err("enough")
+        } else {
+            Ok(())
+        }
+    });
+    assert_eq!(fed, Err(Fed::Stopped("enough")));
+    // Pieces of at most the output buffer's size: it stopped at the third.
+    assert_eq!(seen, 3 * OUT);
+}
+
+#[test]
+fn a_bomb_is_decoded_in_pieces_of_constant_size() {
+    // 64 MiB of zeros in about 64 KiB: the decoder never holds more than
+    // one output buffer of it.
+    let zeros = vec![0u8; 64 << 20];
+    let body = gzip(&zeros);
+    assert!(body.len() < 100_000);
+    let mut decoder = Decoder::new(Coding::Gzip);
+    let (mut total, mut largest) = (0usize, 0usize);
+    for piece in body.chunks(16 * 1024) {
+        decoder
+            .feed(piece, &mut |bytes: &[u8]| -> Result<(), ()> {
+                total += bytes.len();
+                largest = largest.max(bytes.len());
+                Ok(())
+            })
+            .unwrap();
+    }
+    decoder.finish().unwrap();
+    assert_eq!(total, zeros.len());
+    assert_eq!(largest, OUT);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Any bytes, compressed at any level into any number of members and
+    /// cut anywhere, decode to themselves.
+    #[test]
+    fn gzip_and_zlib_round_trip_under_any_cuts(
+        data in proptest::collection::vec(any::<u8>(), 0..3000),
+        level in 0u8..=9,
+        split in 0usize..3000,
+        cuts in proptest::collection::vec(1usize..700, 1..8),
+    ) {
+        let split = split.min(data.len());
+        let mut body = member(&data[..split], Some(b"a"), None, true);
+        body.extend(member(&data[split..], None, Some(b"x"), false));
+        let zlib = compress_to_vec_zlib(&data, level);
+        for (coding, body) in [(Coding::Gzip, body), (Coding::Deflate, zlib)] {
+            let mut decoder = Decoder::new(coding);
+            let mut out = Vec::new();
+            let mut rest = &body[..];
+            let mut turn = 0;
+            while !rest.is_empty() {
+                let n = cuts[turn % cuts.len()].min(rest.len());
+                turn += 1;
+                decoder
+                    .feed(&rest[..n], &mut |bytes: &[u8]| -> Result<(), ()> {
+                        out.extend_from_slice(bytes);
+                        Ok(())
+                    })
+                    .unwrap();
+                rest = &rest[n..];
+            }
+            prop_assert_eq!(decoder.finish(), Ok(()));
+            prop_assert_eq!(&out, &data);
+        }
+    }
+
+    /// Whatever a body's bytes, decoding never panics and gives the same
+    /// answer under any cut.
+    #[test]
+    fn any_bytes_get_one_answer_under_any_cut(
+        body in proptest::collection::vec(any::<u8>(), 0..400),
+        flip in 0usize..400,
+        cut in 1usize..50,
+    ) {
+        // Mostly well-formed starts, so that the checks past the magic
+        // bytes are reached too.
+        let mut real = gzip(&body);
+        let at = flip % real.len();
+        real[at] ^= 0x10;
+        for (coding, bytes) in [(Coding::Gzip, &body), (Coding::Gzip, &real), (Coding::Deflate, &body)] {
+            prop_assert_eq!(decode(coding, bytes, cut), decode(coding, bytes, bytes.len()));
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! `on_encoded_body: inspect`: gzip and deflate bodies are judged as the
+//! JSON inside them, and a broken encoding is refused.
+
+use super::*;
+use crate::filter::decode::tests::{gzip, member};
+use miniz_oxide::deflate::compress_to_vec_zlib;
+
+const INSPECT: &str = r#"{"on_encoded_body":"inspect"}"#;
+
+/// Status, violation, offset and limit of a request's reply (all `None`
+/// when it passed).
+type Answer = (Option<u16>, Option<String>, Option<u64>, Option<u64>);
+
+fn answer(run: &Run) -> Answer {
+    let Some(reply) = run.reply() else {
+        return (None, None, None, None);
+    };
+    let doc: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    (
+        Some(reply.status),
+        doc["violation"].as_str().map(str::to_string),
+        doc["offset"].as_u64(),
+        doc["limit"].as_u64(),
+    )
+}
+
+/// `body` sent in `cut`-byte chunks with `extra` headers.
+fn send(
+    p: &Rc<Plugin>,
+    host: &mut FakeHost,
+    extra: &[(&str, &str)],
+    body: &[u8],
+    cut: usize,
+) -> Answer {
+    let chunks: Vec<&[u8]> = body.chunks(cut.max(1)).collect();
+    answer(&drive(p, host, &head(extra), &chunks, false))
+}
+
+#[test]
+fn encoded_bodies_get_the_answer_their_json_would_get() {
+    let p = plugin(r#"{"on_encoded_body":"inspect","limits":{"max_depth":5},"hold_bytes":16}"#);
+    let bodies: [&[u8]; 8] = [
+        br#"{"order":{"id":7,"items":[1,2,3]}}"#,
+        b"[[[[[[1]]]]]]",
+        br#"{"role":"user","role":"admin"}"#,
+        b"[1,2,]",
+        b"{} {}",
+        b"\"caf\xC3\"",
+        b"  ",
+        b"[1,2",
+    ];
+    for body in bodies {
+        let mut host = FakeHost::default();
+        let plain = send(&p, &mut host, &[], body, body.len());
+        assert_eq!(plain.0.is_some(), body != bodies[0], "{body:?}");
+        for (coding, encoded) in [
+            ("gzip", gzip(body)),
+            ("deflate", compress_to_vec_zlib(body, 6)),
+        ] {
+            for cut in [1, 5, encoded.len()] {
+                let mut host = FakeHost::default();
+                let got = send(
+                    &p,
+                    &mut host,
+                    &[("content-encoding", coding)],
+                    &encoded,
+                    cut,
+                );
+                assert_eq!(got, plain, "{coding} of {body:?} in {cut}-byte chunks");
+                assert_eq!(host.metric("requests_inspected"), 1);
+                if got.0.is_none() {
+                    // Counted as read, as sent.
+                    assert_eq!(host.metric("bytes_inspected"), encoded.len() as u64);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn only_gzip_and_deflate_alone_are_decoded() {
+    let p = plugin(INSPECT);
+    let body = gzip(b"[1]");
+    for (coding, status) in [
+        ("gzip", None),
+        ("x-gzip", None),
+        ("identity, GZIP", None),
+        ("br", Some(415)),
+        ("zstd", Some(415)),
+        ("gzip, gzip", Some(415)),
+        ("gzip, br", Some(415)),
+    ] {
+        let mut host = FakeHost::default();
+        let got = send(&p, &mut host, &[("content-encoding", coding)], &body, 4);
+        assert_eq!(got.0, status, "{coding}");
+        if status.is_some() {
+            assert_eq!(got.1.as_deref(), Some("unsupported_encoding"));
+            assert_eq!(host.reads, 0, "refused from the headers");
+        }
+    }
+    // The other two settings are as before: refused or passed unread.
+    for (config, status) in [("reject", Some(415)), ("pass", None)] {
+        let p = plugin(&format!(r#"{{"on_encoded_body":"{config}"}}"#));
+        let mut host = FakeHost::default();
+        let got = send(
+            &p,
+            &mut host,
+            &[("content-encoding", "gzip")],
+            b"not even gzip",
+            4,
+        );
+        assert_eq!(got.0, status, "{config}");
+        assert_eq!(host.reads, 0);
+    }
+}
+
+#[test]
+fn a_broken_encoding_is_malformed_encoding_with_the_reason_logged() {
+    let p = plugin(INSPECT);
+    let good = gzip(b"{\"a\":1}");
+    let mut bad_crc = good.clone();
+    let n = bad_crc.len();
+    bad_crc[n - 8] ^= 1;
+    for (body, reason) in [
+        (b"{\"a\":1}".to_vec(), "magic"),
+        (bad_crc, "CRC-32"),
+        (good[..n - 1].to_vec(), "inside a gzip trailer"),
+    ] {
+        let mut host = FakeHost::default();
+        let got = send(
+            &p,
+            &mut host,
+            &[("content-encoding", "gzip"), ("x-request-id", "r1")],
+            &body,
+            3,
+        );
+        assert_eq!(
+            got,
+            (Some(400), Some("malformed_encoding".into()), None, None)
+        );
+        assert_eq!(host.metric("rejected.malformed_encoding"), 1);
+        assert!(
+            host.logs
+                .iter()
+                .any(|(_, line)| line.contains("undecodable body request_id=r1")
+                    && line.contains(reason)),
+            "{reason}: {:?}",
+            host.logs
+        );
+    }
+    // Report mode lets it through, reported.
+    let p = plugin(r#"{"on_encoded_body":"inspect","mode":"report"}"#);
+    let mut host = FakeHost::default();
+    let got = send(&p, &mut host, &[("content-encoding", "gzip")], b"plain", 2);
+    assert_eq!(got.0, None);
+    assert_eq!(
+        host.metric("report_only.would_reject.malformed_encoding"),
+        1
+    );
+    assert!(host
+        .noted
+        .iter()
+        .any(|(kind, _)| *kind == ViolationKind::MalformedEncoding));
+}
+
+#[test]
+fn max_body_bytes_holds_for_the_decoded_body_and_for_the_body_as_sent() {
+    // Decoded: at the limit passes, one over is body_too_large at the first
+    // decoded byte over it.
+    let p = plugin(r#"{"on_encoded_body":"inspect","limits":{"max_body_bytes":1000}}"#);
+    let at_limit = format!("[{}10]", "0,".repeat(498));
+    assert_eq!(at_limit.len(), 1000);
+    let over = format!("[{}100]", "0,".repeat(498));
+    let gz = [("content-encoding", "gzip")];
+    let mut host = FakeHost::default();
+    assert_eq!(
+        send(&p, &mut host, &gz, &gzip(at_limit.as_bytes()), 7).0,
+        None
+    );
+    let got = send(&p, &mut host, &gz, &gzip(over.as_bytes()), 7);
+    assert_eq!(
+        got,
+        (
+            Some(413),
+            Some("body_too_large".into()),
+            Some(1000),
+            Some(1000)
+        )
+    );
+
+    // As sent: a gzip body longer than the limit is refused (no offset: it
+    // is not a position in the JSON) even when it decodes to little.
+    let small = gzip(b"[1]");
+    let limit = small.len();
+    let config = |max: usize| {
+        plugin(&format!(
+            r#"{{"on_encoded_body":"inspect","limits":{{"max_body_bytes":{max}}}}}"#
+        ))
+    };
+    for cut in [1, 4, limit] {
+        let mut host = FakeHost::default();
+        assert_eq!(
+            send(&config(limit), &mut host, &gz, &small, cut).0,
+            None,
+            "cut {cut}"
+        );
+        let got = send(&config(limit - 1), &mut host, &gz, &small, cut);
+        assert_eq!(
+            got,
+            (
+                Some(413),
+                Some("body_too_large".into()),
+                None,
+                Some(limit as u64 - 1)
+            ),
+            "cut {cut}"
+        );
+    }
+    // A declared length over the limit is refused before a byte is read,
+    // as for any body.
+    let mut host = FakeHost::default();
+    let len = limit.to_string();
+    let got = send(
+        &config(limit - 1),
+        &mut host,
+        &[("content-encoding", "gzip"), ("content-length", &len)],
+        &small,
+        4,
+    );
+    assert_eq!((got.0, host.reads), (Some(413), 0));
+}
+
+#[test]
+fn a_decompression_bomb_costs_the_limit_not_the_ratio() {
+    // 64 MiB of spaces in about 64 KiB: refused at the default 2 MiB of
+    // decoded bytes, after reading only the part of the body that decodes
+    // to them.
+    let bomb = gzip(&vec![b' '; 64 << 20]);
+    let p = plugin(INSPECT);
+    let mut host = FakeHost::default();
+    let got = send(
+        &p,
+        &mut host,
+        &[("content-encoding", "gzip")],
+        &bomb,
+        16 * 1024,
+    );
+    assert_eq!(
+        got,
+        (
+            Some(413),
+            Some("body_too_large".into()),
+            Some(2 << 20),
+            Some(2 << 20)
+        )
+    );
+    // One read of the host's buffer, of the 64 KiB.
+    assert_eq!(host.bytes_read, READ_SLICE);
+}
+
+#[test]
+fn sniffed_encoded_bodies_are_sniffed_decoded() {
+    let p = plugin(r#"{"on_encoded_body":"inspect","on_other_content_type":"sniff"}"#);
+    let text = [("content-type", "text/plain"), ("content-encoding", "gzip")];
+    let mut host = FakeHost::default();
+    let got = send(&p, &mut host, &text, &gzip(b"  {\"a\":1,\"a\":2}"), 3);
+    assert_eq!(got.1.as_deref(), Some("duplicate_key"));
+    assert_eq!(send(&p, &mut host, &text, &gzip(b"a,b\n1,2\n"), 3).0, None);
+    assert_eq!(host.metric("requests_skipped"), 1);
+    // A broken encoding is refused before the body shows what it is: a
+    // decoder that skips what this one checks could read JSON there.
+    let mut hcrc = member(b"{\"a\":1}", None, None, true);
+    hcrc[10] ^= 1;
+    assert_eq!(
+        send(&p, &mut host, &text, &hcrc, 3).1.as_deref(),
+        Some("malformed_encoding")
+    );
+}
+
+proptest::proptest! {
+    /// Any small JSON-ish body gets the same answer gzipped (in one or two
+    /// members) or deflated as plain, however the host cuts it; or, when
+    /// the body as sent is over the limit, `body_too_large` without an
+    /// offset if nothing before that was refused.
+    #[test]
+    fn encoded_answers_are_the_plain_answers_under_any_cut(
+        body in proptest::collection::vec(
+            proptest::sample::select(&b" {}[]\"a1,:-e.\\u\xC3\xA9"[..]),
+            0..70,
+        ),
+        split in 0usize..70,
+        cut in 1usize..30,
+    ) {
+        // An empty body is one the host says is there.
+        proptest::prop_assume!(!body.is_empty());
+        let p = plugin(r#"{"on_encoded_body":"inspect","limits":{"max_body_bytes":60,"max_depth":3},"hold_bytes":8}"#);
+        let mut host = FakeHost::default();
+        let plain = send(&p, &mut host, &[], &body, body.len());
+        let split = split.min(body.len());
+        let mut two = gzip(&body[..split]);
+        two.extend(gzip(&body[split..]));
+        let too_large = (Some(413), Some("body_too_large".to_string()), None, Some(60));
+        for (coding, encoded) in [("gzip", two), ("deflate", compress_to_vec_zlib(&body, 1))] {
+            let mut host = FakeHost::default();
+            let got = send(&p, &mut host, &[("content-encoding", coding)], &encoded, cut);
+            if encoded.len() <= 60 || got != too_large {
+                proptest::prop_assert_eq!(&got, &plain, "{} of {:?}", coding, body);
+            }
+        }
+    }
+}
