@@ -11,14 +11,17 @@
 //! The difference between the counts for N + 1000 and N requests, divided by
 //! 1000, is the cost of one. The body is the generated 1 KiB API body,
 //! `--body TEXT` or `--body-file PATH` (sent in 64 KiB chunks), the plugin
-//! configuration that of `bench` or `--config FILE`, the path `/bench`. The
-//! plugin is the workspace build (or `JSON_SANITIZER_WASM`).
+//! configuration that of `bench` or `--config FILE`, the path `/bench`, and
+//! `--header 'NAME: VALUE'` adds a header (`content-encoding: gzip` with a
+//! gzip file as the body). The plugin is the workspace build (or
+//! `JSON_SANITIZER_WASM`).
 
 use anyhow::{bail, Context as _, Result};
 use json_sanitizer_host::workload::{api_body, permissive_config};
 use json_sanitizer_host::{engine, Host, Request};
 
-const USAGE: &str = "usage: requests N [--body TEXT | --body-file PATH] [--config FILE]";
+const USAGE: &str =
+    "usage: requests N [--body TEXT | --body-file PATH] [--config FILE] [--header 'NAME: VALUE']...";
 
 fn main() {
     if let Err(e) = run() {
@@ -36,6 +39,7 @@ fn run() -> Result<()> {
         .context("N must be a number of requests")?;
     let mut body = api_body(1024);
     let mut config = permissive_config();
+    let mut headers = Vec::new();
     let read = |path: &str| std::fs::read(path).with_context(|| format!("cannot read {path}"));
     for pair in args[1..].chunks(2) {
         match pair {
@@ -44,16 +48,23 @@ fn run() -> Result<()> {
             [flag, path] if flag == "--config" => {
                 config = String::from_utf8_lossy(&read(path)?).into_owned()
             }
+            [flag, header] if flag == "--header" => {
+                let (name, value) = header.split_once(':').context(USAGE)?;
+                headers.push((name.trim().to_string(), value.trim().to_string()));
+            }
             _ => bail!(USAGE),
         }
     }
     let module = engine::plugin_module()?;
     let host = Host::builder(module).config(config).build()?;
     let mut vm = host.start_vm()?;
-    let request = Request::post("/bench")
+    let mut request = Request::post("/bench")
         .content_type("application/json")
         .body_chunked(&body, 64 << 10)
         .with_content_length();
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
     for _ in 0..n {
         if let Some(trap) = vm.send(&request)?.trap {
             bail!("plugin trapped: {trap}");

@@ -145,12 +145,26 @@ fn a_gzip_bomb_is_refused_at_the_limit_in_flat_guest_memory() {
     assert!(o.body_bytes_read <= 16 * 1024, "read {}", o.body_bytes_read);
 
     // Without limits the whole of it streams through, decoded and
-    // inspected, in the memory one small encoded request took.
+    // inspected, in the memory a thousand times smaller encoded request
+    // sent the same way (several 64 KiB chunks, so the same buffers) took.
     let unlimited = r#"{"on_encoded_body":"inspect","hold_bytes":0,
         "limits":{"max_body_bytes":null,"max_array_elements":null}}"#;
     let (_host, mut vm) = try_host(unlimited).unwrap();
+    let mut x = 1u64;
+    let numbers: Vec<String> = (0..40_000)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (x >> 34).to_string()
+        })
+        .collect();
+    let small = format!("[{}]", numbers.join(","));
+    assert!(gzip(small.as_bytes()).len() > 2 * 65536);
     let small = vm
-        .send(&post(gzip(b"[1]")).header("content-encoding", "gzip"))
+        .send(
+            &post(gzip(small.as_bytes()))
+                .header("content-encoding", "gzip")
+                .chunk_size(65536),
+        )
         .unwrap();
     assert_eq!(small.status(), None);
     let memory = vm.memory_size();

@@ -5,9 +5,10 @@
 //! OpenTelemetry exporters, bulk indexers and webhook senders compress
 //! their JSON. Refusing it breaks them; passing it lets every such body
 //! around every check. Decoding is the third way, and it costs constant
-//! memory: one inflater (a 32 KiB window and its tables) and one output
-//! buffer per encoded request, whatever the body's size or ratio. The
-//! upstream still gets the body as sent; only the inspector sees it decoded.
+//! memory: one inflater (its tables and a 32 KiB window, which the decoded
+//! bytes are handed on from) per encoded request, whatever the body's size
+//! or ratio. The upstream still gets the body as sent; only the inspector
+//! sees it decoded.
 //!
 //! It is strict where decoders disagree, because a body two decoders read
 //! differently is what this filter exists to stop: gzip header checksums
@@ -18,11 +19,17 @@
 //! wrapper (RFC 9110 §8.4.1.2 says `deflate` is the zlib format) are all
 //! malformed.
 
-use miniz_oxide::inflate::stream::{inflate, InflateState};
-use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+use miniz_oxide::inflate::core::inflate_flags::{
+    TINFL_FLAG_COMPUTE_ADLER32, TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_IGNORE_ADLER32,
+    TINFL_FLAG_PARSE_ZLIB_HEADER,
+};
+use miniz_oxide::inflate::core::{decompress, DecompressorOxide};
+use miniz_oxide::inflate::TINFLStatus;
 
-/// Decoded bytes are handed on in pieces of at most this size.
-const OUT: usize = 16 * 1024;
+/// The deflate window: the last 32 KiB decoded, which back-references copy
+/// from. Decoded bytes are handed on straight from it, in pieces of at most
+/// this size.
+const WINDOW: usize = 32 * 1024;
 
 /// A content coding the filter can see through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,10 +183,21 @@ impl Header {
 }
 
 /// One request's decoder: bytes as sent in, decoded bytes out.
+///
+/// It drives miniz_oxide's core inflater over its own window rather than
+/// through the stream API, which decodes into an internal window and copies
+/// out what fits: when a call both decodes and fails, the stream API drops
+/// what did not fit, so what the inspector saw before the failure would
+/// depend on how much input each call had, that is on the chunking.
 pub struct Decoder {
     coding: Coding,
-    inflater: Box<InflateState>,
-    out: Vec<u8>,
+    inflater: Box<DecompressorOxide>,
+    /// The deflate window, used as a ring.
+    window: Vec<u8>,
+    /// Where the next decoded byte goes in `window`.
+    at: usize,
+    /// Bytes decoded in the current member (or stream).
+    decoded: u64,
     stage: Stage,
     /// The CRC-32 of the current gzip member's header (for FHCRC), then of
     /// its decoded bytes, with their count (for the trailer).
@@ -200,18 +218,32 @@ impl std::fmt::Debug for Decoder {
 impl Decoder {
     /// A decoder for a body in `coding`.
     pub fn new(coding: Coding) -> Self {
-        let (format, stage) = match coding {
-            Coding::Gzip => (DataFormat::Raw, Stage::Header(Header::START)),
-            Coding::Deflate => (DataFormat::Zlib, Stage::Data),
-        };
-        Self {
+        let mut decoder = Self {
             coding,
-            inflater: InflateState::new_boxed(format),
-            out: vec![0; OUT],
-            stage,
+            inflater: Box::default(),
+            window: vec![0; WINDOW],
+            at: 0,
+            decoded: 0,
+            stage: Stage::Between,
             crc: crc32fast::Hasher::new(),
             started: false,
-        }
+        };
+        decoder.restart(coding);
+        decoder
+    }
+
+    /// Readies a decoder that has been used for a new body in `coding`, as
+    /// [`Decoder::new`] would make it (the window is zeroed where the last
+    /// body wrote: nothing of it can reach the next one).
+    pub fn restart(&mut self, coding: Coding) {
+        self.next_member();
+        self.coding = coding;
+        self.stage = match coding {
+            Coding::Gzip => Stage::Header(Header::START),
+            Coding::Deflate => Stage::Data,
+        };
+        self.crc = crc32fast::Hasher::new();
+        self.started = false;
     }
 
     /// Decodes the next bytes of the body, handing every decoded piece to
@@ -340,22 +372,35 @@ impl Decoder {
         input: &[u8],
         sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<usize, Fed<E>> {
+        let flags = TINFL_FLAG_HAS_MORE_INPUT
+            | match self.coding {
+                Coding::Gzip => TINFL_FLAG_IGNORE_ADLER32,
+                Coding::Deflate => TINFL_FLAG_PARSE_ZLIB_HEADER | TINFL_FLAG_COMPUTE_ADLER32,
+            };
         let mut rest = input;
-        // Each turn consumes input, or fills the output buffer (which the
-        // sink's size limit bounds), or returns: the loop ends.
+        // Each turn consumes input or decodes into the window, or returns:
+        // the loop ends.
         loop {
-            let r = inflate(&mut self.inflater, rest, &mut self.out, MZFlush::None);
-            rest = rest.get(r.bytes_consumed..).unwrap_or_default();
-            let written = self.out.get(..r.bytes_written).unwrap_or_default();
-            if !written.is_empty() {
+            let (status, used, produced) =
+                decompress(&mut self.inflater, rest, &mut self.window, self.at, flags);
+            rest = rest.get(used..).unwrap_or_default();
+            // Every decoded byte is handed on before the status is looked
+            // at: what comes before an error is the same for every cut.
+            let decoded = self
+                .window
+                .get(self.at..self.at + produced)
+                .unwrap_or_default();
+            if !decoded.is_empty() {
                 if self.coding == Coding::Gzip {
-                    self.crc.update(written);
+                    self.crc.update(decoded);
                 }
-                sink(written).map_err(Fed::Stopped)?;
+                sink(decoded).map_err(Fed::Stopped)?;
             }
-            let used = input.len() - rest.len();
-            match r.status {
-                Ok(MZStatus::StreamEnd) => {
+            self.at = (self.at + produced) & (WINDOW - 1);
+            self.decoded += produced as u64;
+            let progress = used > 0 || produced > 0;
+            match status {
+                TINFLStatus::Done => {
                     self.stage = match self.coding {
                         Coding::Gzip => Stage::Trailer {
                             bytes: [0; 8],
@@ -363,11 +408,10 @@ impl Decoder {
                         },
                         Coding::Deflate => Stage::Between,
                     };
-                    return Ok(used);
+                    return Ok(input.len() - rest.len());
                 }
-                Ok(_) if r.bytes_written == self.out.len() => {}
-                Ok(_) | Err(MZError::Buf) if rest.is_empty() => return Ok(used),
-                Ok(_) if r.bytes_consumed > 0 || r.bytes_written > 0 => {}
+                TINFLStatus::NeedsMoreInput if rest.is_empty() => return Ok(input.len()),
+                TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput if progress => {}
                 _ => {
                     return Err(malformed(match self.coding {
                         Coding::Gzip => "invalid deflate data",
@@ -376,6 +420,21 @@ impl Decoder {
                 }
             }
         }
+    }
+
+    /// Readies the inflater for the next gzip member. The window is zeroed
+    /// where the last member wrote, so that a back-reference past the start
+    /// of a member (which other decoders refuse) decodes to NUL bytes, which
+    /// no JSON holds, rather than to the last member's bytes; zeroing costs
+    /// no more than the decoding did.
+    fn next_member(&mut self) {
+        self.inflater.init();
+        let dirty = usize::try_from(self.decoded).map_or(WINDOW, |n| n.min(WINDOW));
+        if let Some(written) = self.window.get_mut(..dirty) {
+            written.fill(0);
+        }
+        self.at = 0;
+        self.decoded = 0;
     }
 
     /// Reads trailer bytes from `input`: how many it used.
@@ -397,7 +456,7 @@ impl Decoder {
                 if u32::from_le_bytes([s0, s1, s2, s3]) != size {
                     return Err(malformed("the gzip length does not match the data"));
                 }
-                self.inflater.reset(DataFormat::Raw);
+                self.next_member();
                 self.stage = Stage::Between;
                 return Ok(used);
             }

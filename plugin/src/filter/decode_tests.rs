@@ -46,6 +46,13 @@ pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
 /// Decodes `body` fed in pieces of `cut` bytes: the decoded bytes, or why
 /// not.
 fn decode(coding: Coding, body: &[u8], cut: usize) -> Result<Vec<u8>, Malformed> {
+    let (out, result) = decode_all(coding, body, cut);
+    result.map(|()| out)
+}
+
+/// Decodes `body` fed in pieces of `cut` bytes: every byte decoded (also
+/// before an error), and whether the body was well-formed.
+fn decode_all(coding: Coding, body: &[u8], cut: usize) -> (Vec<u8>, Result<(), Malformed>) {
     let mut decoder = Decoder::new(coding);
     let mut out = Vec::new();
     for piece in body.chunks(cut.max(1)) {
@@ -55,12 +62,12 @@ fn decode(coding: Coding, body: &[u8], cut: usize) -> Result<Vec<u8>, Malformed>
         });
         match fed {
             Ok(()) => {}
-            Err(Fed::Malformed(m)) => return Err(m),
+            Err(Fed::Malformed(m)) => return (out, Err(m)),
             Err(Fed::Stopped(())) => unreachable!("the sink never stops"),
         }
     }
-    decoder.finish()?;
-    Ok(out)
+    let result = decoder.finish();
+    (out, result)
 }
 
 /// Every cut from one byte up gives the same answer as the whole body.
@@ -228,6 +235,73 @@ fn broken_zlib_is_malformed() {
 }
 
 #[test]
+fn what_decodes_before_an_error_is_handed_on_whatever_the_cuts() {
+    // A call that decodes more than one window's worth and then fails (here
+    // at the Adler-32) still hands on every byte it decoded: the inspector
+    // must see the same prefix however the body was cut.
+    let data = [vec![b' '; 70_000], b"{}".to_vec()].concat();
+    let mut body = compress_to_vec_zlib(&data, 6);
+    let n = body.len();
+    body[n - 1] ^= 1;
+    let whole = decode_all(Coding::Deflate, &body, n);
+    assert_eq!(whole.0, data);
+    assert!(whole.1.is_err());
+    for cut in [1, 5, n - 4, n - 1] {
+        assert_eq!(decode_all(Coding::Deflate, &body, cut), whole, "cut {cut}");
+    }
+    // And a back-reference before the start of the second member reads
+    // zeros, not the first member's bytes.
+    let mut two = gzip(b"{\"a\":1}");
+    let second = two.len();
+    // A fixed-Huffman block: length 3 at distance 1, with nothing before it.
+    two.extend([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255, 0x03, 0x02, 0x00]);
+    let (out, _) = decode_all(Coding::Gzip, &two, 1);
+    assert_eq!(out, b"{\"a\":1}\0\0\0", "after {second} bytes");
+}
+
+#[test]
+fn a_restarted_decoder_keeps_nothing_of_the_last_body() {
+    // A back-reference with nothing before it, alone in a member.
+    let reaching_back = [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255, 0x03, 0x02, 0x00];
+    let secret = [b"{\"token\":\"".to_vec(), vec![b's'; 40_000]].concat();
+    for (first, cut_short) in [
+        (gzip(&secret), false),
+        (compress_to_vec_zlib(&secret, 6), true),
+    ] {
+        let mut decoder = Decoder::new(if cut_short {
+            Coding::Deflate
+        } else {
+            Coding::Gzip
+        });
+        let used = if cut_short {
+            first.len() / 2
+        } else {
+            first.len()
+        };
+        let _ = decoder.feed(&first[..used], &mut |_: &[u8]| -> Result<(), ()> { Ok(()) });
+        decoder.restart(Coding::Gzip);
+        let mut out = Vec::new();
+        let _ = decoder.feed(&reaching_back, &mut |bytes: &[u8]| -> Result<(), ()> {
+            out.extend_from_slice(bytes);
+            Ok(())
+        });
+        assert_eq!(out, [0, 0, 0], "after a body cut short: {cut_short}");
+        assert!(decoder.finish().is_err(), "the member has no trailer");
+        // And it decodes a new body as a new decoder does.
+        decoder.restart(Coding::Deflate);
+        let body = compress_to_vec_zlib(b"[1,2]", 6);
+        let mut out = Vec::new();
+        decoder
+            .feed(&body, &mut |bytes: &[u8]| -> Result<(), ()> {
+                out.extend_from_slice(bytes);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!((out.as_slice(), decoder.finish()), (&b"[1,2]"[..], Ok(())));
+    }
+}
+
+#[test]
 fn a_stopping_sink_stops_the_decoder_with_its_error() {
     let body = gzip(&[b' '; 100_000]);
     let mut decoder = Decoder::new(Coding::Gzip);
@@ -241,8 +315,8 @@ fn a_stopping_sink_stops_the_decoder_with_its_error() {
         }
     });
     assert_eq!(fed, Err(Fed::Stopped("enough")));
-    // Pieces of at most the output buffer's size: it stopped at the third.
-    assert_eq!(seen, 3 * OUT);
+    // Pieces of at most the window's size: it stopped at the second.
+    assert_eq!(seen, 2 * WINDOW);
 }
 
 #[test]
@@ -265,7 +339,7 @@ fn a_bomb_is_decoded_in_pieces_of_constant_size() {
     }
     decoder.finish().unwrap();
     assert_eq!(total, zeros.len());
-    assert_eq!(largest, OUT);
+    assert_eq!(largest, WINDOW);
 }
 
 proptest! {
@@ -319,7 +393,7 @@ proptest! {
         let at = flip % real.len();
         real[at] ^= 0x10;
         for (coding, bytes) in [(Coding::Gzip, &body), (Coding::Gzip, &real), (Coding::Deflate, &body)] {
-            prop_assert_eq!(decode(coding, bytes, cut), decode(coding, bytes, bytes.len()));
+            prop_assert_eq!(decode_all(coding, bytes, cut), decode_all(coding, bytes, bytes.len()));
         }
     }
 }

@@ -277,6 +277,54 @@ fn sniffed_encoded_bodies_are_sniffed_decoded() {
     );
 }
 
+#[test]
+fn a_sniffed_compressed_body_shows_what_it_is_within_the_limit() {
+    // Whitespace keeps a sniffer undecided; compressed, it must not be
+    // decoded without bound.
+    let p = plugin(
+        r#"{"on_encoded_body":"inspect","on_other_content_type":"sniff","limits":{"max_body_bytes":1000}}"#,
+    );
+    let text = [("content-type", "text/plain"), ("content-encoding", "gzip")];
+    let spaces = |n: usize, then: &[u8]| [vec![b' '; n], then.to_vec()].concat();
+    let too_large = (
+        Some(413),
+        Some("body_too_large".into()),
+        Some(1000),
+        Some(1000),
+    );
+    for (decoded, want) in [
+        (spaces(999, b"x"), (None, None, None, None)),
+        (
+            spaces(999, b"{"),
+            (Some(400), Some("truncated".into()), Some(1000), None),
+        ),
+        (spaces(1000, b"x"), too_large.clone()),
+        (spaces(5000, b"{}"), too_large.clone()),
+        (
+            [b"\0".to_vec(), spaces(2000, b"x")].concat(),
+            (Some(400), Some("syntax_error".into()), Some(0), None),
+        ),
+    ] {
+        let body = gzip(&decoded);
+        for cut in [1, 7, body.len()] {
+            let mut host = FakeHost::default();
+            assert_eq!(
+                send(&p, &mut host, &text, &body, cut),
+                want,
+                "{} bytes, cut {cut}",
+                decoded.len()
+            );
+        }
+    }
+    // A bomb of spaces costs one read and the limit's worth of decoding.
+    let bomb = gzip(&vec![b' '; 64 << 20]);
+    let p = plugin(r#"{"on_encoded_body":"inspect","on_other_content_type":"sniff"}"#);
+    let mut host = FakeHost::default();
+    let got = send(&p, &mut host, &text, &bomb, 64 * 1024);
+    assert_eq!(got.1.as_deref(), Some("body_too_large"));
+    assert_eq!(host.bytes_read, READ_SLICE);
+}
+
 proptest::proptest! {
     /// Any small JSON-ish body gets the same answer gzipped (in one or two
     /// members) or deflated as plain, however the host cuts it; or, when
@@ -285,7 +333,7 @@ proptest::proptest! {
     #[test]
     fn encoded_answers_are_the_plain_answers_under_any_cut(
         body in proptest::collection::vec(
-            proptest::sample::select(&b" {}[]\"a1,:-e.\\u\xC3\xA9"[..]),
+            proptest::sample::select(&b" {}[]\"a1,:-e.\\u\xC3\xA9\0"[..]),
             0..70,
         ),
         split in 0usize..70,
@@ -294,6 +342,7 @@ proptest::proptest! {
         // An empty body is one the host says is there.
         proptest::prop_assume!(!body.is_empty());
         let p = plugin(r#"{"on_encoded_body":"inspect","limits":{"max_body_bytes":60,"max_depth":3},"hold_bytes":8}"#);
+        let sniffing = plugin(r#"{"on_encoded_body":"inspect","on_other_content_type":"sniff","limits":{"max_body_bytes":20},"hold_bytes":8}"#);
         let mut host = FakeHost::default();
         let plain = send(&p, &mut host, &[], &body, body.len());
         let split = split.min(body.len());
@@ -306,6 +355,12 @@ proptest::proptest! {
             if encoded.len() <= 60 || got != too_large {
                 proptest::prop_assert_eq!(&got, &plain, "{} of {:?}", coding, body);
             }
+            // Sniffed, the answer may differ from the plain body's at the
+            // limit, but not from cut to cut.
+            let text = [("content-type", "text/plain"), ("content-encoding", coding)];
+            let whole = send(&sniffing, &mut host, &text, &encoded, encoded.len());
+            let cut = send(&sniffing, &mut host, &text, &encoded, cut);
+            proptest::prop_assert_eq!(cut, whole, "sniffed {} of {:?}", coding, body);
         }
     }
 }
