@@ -384,20 +384,20 @@ impl Decoder {
             let (status, used, produced) =
                 decompress(&mut self.inflater, rest, &mut self.window, self.at, flags);
             rest = rest.get(used..).unwrap_or_default();
+            // Counted before the sink may stop the decoder, so that
+            // `restart` zeroes every byte written.
+            let from = self.at;
+            self.at = (from + produced) & (WINDOW - 1);
+            self.decoded += produced as u64;
             // Every decoded byte is handed on before the status is looked
             // at: what comes before an error is the same for every cut.
-            let decoded = self
-                .window
-                .get(self.at..self.at + produced)
-                .unwrap_or_default();
+            let decoded = self.window.get(from..from + produced).unwrap_or_default();
             if !decoded.is_empty() {
                 if self.coding == Coding::Gzip {
                     self.crc.update(decoded);
                 }
                 sink(decoded).map_err(Fed::Stopped)?;
             }
-            self.at = (self.at + produced) & (WINDOW - 1);
-            self.decoded += produced as u64;
             let progress = used > 0 || produced > 0;
             match status {
                 TINFLStatus::Done => {
