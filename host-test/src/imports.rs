@@ -108,11 +108,25 @@ fn copy_out(c: &mut C, bytes: &[u8], ptr_ptr: i32, size_ptr: i32) -> R {
 }
 
 /// Which header map a map type names, if it is accessible right now.
-/// Envoy only exposes request headers during the headers callback (and, with
+/// Envoy exposes request headers during the headers callback (and, with
 /// `allow_on_headers_stop_iteration`, in the body callbacks while the headers
-/// are held) and trailers during the trailers callback; elsewhere it is
-/// BadArgument.
+/// are held), trailers during the trailers callback, and in `proxy_on_log`
+/// (its access-log phase) the request headers for reading only, with no
+/// trailers (NotFound); elsewhere it is BadArgument.
 fn map_mut(st: &mut HostState, map_type: i32) -> Result<&mut Vec<(String, String)>, Status> {
+    map_for(st, map_type, true)
+}
+
+/// [`map_mut`] for a read: the same, and the access-log phase too.
+fn map_ref(st: &mut HostState, map_type: i32) -> Result<&Vec<(String, String)>, Status> {
+    map_for(st, map_type, false).map(|m| &*m)
+}
+
+fn map_for(
+    st: &mut HostState,
+    map_type: i32,
+    write: bool,
+) -> Result<&mut Vec<(String, String)>, Status> {
     if !(0..=abi::map::MAX).contains(&map_type) {
         return Err(Status::BadArgument);
     }
@@ -122,6 +136,12 @@ fn map_mut(st: &mut HostState, map_type: i32) -> Result<&mut Vec<(String, String
     match (map_type, req) {
         (abi::map::HTTP_REQUEST_HEADERS, Some(r)) if r.refuse.header_map => {
             Err(Status::BadArgument)
+        }
+        (abi::map::HTTP_REQUEST_HEADERS, Some(r)) if phase == Phase::Log && !write => {
+            Ok(&mut r.headers)
+        }
+        (abi::map::HTTP_REQUEST_TRAILERS, _) if phase == Phase::Log && !write => {
+            Err(Status::NotFound)
         }
         (abi::map::HTTP_REQUEST_HEADERS, Some(r))
             if phase == Phase::RequestHeaders
@@ -374,7 +394,7 @@ fn define_proxy(
         d("proxy_get_header_map_pairs"),
         |mut c: C, ty: i32, ret_ptr: i32, ret_size: i32| -> R {
             count(&mut c, "proxy_get_header_map_pairs");
-            let bytes = abi::serialize_map(tri!(map_mut(c.data_mut(), ty)));
+            let bytes = abi::serialize_map(tri!(map_ref(c.data_mut(), ty)));
             copy_out(&mut c, &bytes, ret_ptr, ret_size)
         },
     )?;
@@ -401,7 +421,7 @@ fn define_proxy(
         |mut c: C, ty: i32, kp: i32, kl: i32, ret_ptr: i32, ret_size: i32| -> R {
             count(&mut c, "proxy_get_header_map_value");
             let key = tri!(read_str(&c, kp, kl)).to_ascii_lowercase();
-            let map = tri!(map_mut(c.data_mut(), ty));
+            let map = tri!(map_ref(c.data_mut(), ty));
             let value = tri!(map
                 .iter()
                 .find(|(k, _)| *k == key)

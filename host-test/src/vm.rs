@@ -100,6 +100,9 @@ pub(crate) enum Phase {
     RequestHeaders,
     RequestBody,
     RequestTrailers,
+    /// `proxy_on_log`: Envoy's access-log phase, where the request headers
+    /// can be read (not changed).
+    Log,
     Stream,
 }
 
@@ -1062,17 +1065,20 @@ impl Vm {
 
     /// End of stream: `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.
     fn finish_stream(&mut self, ctx: u32, out: &mut Outcome) {
-        self.store.data_mut().phase = Phase::Stream;
         if let Some(f) = self.ex.log.clone() {
             out.callbacks.push(CallbackRecord {
                 name: "proxy_on_log",
                 args: CallbackArgs::default(),
                 action: None,
             });
-            if self.invoke(&f, ctx).is_err() {
+            self.store.data_mut().phase = Phase::Log;
+            let logged = self.invoke(&f, ctx);
+            self.store.data_mut().phase = Phase::Stream;
+            if logged.is_err() {
                 return;
             }
         }
+        self.store.data_mut().phase = Phase::Stream;
         if let Some(f) = self.ex.done.clone() {
             out.callbacks.push(CallbackRecord {
                 name: "proxy_on_done",

@@ -130,7 +130,8 @@ fn buffer_limit_with_held_headers_does_not_reset_upstream() {
 }
 
 /// Probes the status of reading `:path` in each callback, and of adding a
-/// header in the body callback.
+/// header in the body callback and in `proxy_on_log`, where it also reads
+/// the request trailers.
 const HEADER_ACCESS: &str = r#"
   (data (i32.const 2048) ":path")
   (data (i32.const 2060) "x-added")
@@ -146,19 +147,25 @@ const HEADER_ACCESS: &str = r#"
     (call $probe32 (call $get_pairs (i32.const 0) (i32.const 0) (i32.const 4)))
     i32.const 0)
   (func (export "proxy_on_log") (param i32)
-    (call $probe32 (call $read_path)))
+    (call $probe32 (call $read_path))
+    (call $probe32 (i32.load (i32.const 4)))
+    (call $probe32 (call $add_header (i32.const 0) (i32.const 2060) (i32.const 7) (i32.const 2060) (i32.const 7)))
+    (call $probe32 (call $get_header (i32.const 1) (i32.const 2048) (i32.const 5) (i32.const 0) (i32.const 4))))
 "#;
 
+/// In Envoy's access-log phase (`proxy_on_log`) the request headers can be
+/// read again, not changed, and there are no request trailers to read.
 #[test]
-fn request_headers_are_only_accessible_in_the_headers_callback() {
+fn request_headers_are_accessible_in_the_headers_callback_and_readable_in_on_log() {
     let h = host(HEADER_ACCESS).build().unwrap();
     let mut vm = h.start_vm().unwrap();
     let o = vm
         .send(&Request::post("/abc").body("{}").capture_forwarded())
         .unwrap();
-    // headers: Ok and 4 bytes ("/abc"); body: BadArgument x3; log: BadArgument.
-    assert_eq!(probes(&h), vec![0, 4, 2, 2, 2, 2]);
-    assert_eq!(o.hostcall_count("proxy_get_header_map_value"), 3);
+    // headers: Ok and 4 bytes ("/abc"); body: BadArgument x3; log: Ok and
+    // 4 bytes, BadArgument to add, NotFound for the trailers.
+    assert_eq!(probes(&h), vec![0, 4, 2, 2, 2, 0, 4, 2, 1]);
+    assert_eq!(o.hostcall_count("proxy_get_header_map_value"), 4);
     let fwd = o.forwarded_headers.unwrap();
     assert!(!fwd.iter().any(|(k, _)| k == "x-added"));
 }
@@ -183,8 +190,9 @@ fn held_headers_stay_accessible_in_the_body_callbacks_where_envoy_allows_holding
         .unwrap()
         .send(&Request::post("/abc").body("{}").capture_forwarded())
         .unwrap();
-    // headers: Ok, 4 bytes; body: Ok (read), Ok (add), Ok (pairs); log: BadArgument.
-    assert_eq!(probes(&h), vec![0, 4, 0, 0, 0, 2]);
+    // headers: Ok, 4 bytes; body: Ok (read), Ok (add), Ok (pairs); log: as
+    // without holding.
+    assert_eq!(probes(&h), vec![0, 4, 0, 0, 0, 0, 4, 2, 1]);
     let fwd = o.forwarded_headers.unwrap();
     assert!(fwd.iter().any(|(k, _)| k == "x-added"), "{fwd:?}");
 }

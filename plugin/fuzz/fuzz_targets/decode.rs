@@ -21,6 +21,9 @@
 use json_sanitizer::filter::decode::{Coding, Decoder, Fed, Malformed};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "encoder.rs"]
+mod encoder;
+
 /// Every byte decoded, and whether the body is well-formed, for `body` fed
 /// in the pieces that end at `cuts`.
 fn decode(coding: Coding, body: &[u8], cuts: &[usize]) -> (Vec<u8>, Result<(), Malformed>) {
@@ -44,15 +47,6 @@ fn decode(coding: Coding, body: &[u8], cuts: &[usize]) -> (Vec<u8>, Result<(), M
     (out, result)
 }
 
-/// `data` as one gzip member, as another encoder writes it.
-fn gzip(data: &[u8], level: u8) -> Vec<u8> {
-    let mut out = vec![0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255];
-    out.extend(miniz_oxide::deflate::compress_to_vec(data, level));
-    out.extend(crc32fast::hash(data).to_le_bytes());
-    out.extend((data.len() as u32).to_le_bytes());
-    out
-}
-
 fuzz_target!(|data: &[u8]| {
     let [mode, a, b, body @ ..] = data else {
         return;
@@ -66,9 +60,9 @@ fuzz_target!(|data: &[u8]| {
     let encoded = if mode & 2 == 0 {
         body.to_vec()
     } else if coding == Coding::Gzip {
-        gzip(body, level)
+        encoder::gzip(body, level)
     } else {
-        miniz_oxide::deflate::compress_to_vec_zlib(body, level)
+        encoder::zlib(body, level)
     };
     let mut cuts = [usize::from(*a) * 7, usize::from(*b) * 13];
     cuts.sort_unstable();

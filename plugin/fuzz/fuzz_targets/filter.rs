@@ -17,11 +17,17 @@
 //!   too) and goes on delivering the body, nothing more is let through;
 //! - under the default configuration, with an honest host and inspectable
 //!   headers, the session refuses exactly the bodies the inspector refuses,
-//!   with the same violation and offset, however Envoy's buffering cut them.
+//!   with the same violation and offset, however Envoy's buffering cut them;
+//!   and so it does under the defaults with `on_encoded_body: inspect` for
+//!   the same bodies sent compressed (gzip or deflate, cut anywhere),
+//!   through the recycled decoder.
 //!
 //! Run with `cargo +nightly fuzz run --fuzz-dir plugin/fuzz filter`.
 
 #![no_main]
+
+#[path = "encoder.rs"]
+mod encoder;
 
 use json_sanitizer::filter::metrics::{Metric, RuleCounter};
 use json_sanitizer::filter::pairs::encode_pairs;
@@ -36,12 +42,17 @@ use json_sanitizer::violation::ViolationKind;
 use libfuzzer_sys::fuzz_target;
 use std::rc::Rc;
 
-const CONFIGS: [&str; 4] = [
+const CONFIGS: [&str; 5] = [
     include_str!("../../../examples/default.json"),
     include_str!("../../../examples/per-route.json"),
     include_str!("../../../examples/report-only.json"),
     include_str!("../../../examples/strict-api.json"),
+    // The defaults, decoding compressed bodies.
+    r#"{"on_encoded_body":"inspect"}"#,
 ];
+
+/// The index in [`CONFIGS`] of the defaults that decode.
+const DECODING: usize = 4;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
@@ -60,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
         if input.0.is_empty() {
             break;
         }
-        request(&plugin, &mut host, &mut input, choice == 0);
+        request(&plugin, &mut host, &mut input, choice);
     }
 });
 
@@ -95,7 +106,7 @@ impl<'a> Input<'a> {
 
 /// One request: headers, body chunks as Envoy delivers them, maybe
 /// trailers, then the end of the stream.
-fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_config: bool) {
+fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, config: usize) {
     host.now += u64::from(input.byte()) * 250;
     let mode = input.byte();
     host.hostile = mode & 0b1110_0000 == 0b1110_0000;
@@ -114,7 +125,33 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_
         })
         .collect();
     let body: Vec<u8> = chunks.concat();
-    let (head, inspectable) = headers(input, body.len());
+    // Under the decoding defaults, the body may be sent compressed, cut
+    // where the plain chunks were cut (within the compressed length).
+    let coding = match config {
+        DECODING => input.pick(&[None, Some("gzip"), Some("deflate")]),
+        _ => None,
+    };
+    let sent = match coding {
+        Some("gzip") => encoder::gzip(&body, input.byte() % 11),
+        Some(_) => encoder::zlib(&body, input.byte() % 11),
+        None => body.clone(),
+    };
+    let mut cut = 0;
+    let chunks: Vec<&[u8]> = chunks
+        .iter()
+        .enumerate()
+        .map(|(k, chunk)| {
+            let from = cut.min(sent.len());
+            cut += chunk.len();
+            let to = if k + 1 == chunks.len() {
+                sent.len()
+            } else {
+                cut.min(sent.len())
+            };
+            &sent[from..to]
+        })
+        .collect();
+    let (head, inspectable) = headers(input, sent.len(), coding);
     let trailers = mode & 1 != 0;
     let headers_end = chunks.is_empty() && !trailers;
 
@@ -175,7 +212,7 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_
         let kind = well_formed(r);
         assert_eq!(host.noted, [kind], "{r:?}");
     }
-    if default_config && inspectable && !host.hostile && !headers_end {
+    if (config == 0 || config == DECODING) && inspectable && !host.hostile && !headers_end {
         let expected = Inspector::check(&Limits::default(), &JsonOptions::default(), &body).err();
         let got = reply.as_ref().map(|r| {
             let doc: serde_json::Value = serde_json::from_str(&r.body).expect("problem+json");
@@ -190,8 +227,9 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, default_
 }
 
 /// The request headers, and whether the default configuration inspects
-/// their body (a JSON content type, no content coding, no early 413).
-fn headers(input: &mut Input, body_len: usize) -> (RequestHead, bool) {
+/// their body (a JSON content type, no content coding but `coding`, which
+/// the body is sent in, no early 413).
+fn headers(input: &mut Input, body_len: usize, coding: Option<&str>) -> (RequestHead, bool) {
     if input.byte() & 0b1111_1000 == 0 {
         // Whatever the host hands over; an inconsistent map is no headers,
         // as in the proxy-wasm glue.
@@ -256,6 +294,9 @@ fn headers(input: &mut Input, body_len: usize) -> (RequestHead, bool) {
         inspectable = false;
     }
     match input.byte() % 8 {
+        _ if coding.is_some() => {
+            pairs.push(("content-encoding".into(), coding.unwrap_or_default().into()));
+        }
         0 => {
             pairs.push(("content-encoding".into(), "gzip".into()));
             inspectable = false;
