@@ -68,6 +68,8 @@ fn encoded_examples_get_their_plain_answers_and_go_upstream_as_sent() {
     }
     assert!(passed > 5, "some examples pass");
     assert_eq!(counter(&host, "requests_passed"), passed);
+    let examples = example_requests().len() as u64;
+    assert_eq!(counter(&host, "requests_decoded"), 4 * examples);
 }
 
 #[test]

@@ -29,6 +29,12 @@ pub enum Metric {
     RequestsSkipped,
     /// Body bytes inspected.
     BytesInspected,
+    /// Requests whose body was decoded to be inspected (`on_encoded_body:
+    /// inspect`).
+    RequestsDecoded,
+    /// Bytes those bodies decoded to: with `bytes_inspected`, the ratio a
+    /// dashboard watches for bombs.
+    BytesDecoded,
     /// Requests that would have been refused: in `report` mode, or for a
     /// `json.report_only` kind.
     WouldReject,
@@ -50,12 +56,14 @@ pub enum Metric {
     BreakerCasExhausted,
 }
 
-const FIXED: [Metric; 13] = [
+const FIXED: [Metric; 15] = [
     Metric::RequestsInspected,
     Metric::RequestsPassed,
     Metric::RequestsRejected,
     Metric::RequestsSkipped,
     Metric::BytesInspected,
+    Metric::RequestsDecoded,
+    Metric::BytesDecoded,
     Metric::WouldReject,
     Metric::BreakerOpened,
     Metric::BreakerClosed,
@@ -103,6 +111,8 @@ impl Metric {
             Metric::Rejected(k) => format!("rejected.{k}"),
             Metric::RequestsSkipped => "requests_skipped".to_string(),
             Metric::BytesInspected => "bytes_inspected".to_string(),
+            Metric::RequestsDecoded => "requests_decoded".to_string(),
+            Metric::BytesDecoded => "bytes_decoded".to_string(),
             Metric::WouldReject => "report_only.would_reject".to_string(),
             Metric::WouldRejectKind(k) => format!("report_only.would_reject.{k}"),
             Metric::BreakerOpened => "breaker.opened".to_string(),
@@ -191,6 +201,7 @@ mod tests {
         assert!(names.contains("json_sanitizer.rejected.too_deep"));
         assert!(names.contains("json_sanitizer.report_only.would_reject.duplicate_key"));
         assert!(names.contains("json_sanitizer.breaker.cas_exhausted"));
+        assert!(names.contains("json_sanitizer.bytes_decoded"));
     }
 
     #[test]

@@ -352,6 +352,9 @@ impl Session {
         let hold_headers = self.plugin.config.hold_headers && policy.hold_bytes > 0;
         self.inspector = Some(inspector);
         self.decoder = coding.map(|c| self.plugin.decoder(c));
+        if self.decoder.is_some() {
+            host.count(Metric::RequestsDecoded, 1);
+        }
         self.phase = Phase::Body;
         self.sniffer = sniff.then(Sniffer::default);
         if !sniff {
@@ -592,7 +595,15 @@ impl Session {
             usize::try_from(max.saturating_sub(read)).map_or(bytes.len(), |r| r.min(bytes.len()))
         });
         let within = bytes.get(..room).unwrap_or_default();
-        match decoder.feed(within, &mut |piece| self.take_decoded(piece, host)) {
+        let mut decoded = 0;
+        let fed = decoder.feed(within, &mut |piece| {
+            decoded += piece.len() as u64;
+            self.take_decoded(piece, host)
+        });
+        if decoded > 0 {
+            host.count(Metric::BytesDecoded, decoded);
+        }
+        match fed {
             Ok(()) => {}
             Err(Fed::Stopped(stop)) => return Err(stop),
             Err(Fed::Malformed(why)) => return Err(Stop::Refused(self.malformed(host, why.0))),

@@ -68,9 +68,11 @@ fn encoded_bodies_get_the_answer_their_json_would_get() {
                 );
                 assert_eq!(got, plain, "{coding} of {body:?} in {cut}-byte chunks");
                 assert_eq!(host.metric("requests_inspected"), 1);
+                assert_eq!(host.metric("requests_decoded"), 1);
                 if got.0.is_none() {
-                    // Counted as read, as sent.
+                    // Counted as read, as sent; and as decoded.
                     assert_eq!(host.metric("bytes_inspected"), encoded.len() as u64);
+                    assert_eq!(host.metric("bytes_decoded"), body.len() as u64);
                 }
             }
         }
@@ -254,8 +256,10 @@ fn a_decompression_bomb_costs_the_limit_not_the_ratio() {
             Some(2 << 20)
         )
     );
-    // One read of the host's buffer, of the 64 KiB.
+    // One read of the host's buffer, of the 64 KiB, and the limit's worth
+    // of decoding (in pieces of 32 KiB, the last one over it).
     assert_eq!(host.bytes_read, READ_SLICE);
+    assert_eq!(host.metric("bytes_decoded"), (2 << 20) + 32 * 1024);
 }
 
 #[test]
