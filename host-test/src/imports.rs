@@ -313,15 +313,14 @@ fn define_proxy(
                     let Some(req) = st.req.as_ref().filter(|_| in_body) else {
                         return status(Status::NotFound);
                     };
-                    let len = req.body.len();
-                    if start > len {
-                        return status(Status::BadArgument);
-                    }
-                    let n = max.min(len - start);
+                    // As proxy-wasm-cpp-host: a start past the end is no
+                    // error but nothing, and a read past the end is cut.
+                    let n = max.min(req.body.len().saturating_sub(start));
                     if n == 0 || req.unreadable {
-                        // Some hosts report a body they cannot hand out:
-                        // success, but no bytes (the SDK sees `None`).
-                        return ok();
+                        // Nothing, also from hosts that report a body they
+                        // cannot hand out: success, with a null pointer and
+                        // size written (the SDK sees `None`).
+                        return copy_out(&mut c, &[], ret_ptr, ret_size);
                     }
                     let p = tri!(guest_alloc(&mut c, n)?);
                     let Some(memory) = c.data().memory else {
@@ -347,14 +346,9 @@ fn define_proxy(
                     } else {
                         &env.vm_config
                     };
-                    if start > all.len() {
-                        return status(Status::BadArgument);
-                    }
-                    let n = max.min(all.len() - start);
-                    if n == 0 {
-                        return ok();
-                    }
-                    copy_out(&mut c, &all[start..start + n], ret_ptr, ret_size)
+                    let n = max.min(all.len().saturating_sub(start));
+                    let bytes = all.get(start..start + n).unwrap_or_default();
+                    copy_out(&mut c, bytes, ret_ptr, ret_size)
                 }
                 _ => status(Status::NotFound),
             }

@@ -395,6 +395,36 @@ fn unreadable_body_reports_a_size_but_returns_no_bytes() {
     assert_eq!(o.body_bytes_read, 7);
 }
 
+/// Reads past the end of the body buffer answer as proxy-wasm-cpp-host
+/// does: cut at the end, and from a start past it Ok with nothing (a null
+/// pointer and a zero size written over whatever the slots held).
+#[test]
+fn body_reads_past_the_end_are_cut_or_empty_not_errors() {
+    let funcs = r#"
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+      (func (export "proxy_on_request_body") (param $c i32) (param $size i32) (param i32) (result i32)
+        ;; From 3 for 100 bytes: the last size - 3.
+        (call $probe32 (call $get_buffer (i32.const 0) (i32.const 3) (i32.const 100) (i32.const 0) (i32.const 4)))
+        (call $probe32 (i32.load (i32.const 4)))
+        ;; From one past the end, with garbage in the return slots.
+        (i32.store (i32.const 0) (i32.const 0x5555))
+        (i32.store (i32.const 4) (i32.const 0x5555))
+        (call $probe32 (call $get_buffer (i32.const 0) (i32.add (local.get $size) (i32.const 1))
+          (i32.const 10) (i32.const 0) (i32.const 4)))
+        (call $probe32 (i32.load (i32.const 0)))
+        (call $probe32 (i32.load (i32.const 4)))
+        i32.const 0)
+    "#;
+    let h = host(funcs).build().unwrap();
+    let o = h
+        .start_vm()
+        .unwrap()
+        .send(&Request::post("/").body("{\"a\":1}"))
+        .unwrap();
+    assert_eq!(probes(&h), vec![0, 4, 0, 0, 0]);
+    assert_eq!(o.body_bytes_read, 4);
+}
+
 /// Envoy reads every callback status but 0 as a stop: a body callback that
 /// returns 2 (StopIterationAndWatermark in Envoy's numbering) holds the body
 /// like a pause, and one that never returns 0 leaves the request stalled.
