@@ -107,21 +107,23 @@ fn copy_out(c: &mut C, bytes: &[u8], ptr_ptr: i32, size_ptr: i32) -> R {
     ok()
 }
 
-/// Which header map a map type names, if it is accessible right now.
-/// Envoy exposes request headers during the headers callback (and, with
-/// `allow_on_headers_stop_iteration`, in the body callbacks while the headers
-/// are held), trailers during the trailers callback, and in `proxy_on_log`
-/// (its access-log phase) the request headers for reading only, with no
-/// trailers (NotFound); elsewhere it is BadArgument.
+/// The header map a map type names, to change it (see [`map_for`]).
 fn map_mut(st: &mut HostState, map_type: i32) -> Result<&mut Vec<(String, String)>, Status> {
     map_for(st, map_type, true)
 }
 
-/// [`map_mut`] for a read: the same, and the access-log phase too.
+/// The header map a map type names, to read it (see [`map_for`]).
 fn map_ref(st: &mut HostState, map_type: i32) -> Result<&Vec<(String, String)>, Status> {
     map_for(st, map_type, false).map(|m| &*m)
 }
 
+/// Which header map a map type names, if it is accessible right now, to
+/// `write` or to read. Envoy exposes request headers during the headers
+/// callback (and, with `allow_on_headers_stop_iteration`, in the body
+/// callbacks while the headers are held), trailers during the trailers
+/// callback, and in `proxy_on_log` (its access-log phase) the request
+/// headers for reading only, with no trailers (NotFound); elsewhere it is
+/// BadArgument.
 fn map_for(
     st: &mut HostState,
     map_type: i32,

@@ -231,9 +231,8 @@ fn check_sends_the_method_authority_and_headers_given() {
     let gzip = ["-H", "Content-Encoding: gzip"];
     assert_eq!(check(&gzip, &garbage)["violation"], "malformed_encoding");
     let compress = |name: &str, body: &[u8]| {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut e, body).unwrap();
-        temp_file(dir.path(), name, &e.finish().unwrap())
+        let gz = json_sanitizer_host::oci::reproducible::gzip(body).unwrap();
+        temp_file(dir.path(), name, &gz)
     };
     let garbage_gz = compress("garbage.json.gz", b"garbage");
     assert_eq!(check(&gzip, &garbage_gz)["violation"], "syntax_error");

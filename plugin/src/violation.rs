@@ -44,7 +44,8 @@ pub enum ViolationKind {
     EmptyBody,
     /// A `content-type` the rule refuses.
     UnsupportedMediaType,
-    /// A `content-encoding` the rule refuses (the filter cannot see through it).
+    /// A `content-encoding` the configuration refuses, or one the filter
+    /// cannot decode (`on_encoded_body: inspect` decodes gzip and deflate).
     UnsupportedEncoding,
     /// A body in a coding the filter decodes (`on_encoded_body: inspect`)
     /// that is not valid in it: a corrupt or truncated stream, a wrong
@@ -120,8 +121,8 @@ impl ViolationKind {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
-    /// True for the kinds the body inspector produces: every JSON and size
-    /// violation (what the breaker counts by default).
+    /// True for the kinds found in the body: every JSON and size violation,
+    /// and a body that does not decode (what the breaker counts by default).
     pub const fn is_body_violation(self) -> bool {
         !matches!(
             self,

@@ -3,6 +3,7 @@
 
 use anyhow::{Context as _, Result};
 use json_sanitizer_host::clock::MANUAL_EPOCH_MS;
+use json_sanitizer_host::oci::reproducible::gzip;
 use json_sanitizer_host::workload::{big_json, nested_arrays};
 use json_sanitizer_host::{Clock, Outcome, Request, Vm};
 use std::path::PathBuf;
@@ -42,14 +43,6 @@ fn post_as(path: &str, content_type: &str, body: &[u8]) -> Request {
         .content_type(content_type)
         .body(body)
         .with_content_length()
-}
-
-/// `body` as a gzip member, the way clients compress request bodies.
-fn gzip(body: &[u8]) -> Result<Vec<u8>> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    encoder.write_all(body)?;
-    Ok(encoder.finish()?)
 }
 
 fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {

@@ -99,7 +99,8 @@ pub enum Fed<E> {
     Stopped(E),
 }
 
-/// Where a gzip decoder is in its stream.
+/// Where a decoder is in its stream (a zlib stream only has `Data` and
+/// `Between`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     /// In a member's header.
@@ -342,7 +343,6 @@ impl Decoder {
                         if crc.finalize() as u16 != h.crc16 {
                             return Err(malformed("the gzip header checksum is wrong"));
                         }
-                        self.crc = crc32fast::Hasher::new();
                         self.stage = Stage::Data;
                         return Ok(used);
                     }

@@ -332,7 +332,7 @@ fn a_stopping_sink_stops_the_decoder_with_its_error() {
 #[test]
 fn a_bomb_is_decoded_in_pieces_of_constant_size() {
     // 64 MiB of zeros in about 64 KiB: the decoder never holds more than
-    // one output buffer of it.
+    // one window (32 KiB) of it.
     let zeros = vec![0u8; 64 << 20];
     let body = gzip(&zeros);
     assert!(body.len() < 100_000);

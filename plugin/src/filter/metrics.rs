@@ -27,7 +27,7 @@ pub enum Metric {
     /// Requests let through without inspection (rule skip, no body,
     /// non-JSON content type, encoded or unreadable body passed).
     RequestsSkipped,
-    /// Body bytes inspected.
+    /// Body bytes inspected, as sent (compressed, for a decoded body).
     BytesInspected,
     /// Requests whose body was decoded to be inspected (`on_encoded_body:
     /// inspect`).

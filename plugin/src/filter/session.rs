@@ -214,6 +214,9 @@ pub struct Session {
     decoder: Option<Box<Decoder>>,
     /// Bytes the decoder has handed on, while they are being sniffed.
     decoded: u64,
+    /// Why the body is refused, beyond its violation, for the log line (what
+    /// is wrong with its encoding).
+    reason: Option<&'static str>,
     ticket: Option<BreakerTicket>,
 }
 
@@ -246,6 +249,7 @@ impl Session {
             declared_too_large: false,
             decoder: None,
             decoded: 0,
+            reason: None,
             ticket: None,
         }
     }
@@ -591,9 +595,7 @@ impl Session {
         host: &mut dyn Host,
     ) -> Result<(), Stop> {
         let max = self.policy().limits.max_body_bytes;
-        let room = max.map_or(bytes.len(), |max| {
-            usize::try_from(max.saturating_sub(read)).map_or(bytes.len(), |r| r.min(bytes.len()))
-        });
+        let room = max.map_or(bytes.len(), |max| room(max, read, bytes.len()));
         let within = bytes.get(..room).unwrap_or_default();
         let mut decoded = 0;
         let fed = decoder.feed(within, &mut |piece| {
@@ -608,11 +610,23 @@ impl Session {
             Err(Fed::Stopped(stop)) => return Err(stop),
             Err(Fed::Malformed(why)) => return Err(Stop::Refused(self.malformed(host, why.0))),
         }
-        if room < bytes.len() && self.phase == Phase::Body {
+        if room < bytes.len() {
             let v = header_violation(ViolationKind::BodyTooLarge, max);
-            return Err(Stop::Refused(self.reject(host, v)));
+            return Err(self.over_the_limit(host, v));
         }
         Ok(())
+    }
+
+    /// Refuses a body at a size limit it reached before showing, if it is
+    /// being sniffed, whether it is JSON: with what the inspector has found
+    /// in it so far (a NUL byte, say), which would have been its refusal had
+    /// it gone on to look like JSON, or else `over`.
+    fn over_the_limit(&mut self, host: &mut dyn Host, over: Violation) -> Stop {
+        let found = match self.inspector.as_mut() {
+            Some(inspector) if self.sniffer.is_some() => inspector.feed(&[]).err(),
+            _ => None,
+        };
+        Stop::Refused(self.reject(host, found.unwrap_or(over)))
     }
 
     /// Takes decoded bytes. While they are being sniffed, `max_body_bytes`
@@ -629,8 +643,7 @@ impl Session {
         let (Some(max), true) = (max, self.sniffer.is_some()) else {
             return self.take(piece, host);
         };
-        let room = usize::try_from(max.saturating_sub(self.decoded))
-            .map_or(piece.len(), |room| room.min(piece.len()));
+        let room = room(max, self.decoded, piece.len());
         self.decoded += room as u64;
         let (within, beyond) = piece.split_at(room);
         self.take(within, host)?;
@@ -640,22 +653,14 @@ impl Session {
         if self.sniffer.is_none() {
             return self.take(beyond, host);
         }
-        let found = match self.inspector.as_mut() {
-            Some(inspector) => inspector.feed(&[]).err(),
-            None => None,
-        };
-        let v = found.unwrap_or(Violation::over(ViolationKind::BodyTooLarge, max, max));
-        Err(Stop::Refused(self.reject(host, v)))
+        let v = Violation::over(ViolationKind::BodyTooLarge, max, max);
+        Err(self.over_the_limit(host, v))
     }
 
-    /// Refuses an encoded body that does not decode, saying why in the log.
-    fn malformed(&mut self, host: &mut dyn Host, why: &str) -> Action {
-        let line = format!(
-            "json-sanitizer: undecodable body{} rule={} reason=\"{why}\"",
-            self.id_field(),
-            self.policy().name,
-        );
-        host.log(Level::Info, &line);
+    /// Refuses an encoded body that does not decode, saying why in the
+    /// refusal's log line.
+    fn malformed(&mut self, host: &mut dyn Host, why: &'static str) -> Action {
+        self.reason = Some(why);
         self.reject(
             host,
             header_violation(ViolationKind::MalformedEncoding, None),
@@ -676,8 +681,12 @@ impl Session {
     /// The log line of a refusal (`verb` = `rejected`) or of a violation
     /// reported only (`would reject`).
     fn violation_line(&self, verb: &str, v: &Violation) -> String {
+        let reason = self
+            .reason
+            .map(|why| format!(" reason=\"{why}\""))
+            .unwrap_or_default();
         format!(
-            "json-sanitizer: {verb}{} rule={} violation={} limit={} offset={} status={}",
+            "json-sanitizer: {verb}{} rule={} violation={} limit={} offset={} status={}{reason}",
             self.id_field(),
             self.policy().name,
             v.kind,
@@ -903,6 +912,11 @@ impl Session {
             .map(|id| format!(" request_id={id}"))
             .unwrap_or_default()
     }
+}
+
+/// How many of `len` bytes fit within `max` when `used` already have.
+fn room(max: u64, used: u64, len: usize) -> usize {
+    usize::try_from(max.saturating_sub(used)).map_or(len, |room| room.min(len))
 }
 
 /// Why a body callback stops reading before the end of what it was given.

@@ -141,13 +141,16 @@ fn a_broken_encoding_is_malformed_encoding_with_the_reason_logged() {
             (Some(400), Some("malformed_encoding".into()), None, None)
         );
         assert_eq!(host.metric("rejected.malformed_encoding"), 1);
+        // One line, the refusal's, with the reason last.
+        assert_eq!(host.logs.len(), 1, "{:?}", host.logs);
+        let line = &host.logs[0].1;
+        let prefix =
+            "json-sanitizer: rejected request_id=r1 rule=default violation=malformed_encoding";
+        assert!(line.starts_with(prefix), "{line}");
+        let (_, why) = line.split_once(" status=400 reason=\"").expect("a reason");
         assert!(
-            host.logs
-                .iter()
-                .any(|(_, line)| line.contains("undecodable body request_id=r1")
-                    && line.contains(reason)),
-            "{reason}: {:?}",
-            host.logs
+            why.contains(reason) && why.ends_with('"'),
+            "{reason}: {line}"
         );
     }
     // Report mode lets it through, reported.
@@ -319,6 +322,29 @@ fn a_sniffed_compressed_body_shows_what_it_is_within_the_limit() {
                 decoded.len()
             );
         }
+    }
+    // At the limit on the body as sent, too, what the inspector found
+    // comes first.
+    let p30 = plugin(
+        r#"{"on_encoded_body":"inspect","on_other_content_type":"sniff","limits":{"max_body_bytes":30}}"#,
+    );
+    let nul_then_more = [gzip(b"\0 "), gzip(b" ")].concat();
+    assert!(nul_then_more.len() > 30);
+    for cut in [1, 7, nul_then_more.len()] {
+        let mut host = FakeHost::default();
+        let got = send(&p30, &mut host, &text, &nul_then_more, cut);
+        assert_eq!(
+            got,
+            (Some(400), Some("syntax_error".into()), Some(0), None),
+            "cut {cut}"
+        );
+        let spaces = [gzip(b"  "), gzip(b" ")].concat();
+        let got = send(&p30, &mut host, &text, &spaces, cut);
+        assert_eq!(
+            got,
+            (Some(413), Some("body_too_large".into()), None, Some(30)),
+            "cut {cut}"
+        );
     }
     // A bomb of spaces costs one read and the limit's worth of decoding.
     let bomb = gzip(&vec![b' '; 64 << 20]);

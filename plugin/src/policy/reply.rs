@@ -77,7 +77,7 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
             "This endpoint accepts JSON bodies only (see the content-type header).".to_string()
         }
         K::UnsupportedEncoding => {
-            "Compressed or otherwise encoded request bodies are not accepted here.".to_string()
+            "This content-encoding is not accepted here.".to_string()
         }
         K::MalformedEncoding => {
             "The request body is not valid data in its content-encoding.".to_string()

@@ -6,8 +6,9 @@ use serde::{Deserialize, Deserializer};
 use crate::policy::error::ConfigError;
 use crate::violation::ViolationKind;
 
-/// The `counts` shorthand for every JSON and size violation (the kinds for
-/// which [`ViolationKind::is_body_violation`] holds). It leaves out the
+/// The `counts` shorthand for every JSON and size violation, and bodies that
+/// do not decode (the kinds for which [`ViolationKind::is_body_violation`]
+/// holds). It leaves out the
 /// header-level refusals (media type, encoding) and unreadable bodies, which
 /// say more about the client's or the proxy's setup than about an attack.
 pub const ALL_JSON_VIOLATIONS: &str = "all_json_violations";
