@@ -726,6 +726,14 @@ impl Session {
             self.record_outcome(host, Outcome::Abandoned);
             self.phase = Phase::Done;
             self.tally(host, RuleCounter::Skipped);
+            // A `report_only` violation found before the body became
+            // unreadable is still logged and left for the access log; it is
+            // not counted as would-reject, as the body was not read to its
+            // end (the request counts as skipped).
+            if let Some(v) = self.inspector.as_ref().and_then(|i| i.noted()) {
+                host.log(Level::Info, &self.violation_line("would reject", &v));
+                host.note_violation(v.kind, &self.policy().name);
+            }
             return Action::Continue;
         }
         self.reject(host, header_violation(ViolationKind::BodyUnreadable, None))

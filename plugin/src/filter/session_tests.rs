@@ -582,6 +582,44 @@ fn report_only_violations_pass_and_are_reported() {
     assert_eq!(host.metric("breaker.opened"), 1);
 }
 
+/// A body that becomes unreadable after a `report_only` violation, under
+/// `on_unreadable_body: pass`, goes on as skipped, and the violation is still
+/// logged and left for the access log.
+#[test]
+fn a_reported_violation_before_an_unreadable_pass_is_not_lost() {
+    let p = plugin(r#"{"json":{"report_only":["duplicate_key"]},"on_unreadable_body":"pass"}"#);
+    let mut host = FakeHost::default();
+    let mut s = Session::new(p);
+    assert_eq!(
+        s.on_request_headers(&head(&[]), false, &mut host),
+        Action::Continue
+    );
+    host.buffer = br#"{"a":1,"a":2,"#.to_vec();
+    assert_eq!(
+        s.on_request_body(host.buffer.len(), false, &mut host),
+        Action::Pause
+    );
+    host.unreadable = true;
+    host.buffer.extend_from_slice(br#""b":3}"#);
+    assert_eq!(
+        s.on_request_body(host.buffer.len(), true, &mut host),
+        Action::Continue
+    );
+    s.on_done(&mut host);
+    assert_eq!(host.metric("requests_skipped"), 1);
+    assert_eq!(host.metric("report_only.would_reject"), 0);
+    assert_eq!(
+        host.noted,
+        [(ViolationKind::DuplicateKey, "default".to_string())]
+    );
+    assert!(
+        host.logs.iter().any(|(_, l)| l
+            .starts_with("json-sanitizer: would reject rule=default violation=duplicate_key")),
+        "{:?}",
+        host.logs
+    );
+}
+
 /// Every refusal says why where Envoy's access log can print it: the
 /// reply's response code details and the noted violation name its kind, at
 /// every stage (headers, body, breaker); report mode notes the kind without
