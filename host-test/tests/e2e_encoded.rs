@@ -8,18 +8,12 @@ use flate2::Compression;
 use plugin::{counter, gzip, post, try_host, zlib};
 use std::io::Write;
 
-/// Status, violation, offset and limit of an outcome.
+/// Status, violation, offset and limit of an outcome (from its summary).
 fn answer(
     o: &json_sanitizer_host::Outcome,
 ) -> (Option<u32>, Option<String>, Option<u64>, Option<u64>) {
-    let doc = o.problem();
-    let field = |name: &str| doc.as_ref().map(|d| d[name].clone());
-    (
-        o.status(),
-        field("violation").and_then(|v| v.as_str().map(str::to_string)),
-        field("offset").and_then(|v| v.as_u64()),
-        field("limit").and_then(|v| v.as_u64()),
-    )
+    let s = o.summary();
+    (s.status, s.violation, s.offset, s.limit)
 }
 
 fn example_requests() -> Vec<(String, Vec<u8>)> {

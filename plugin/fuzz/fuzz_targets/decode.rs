@@ -18,33 +18,22 @@
 
 #![no_main]
 
-use json_sanitizer::filter::decode::{Coding, Decoder, Fed, Malformed};
+use json_sanitizer::filter::decode::testing::{decode_pieces, member, zlib};
+use json_sanitizer::filter::decode::{Coding, Malformed};
 use libfuzzer_sys::fuzz_target;
-
-#[path = "encoder.rs"]
-mod encoder;
 
 /// Every byte decoded, and whether the body is well-formed, for `body` fed
 /// in the pieces that end at `cuts`.
 fn decode(coding: Coding, body: &[u8], cuts: &[usize]) -> (Vec<u8>, Result<(), Malformed>) {
-    let mut decoder = Decoder::new(coding);
-    let mut out = Vec::new();
     let mut from = 0;
-    for &to in cuts.iter().chain(std::iter::once(&body.len())) {
+    let ends = cuts.iter().copied().chain(std::iter::once(body.len()));
+    let pieces = ends.map(|to| {
         let to = to.clamp(from, body.len());
-        let fed = decoder.feed(&body[from..to], &mut |piece: &[u8]| -> Result<(), ()> {
-            out.extend_from_slice(piece);
-            Ok(())
-        });
-        match fed {
-            Ok(()) => {}
-            Err(Fed::Malformed(why)) => return (out, Err(why)),
-            Err(Fed::Stopped(())) => unreachable!("the sink never stops"),
-        }
+        let piece = &body[from..to];
         from = to;
-    }
-    let result = decoder.finish();
-    (out, result)
+        piece
+    });
+    decode_pieces(coding, pieces)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -60,9 +49,9 @@ fuzz_target!(|data: &[u8]| {
     let encoded = if mode & 2 == 0 {
         body.to_vec()
     } else if coding == Coding::Gzip {
-        encoder::gzip(body, level)
+        member(body, level, None, None, false)
     } else {
-        encoder::zlib(body, level)
+        zlib(body, level)
     };
     let mut cuts = [usize::from(*a) * 7, usize::from(*b) * 13];
     cuts.sort_unstable();

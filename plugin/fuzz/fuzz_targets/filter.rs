@@ -26,9 +26,7 @@
 
 #![no_main]
 
-#[path = "encoder.rs"]
-mod encoder;
-
+use json_sanitizer::filter::decode::testing::{member, zlib};
 use json_sanitizer::filter::metrics::{Metric, RuleCounter};
 use json_sanitizer::filter::pairs::encode_pairs;
 use json_sanitizer::filter::plugin::Plugin;
@@ -132,8 +130,8 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, config: 
         _ => None,
     };
     let sent = match coding {
-        Some("gzip") => encoder::gzip(&body, input.byte() % 11),
-        Some(_) => encoder::zlib(&body, input.byte() % 11),
+        Some("gzip") => member(&body, input.byte() % 11, None, None, false),
+        Some(_) => zlib(&body, input.byte() % 11),
         None => body.clone(),
     };
     let mut cut = 0;

@@ -470,6 +470,10 @@ fn malformed<E>(why: &'static str) -> Fed<E> {
     Fed::Malformed(Malformed(why))
 }
 
+#[cfg(any(test, feature = "test-support"))]
+#[path = "decode_testing.rs"]
+pub mod testing;
+
 #[cfg(test)]
 #[path = "decode_tests.rs"]
-pub(crate) mod tests;
+mod tests;

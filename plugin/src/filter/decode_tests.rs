@@ -1,47 +1,7 @@
+use super::testing::{decode_pieces, gzip, member};
 use super::*;
 use miniz_oxide::deflate::{compress_to_vec, compress_to_vec_zlib};
 use proptest::prelude::*;
-
-/// A gzip member of `data` with the optional header fields given.
-pub(crate) fn member(
-    data: &[u8],
-    name: Option<&[u8]>,
-    extra: Option<&[u8]>,
-    header_crc: bool,
-) -> Vec<u8> {
-    let mut flags = 0;
-    if header_crc {
-        flags |= FHCRC;
-    }
-    if extra.is_some() {
-        flags |= FEXTRA;
-    }
-    if name.is_some() {
-        flags |= FNAME;
-    }
-    let mut out = vec![0x1F, 0x8B, 8, flags, 1, 2, 3, 4, 0, 3];
-    if let Some(extra) = extra {
-        out.extend_from_slice(&(extra.len() as u16).to_le_bytes());
-        out.extend_from_slice(extra);
-    }
-    if let Some(name) = name {
-        out.extend_from_slice(name);
-        out.push(0);
-    }
-    if header_crc {
-        let crc = crc32fast::hash(&out) as u16;
-        out.extend_from_slice(&crc.to_le_bytes());
-    }
-    out.extend_from_slice(&compress_to_vec(data, 6));
-    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
-}
-
-/// A gzip body of `data`: one member, no optional fields.
-pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
-    member(data, None, None, false)
-}
 
 /// Decodes `body` fed in pieces of `cut` bytes: the decoded bytes, or why
 /// not.
@@ -53,21 +13,7 @@ fn decode(coding: Coding, body: &[u8], cut: usize) -> Result<Vec<u8>, Malformed>
 /// Decodes `body` fed in pieces of `cut` bytes: every byte decoded (also
 /// before an error), and whether the body was well-formed.
 fn decode_all(coding: Coding, body: &[u8], cut: usize) -> (Vec<u8>, Result<(), Malformed>) {
-    let mut decoder = Decoder::new(coding);
-    let mut out = Vec::new();
-    for piece in body.chunks(cut.max(1)) {
-        let fed = decoder.feed(piece, &mut |bytes: &[u8]| -> Result<(), ()> {
-            out.extend_from_slice(bytes);
-            Ok(())
-        });
-        match fed {
-            Ok(()) => {}
-            Err(Fed::Malformed(m)) => return (out, Err(m)),
-            Err(Fed::Stopped(())) => unreachable!("the sink never stops"),
-        }
-    }
-    let result = decoder.finish();
-    (out, result)
+    decode_pieces(coding, body.chunks(cut.max(1)))
 }
 
 /// Every cut from one byte up gives the same answer as the whole body.
@@ -109,11 +55,11 @@ fn gzip_members_decode_whatever_the_cuts_and_header_fields() {
     let json = br#"{"order":{"id":7,"items":[1,2,3]},"note":"caf\u00e9"}"#;
     let bodies = [
         gzip(json),
-        member(json, Some(b"order.json"), None, false),
-        member(json, None, Some(b"\x01\x02xyz"), false),
-        member(json, None, Some(b""), false),
-        member(json, Some(b"n"), Some(b"e"), true),
-        member(b"", None, None, true),
+        member(json, 6, Some(b"order.json"), None, false),
+        member(json, 6, None, Some(b"\x01\x02xyz"), false),
+        member(json, 6, None, Some(b""), false),
+        member(json, 6, Some(b"n"), Some(b"e"), true),
+        member(b"", 6, None, None, true),
     ];
     for body in &bodies {
         let want: &[u8] = if body.len() > 40 { json } else { b"" };
@@ -131,7 +77,7 @@ fn gzip_members_follow_one_another_as_one_body() {
     // RFC 1952: a gzip file is a series of members, decoded as their
     // concatenation (Go's and Python's readers do so).
     let mut body = gzip(b"[1,");
-    body.extend(member(b"", Some(b"empty"), None, true));
+    body.extend(member(b"", 6, Some(b"empty"), None, true));
     body.extend(gzip(b"2]"));
     assert_eq!(decode_all_cuts(Coding::Gzip, &body).unwrap(), b"[1,2]");
 }
@@ -159,7 +105,7 @@ fn broken_gzip_is_malformed_with_the_reason() {
         body[at] = b;
         body
     };
-    let mut header_crc = member(json, None, None, true);
+    let mut header_crc = member(json, 6, None, None, true);
     header_crc[10] ^= 1;
     let mut trailing = good.clone();
     trailing.push(0);
@@ -365,8 +311,8 @@ proptest! {
         cuts in proptest::collection::vec(1usize..700, 1..8),
     ) {
         let split = split.min(data.len());
-        let mut body = member(&data[..split], Some(b"a"), None, true);
-        body.extend(member(&data[split..], None, Some(b"x"), false));
+        let mut body = member(&data[..split], 6, Some(b"a"), None, true);
+        body.extend(member(&data[split..], 6, None, Some(b"x"), false));
         let zlib = compress_to_vec_zlib(&data, level);
         for (coding, body) in [(Coding::Gzip, body), (Coding::Deflate, zlib)] {
             let mut decoder = Decoder::new(coding);

@@ -622,8 +622,8 @@ impl Session {
     /// in it so far (a NUL byte, say), which would have been its refusal had
     /// it gone on to look like JSON, or else `over`.
     fn over_the_limit(&mut self, host: &mut dyn Host, over: Violation) -> Stop {
-        let found = match self.inspector.as_mut() {
-            Some(inspector) if self.sniffer.is_some() => inspector.feed(&[]).err(),
+        let found = match self.inspector.as_ref() {
+            Some(inspector) if self.sniffer.is_some() => inspector.verdict(),
             _ => None,
         };
         Stop::Refused(self.reject(host, found.unwrap_or(over)))

@@ -2,7 +2,7 @@
 //! JSON inside them, and a broken encoding is refused.
 
 use super::*;
-use crate::filter::decode::tests::{gzip, member};
+use crate::filter::decode::testing::{gzip, member};
 use miniz_oxide::deflate::compress_to_vec_zlib;
 
 const INSPECT: &str = r#"{"on_encoded_body":"inspect"}"#;
@@ -276,7 +276,7 @@ fn sniffed_encoded_bodies_are_sniffed_decoded() {
     assert_eq!(host.metric("requests_skipped"), 1);
     // A broken encoding is refused before the body shows what it is: a
     // decoder that skips what this one checks could read JSON there.
-    let mut hcrc = member(b"{\"a\":1}", None, None, true);
+    let mut hcrc = member(b"{\"a\":1}", 6, None, None, true);
     hcrc[10] ^= 1;
     assert_eq!(
         send(&p, &mut host, &text, &hcrc, 3).1.as_deref(),
