@@ -653,6 +653,11 @@ fn per_route_rules_choose_the_policy() {
         .send(&post("garbage").method_path("POST", "/upload/1"))
         .unwrap();
     assert_eq!((o.status(), o.body_bytes_read), (None, 0));
+    // ...but only under `/upload/`: a path that merely starts alike is inspected.
+    let o = vm
+        .send(&post("garbage").method_path("POST", "/uploadProfileJson"))
+        .unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "syntax_error");
     // Search allows depth 8.
     let o = vm
         .send(&post(&deep9).method_path("POST", "/api/search?q=1"))
@@ -682,10 +687,14 @@ fn per_route_rules_choose_the_policy() {
         r.authority = authority.to_string();
         r
     };
-    let o = vm
-        .send(&to("internal.example.com:8443", "POST", "/api/bulk/1"))
-        .unwrap();
-    assert_eq!(o.status(), None, "{:?}", o.logs);
+    for authority in [
+        "internal.example.com:8443",
+        "Internal.Example.com.",
+        "internal.example.com.:80",
+    ] {
+        let o = vm.send(&to(authority, "POST", "/api/bulk/1")).unwrap();
+        assert_eq!(o.status(), None, "{authority}: {:?}", o.logs);
+    }
     let o = vm
         .send(&to("api.example.com", "POST", "/api/bulk/1"))
         .unwrap();
@@ -730,10 +739,10 @@ fn per_route_rules_choose_the_policy() {
         ("legacy", "requests_inspected", 2),
         ("legacy", "requests_passed", 1),
         ("legacy", "report_only.would_reject", 1),
-        ("bulk_import", "requests_passed", 1),
-        ("default", "requests_inspected", 4),
+        ("bulk_import", "requests_passed", 3),
+        ("default", "requests_inspected", 5),
         ("default", "requests_passed", 2),
-        ("default", "requests_rejected", 4),
+        ("default", "requests_rejected", 5),
     ] {
         assert_eq!(
             counter(&h, &format!("rule.{rule}.{tail}")),

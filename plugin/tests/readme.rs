@@ -81,6 +81,7 @@ fn the_reference_table_lists_every_field() {
         "rules[].name",
         "rules[].match.path_prefix",
         "rules[].match.path_exact",
+        "rules[].match.path_separated_prefix",
         "rules[].match.methods",
         "rules[].match.authority",
         "rules[].skip",
@@ -92,10 +93,15 @@ fn the_reference_table_lists_every_field() {
     ] {
         assert!(rule_fields.contains(f), "{f} undocumented");
     }
-    // And each documented rule field is accepted by the parser.
-    let rule = r#"{"rules":[{"name":"r","match":{"path_prefix":"/a","path_exact":"/a","methods":["POST"],"authority":"x"},
-        "skip":false,"mode":"report","hold_bytes":1,"limits":{},"json":{},"breaker":{}}]}"#;
-    Config::parse(rule.as_bytes()).unwrap();
+    // And each documented rule field is accepted by the parser (one path
+    // matcher per rule).
+    for path in ["path_prefix", "path_exact", "path_separated_prefix"] {
+        let rule = format!(
+            r#"{{"rules":[{{"name":"r","match":{{"{path}":"/a","methods":["POST"],"authority":"x"}},
+            "skip":false,"mode":"report","hold_bytes":1,"limits":{{}},"json":{{}},"breaker":{{}}}}]}}"#
+        );
+        Config::parse(rule.as_bytes()).unwrap();
+    }
 }
 
 /// `(violation, status)` from the rows of the "What it refuses" table.

@@ -281,6 +281,32 @@ fn violations_get_the_documented_status_and_problem_body() {
     );
 }
 
+/// An id that is not safe to echo as it is, is left out of the reply and
+/// the log line whole: a trimmed id would name another request.
+#[test]
+fn a_request_id_that_is_not_printable_ascii_is_left_out_not_altered() {
+    let p = plugin("{}");
+    for id in ["req 42", "\"req-42\"", "r\u{e9}q", &"x".repeat(129)] {
+        let mut host = FakeHost::default();
+        let run = drive(
+            &p,
+            &mut host,
+            &head(&[("x-request-id", id)]),
+            &[b"[1,]"],
+            false,
+        );
+        let reply = run.reply().unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        assert_eq!(doc["violation"], "syntax_error");
+        assert!(doc.get("request_id").is_none(), "{id:?}: {}", reply.body);
+        let (_, line) = &host.logs[0];
+        assert!(
+            line.starts_with("json-sanitizer: rejected rule=default violation=syntax_error"),
+            "{id:?}: {line}"
+        );
+    }
+}
+
 #[test]
 fn content_length_over_the_limit_is_refused_before_any_body_byte() {
     let p = plugin(r#"{"limits":{"max_body_bytes":10},"hold_bytes":10}"#);

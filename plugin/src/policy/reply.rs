@@ -100,15 +100,16 @@ pub fn response_code_details(kind: ViolationKind) -> String {
     format!("json_sanitizer_{}", kind.as_str())
 }
 
-/// A request id safe to log and echo: printable ASCII without spaces or
-/// quotes, at most 128 characters; anything else is dropped.
+/// The request id to log and echo, when it is safe to as it is: printable
+/// ASCII without spaces, quotes or backslashes, 1 to 128 characters. Any
+/// other id is left out whole rather than trimmed: an altered id would
+/// point at another request in the access log and the upstream's logs.
 pub fn clean_request_id(raw: &str) -> Option<String> {
-    let id: String = raw
-        .chars()
-        .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
-        .take(128)
-        .collect();
-    (!id.is_empty()).then_some(id)
+    let fits = (1..=128).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+    fits.then(|| raw.to_string())
 }
 
 /// Builds the reply for `v`. `retry_after` (seconds) adds a `retry-after`
@@ -205,9 +206,16 @@ mod tests {
     #[test]
     fn request_ids_are_cleaned() {
         assert_eq!(clean_request_id("abc-123").as_deref(), Some("abc-123"));
-        assert_eq!(clean_request_id("a b\"c\n").as_deref(), Some("abc"));
+        assert_eq!(clean_request_id("a b\"c\n"), None);
+        assert_eq!(clean_request_id("a b"), None);
+        assert_eq!(clean_request_id("\"4f1c\""), None);
+        assert_eq!(clean_request_id("a\\b"), None);
+        assert_eq!(clean_request_id("ab\u{FFFD}cd"), None);
         assert_eq!(clean_request_id(" \t"), None);
-        assert_eq!(clean_request_id(&"x".repeat(500)).unwrap().len(), 128);
+        assert_eq!(clean_request_id(""), None);
+        let longest = "x".repeat(128);
+        assert_eq!(clean_request_id(&longest), Some(longest.clone()));
+        assert_eq!(clean_request_id(&"x".repeat(129)), None);
     }
 
     #[test]

@@ -35,11 +35,18 @@ pub struct RuleMatch {
     /// `:path` (without the query string) is exactly this.
     #[serde(default)]
     pub path_exact: Option<String>,
+    /// `:path` (without the query string) is this, or this followed by `/`
+    /// and more: `/upload` takes `/upload/a` but not `/uploads`, as Envoy's
+    /// `path_separated_prefix` does. A skipping rule written with a plain
+    /// prefix lets every path that merely starts alike around inspection.
+    #[serde(default)]
+    pub path_separated_prefix: Option<String>,
     /// `:method` is one of these (case-sensitive, as HTTP methods are).
     #[serde(default)]
     pub methods: Option<Vec<String>>,
-    /// `:authority` is this host, compared case-insensitively; without a
-    /// port in the rule, the request's port is ignored.
+    /// `:authority` is this host, compared case-insensitively and without
+    /// a trailing dot (`api.example.com.` is the same host); without a port
+    /// in the rule, the request's port is ignored.
     #[serde(default)]
     pub authority: Option<String>,
 }
@@ -47,20 +54,28 @@ pub struct RuleMatch {
 impl RuleMatch {
     /// Refuses a match that would match everything or nothing by accident.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.path_prefix.is_none()
-            && self.path_exact.is_none()
+        let paths = [
+            ("path_prefix", &self.path_prefix),
+            ("path_exact", &self.path_exact),
+            ("path_separated_prefix", &self.path_separated_prefix),
+        ];
+        if paths.iter().all(|(_, p)| p.is_none())
             && self.methods.is_none()
             && self.authority.is_none()
         {
             return Err(ConfigError::new(
                 "",
-                "is empty: give at least one of path_prefix, path_exact, methods, authority",
+                "is empty: give at least one of path_prefix, path_exact, path_separated_prefix, methods, authority",
             ));
         }
-        for (field, value) in [
-            ("path_prefix", &self.path_prefix),
-            ("path_exact", &self.path_exact),
-        ] {
+        let mut given = paths.iter().filter(|(_, p)| p.is_some()).map(|(f, _)| *f);
+        if let (Some(first), Some(second)) = (given.next(), given.next()) {
+            return Err(ConfigError::new(
+                second,
+                format!("cannot be given with {first}: a match takes one way of matching the path, as an Envoy route does"),
+            ));
+        }
+        for (field, value) in paths {
             if let Some(p) = value {
                 if !p.starts_with('/') {
                     return Err(ConfigError::new(
@@ -74,6 +89,15 @@ impl RuleMatch {
                         field,
                         format!(
                             "`{p}` would never match: paths are matched normalized; write `{normal}`"
+                        ),
+                    ));
+                }
+                if field == "path_separated_prefix" && p.len() > 1 && p.ends_with('/') {
+                    return Err(ConfigError::new(
+                        field,
+                        format!(
+                            "`{p}` must not end with `/`: the separator is implied (`{}` takes `{p}…`)",
+                            &p[..p.len() - 1]
                         ),
                     ));
                 }
@@ -94,8 +118,8 @@ impl RuleMatch {
             }
         }
         if let Some(a) = &self.authority {
-            if a.is_empty() {
-                return Err(ConfigError::new("authority", "must not be empty"));
+            if host(a).is_empty() {
+                return Err(ConfigError::new("authority", "must name a host"));
             }
         }
         Ok(())
@@ -120,18 +144,26 @@ impl RuleMatch {
                 return false;
             }
         }
+        if let Some(prefix) = &self.path_separated_prefix {
+            let separated = match path.strip_prefix(prefix.as_str()) {
+                Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix == "/",
+                None => false,
+            };
+            if !separated {
+                return false;
+            }
+        }
         if let Some(methods) = &self.methods {
             if !methods.iter().any(|m| m == method) {
                 return false;
             }
         }
         if let Some(want) = &self.authority {
-            let have = if want.contains(':') {
-                authority
-            } else {
-                strip_port(authority)
-            };
-            if !have.eq_ignore_ascii_case(want) {
+            if !host(authority).eq_ignore_ascii_case(host(want)) {
+                return false;
+            }
+            let wanted_port = port(want);
+            if wanted_port.is_some() && port(authority) != wanted_port {
                 return false;
             }
         }
@@ -147,6 +179,22 @@ fn strip_port(authority: &str) -> &str {
             .map_or(authority, |(h, _)| &authority[..h.len() + 1]);
     }
     authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+/// The host of an authority without its port and without a trailing dot:
+/// `API.example.com.:443` and `api.example.com` name the same host, and an
+/// upstream behind a catch-all route serves both.
+fn host(authority: &str) -> &str {
+    let h = strip_port(authority);
+    h.strip_suffix('.').unwrap_or(h)
+}
+
+/// The port of an authority, if it has one (`[::1]:80` → `80`; `[::1]`,
+/// whose colons are the address's, has none).
+fn port(authority: &str) -> Option<&str> {
+    authority
+        .get(strip_port(authority).len()..)
+        .and_then(|rest| rest.strip_prefix(':'))
 }
 
 /// `path` without its query string and fragment.
@@ -187,6 +235,91 @@ mod tests {
         assert!(!p.matches("GET", "/", "api.example.com:443"));
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn ipv6_authorities_match_with_and_without_ports() {
+        let r = m(r#"{"authority":"[2001:db8::1]"}"#);
+        assert!(r.matches("GET", "/", "[2001:db8::1]:8443"));
+        assert!(r.matches("GET", "/", "[2001:DB8::1]"));
+        assert!(!r.matches("GET", "/", "[2001:db8::2]:8443"));
+        let p = m(r#"{"authority":"[2001:db8::1]:8443"}"#);
+        assert!(p.matches("GET", "/", "[2001:db8::1]:8443"));
+        assert!(!p.matches("GET", "/", "[2001:db8::1]:443"));
+        assert!(!p.matches("GET", "/", "[2001:db8::1]"));
+        assert_eq!(port("[::1]:80"), Some("80"));
+        assert_eq!(port("[::1]"), None);
+        assert_eq!(port("a.b:1"), Some("1"));
+        assert_eq!(port("a.b"), None);
+    }
+
+    /// A fully qualified name is the same host: without this, a stricter
+    /// rule for `api.example.com` is skipped by writing `api.example.com.`.
+    #[test]
+    fn a_trailing_dot_names_the_same_host() {
+        let r = m(r#"{"authority":"api.example.com"}"#);
+        assert!(r.matches("GET", "/", "api.example.com."));
+        assert!(r.matches("GET", "/", "api.example.com.:8443"));
+        assert!(!r.matches("GET", "/", "api.example.com.."));
+        let dotted = m(r#"{"authority":"api.example.com.:8443"}"#);
+        assert!(dotted.matches("GET", "/", "api.example.com:8443"));
+        assert!(!dotted.matches("GET", "/", "api.example.com:443"));
+        assert_eq!(
+            m(r#"{"authority":"."}"#).validate().unwrap_err().field,
+            "authority"
+        );
+        assert_eq!(
+            m(r#"{"authority":":80"}"#).validate().unwrap_err().field,
+            "authority"
+        );
+    }
+
+    #[test]
+    fn separated_prefixes_stop_at_a_segment() {
+        let r = m(r#"{"path_separated_prefix":"/upload"}"#);
+        assert!(r.validate().is_ok());
+        assert!(r.matches("POST", "/upload", ""));
+        assert!(r.matches("POST", "/upload/", ""));
+        assert!(r.matches("POST", "/upload/a/b?x=1", ""));
+        assert!(r.matches("POST", "/upload?x=1", ""));
+        assert!(!r.matches("POST", "/uploads", ""));
+        assert!(!r.matches("POST", "/uploadProfileJson", ""));
+        assert!(!r.matches("POST", "/up", ""));
+        let root = m(r#"{"path_separated_prefix":"/"}"#);
+        assert!(root.validate().is_ok());
+        assert!(root.matches("POST", "/anything", ""));
+        assert_eq!(
+            m(r#"{"path_separated_prefix":"/upload/"}"#)
+                .validate()
+                .unwrap_err()
+                .field,
+            "path_separated_prefix"
+        );
+        assert_eq!(
+            m(r#"{"path_separated_prefix":"upload"}"#)
+                .validate()
+                .unwrap_err()
+                .field,
+            "path_separated_prefix"
+        );
+    }
+
+    /// Two ways of matching the path in one rule is a mistake (one of them
+    /// would never match, or is redundant); Envoy's route match takes one.
+    #[test]
+    fn one_path_matcher_per_rule() {
+        let e = m(r#"{"path_prefix":"/api","path_exact":"/v1/x"}"#)
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.field, "path_exact");
+        assert!(e.to_string().contains("path_prefix"), "{e}");
+        let e = m(r#"{"path_exact":"/a","path_separated_prefix":"/a"}"#)
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.field, "path_separated_prefix");
+        assert!(m(r#"{"path_exact":"/a","methods":["POST"]}"#)
+            .validate()
+            .is_ok());
     }
 
     #[test]

@@ -283,13 +283,27 @@ fn culprit(
                 accepts(Value::Object(without)).is_ok()
             })
             .map(|k| (k.clone(), e.to_string()));
-        if found.is_none() && accepts(Value::Object(Map::new())).is_ok() {
-            found = map.iter().find_map(|(k, v)| {
-                let alone = Map::from_iter([(k.clone(), v.clone())]);
-                accepts(Value::Object(alone))
-                    .err()
-                    .map(|e| (k.clone(), e.to_string()))
-            });
+        if found.is_none() {
+            // Several members are wrong: try each on a base the type accepts,
+            // nothing or one member alone (a rule needs its `match`).
+            let base = std::iter::once(Map::new())
+                .chain(
+                    map.iter()
+                        .map(|(k, v)| Map::from_iter([(k.clone(), v.clone())])),
+                )
+                .find(|base| accepts(Value::Object(base.clone())).is_ok());
+            if let Some(base) = base {
+                found = map
+                    .iter()
+                    .filter(|(k, _)| !base.contains_key(*k))
+                    .find_map(|(k, v)| {
+                        let mut probe = base.clone();
+                        probe.insert(k.clone(), v.clone());
+                        accepts(Value::Object(probe))
+                            .err()
+                            .map(|e| (k.clone(), e.to_string()))
+                    });
+            }
         }
     }
     let (field, reason) = match (found, parent.is_empty()) {
@@ -299,6 +313,47 @@ fn culprit(
         (None, false) => (parent.to_string(), e.to_string()),
     };
     ConfigError::new(field, reason)
+}
+
+/// Refuses a configuration that names a member twice in one object, which
+/// serde_json would read as its last value: `{"max_depth":10,"max_depth":1000}`
+/// runs with 1000, and whoever reads the file sees 10 first. The plugin's
+/// own inspector finds it; the key is named as written.
+fn refuse_duplicate_keys(bytes: &[u8]) -> Result<(), ConfigError> {
+    let options = JsonOptions {
+        allow_bom: true,
+        allow_lone_surrogates: true,
+        ..JsonOptions::default()
+    };
+    let mut inspector = crate::inspector::Inspector::new(&Limits::UNLIMITED, &options);
+    let found = inspector.feed(bytes).and_then(|()| inspector.finish());
+    let Err(v) = found else { return Ok(()) };
+    if v.kind != ViolationKind::DuplicateKey {
+        // serde_json accepted the document; anything else is its call.
+        return Ok(());
+    }
+    let at = v.offset.and_then(|o| usize::try_from(o).ok()).unwrap_or(0);
+    let key = bytes.get(at..).map_or(&[][..], |rest| {
+        let mut escaped = false;
+        let end = rest
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|&(_, &b)| {
+                let closes = b == b'"' && !escaped;
+                escaped = b == b'\\' && !escaped;
+                closes
+            })
+            .map_or(rest.len(), |(i, _)| i + 1);
+        &rest[..end]
+    });
+    Err(ConfigError::new(
+        "<configuration>",
+        format!(
+            "the key {} appears twice in one object (at byte {at}); give each field once",
+            String::from_utf8_lossy(key)
+        ),
+    ))
 }
 
 /// `base` with the members of `over` replacing its own.
@@ -393,6 +448,7 @@ impl Config {
         if !value.is_object() {
             return Err(ConfigError::new("<configuration>", "must be a JSON object"));
         }
+        refuse_duplicate_keys(bytes)?;
         let raw: RawConfig = typed("", value)?;
         Self::from_raw(raw)
     }
@@ -448,6 +504,21 @@ impl Config {
             matcher
                 .validate()
                 .map_err(|e| e.within(&format!("{at}.match")))?;
+            if rule.skip {
+                let unused = [
+                    ("mode", rule.mode.is_some()),
+                    ("hold_bytes", rule.hold_bytes.is_some()),
+                    ("limits", rule.limits.is_some()),
+                    ("json", rule.json.is_some()),
+                    ("breaker", rule.breaker.is_some()),
+                ];
+                if let Some((field, _)) = unused.iter().find(|(_, given)| *given) {
+                    return Err(ConfigError::new(
+                        format!("{at}.{field}"),
+                        "is never used: the rule skips inspection (`skip: true`)",
+                    ));
+                }
+            }
             // Type-check the rule's own sections first so errors name them.
             for (section, map) in [("limits", &rule.limits), ("json", &rule.json)] {
                 if let Some(map) = map {

@@ -416,7 +416,13 @@ fn rules_match_the_normalized_path_and_differing_readings_are_ambiguous() {
     // the report-only one; the enforcing policy judges.
     assert_eq!(rule("/upload/../api/orders"), ambiguous("default"));
     assert_eq!(rule("/upload/..;/api/orders"), ambiguous("default"));
-    assert_eq!(rule("/upload%2F..%2Fapi/orders"), ambiguous("default"));
+    assert_eq!(
+        rule("/upload/x%2F..%2F..%2Fapi/orders"),
+        ambiguous("default")
+    );
+    // Not under `/upload/` as written (the uploads rule's prefix is
+    // separated), so both readings fall under the default policy.
+    assert_eq!(rule("/upload%2F..%2Fapi/orders"), plain("default", false));
     assert_eq!(rule("/api/search/../../upload/x"), ambiguous("default"));
     assert_eq!(rule("//api/search"), ambiguous("search"));
     assert_eq!(rule("/api/./search"), ambiguous("search"));
@@ -490,4 +496,62 @@ fn errors_name_a_field_when_several_are_wrong_or_one_is_inherited() {
     )
     .unwrap_err();
     assert_eq!(e.field, "rules[0].hold_bytes");
+    // Two bad members in a rule, which cannot be tried without its `match`.
+    let e = parse(r#"{"rules":[{"match":{"path_prefix":"/a"},"mode":"Report","skip":"yes"}]}"#)
+        .unwrap_err();
+    assert_eq!(e.field, "rules[0].mode", "{e}");
+    assert!(e.reason.contains("unknown variant"), "{e}");
+}
+
+/// A rule that skips inspection has no use for a policy; giving it one is
+/// a mistake to point out, not to ignore.
+#[test]
+fn skipping_rules_take_no_policy() {
+    for (member, value) in [
+        ("mode", r#""report""#),
+        ("hold_bytes", "0"),
+        ("limits", r#"{"max_depth":8}"#),
+        ("json", r#"{"allow_bom":true}"#),
+        ("breaker", r#"{"enabled":true}"#),
+    ] {
+        let json = format!(
+            r#"{{"rules":[{{"match":{{"path_prefix":"/upload"}},"skip":true,"{member}":{value}}}]}}"#
+        );
+        let e = parse(&json).unwrap_err();
+        assert_eq!(e.field, format!("rules[0].{member}"), "{json}");
+        assert!(e.reason.contains("skip"), "{e}");
+        let not_skipping = json.replace(r#""skip":true"#, r#""skip":false"#);
+        assert!(parse(&not_skipping).is_ok(), "{not_skipping}");
+    }
+    assert!(parse(r#"{"rules":[{"match":{"path_prefix":"/upload"},"skip":true}]}"#).is_ok());
+}
+
+/// serde_json keeps the last of two equal keys; a configuration that says
+/// two things about one field is refused, naming the key.
+#[test]
+fn a_key_given_twice_in_one_object_is_refused() {
+    for (json, key) in [
+        (
+            r#"{"limits":{"max_depth":10,"max_depth":1000}}"#,
+            r#""max_depth""#,
+        ),
+        (r#"{"mode":"report","mode":"enforce"}"#, r#""mode""#),
+        (
+            r#"{"rules":[{"match":{"path_exact":"/a","path_exact":"/b"}}]}"#,
+            r#""path_exact""#,
+        ),
+        (
+            r#"{"mode":"report","m\u006fde":"enforce"}"#,
+            r#""m\u006fde""#,
+        ),
+    ] {
+        let e = parse(json).unwrap_err();
+        assert_eq!(e.field, "<configuration>", "{json}");
+        assert!(
+            e.reason.contains(&format!("the key {key} appears twice")),
+            "{json}: {e}"
+        );
+    }
+    // The same key in different objects is no duplicate.
+    assert!(parse(r#"{"limits":{"max_depth":10},"rules":[{"match":{"path_exact":"/a"},"limits":{"max_depth":20}}]}"#).is_ok());
 }
