@@ -19,6 +19,7 @@ pub mod clock;
 pub mod engine;
 mod imports;
 pub mod oci;
+mod provided;
 pub mod request;
 pub mod shared;
 pub mod vm;

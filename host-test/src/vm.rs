@@ -122,6 +122,18 @@ fn take_effect(out: &mut Outcome, reply: LocalReply) {
     }
 }
 
+/// Envoy's own answer when a paused body outgrows its buffer limit.
+fn payload_too_large() -> LocalReply {
+    LocalReply {
+        source: ReplySource::Host,
+        status: 413,
+        details: "request_payload_too_large".into(),
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: b"Payload Too Large".to_vec(),
+        grpc_status: -1,
+    }
+}
+
 /// Per-request host state visible to hostcalls.
 #[derive(Default)]
 pub(crate) struct ReqState {
@@ -918,17 +930,7 @@ impl Vm {
                 let r = self.store.data_mut().req.as_mut().expect("request state");
                 if body_paused {
                     if r.body.len() + chunk.len() > limit {
-                        take_effect(
-                            out,
-                            LocalReply {
-                                source: ReplySource::Host,
-                                status: 413,
-                                details: "request_payload_too_large".into(),
-                                headers: vec![("content-type".into(), "text/plain".into())],
-                                body: b"Payload Too Large".to_vec(),
-                                grpc_status: -1,
-                            },
-                        );
+                        take_effect(out, payload_too_large());
                         return Err(Stop::Reply);
                     }
                     r.body.extend_from_slice(chunk);
@@ -950,7 +952,16 @@ impl Vm {
                     self.flush(req, out);
                     body_paused = false;
                 }
-                Action::Pause => body_paused = true,
+                Action::Pause => {
+                    body_paused = true;
+                    // Envoy buffers the chunk the plugin paused on, and its
+                    // limit applies then, not only when the next one comes.
+                    let buffered = self.store.data().req.as_ref().map_or(0, |r| r.body.len());
+                    if buffered > limit {
+                        take_effect(out, payload_too_large());
+                        return Err(Stop::Reply);
+                    }
+                }
             }
             if eos {
                 out.stalled = body_paused;

@@ -86,6 +86,42 @@ fn paused_body_over_the_buffer_limit_gets_a_host_413() {
     assert!(o.host_reply.is_none() && o.stalled && !o.completed);
 }
 
+/// Envoy buffers the chunk a plugin pauses on and applies its limit then:
+/// one chunk over it gets the 413 right after its callback, also when it is
+/// the last one or trailers follow (no trailers callback).
+#[test]
+fn a_single_paused_chunk_over_the_buffer_limit_gets_the_413_at_once() {
+    let h = host(&ALWAYS_PAUSE_BODY.replace("HEADERS", CONTINUE))
+        .buffer_limit(100)
+        .build()
+        .unwrap();
+    let mut vm = h.start_vm().unwrap();
+    for req in [
+        Request::post("/").chunks([vec![b'x'; 101], vec![b'y'; 1]]),
+        Request::post("/").chunks([vec![b'x'; 101]]),
+        Request::post("/")
+            .chunks([vec![b'x'; 101]])
+            .trailer("grpc-status", "0"),
+    ] {
+        let o = vm.send(&req).unwrap();
+        let r = o.host_reply.as_ref().expect("host reply");
+        assert_eq!((r.status, r.source), (413, ReplySource::Host));
+        assert_eq!(
+            o.callback_names()
+                .iter()
+                .filter(|n| n.starts_with("proxy_on_request_"))
+                .copied()
+                .collect::<Vec<_>>(),
+            ["proxy_on_request_headers", "proxy_on_request_body"]
+        );
+    }
+    // At the limit, it is buffered.
+    let o = vm
+        .send(&Request::post("/").chunks([vec![b'x'; 100]]))
+        .unwrap();
+    assert!(o.host_reply.is_none() && o.stalled);
+}
+
 /// Envoy's default buffer limit (`per_connection_buffer_limit_bytes`) is
 /// 1 MiB: a paused body of exactly that fits, one byte more gets the 413.
 #[test]

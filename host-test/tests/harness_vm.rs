@@ -2,7 +2,7 @@
 //! properties, clock and ticks, shared data and metrics across workers.
 
 mod common;
-use common::{host, probes, probes_i, start_with_imports};
+use common::{host, host_with_imports, probes, probes_i, start_with_imports};
 use json_sanitizer_host::{Clock, Host, Request, SerdeInWasm, StartError, Status};
 use std::time::{Duration, Instant};
 
@@ -134,23 +134,22 @@ fn runaway_guest_code_is_stopped_and_reported_as_a_trap() {
     );
 }
 
+/// Functions Envoy provides that the harness does not implement link, and
+/// answer UNIMPLEMENTED (proxy-wasm) or ENOSYS (WASI) when called.
 #[test]
-fn unknown_imports_link_and_answer_or_trap_only_when_called() {
+fn imports_envoy_provides_link_and_answer_when_called() {
     let imports = r#"
       (import "env" "proxy_http_call" (func $http_call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
       (import "env" "proxy_register_shared_queue" (func $queue (param i32 i32 i32) (result i32)))
-      (import "env" "not_a_proxy_function" (func $unknown (param i32)))
-      (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
     "#;
     let funcs = r#"
       (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
         (call $probe32 (call $http_call (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
           (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
         (call $probe32 (call $queue (i32.const 0) (i32.const 0) (i32.const 0)))
-        (call $probe32 (call $poll (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
-        i32.const 0)
-      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
-        (call $unknown (i32.const 1))
+        (call $probe32 (call $open (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+          (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)))
         i32.const 0)
     "#;
     let (h, mut vm) = start_with_imports(imports, funcs);
@@ -165,8 +164,28 @@ fn unknown_imports_link_and_answer_or_trap_only_when_called() {
         ]
     );
     assert_eq!(o.hostcall_count("proxy_http_call"), 1);
-    let o = vm.send(&Request::post("/").body("x")).unwrap();
-    assert!(o.trap.unwrap().contains("not_a_proxy_function"));
+}
+
+/// Envoy refuses to load a module that imports a function it does not
+/// provide ("missing import"), even one the module never calls; so does
+/// the harness, naming the import.
+#[test]
+fn imports_envoy_does_not_provide_refuse_the_module() {
+    for import in [
+        r#"(import "env" "not_a_proxy_function" (func (param i32)))"#,
+        r#"(import "wasi_snapshot_preview1" "poll_oneoff" (func (param i32 i32 i32 i32) (result i32)))"#,
+        r#"(import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))"#,
+        r#"(import "wasi_snapshot_preview1" "clock_res_get" (func (param i32 i32) (result i32)))"#,
+        r#"(import "other" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#,
+    ] {
+        let err = host_with_imports(import, "").build().err().unwrap();
+        let text = format!("{err:#}");
+        let name = import.split('"').nth(3).unwrap();
+        assert!(
+            text.contains(&format!("{name}`, which Envoy does not provide")),
+            "{import}: {text}"
+        );
+    }
 }
 
 #[test]
