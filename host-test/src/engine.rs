@@ -317,8 +317,19 @@ pub fn load_module(path: &Path) -> Result<Module> {
     }) {
         Some(Ok(m)) => m,
         _ => {
-            let m = Module::new(engine(), &bytes)
-                .map_err(|e| anyhow!("compiling {}: {e:#}", path.display()))?;
+            let m = Module::new(engine(), &bytes).map_err(|e| {
+                if bytes.starts_with(b"\0asm") {
+                    anyhow!("compiling {}: {e:#}", path.display())
+                } else {
+                    // Taken as WAT text, whose parser's message alone
+                    // ("expected `(`") does not say what is wrong.
+                    anyhow!(
+                        "{} is not a wasm module (no \\0asm header), nor WAT text: {}",
+                        path.display(),
+                        format!("{e:#}").lines().next().unwrap_or_default()
+                    )
+                }
+            })?;
             if let Ok(ser) = m.serialize() {
                 let _ = write_atomically(&dir, &file, &ser);
             }

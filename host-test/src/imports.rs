@@ -146,8 +146,7 @@ fn map_for(
             Err(Status::NotFound)
         }
         (abi::map::HTTP_REQUEST_HEADERS, Some(r))
-            if phase == Phase::RequestHeaders
-                || (phase == Phase::RequestBody && held_headers && r.headers_held) =>
+            if live_headers(phase, held_headers && r.headers_held) =>
         {
             Ok(&mut r.headers)
         }
@@ -159,6 +158,32 @@ fn map_for(
         }
         _ => Err(Status::NotFound),
     }
+}
+
+/// Whether Envoy still holds the request headers a callback could change:
+/// in the headers callback, and in the body callbacks while a pause in the
+/// headers callback holds them (`allow_on_headers_stop_iteration`).
+fn live_headers(phase: Phase, headers_held: bool) -> bool {
+    phase == Phase::RequestHeaders || (phase == Phase::RequestBody && headers_held)
+}
+
+/// The request properties Envoy reads from the request headers
+/// (`request.path`, `.method`, `.host`, `.scheme`) are there only while it
+/// has them: in the headers callback (or the body callbacks while they are
+/// held) and in `proxy_on_log`; in the other callbacks they are NotFound.
+fn request_property_visible(st: &HostState, path: &str) -> bool {
+    const FROM_HEADERS: [&str; 4] = [
+        "request.path",
+        "request.method",
+        "request.host",
+        "request.scheme",
+    ];
+    if !FROM_HEADERS.contains(&path) {
+        return true;
+    }
+    let held = st.env.options.allow_on_headers_stop_iteration
+        && st.req.as_ref().is_some_and(|r| r.headers_held);
+    st.phase == Phase::Log || live_headers(st.phase, held)
 }
 
 pub(crate) fn emit_stdio(st: &mut HostState, fd: i32, bytes: &[u8]) {
@@ -352,6 +377,11 @@ fn define_proxy(
                     tri!(write_u32(&mut c, ret_size, n as u32));
                     ok()
                 }
+                // Envoy hands out the plugin configuration while the plugin
+                // is being configured, and nowhere else.
+                abi::buffer::PLUGIN_CONFIGURATION if c.data().phase != Phase::Configure => {
+                    status(Status::NotFound)
+                }
                 abi::buffer::PLUGIN_CONFIGURATION | abi::buffer::VM_CONFIGURATION => {
                     let env = c.data().env.clone();
                     let all = if ty == abi::buffer::PLUGIN_CONFIGURATION {
@@ -502,6 +532,7 @@ fn define_proxy(
             let attribute = path.as_deref().and_then(|path| {
                 st.req
                     .as_ref()
+                    .filter(|_| request_property_visible(st, path))
                     .and_then(|r| r.property(path).map(<[u8]>::to_vec))
                     .or_else(|| st.env.property(path))
             });

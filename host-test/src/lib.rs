@@ -13,6 +13,17 @@
 //! The host semantics reproduced are listed in `DESIGN.md` ("Host semantics
 //! the filter must respect"); the hostcall answers follow proxy-wasm ABI 0.2.1.
 
+/// `println!` for the CLI: a failed write (stdout closed early, as by
+/// `| head`) comes back as an error, for a one-line message and exit 2,
+/// where `println!` would panic.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        ::std::writeln!(::std::io::stdout(), $($arg)*)
+    }};
+}
+
 pub mod abi;
 pub mod baseline;
 pub mod clock;

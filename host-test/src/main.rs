@@ -18,7 +18,7 @@ struct Cli {
 enum Command {
     /// Run the example configurations against example requests and print a table.
     Demo(cli::demo::DemoArgs),
-    /// Send files as POST bodies and print one JSON verdict per line.
+    /// Send files as request bodies and print one JSON verdict per line.
     Check(cli::check::CheckArgs),
     /// Replay a JSONL scenario on a virtual clock and print one JSON result per request.
     Replay(cli::replay::ReplayArgs),

@@ -97,6 +97,8 @@ impl Env {
 pub(crate) enum Phase {
     Idle,
     Start,
+    /// `proxy_on_configure`: the only time the plugin configuration can be read.
+    Configure,
     RequestHeaders,
     RequestBody,
     RequestTrailers,
@@ -615,7 +617,10 @@ impl Host {
         }
         let config_len = self.env.plugin_config.len() as u32;
         if let Some(f) = vm.ex.configure.clone() {
-            match vm.invoke(&f, (root, config_len)) {
+            vm.store.data_mut().phase = Phase::Configure;
+            let configured = vm.invoke(&f, (root, config_len));
+            vm.store.data_mut().phase = Phase::Start;
+            match configured {
                 Err(t) => {
                     return Err(stage_err(
                         &mut vm,
@@ -672,7 +677,8 @@ fn describe(e: &wasmtime::Error) -> String {
     if let Some(t) = e.downcast_ref::<Trap>() {
         return match t {
             Trap::Interrupt => "guest exceeded its time budget (epoch deadline reached)".into(),
-            other => format!("wasm trap: {other}"),
+            // Its text already starts with "wasm trap:".
+            other => other.to_string(),
         };
     }
     let root = e.root_cause().to_string();

@@ -304,6 +304,86 @@ fn check_errors_exit_2_with_one_line() {
     assert_one_line_error(&unknown, "--frobnicate");
     let no_files = run(&["check"], None);
     assert_one_line_error(&no_files, "FILE");
+    let stdin_twice = run(&["check", "-", "-"], Some(b"{}"));
+    assert_one_line_error(&stdin_twice, "more than once");
+    for (flag, value) in [
+        ("--method", ""),
+        ("--method", "GET X"),
+        ("--path", ""),
+        ("--path", "api"),
+        ("--path", "/a b"),
+        ("--authority", ""),
+        ("--authority", "a b"),
+    ] {
+        let out = run(&["check", flag, value, good], None);
+        assert_one_line_error(&out, flag);
+    }
+}
+
+/// Output into a pipe whose reader has gone (`| head` after its lines) is
+/// a one-line error and exit 2, not a panic with a backtrace.
+#[test]
+fn a_closed_stdout_is_one_line_and_exit_2_not_a_panic() {
+    let plugin = engine::ensure_plugin().expect("the plugin builds");
+    for args in [
+        &["demo"][..],
+        &["check", "examples/requests/good.json"],
+        &["bench", "--time-ms", "1", "--corpus", "no/such/dir"],
+    ] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(workspace())
+            .env(engine::WASM_ENV, &plugin)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the command has loaded the plugin, let alone written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or_default();
+        assert_eq!(code(&out), 2, "{args:?}: {err}");
+        assert!(
+            last.starts_with("json-sanitizer-host: ") && last.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// A plugin that traps on a later file: exit 2 with one line, and nothing
+/// on stdout (not the earlier files' verdicts), as the README says.
+#[test]
+fn a_plugin_trap_is_one_line_and_no_partial_output() {
+    const TRAPS_ON_BIG_BODIES: &str = r#"(module
+      (memory (export "memory") 1)
+      (func (export "proxy_abi_version_0_2_1"))
+      (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
+      (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+        (if (i32.gt_u (local.get 1) (i32.const 10)) (then unreachable))
+        i32.const 0))"#;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = temp_file(dir.path(), "traps.wat", TRAPS_ON_BIG_BODIES.as_bytes());
+    let small = temp_file(dir.path(), "small.json", b"{}");
+    let big = temp_file(dir.path(), "big.json", b"[1,2,3,4,5,6,7,8]");
+    let out = run(&["check", "--plugin", &plugin, &small, &big, &small], None);
+    assert_one_line_error(&out, "plugin trapped on");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("big.json") && !err.contains("wasm trap: wasm trap"),
+        "{err}"
+    );
+    let scenario = temp_file(
+        dir.path(),
+        "s.jsonl",
+        b"{\"body\": \"{}\"}\n{\"body\": \"[1,2,3,4,5,6,7,8]\"}\n",
+    );
+    let out = run(&["replay", "--plugin", &plugin, &scenario], None);
+    assert_one_line_error(&out, "s.jsonl:2: plugin trapped");
 }
 
 /// The example scenario, line by line, against what `strict-api.json` and
@@ -448,7 +528,7 @@ fn replay_exits_0_when_every_request_passes_and_honours_the_method() {
 #[test]
 fn replay_errors_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str); 6] = [
+    let cases = [
         (
             r#"{"body": "{}", "trailers": {"x-checksum": 1}}"#,
             "invalid type",
@@ -464,9 +544,37 @@ fn replay_errors_name_the_line() {
         (r#"{"body": "{}", "colour": "red"}"#, "colour"),
         (
             r#"{"body": "{}", "chunks": [5]}"#,
-            "chunks add up to 5 bytes",
+            "chunks add up to more than the body's 2 bytes",
+        ),
+        (
+            r#"{"body": "{}", "chunks": [18446744073709551615, 2]}"#,
+            "chunks add up to more than the body's 2 bytes",
         ),
         (r#"{"body_file": "nowhere.json"}"#, "nowhere.json"),
+        (
+            r#"[5, 0, "GET", null, null, null, {}, null, null, null, null, null]"#,
+            "a scenario line is a JSON object",
+        ),
+        (
+            r#"{"at_ms": 18446744073709551615, "body": "{}"}"#,
+            "beyond the clock's range",
+        ),
+        (
+            r#"{"body": "{}", "headers": {"x-a": "a\nb"}}"#,
+            "holds CR, LF or NUL",
+        ),
+        (
+            r#"{"body": "{}", "headers": {":path": "/evil"}}"#,
+            "pseudo-headers",
+        ),
+        (
+            r#"{"body": "{}", "headers": {"": "v"}}"#,
+            "is not a header name",
+        ),
+        (
+            r#"{"body": "{}", "trailers": {"x-b": "a\rb"}}"#,
+            "trailers: the value of `x-b` holds CR, LF or NUL",
+        ),
     ];
     for (i, (bad, mentions)) in cases.iter().enumerate() {
         let path = temp_file(
@@ -481,6 +589,15 @@ fn replay_errors_name_the_line() {
     }
     let not_json = run(&["replay", "-"], Some(b"{\"body\": \n"));
     assert_one_line_error(&not_json, "-:1");
+    // The virtual clock only goes forward.
+    let backwards = run(
+        &["replay", "-"],
+        Some(b"{\"at_ms\": 5000, \"body\": \"{}\"}\n{\"at_ms\": 0, \"body\": \"{}\"}\n"),
+    );
+    assert_one_line_error(
+        &backwards,
+        "-:2: at_ms 0 is before the previous line's 5000",
+    );
 }
 
 #[test]

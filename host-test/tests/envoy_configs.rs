@@ -39,7 +39,13 @@ const RULE: &[&str] = &[
     "json",
     "breaker",
 ];
-const MATCH: &[&str] = &["path_prefix", "path_exact", "methods", "authority"];
+const MATCH: &[&str] = &[
+    "path_prefix",
+    "path_exact",
+    "path_separated_prefix",
+    "methods",
+    "authority",
+];
 const LIMITS: &[&str] = &[
     "max_body_bytes",
     "max_depth",

@@ -313,6 +313,50 @@ fn properties_use_the_nul_separated_path_encoding() {
     assert_eq!(probes(&h), vec![0, 17, 0, 7, 1, 1]);
 }
 
+/// `request.path` (and the other properties Envoy reads from the request
+/// headers) is there in the headers callback and in `proxy_on_log`, not in
+/// the body callback, where Envoy no longer has the headers; the plugin
+/// configuration is there in `proxy_on_configure` only. `source.address`,
+/// from the connection, is there throughout.
+#[test]
+fn properties_from_headers_and_the_configuration_follow_envoys_phases() {
+    let funcs = r#"
+      (data (i32.const 2048) "request\00path")
+      (data (i32.const 2064) "source\00address")
+      (func $probe_all
+        (call $probe32 (call $get_property (i32.const 2048) (i32.const 12) (i32.const 0) (i32.const 4)))
+        (call $probe32 (call $get_property (i32.const 2064) (i32.const 14) (i32.const 0) (i32.const 4)))
+        (call $probe32 (call $get_buffer (i32.const 7) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 4))))
+      (func (export "proxy_on_configure") (param i32 i32) (result i32)
+        (call $probe_all) i32.const 1)
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (call $probe_all) i32.const 0)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+        (call $probe_all) i32.const 0)
+      (func (export "proxy_on_log") (param i32)
+        (call $probe_all))
+    "#;
+    let h = host(funcs).config("{}").build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    vm.send(
+        &Request::post("/p")
+            .body("x")
+            .property("source.address", "10.0.0.1:1"),
+    )
+    .unwrap();
+    let (ok, not_found) = (0, Status::NotFound.code() as u64);
+    assert_eq!(
+        probes(&h),
+        vec![
+            // configure: no request; the configuration
+            not_found, not_found, ok, // headers
+            ok, ok, not_found, // body
+            not_found, ok, not_found, // log
+            ok, ok, not_found,
+        ]
+    );
+}
+
 /// The import of `proxy_set_property`, which the shared prelude lacks.
 const SET_PROPERTY: &str = r#"
   (import "env" "proxy_set_property" (func $set_property (param i32 i32 i32 i32) (result i32)))

@@ -265,6 +265,24 @@ fn refuses_bad_inputs_with_an_error() {
     let not_wasm = tmp.path().join("x.wasm");
     std::fs::write(&not_wasm, b"hello").unwrap();
     assert!(build_layout(&opts(&not_wasm, tmp.path().join("o1"), None)).is_err());
+    // Tags a registry would refuse, refused before anything is written.
+    let plugin = write_module(tmp.path());
+    for tag in ["", "bad tag", "../x", "-lead", ".lead", &"x".repeat(124)] {
+        let out = tmp.path().join("tagged");
+        let mut o = opts(&plugin, out.clone(), None);
+        o.tag = tag.to_string();
+        let e = build_layout(&o).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("is not an image tag"),
+            "{tag:?}: {e:#}"
+        );
+        assert!(!out.exists(), "{tag:?}");
+    }
+    for tag in ["0.1.0", "v1_2-rc.3", "_x", &"x".repeat(123)] {
+        let mut o = opts(&plugin, tmp.path().join(format!("ok{}", tag.len())), None);
+        o.tag = tag.to_string();
+        build_layout(&o).unwrap_or_else(|e| panic!("{tag:?}: {e:#}"));
+    }
     assert!(build_layout(&opts(
         &tmp.path().join("missing.wasm"),
         tmp.path().join("o2"),

@@ -429,3 +429,37 @@ fn push_and_pull_log_in_with_flags_or_a_docker_config() {
         );
     }
 }
+
+/// Without a registry: a refused connection says so (not "authentication
+/// failed"), and a repository with capitals, which registries refuse, is
+/// refused before anything is sent.
+#[test]
+fn registry_errors_say_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = build(&tmp.path().join("layout"), &plugin());
+    let image = &report.images[0].1;
+    let nobody = format!("127.0.0.1:{}/json-sanitizer/plugin:1", free_port());
+    let e = push(image, &nobody, &plain_http()).unwrap_err();
+    let text = format!("{e:#}").to_ascii_lowercase();
+    assert!(text.contains("connection refused"), "{text}");
+    assert!(!text.contains("authentication failed"), "{text}");
+    let e = pull(&nobody, &plain_http()).unwrap_err();
+    assert!(
+        format!("{e:#}")
+            .to_ascii_lowercase()
+            .contains("connection refused"),
+        "{e:#}"
+    );
+    for upper in ["Team/plugin:1", "UPPER/x:1"] {
+        let e = push(image, upper, &plain_http()).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("repository names are lowercase"),
+            "{e:#}"
+        );
+    }
+    let e = push(image, "127.0.0.1:5000/Team/plugin:1", &plain_http()).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("invalid image reference"),
+        "{e:#}"
+    );
+}

@@ -79,12 +79,15 @@ fn through_wasm(vm: &mut Vm, req: &Request) -> Result<()> {
 /// Runs the benchmark and prints its tables.
 pub fn run(a: BenchArgs) -> Result<i32> {
     let module = super::plugin(a.plugin.as_deref())?;
-    let config = match &a.config {
-        Some(p) => super::config(Some(p))?,
-        None => permissive_config().into_bytes(),
+    let (config, config_name) = match &a.config {
+        Some(p) => (super::config(Some(p))?, p.display().to_string()),
+        None => (
+            permissive_config().into_bytes(),
+            "(bench's own: streaming, generous limits)".to_string(),
+        ),
     };
     let budget = Duration::from_millis(a.time_ms);
-    let (_host, mut vms) = super::start(module.clone(), &config, "bench", Clock::real(), 1)?;
+    let (_host, mut vms) = super::start(module.clone(), &config, &config_name, Clock::real(), 1)?;
     let vm = &mut vms[0];
     // Built from the workspace: a binary run elsewhere goes without it.
     let mut serde_wasm = SerdeInWasm::start()
@@ -125,12 +128,12 @@ pub fn run(a: BenchArgs) -> Result<i32> {
         inputs.push((name.to_string(), api_body(n)));
     }
 
-    println!(
+    json_sanitizer_host::outln!(
         "Throughput (64 KiB chunks; wasm = headers + body + end through the plugin; \
          native = serde_json natively; serde wasm = serde_json compiled to wasm in the \
          same engine; the three runs alternate)"
-    );
-    println!(
+    )?;
+    json_sanitizer_host::outln!(
         "  {:<20} {:>10} {:>10} {:>12} {:>8} {:>11} {:>16} {:>8}  verdict",
         "input",
         "bytes",
@@ -140,7 +143,7 @@ pub fn run(a: BenchArgs) -> Result<i32> {
         "best ratio",
         "serde wasm MB/s",
         "ratio"
-    );
+    )?;
     for (name, body) in &inputs {
         let req = request(body);
         let o = vm.send(&req)?;
@@ -183,7 +186,7 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             }
             None => format!("{:>16} {:>8}", "-", "-"),
         };
-        println!(
+        json_sanitizer_host::outln!(
             "  {:<20} {:>10} {:>10.1} {:>12.1} {:>7.2}x {:>10.2}x {serde_wasm_columns}  {verdict}",
             name,
             body.len(),
@@ -191,11 +194,13 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             nm,
             wm / nm,
             best_ratio,
-        );
+        )?;
     }
 
-    println!();
-    println!("Per request (1 KiB body, one chunk, headers + body + end, batches of 1000)");
+    json_sanitizer_host::outln!()?;
+    json_sanitizer_host::outln!(
+        "Per request (1 KiB body, one chunk, headers + body + end, batches of 1000)"
+    )?;
     let small = request(&api_body(1 << 10)).with_content_length();
     let mut batch = || {
         for _ in 0..1000 {
@@ -205,14 +210,16 @@ pub fn run(a: BenchArgs) -> Result<i32> {
     };
     let (median, best) = rounds(budget, &mut [&mut batch])?[0];
     let per_request = |d: Duration| d.as_secs_f64() * 1e6 / 1000.0;
-    println!(
+    json_sanitizer_host::outln!(
         "  median {:.2} µs/request, best batch {:.2} µs/request",
         per_request(median),
         per_request(best)
-    );
+    )?;
 
-    println!();
-    println!("Guest linear memory, fresh VM, hold_bytes 0 (streaming must not grow it)");
+    json_sanitizer_host::outln!()?;
+    json_sanitizer_host::outln!(
+        "Guest linear memory, fresh VM, hold_bytes 0 (streaming must not grow it)"
+    )?;
     let (_h2, mut fresh) = super::start(
         module,
         &permissive_config().into_bytes(),
@@ -231,8 +238,8 @@ pub fn run(a: BenchArgs) -> Result<i32> {
         bail!("plugin trapped on the 100 MB body: {t}");
     }
     let after_big = vm.memory_size();
-    println!("  after 1 KiB body:        {after_small:>12} bytes");
-    println!(
+    json_sanitizer_host::outln!("  after 1 KiB body:        {after_small:>12} bytes")?;
+    json_sanitizer_host::outln!(
         "  after 100 MB streamed:   {after_big:>12} bytes  ({}, {} forwarded)",
         if after_big == after_small {
             "equal"
@@ -240,6 +247,6 @@ pub fn run(a: BenchArgs) -> Result<i32> {
             "GREW"
         },
         o.forwarded_bytes
-    );
+    )?;
     Ok(0)
 }

@@ -2,7 +2,8 @@
 
 use anyhow::{bail, Context as _, Result};
 use json_sanitizer_host::{Clock, Request, Verdict};
-use std::io::{Read, Write};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `check`.
 #[derive(clap::Args)]
@@ -18,22 +19,48 @@ pub struct CheckArgs {
     /// Do not send a content-length header.
     #[arg(long)]
     no_content_length: bool,
-    /// Request path.
-    #[arg(long, default_value = "/")]
+    /// Request path (per-route rules match on it).
+    #[arg(long, value_name = "P", default_value = "/", value_parser = parse_path)]
     path: String,
     /// Request method (per-route rules may match on it).
-    #[arg(long, value_name = "M", default_value = "POST")]
+    #[arg(long, value_name = "M", default_value = "POST", value_parser = parse_method)]
     method: String,
     /// Request `:authority` (per-route rules may match on it).
-    #[arg(long, value_name = "A", default_value = "localhost")]
+    #[arg(long, value_name = "A", default_value = "localhost", value_parser = parse_authority)]
     authority: String,
     /// Another request header, `name: value` (repeatable), e.g. the API key
     /// a breaker scope reads.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     headers: Vec<(String, String)>,
-    /// Files to send (`-` = stdin).
+    /// Files to send (`-` = stdin, once).
     #[arg(value_name = "FILE", required = true)]
-    files: Vec<String>,
+    files: Vec<PathBuf>,
+}
+
+/// An origin-form path, as Envoy routes it.
+fn parse_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') || text.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!(
+            "`{text}` is not a request path (it starts with `/`, without spaces or control characters)"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// An HTTP method: an RFC 9110 token.
+fn parse_method(text: &str) -> Result<String, String> {
+    match super::header_problem(text, "") {
+        None => Ok(text.to_string()),
+        Some(_) => Err(format!("`{text}` is not an HTTP method")),
+    }
+}
+
+/// A host, with a port or not.
+fn parse_authority(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'/') {
+        return Err(format!("`{text}` is not an authority (host or host:port)"));
+    }
+    Ok(text.to_string())
 }
 
 /// `name: value`, as curl's `-H` takes it. The headers `check` sets from
@@ -48,13 +75,8 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
         .split_once(':')
         .ok_or_else(|| format!("`{text}` is not `name: value`"))?;
     let name = name.trim().to_ascii_lowercase();
-    // RFC 9110's token characters.
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(token) {
-        return Err(format!("`{name}` is not a header name"));
-    }
-    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        return Err(format!("the value of `{name}` holds CR, LF or NUL"));
+    if let Some(problem) = super::header_problem(&name, value) {
+        return Err(problem);
     }
     let own = match name.as_str() {
         "host" => Some("--authority (Envoy routes on :authority)"),
@@ -80,20 +102,23 @@ struct Line<'a> {
 
 /// Runs `check`; 0 all pass, 1 any rejected.
 pub fn run(a: CheckArgs) -> Result<i32> {
+    let stdin = Path::new("-");
+    if a.files.iter().filter(|f| *f == stdin).count() > 1 {
+        bail!("`-` (stdin) is given more than once; it can be read only once");
+    }
     let bodies = a
         .files
         .iter()
-        .map(|f| read_input(f).map(|b| (f.as_str(), b)))
+        .map(|f| read_input(f).map(|b| (f.to_string_lossy(), b)))
         .collect::<Result<Vec<_>>>()?;
     let (_host, mut vms) = a.plugin.start(Clock::real(), 1)?;
     let vm = &mut vms[0];
     let mut rejected = false;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    for (file, body) in bodies {
+    let mut out = Vec::new();
+    for (file, body) in &bodies {
         let mut req = Request::new(&a.method, &a.path)
             .authority(&a.authority)
-            .body(&body);
+            .body(body);
         for (name, value) in &a.headers {
             req = req.header(name, value);
         }
@@ -113,7 +138,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         let s = o.summary();
         rejected |= s.verdict == Verdict::Reject;
         let line = Line {
-            file,
+            file: file.as_ref(),
             verdict: s.verdict,
             status: s.status,
             violation: s.violation,
@@ -121,19 +146,20 @@ pub fn run(a: CheckArgs) -> Result<i32> {
             limit: s.limit,
         };
         serde_json::to_writer(&mut out, &line)?;
-        writeln!(out)?;
+        out.push(b'\n');
     }
+    super::print_all(&out)?;
     Ok(i32::from(rejected))
 }
 
-fn read_input(f: &str) -> Result<Vec<u8>> {
-    if f == "-" {
+fn read_input(f: &Path) -> Result<Vec<u8>> {
+    if f == Path::new("-") {
         let mut b = Vec::new();
         std::io::stdin()
             .read_to_end(&mut b)
             .context("reading stdin")?;
         Ok(b)
     } else {
-        std::fs::read(f).with_context(|| format!("reading {f}"))
+        std::fs::read(f).with_context(|| format!("reading {}", f.display()))
     }
 }

@@ -141,7 +141,7 @@ fn cases(dir: &std::path::Path) -> Result<Vec<Case>> {
     Ok(v)
 }
 
-fn row(prefix: &str, label: &str, o: &Outcome, note: &str) {
+fn row(prefix: &str, label: &str, o: &Outcome, note: &str) -> Result<()> {
     let s = o.summary();
     let verdict = match s.verdict {
         json_sanitizer_host::Verdict::Pass => "pass",
@@ -150,14 +150,23 @@ fn row(prefix: &str, label: &str, o: &Outcome, note: &str) {
     let status = s.status.map_or("-".to_string(), |x| x.to_string());
     let violation = s.violation.unwrap_or_else(|| "-".into());
     let time = fmt_time(o.elapsed);
-    println!("  {prefix}{label:<30} {verdict:<7} {status:<6} {violation:<24} {time:>9}  {note}");
+    json_sanitizer_host::outln!(
+        "  {prefix}{label:<30} {verdict:<7} {status:<6} {violation:<24} {time:>9}  {note}"
+    )?;
+    Ok(())
 }
 
-fn header() {
-    println!(
-        "  {:<30} {:<7} {:<6} {:<24} {:>9}  note",
-        "request", "verdict", "status", "violation", "time"
-    );
+/// The column titles above [`row`]s with the same `prefix` column.
+fn header(prefix: &str) -> Result<()> {
+    json_sanitizer_host::outln!(
+        "  {prefix}{:<30} {:<7} {:<6} {:<24} {:>9}  note",
+        "request",
+        "verdict",
+        "status",
+        "violation",
+        "time"
+    )?;
+    Ok(())
 }
 
 fn fmt_time(d: Duration) -> String {
@@ -213,20 +222,20 @@ pub fn run(a: DemoArgs) -> Result<i32> {
     let cases = cases(&dir)?;
     for name in CONFIGS {
         let path = dir.join(name);
-        println!("== {name} ==");
+        json_sanitizer_host::outln!("== {name} ==")?;
         let Ok(config) = std::fs::read(&path) else {
-            println!("  (missing {}, skipped)\n", path.display());
+            json_sanitizer_host::outln!("  (missing {}, skipped)\n", path.display())?;
             continue;
         };
-        header();
+        header("")?;
         for c in &cases {
             // A fresh proxy per request, so one request's breaker state
             // (shared data) does not decide the next row.
             let (_host, mut vms) = super::start(module.clone(), &config, name, Clock::real(), 1)?;
             let o = send(&mut vms[0], &c.req)?;
-            row("", &c.label, &o, &note(&o));
+            row("", &c.label, &o, &note(&o))?;
         }
-        println!();
+        json_sanitizer_host::outln!()?;
     }
     breaker(&dir, &module)?;
     Ok(0)
@@ -234,7 +243,9 @@ pub fn run(a: DemoArgs) -> Result<i32> {
 
 /// Trip → 503 + Retry-After → half-open probe → closed, on a manual clock.
 fn breaker(dir: &std::path::Path, module: &wasmtime::Module) -> Result<()> {
-    println!("== breaker (default.json + consecutive_failures 3, open 30 s; virtual clock) ==");
+    json_sanitizer_host::outln!(
+        "== breaker (default.json + consecutive_failures 3, open 30 s; virtual clock) =="
+    )?;
     let base = std::fs::read(dir.join("default.json")).unwrap_or_else(|_| b"{}".to_vec());
     let mut cfg: serde_json::Value =
         serde_json::from_slice(&base).context("default.json is not JSON")?;
@@ -266,10 +277,7 @@ fn breaker(dir: &std::path::Path, module: &wasmtime::Module) -> Result<()> {
         (33_000, "good: half-open probe", &good),
         (34_000, "good: closed again", &good),
     ];
-    println!(
-        "  {:<8} {:<30} {:<7} {:<6} {:<24} {:>9}  note",
-        "t", "request", "verdict", "status", "violation", "time"
-    );
+    header(&format!("{:<8} ", "t"))?;
     for (at, label, body) in steps {
         clock.set_ms(MANUAL_EPOCH_MS + at);
         vms[0].fire_due_ticks()?;
@@ -288,8 +296,8 @@ fn breaker(dir: &std::path::Path, module: &wasmtime::Module) -> Result<()> {
             };
         }
         let t = format!("+{:.0}s", at as f64 / 1000.0);
-        row(&format!("{t:<8} "), label, &o, &n);
+        row(&format!("{t:<8} "), label, &o, &n)?;
     }
-    println!();
+    json_sanitizer_host::outln!()?;
     Ok(())
 }

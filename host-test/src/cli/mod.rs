@@ -20,6 +20,37 @@ pub fn one_line(e: &anyhow::Error) -> String {
         .join("; ")
 }
 
+/// What is wrong with a request header as a client could send it, if
+/// anything: a name that is not an RFC 9110 token (pseudo-headers have
+/// their own options or fields), or CR, LF or NUL in the value, which no
+/// HTTP codec lets through to Envoy's filters.
+pub fn header_problem(name: &str, value: &str) -> Option<String> {
+    if name.starts_with(':') {
+        return Some(format!(
+            "`{name}`: pseudo-headers are set by their own options (method, path, authority)"
+        ));
+    }
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Some(format!("`{name}` is not a header name"));
+    }
+    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Some(format!("the value of `{name}` holds CR, LF or NUL"));
+    }
+    None
+}
+
+/// Writes `lines` to stdout at once: a run that fails on a later input
+/// prints nothing (the one-line error on stderr is its whole answer), and a
+/// closed stdout is an error, not a panic.
+pub fn print_all(lines: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(lines)?;
+    out.flush()?;
+    Ok(())
+}
+
 /// The plugin named by `--plugin`, else the workspace build (built if stale).
 pub fn plugin(path: Option<&Path>) -> Result<Module> {
     match path {

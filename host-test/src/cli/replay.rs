@@ -4,7 +4,6 @@ use anyhow::{bail, Context as _, Result};
 use json_sanitizer_host::clock::MANUAL_EPOCH_MS;
 use json_sanitizer_host::{Clock, Request, Verdict};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `replay`.
@@ -69,13 +68,30 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
     };
     let workers = a.workers as usize;
     let mut steps = Vec::new();
+    let mut last_ms = 0;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         if raw.trim().is_empty() {
             continue;
         }
+        // serde would also take a struct written as an array of its fields.
+        if !raw.trim_start().starts_with('{') {
+            bail!("{}:{n}: a scenario line is a JSON object", a.scenario);
+        }
         let step: Step =
             serde_json::from_str(raw).with_context(|| format!("{}:{n}", a.scenario))?;
+        if let Some(at) = step.at_ms {
+            if at < last_ms {
+                bail!(
+                    "{}:{n}: at_ms {at} is before the previous line's {last_ms}; the clock only goes forward",
+                    a.scenario
+                );
+            }
+            if MANUAL_EPOCH_MS.checked_add(at).is_none() {
+                bail!("{}:{n}: at_ms {at} is beyond the clock's range", a.scenario);
+            }
+            last_ms = at;
+        }
         if step.worker >= workers {
             bail!(
                 "{}:{n}: worker {} but only --workers {workers}",
@@ -89,8 +105,7 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
 
     let clock = Clock::manual();
     let (_host, mut vms) = a.plugin.start(clock.clone(), workers)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = Vec::new();
     let mut rejected = false;
     for (n, at_ms, worker, req) in steps {
         if let Some(at) = at_ms {
@@ -119,8 +134,9 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
             upstream_reset: o.upstream_reset,
         };
         serde_json::to_writer(&mut out, &line)?;
-        writeln!(out)?;
+        out.push(b'\n');
     }
+    super::print_all(&out)?;
     Ok(i32::from(rejected))
 }
 
@@ -145,17 +161,17 @@ fn request(s: &Step, base: &Path) -> Result<Request> {
         req = req.property("source.address", src);
     }
     for (k, v) in &s.headers {
+        if let Some(problem) = super::header_problem(&k.to_ascii_lowercase(), v) {
+            bail!("headers: {problem}");
+        }
         req = req.header(k, v);
     }
     req = match &s.chunks {
         None => req.body(&body),
         Some(sizes) => {
-            let total: usize = sizes.iter().sum();
-            if total > body.len() {
-                bail!(
-                    "chunks add up to {total} bytes but the body has {}",
-                    body.len()
-                );
+            let total = sizes.iter().try_fold(0usize, |sum, &n| sum.checked_add(n));
+            if total.is_none_or(|total| total > body.len()) {
+                bail!("chunks add up to more than the body's {} bytes", body.len());
             }
             let mut chunks = Vec::new();
             let mut at = 0;
@@ -174,6 +190,9 @@ fn request(s: &Step, base: &Path) -> Result<Request> {
     }
     if let Some(t) = &s.trailers {
         for (k, v) in t {
+            if let Some(problem) = super::header_problem(&k.to_ascii_lowercase(), v) {
+                bail!("trailers: {problem}");
+            }
             req = req.trailer(k, v);
         }
     }

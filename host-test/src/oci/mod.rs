@@ -172,41 +172,42 @@ fn run_build(a: BuildArgs) -> Result<i32> {
             .tag
             .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
     })?;
-    println!(
+    crate::outln!(
         "plugin   {}  {} bytes  sha256:{}",
         plugin.display(),
         report.plugin_size,
         report.plugin_sha256
-    );
+    )?;
     for (name, img) in &report.images {
-        print_image(name, img);
+        print_image(name, img)?;
     }
-    println!("layout   {}", a.out.display());
+    crate::outln!("layout   {}", a.out.display())?;
     if let Some((path, digest, size)) = &report.tarball {
-        println!("tarball  {}  {size} bytes  {digest}", path.display());
+        crate::outln!("tarball  {}  {size} bytes  {digest}", path.display())?;
     }
     Ok(0)
 }
 
-fn print_image(name: &str, img: &image::Image) {
+fn print_image(name: &str, img: &image::Image) -> Result<()> {
     let layers: Vec<String> = img
         .layers
         .iter()
         .map(|l| format!("{} ({} bytes)", l.media_type, l.bytes.len()))
         .collect();
-    println!(
+    crate::outln!(
         "{:<8} {name}  manifest {}  {} bytes",
         img.variant.name(),
         img.manifest.digest,
         img.manifest.bytes.len()
-    );
-    println!(
+    )?;
+    crate::outln!(
         "           config {} ({} bytes); layers: {}; total {} bytes",
         img.config.media_type,
         img.config.bytes.len(),
         layers.join(", "),
         img.total_size()
-    );
+    )?;
+    Ok(())
 }
 
 fn registry_options(r: &RegistryArgs, reference: &str) -> Result<registry::RegistryOptions> {
@@ -242,17 +243,18 @@ fn run_push(a: PushArgs) -> Result<i32> {
     let layout = layout::Layout::open(&a.layout)?;
     let image = layout.select(a.name.as_deref(), a.variant)?;
     let report = registry::push(&image, &a.reference, &opts)?;
-    println!(
+    crate::outln!(
         "pushed   {} ({}) to {}",
         report.manifest_digest,
         image.variant.name(),
         a.reference
-    );
-    println!("pinned   {}", report.pinned);
-    println!(
+    )?;
+    crate::outln!("pinned   {}", report.pinned)?;
+    crate::outln!(
         "blobs    {} uploaded, {} already present",
-        report.uploaded, report.skipped
-    );
+        report.uploaded,
+        report.skipped
+    )?;
     Ok(0)
 }
 
@@ -270,18 +272,18 @@ fn run_pull(a: PullArgs) -> Result<i32> {
         .to_string();
     let files = layout::layout_files(&[(&pulled.image, tag)])?;
     layout::write_dir(&a.out.join("image"), &files)?;
-    println!(
+    crate::outln!(
         "pulled   {} ({})",
         pulled.manifest_digest,
         pulled.image.variant.name()
-    );
-    println!("pinned   {}", pulled.pinned);
-    println!(
+    )?;
+    crate::outln!("pinned   {}", pulled.pinned)?;
+    crate::outln!(
         "plugin   {}  {} bytes  sha256:{}",
         plugin_path.display(),
         pulled.plugin.len(),
         digest::sha256_hex(&pulled.plugin)
-    );
+    )?;
     Ok(0)
 }
 
@@ -301,16 +303,16 @@ fn run_inspect(a: InspectArgs) -> Result<i32> {
             .find(|b| b.digest == layer.digest().as_ref())
             .context("plugin layer missing")?;
         let wasm = image::extract_plugin(variant, layer, &layer_blob.bytes)?;
-        print_image(entry.name.as_deref().unwrap_or("-"), &img);
-        println!(
+        print_image(entry.name.as_deref().unwrap_or("-"), &img)?;
+        crate::outln!(
             "           plugin.wasm {} bytes sha256:{}",
             wasm.len(),
             digest::sha256_hex(&wasm)
-        );
+        )?;
     }
-    println!(
+    crate::outln!(
         "verified {} image(s), every blob matches its digest",
         entries.len()
-    );
+    )?;
     Ok(0)
 }

@@ -7,7 +7,7 @@ use super::digest::sha256_digest;
 use super::image::{build, Image, ImageMeta, Variant};
 use super::layout::{layout_files, tarball, write_dir};
 use super::reproducible::source_date_epoch;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// Inputs of a build.
@@ -46,8 +46,25 @@ pub fn ref_name(tag: &str, variant: Variant) -> String {
     }
 }
 
+/// Refuses a tag a registry would refuse (the OCI distribution spec's
+/// `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`), kept to 123 characters so that the
+/// wasm variant's `<tag>-wasm` is one too: better at `build` than at `push`.
+pub fn check_tag(tag: &str) -> Result<()> {
+    let ok = (1..=123).contains(&tag.len())
+        && tag.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphanumeric() || b == b'_' || (i > 0 && (b == b'.' || b == b'-'))
+        });
+    if !ok {
+        bail!(
+            "tag {tag:?} is not an image tag (letters, digits, `_`, and after the first character `.` and `-`; at most 123 characters)"
+        );
+    }
+    Ok(())
+}
+
 /// Builds the images and writes the layout (and tarball).
 pub fn build_layout(opts: &BuildOptions) -> Result<BuildReport> {
+    check_tag(&opts.tag)?;
     let wasm = read_plugin(&opts.plugin)?;
     let created = source_date_epoch()?;
     let meta = ImageMeta {
@@ -84,10 +101,5 @@ pub fn build_layout(opts: &BuildOptions) -> Result<BuildReport> {
 
 /// Reads the module, with a hint on how to produce it when it is missing.
 pub fn read_plugin(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| {
-        format!(
-            "cannot read plugin {} (build it with `cargo build --profile wasm --target wasm32-wasip1 -p json-sanitizer`, or pass --plugin)",
-            path.display()
-        )
-    })
+    std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))
 }

@@ -74,10 +74,36 @@ pub struct Pulled {
 }
 
 /// Parses an image reference (`host[:port]/repo[:tag][@sha256:…]`).
+/// Repository names are lowercase (OCI distribution spec); one with capitals
+/// would be sent on as written and refused by the registry.
 pub fn parse_reference(reference: &str) -> Result<Reference> {
-    reference
+    let parsed = reference
         .parse::<Reference>()
-        .map_err(|e| anyhow!("invalid image reference {reference:?}: {e}"))
+        .map_err(|e| anyhow!("invalid image reference {reference:?}: {e}"))?;
+    if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+        bail!(
+            "invalid image reference {reference:?}: repository names are lowercase ({:?})",
+            parsed.repository()
+        );
+    }
+    Ok(parsed)
+}
+
+/// An error and the errors under it, on one line: the registry client's
+/// own message alone says "error sending request", not why (connection
+/// refused, a certificate, a timeout).
+fn full(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The registry host[:port] of a reference, for credential look-up.
@@ -104,8 +130,9 @@ pub fn push(image: &Image, reference: &str, opts: &RegistryOptions) -> Result<Pu
             .await
             .map_err(|e| {
                 anyhow!(
-                    "{}: authentication failed: {e}",
-                    reference.resolve_registry()
+                    "{}: could not authenticate: {}",
+                    reference.resolve_registry(),
+                    full(&e)
                 )
             })?;
 
@@ -114,7 +141,7 @@ pub fn push(image: &Image, reference: &str, opts: &RegistryOptions) -> Result<Pu
             let exists = client
                 .blob_exists(&reference, &blob.digest)
                 .await
-                .map_err(|e| anyhow!("{}: {e}", reference.whole()))?;
+                .map_err(|e| anyhow!("{}: {}", reference.whole(), full(&e)))?;
             if exists {
                 skipped += 1;
                 continue;
@@ -122,7 +149,7 @@ pub fn push(image: &Image, reference: &str, opts: &RegistryOptions) -> Result<Pu
             client
                 .push_blob(&reference, blob.bytes.clone(), &blob.digest)
                 .await
-                .map_err(|e| anyhow!("pushing blob {}: {e}", blob.digest))?;
+                .map_err(|e| anyhow!("pushing blob {}: {}", blob.digest, full(&e)))?;
             uploaded += 1;
         }
         let content_type = http::HeaderValue::from_str(&image.manifest.media_type)
@@ -130,12 +157,12 @@ pub fn push(image: &Image, reference: &str, opts: &RegistryOptions) -> Result<Pu
         client
             .push_manifest_raw(&reference, image.manifest.bytes.clone(), content_type)
             .await
-            .map_err(|e| anyhow!("pushing manifest: {e}"))?;
+            .map_err(|e| anyhow!("pushing manifest: {}", full(&e)))?;
 
         let served = client
             .fetch_manifest_digest(&reference, &auth)
             .await
-            .map_err(|e| anyhow!("reading back the manifest digest: {e}"))?;
+            .map_err(|e| anyhow!("reading back the manifest digest: {}", full(&e)))?;
         if served != image.manifest.digest {
             bail!(
                 "registry serves {served} for {} but we pushed {}",
@@ -165,7 +192,7 @@ pub fn pull(reference: &str, opts: &RegistryOptions) -> Result<Pulled> {
                 &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
             )
             .await
-            .map_err(|e| anyhow!("pulling manifest of {}: {e}", reference.whole()))?;
+            .map_err(|e| anyhow!("pulling manifest of {}: {}", reference.whole(), full(&e)))?;
         let manifest_bytes = manifest_bytes.to_vec();
         // oci-client already compares body, header and reference digests;
         // check again here so the guarantee does not rest on a dependency.
@@ -195,7 +222,7 @@ pub fn pull(reference: &str, opts: &RegistryOptions) -> Result<Pulled> {
                 client
                     .pull_blob(reference, digest.as_str(), &mut out)
                     .await
-                    .map_err(|e| anyhow!("pulling blob {digest}: {e}"))?;
+                    .map_err(|e| anyhow!("pulling blob {digest}: {}", full(&e)))?;
                 verify(&format!("blob {digest}"), &out.buf, &digest, Some(d.size()))?;
                 Ok(Blob {
                     media_type: d.media_type().to_string(),
