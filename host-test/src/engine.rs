@@ -318,8 +318,12 @@ pub fn load_module(path: &Path) -> Result<Module> {
         Some(Ok(m)) => m,
         _ => {
             let m = Module::new(engine(), &bytes).map_err(|e| {
+                let text = String::from_utf8_lossy(&bytes);
                 if bytes.starts_with(b"\0asm") {
                     anyhow!("compiling {}: {e:#}", path.display())
+                } else if text.trim_start().starts_with(['(', ';']) {
+                    // WAT text with a mistake: where it is, in full.
+                    anyhow!("{} as WAT text: {e:#}", path.display())
                 } else {
                     // Taken as WAT text, whose parser's message alone
                     // ("expected `(`") does not say what is wrong.

@@ -211,6 +211,8 @@ pub(crate) fn emit_stdio(st: &mut HostState, fd: i32, bytes: &[u8]) {
 /// UNIMPLEMENTED answer, other WASI imports ENOSYS, anything else a trap.
 const ENV: &str = "env";
 const WASI: &str = "wasi_snapshot_preview1";
+/// The older name of the same WASI functions, which Envoy also links.
+const WASI_UNSTABLE: &str = "wasi_unstable";
 
 /// WASI errno values used here.
 mod errno {
@@ -227,8 +229,10 @@ mod errno {
 /// no module fails to link over an import it never calls. A function Envoy
 /// does not provide is refused here, as Envoy refuses to load the module.
 pub(crate) fn linker_for(module: &Module) -> wasmtime::Result<Linker<HostState>> {
+    let abi = crate::provided::Abi::of(module.exports().map(|e| e.name()));
     if let Some(missing) = module.imports().find(|i| {
-        matches!(i.ty(), ExternType::Func(_)) && !crate::provided::by_envoy(i.module(), i.name())
+        matches!(i.ty(), ExternType::Func(_))
+            && !crate::provided::by_envoy(i.module(), i.name(), abi)
     }) {
         wasmtime::bail!(
             "the module imports `{}.{}`, which Envoy does not provide: Envoy refuses to load it (\"missing import\")",
@@ -240,6 +244,14 @@ pub(crate) fn linker_for(module: &Module) -> wasmtime::Result<Linker<HostState>>
     let mut defined: HashSet<(&'static str, &'static str)> = HashSet::new();
     define_proxy(&mut l, &mut defined)?;
     define_wasi(&mut l, &mut defined)?;
+    // Envoy links the same WASI functions under the older module name.
+    l.alias_module(WASI, WASI_UNSTABLE)?;
+    let wasi: Vec<_> = defined
+        .iter()
+        .filter(|(m, _)| *m == WASI)
+        .copied()
+        .collect();
+    defined.extend(wasi.into_iter().map(|(_, n)| (WASI_UNSTABLE, n)));
 
     for import in module.imports() {
         let (m, n) = (import.module(), import.name());
@@ -263,7 +275,7 @@ pub(crate) fn linker_for(module: &Module) -> wasmtime::Result<Linker<HostState>>
                     Ok(())
                 },
             )?;
-        } else if (m == WASI || m == "wasi_unstable") && returns_i32 {
+        } else if (m == WASI || m == WASI_UNSTABLE) && returns_i32 {
             l.func_new(
                 m,
                 n,
@@ -353,7 +365,7 @@ fn define_proxy(
                     };
                     // As proxy-wasm-cpp-host: a start past the end is no
                     // error but nothing, and a read past the end is cut.
-                    let n = max.min(req.body.len().saturating_sub(start));
+                    let n = max.min(req.body().len().saturating_sub(start));
                     if n == 0 || req.unreadable {
                         // Nothing, also from hosts that report a body they
                         // cannot hand out: success, with a null pointer and
@@ -371,7 +383,7 @@ fn define_proxy(
                     let Some(dst) = span(p, n as i32).and_then(|r| data.get_mut(r)) else {
                         return status(Status::InvalidMemoryAccess);
                     };
-                    dst.copy_from_slice(&req.body[start..start + n]);
+                    dst.copy_from_slice(&req.body()[start..start + n]);
                     req.body_bytes_read += n as u64;
                     tri!(write_u32(&mut c, ret_ptr, p as u32));
                     tri!(write_u32(&mut c, ret_size, n as u32));
@@ -417,11 +429,20 @@ fn define_proxy(
             let Some(req) = st.req.as_mut() else {
                 return status(Status::NotFound);
             };
-            let start = (start as u32 as usize).min(req.body.len());
-            let end = start
-                .saturating_add(size as u32 as usize)
-                .min(req.body.len());
-            req.body.splice(start..end, data);
+            // As Envoy's `Buffer::copyFrom`: at the start, the first `size`
+            // bytes are replaced; at or past the end, the bytes are added;
+            // anywhere else is BadArgument.
+            let (start, size) = (start as u32 as usize, size as u32 as usize);
+            let len = req.body().len();
+            if start != 0 && start < len {
+                return status(Status::BadArgument);
+            }
+            let body = req.body_mut();
+            if start == 0 {
+                body.splice(..size.min(len), data);
+            } else {
+                body.extend_from_slice(&data);
+            }
             ok()
         },
     )?;

@@ -3,6 +3,7 @@
 
 use crate::abi::LogLevel;
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One HTTP request as the downstream sends it: headers, a body delivered in
@@ -23,7 +24,9 @@ pub struct Request {
     /// Regular headers, in order; names are lower-cased like Envoy's HTTP/2 codec does.
     pub headers: Vec<(String, String)>,
     /// Body chunks as they arrive from the downstream.
-    pub chunks: Vec<Vec<u8>>,
+    /// Shared, so the host hands a chunk to the plugin's reads without
+    /// copying it, as Envoy does with the data it received.
+    pub chunks: Vec<Arc<[u8]>>,
     /// Trailers; `Some` makes the last body chunk arrive with `end_of_stream = false`.
     pub trailers: Option<Vec<(String, String)>>,
     /// Stream properties readable with `proxy_get_property` (dotted names).
@@ -123,7 +126,7 @@ impl Request {
         self.chunks = if b.is_empty() {
             Vec::new()
         } else {
-            vec![b.to_vec()]
+            vec![Arc::from(b)]
         };
         self
     }
@@ -134,14 +137,14 @@ impl Request {
         I: IntoIterator<Item = C>,
         C: AsRef<[u8]>,
     {
-        self.chunks = chunks.into_iter().map(|c| c.as_ref().to_vec()).collect();
+        self.chunks = chunks.into_iter().map(|c| Arc::from(c.as_ref())).collect();
         self
     }
 
     /// The body split into chunks of `size` bytes (last one shorter).
     pub fn body_chunked(mut self, body: impl AsRef<[u8]>, size: usize) -> Self {
         let size = size.max(1);
-        self.chunks = body.as_ref().chunks(size).map(<[u8]>::to_vec).collect();
+        self.chunks = body.as_ref().chunks(size).map(Arc::from).collect();
         self
     }
 
@@ -209,12 +212,16 @@ impl Request {
 
     /// Total body length over all chunks.
     pub fn body_len(&self) -> usize {
-        self.chunks.iter().map(Vec::len).sum()
+        self.chunks.iter().map(|c| c.len()).sum()
     }
 
     /// The body concatenated.
     pub fn body_bytes(&self) -> Vec<u8> {
-        self.chunks.concat()
+        let mut body = Vec::with_capacity(self.body_len());
+        for chunk in &self.chunks {
+            body.extend_from_slice(chunk);
+        }
+        body
     }
 }
 

@@ -97,7 +97,9 @@ impl Env {
 pub(crate) enum Phase {
     Idle,
     Start,
-    /// `proxy_on_configure`: the only time the plugin configuration can be read.
+    /// The root context's `proxy_on_context_create` and `proxy_on_configure`:
+    /// the calls during which Envoy holds the plugin, so the only ones in
+    /// which the plugin configuration can be read.
     Configure,
     RequestHeaders,
     RequestBody,
@@ -141,9 +143,13 @@ fn payload_too_large() -> LocalReply {
 pub(crate) struct ReqState {
     pub headers: Vec<(String, String)>,
     pub trailers: Vec<(String, String)>,
-    /// What `proxy_get_buffer_bytes(HttpRequestBody)` serves: the current
-    /// chunk, or everything buffered since the body was paused.
-    pub body: Vec<u8>,
+    /// What `proxy_get_buffer_bytes(HttpRequestBody)` serves when it is not
+    /// [`ReqState::chunk`]: everything buffered since the body was paused,
+    /// or a chunk the plugin changed. Read it through [`ReqState::body`].
+    body: Vec<u8>,
+    /// The current chunk as it arrived, shared with the [`Request`] rather
+    /// than copied (Envoy hands a filter the data it received in place).
+    chunk: Option<Arc<[u8]>>,
     pub unreadable: bool,
     /// The request's properties, then `request.*` from its pseudo-headers
     /// (few: looked up in order).
@@ -199,7 +205,7 @@ impl ReqState {
                 .chain(standard.into_iter().filter(|(k, _)| !given(k))),
         );
         self.filter_state.clear();
-        self.body.clear();
+        self.clear_body();
         self.unreadable = req.unreadable_body;
         self.refuse = req.refuse;
         self.headers_held = false;
@@ -207,6 +213,32 @@ impl ReqState {
         self.continue_requested = false;
         self.close_requested = false;
         self.body_bytes_read = 0;
+    }
+
+    /// The body as the plugin reads it now.
+    pub fn body(&self) -> &[u8] {
+        self.chunk.as_deref().unwrap_or(&self.body)
+    }
+
+    /// The body, to change or add to: a current chunk becomes the host's
+    /// own copy first.
+    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+        if let Some(chunk) = self.chunk.take() {
+            self.body.clear();
+            self.body.extend_from_slice(&chunk);
+        }
+        &mut self.body
+    }
+
+    /// A chunk that arrived while nothing was buffered becomes the body.
+    fn set_chunk(&mut self, chunk: &Arc<[u8]>) {
+        self.body.clear();
+        self.chunk = Some(Arc::clone(chunk));
+    }
+
+    fn clear_body(&mut self) {
+        self.body.clear();
+        self.chunk = None;
     }
 
     /// The property `path` (dotted), if this request has it.
@@ -587,7 +619,10 @@ impl Host {
         }
         let root = vm.root;
         if let Some(f) = vm.ex.context_create.clone() {
-            if let Err(t) = vm.invoke(&f, (root, 0)) {
+            vm.store.data_mut().phase = Phase::Configure;
+            let created = vm.invoke(&f, (root, 0));
+            vm.store.data_mut().phase = Phase::Start;
+            if let Err(t) = created {
                 return Err(stage_err(
                     &mut vm,
                     "proxy_on_context_create",
@@ -935,16 +970,15 @@ impl Vm {
             let size = {
                 let r = self.store.data_mut().req.as_mut().expect("request state");
                 if body_paused {
-                    if r.body.len() + chunk.len() > limit {
+                    if r.body().len() + chunk.len() > limit {
                         take_effect(out, payload_too_large());
                         return Err(Stop::Reply);
                     }
-                    r.body.extend_from_slice(chunk);
+                    r.body_mut().extend_from_slice(chunk);
                 } else {
-                    r.body.clear();
-                    r.body.extend_from_slice(chunk);
+                    r.set_chunk(chunk);
                 }
-                r.body.len()
+                r.body().len()
             };
             let action = self.callback(
                 ctx,
@@ -962,7 +996,7 @@ impl Vm {
                     body_paused = true;
                     // Envoy buffers the chunk the plugin paused on, and its
                     // limit applies then, not only when the next one comes.
-                    let buffered = self.store.data().req.as_ref().map_or(0, |r| r.body.len());
+                    let buffered = self.store.data().req.as_ref().map_or(0, |r| r.body().len());
                     if buffered > limit {
                         take_effect(out, payload_too_large());
                         return Err(Stop::Reply);
@@ -1067,7 +1101,7 @@ impl Vm {
                 out.forwarded_headers = Some(r.headers.clone());
             }
         }
-        out.forwarded_bytes += r.body.len() as u64;
+        out.forwarded_bytes += r.body().len() as u64;
         if req
             .early_response_after
             .is_some_and(|after| out.forwarded_bytes >= after)
@@ -1075,9 +1109,9 @@ impl Vm {
             out.response_started = true;
         }
         if let Some(fb) = out.forwarded_body.as_mut() {
-            fb.extend_from_slice(&r.body);
+            fb.extend_from_slice(r.body());
         }
-        r.body.clear();
+        r.clear_body();
     }
 
     /// End of stream: `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.

@@ -559,6 +559,11 @@ fn replay_errors_name_the_line() {
             r#"{"at_ms": 18446744073709551615, "body": "{}"}"#,
             "beyond the clock's range",
         ),
+        // u64::MAX nanoseconds is 18446744073709.55 ms from 1970.
+        (
+            r#"{"at_ms": 18446744073709, "body": "{}"}"#,
+            "beyond the clock's range",
+        ),
         (
             r#"{"body": "{}", "headers": {"x-a": "a\nb"}}"#,
             "holds CR, LF or NUL",

@@ -2,7 +2,7 @@
 
 mod common;
 use common::{host, probes, probes_i, start_with_imports};
-use json_sanitizer_host::{ReplySource, Request};
+use json_sanitizer_host::{ReplySource, Request, Status};
 
 const CONTINUE: &str = "i32.const 0";
 
@@ -84,6 +84,50 @@ fn paused_body_over_the_buffer_limit_gets_a_host_413() {
         .send(&Request::post("/").chunks([vec![b'x'; 50], vec![b'y'; 50]]))
         .unwrap();
     assert!(o.host_reply.is_none() && o.stalled && !o.completed);
+}
+
+/// The import of `proxy_set_buffer_bytes`, which the shared prelude lacks.
+const SET_BUFFER: &str = r#"
+  (import "env" "proxy_set_buffer_bytes" (func $set_buffer (param i32 i32 i32 i32 i32) (result i32)))
+"#;
+
+/// `proxy_set_buffer_bytes` on the request body, as Envoy's buffer takes
+/// it: at the start the first `size` bytes are replaced, at or past the end
+/// bytes are added, in the middle it is BadArgument; the upstream gets the
+/// changed chunk, and the request's own chunks are left as they were.
+#[test]
+fn set_buffer_bytes_replaces_a_prefix_or_appends_as_envoy_does() {
+    let funcs = r#"
+      (data (i32.const 2048) "XY")
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
+      (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+        ;; "abcdef": the first two bytes become "XY", then "XY" is added at
+        ;; the end, and a write at 3 (mid-buffer) is refused.
+        (call $probe32 (call $set_buffer (i32.const 0) (i32.const 0) (i32.const 2) (i32.const 2048) (i32.const 2)))
+        (call $probe32 (call $set_buffer (i32.const 0) (i32.const 6) (i32.const 0) (i32.const 2048) (i32.const 2)))
+        (call $probe32 (call $set_buffer (i32.const 0) (i32.const 3) (i32.const 1) (i32.const 2048) (i32.const 2)))
+        ;; Replacing more than there is takes it all.
+        (call $probe32 (call $set_buffer (i32.const 0) (i32.const 0) (i32.const 100) (i32.const 2048) (i32.const 1)))
+        (call $probe32 (call $get_buffer (i32.const 0) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 4)))
+        (call $probe32 (i32.load (i32.const 4)))
+        i32.const 0)
+    "#;
+    let (h, mut vm) = start_with_imports(SET_BUFFER, funcs);
+    let req = Request::post("/").body("abcdef").capture_forwarded();
+    let o = vm.send(&req).unwrap();
+    let (ok, bad) = (0, Status::BadArgument.code() as u64);
+    assert_eq!(probes(&h), vec![ok, ok, bad, ok, ok, 1]);
+    assert_eq!(o.forwarded_body.as_deref(), Some(&b"X"[..]));
+    assert_eq!(req.body_bytes(), b"abcdef");
+
+    // Without the last replacement: "XYcdefXY" goes upstream.
+    let funcs = funcs.replace(
+        "(i32.const 0) (i32.const 0) (i32.const 100) (i32.const 2048) (i32.const 1)",
+        "(i32.const 0) (i32.const 8) (i32.const 0) (i32.const 2048) (i32.const 0)",
+    );
+    let (_, mut vm) = start_with_imports(SET_BUFFER, &funcs);
+    let o = vm.send(&req).unwrap();
+    assert_eq!(o.forwarded_body.as_deref(), Some(&b"XYcdefXY"[..]));
 }
 
 /// Envoy buffers the chunk a plugin pauses on and applies its limit then:

@@ -177,6 +177,9 @@ fn imports_envoy_does_not_provide_refuse_the_module() {
         r#"(import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))"#,
         r#"(import "wasi_snapshot_preview1" "clock_res_get" (func (param i32 i32) (result i32)))"#,
         r#"(import "other" "fd_write" (func (param i32 i32 i32 i32) (result i32)))"#,
+        // ABI 0.1.0's, which Envoy links only for modules of that version
+        // (the test guests declare 0.2.1).
+        r#"(import "env" "proxy_continue_request" (func (result i32)))"#,
     ] {
         let err = host_with_imports(import, "").build().err().unwrap();
         let text = format!("{err:#}");
@@ -215,6 +218,32 @@ fn wasi_output_becomes_log_lines_and_proc_exit_traps() {
     assert_eq!(lines, vec!["hello from wasi", "second"]);
     let o = vm.send(&Request::get("/")).unwrap();
     assert!(o.trap.unwrap().contains("proc_exit(3)"));
+}
+
+/// Envoy links its WASI functions under `wasi_unstable` too, for modules
+/// built before preview1 had its name: they behave the same.
+#[test]
+fn wasi_unstable_functions_are_the_same_functions() {
+    let imports = r#"
+      (import "wasi_unstable" "fd_write" (func $old_write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_unstable" "path_open" (func $old_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+    "#;
+    let funcs = r#"
+      (data (i32.const 2048) "from wasi_unstable\n")
+      (func (export "_initialize")
+        (i32.store (i32.const 2100) (i32.const 2048))
+        (i32.store (i32.const 2104) (i32.const 19))
+        (drop (call $old_write (i32.const 1) (i32.const 2100) (i32.const 1) (i32.const 2108))))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (call $probe32 (call $old_open (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+          (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)))
+        i32.const 0)
+    "#;
+    let (h, mut vm) = start_with_imports(imports, funcs);
+    let lines: Vec<&str> = vm.logs().iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(lines, vec!["from wasi_unstable"]);
+    vm.send(&Request::get("/")).unwrap();
+    assert_eq!(probes(&h), vec![52], "ENOSYS, as preview1's path_open");
 }
 
 /// WASI preview1 as the spec and the issue define it here: the clock is the
@@ -316,8 +345,9 @@ fn properties_use_the_nul_separated_path_encoding() {
 /// `request.path` (and the other properties Envoy reads from the request
 /// headers) is there in the headers callback and in `proxy_on_log`, not in
 /// the body callback, where Envoy no longer has the headers; the plugin
-/// configuration is there in `proxy_on_configure` only. `source.address`,
-/// from the connection, is there throughout.
+/// configuration is there while Envoy holds the plugin (the root context's
+/// creation and `proxy_on_configure`), not in `proxy_on_vm_start`.
+/// `source.address`, from the connection, is there throughout.
 #[test]
 fn properties_from_headers_and_the_configuration_follow_envoys_phases() {
     let funcs = r#"
@@ -327,6 +357,13 @@ fn properties_from_headers_and_the_configuration_follow_envoys_phases() {
         (call $probe32 (call $get_property (i32.const 2048) (i32.const 12) (i32.const 0) (i32.const 4)))
         (call $probe32 (call $get_property (i32.const 2064) (i32.const 14) (i32.const 0) (i32.const 4)))
         (call $probe32 (call $get_buffer (i32.const 7) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 4))))
+      (func (export "proxy_on_context_create") (param i32 i32)
+        (if (i32.eqz (local.get 1)) (then (if (i32.eq (local.get 0) (i32.const 1)) (then
+          (call $init_probe)
+          (call $probe32 (call $get_buffer (i32.const 7) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 4))))))))
+      (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+        (call $probe32 (call $get_buffer (i32.const 7) (i32.const 0) (i32.const 100) (i32.const 0) (i32.const 4)))
+        i32.const 1)
       (func (export "proxy_on_configure") (param i32 i32) (result i32)
         (call $probe_all) i32.const 1)
       (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
@@ -348,7 +385,8 @@ fn properties_from_headers_and_the_configuration_follow_envoys_phases() {
     assert_eq!(
         probes(&h),
         vec![
-            // configure: no request; the configuration
+            // root context creation: the configuration; vm start: none
+            ok, not_found, // configure: no request; the configuration
             not_found, not_found, ok, // headers
             ok, ok, not_found, // body
             not_found, ok, not_found, // log

@@ -265,6 +265,16 @@ fn refuses_bad_inputs_with_an_error() {
     let not_wasm = tmp.path().join("x.wasm");
     std::fs::write(&not_wasm, b"hello").unwrap();
     assert!(build_layout(&opts(&not_wasm, tmp.path().join("o1"), None)).is_err());
+    // A tarball path that is a directory, refused before the layout is written.
+    let out = tmp.path().join("with-tar");
+    let e = build_layout(&opts(
+        &write_module(tmp.path()),
+        out.clone(),
+        Some(tmp.path().to_path_buf()),
+    ))
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("is a directory"), "{e:#}");
+    assert!(!out.exists());
     // Tags a registry would refuse, refused before anything is written.
     let plugin = write_module(tmp.path());
     for tag in ["", "bad tag", "../x", "-lead", ".lead", &"x".repeat(124)] {

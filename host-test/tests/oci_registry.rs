@@ -459,7 +459,7 @@ fn registry_errors_say_why() {
     }
     let e = push(image, "127.0.0.1:5000/Team/plugin:1", &plain_http()).unwrap_err();
     assert!(
-        format!("{e:#}").contains("invalid image reference"),
+        format!("{e:#}").contains("invalid reference format"),
         "{e:#}"
     );
 }

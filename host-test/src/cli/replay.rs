@@ -87,7 +87,11 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
                     a.scenario
                 );
             }
-            if MANUAL_EPOCH_MS.checked_add(at).is_none() {
+            // The clock counts nanoseconds in a u64.
+            let in_range = MANUAL_EPOCH_MS
+                .checked_add(at)
+                .and_then(|ms| ms.checked_mul(1_000_000));
+            if in_range.is_none() {
                 bail!("{}:{n}: at_ms {at} is beyond the clock's range", a.scenario);
             }
             last_ms = at;

@@ -65,6 +65,13 @@ pub fn check_tag(tag: &str) -> Result<()> {
 /// Builds the images and writes the layout (and tarball).
 pub fn build_layout(opts: &BuildOptions) -> Result<BuildReport> {
     check_tag(&opts.tag)?;
+    if let Some(tar) = opts.tar.as_deref().filter(|t| t.is_dir()) {
+        // Found before the layout is written, not after.
+        bail!(
+            "--tar {} is a directory; name the tarball file",
+            tar.display()
+        );
+    }
     let wasm = read_plugin(&opts.plugin)?;
     let created = source_date_epoch()?;
     let meta = ImageMeta {

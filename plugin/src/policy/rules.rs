@@ -92,13 +92,14 @@ impl RuleMatch {
                         ),
                     ));
                 }
-                if field == "path_separated_prefix" && p.len() > 1 && p.ends_with('/') {
+                if field == "path_separated_prefix" && p.ends_with('/') {
+                    let hint = match &p[..p.len() - 1] {
+                        "" => "to take every path, give no path matcher".to_string(),
+                        bare => format!("the separator is implied (`{bare}` takes `{p}…`)"),
+                    };
                     return Err(ConfigError::new(
                         field,
-                        format!(
-                            "`{p}` must not end with `/`: the separator is implied (`{}` takes `{p}…`)",
-                            &p[..p.len() - 1]
-                        ),
+                        format!("`{p}` must not end with `/`, as in Envoy: {hint}"),
                     ));
                 }
             }
@@ -118,8 +119,8 @@ impl RuleMatch {
             }
         }
         if let Some(a) = &self.authority {
-            if host(a).is_empty() {
-                return Err(ConfigError::new("authority", "must name a host"));
+            if let Some(problem) = authority_problem(a) {
+                return Err(ConfigError::new("authority", format!("`{a}` {problem}")));
             }
         }
         Ok(())
@@ -146,7 +147,7 @@ impl RuleMatch {
         }
         if let Some(prefix) = &self.path_separated_prefix {
             let separated = match path.strip_prefix(prefix.as_str()) {
-                Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix == "/",
+                Some(rest) => rest.is_empty() || rest.starts_with('/'),
                 None => false,
             };
             if !separated {
@@ -179,6 +180,28 @@ fn strip_port(authority: &str) -> &str {
             .map_or(authority, |(h, _)| &authority[..h.len() + 1]);
     }
     authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+/// Why a rule's authority could never match a request's, if it could not:
+/// no host, an IPv6 address without its brackets (read as a host and a
+/// port), or a port that is not a number.
+fn authority_problem(a: &str) -> Option<&'static str> {
+    let h = host(a);
+    if h.is_empty() {
+        return Some("names no host");
+    }
+    if !h.starts_with('[') && h.contains(':') {
+        return Some("has more than one `:`: write an IPv6 address in brackets (`[2001:db8::1]`)");
+    }
+    if h.starts_with('[') && !h.ends_with(']') {
+        return Some("opens a `[` it does not close");
+    }
+    if let Some(p) = port(a) {
+        if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Some("has a port that is not a number");
+        }
+    }
+    None
 }
 
 /// The host of an authority without its port and without a trailing dot:
@@ -274,6 +297,34 @@ mod tests {
         );
     }
 
+    /// An authority that could never match is refused, not left to fall
+    /// silently to the default policy.
+    #[test]
+    fn authorities_that_could_never_match_are_refused() {
+        for bad in [
+            "2001:db8::1",
+            "api.example.com:",
+            "api.example.com:https",
+            "api.example.com:123456",
+            "[2001:db8::1",
+            "[::1]:",
+        ] {
+            let json = format!(r#"{{"authority":"{bad}"}}"#);
+            let e = m(&json).validate().unwrap_err();
+            assert_eq!(e.field, "authority", "{bad}");
+        }
+        for good in [
+            "api.example.com",
+            "api.example.com:8443",
+            "[::1]",
+            "[::1]:80",
+            "10.0.0.1:443",
+        ] {
+            let json = format!(r#"{{"authority":"{good}"}}"#);
+            assert!(m(&json).validate().is_ok(), "{good}");
+        }
+    }
+
     #[test]
     fn separated_prefixes_stop_at_a_segment() {
         let r = m(r#"{"path_separated_prefix":"/upload"}"#);
@@ -285,9 +336,11 @@ mod tests {
         assert!(!r.matches("POST", "/uploads", ""));
         assert!(!r.matches("POST", "/uploadProfileJson", ""));
         assert!(!r.matches("POST", "/up", ""));
-        let root = m(r#"{"path_separated_prefix":"/"}"#);
-        assert!(root.validate().is_ok());
-        assert!(root.matches("POST", "/anything", ""));
+        let e = m(r#"{"path_separated_prefix":"/"}"#)
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.field, "path_separated_prefix");
+        assert!(e.reason.contains("give no path matcher"), "{e}");
         assert_eq!(
             m(r#"{"path_separated_prefix":"/upload/"}"#)
                 .validate()

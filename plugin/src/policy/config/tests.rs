@@ -423,6 +423,10 @@ fn rules_match_the_normalized_path_and_differing_readings_are_ambiguous() {
     // Not under `/upload/` as written (the uploads rule's prefix is
     // separated), so both readings fall under the default policy.
     assert_eq!(rule("/upload%2F..%2Fapi/orders"), plain("default", false));
+    // Under `/upload/` only once decoded: the readings differ, so it is not
+    // skipped but judged as ambiguous by the default policy.
+    assert_eq!(rule("/upload%2Fa.json"), ambiguous("default"));
+    assert_eq!(rule("/upload;jsessionid=1/x"), ambiguous("default"));
     assert_eq!(rule("/api/search/../../upload/x"), ambiguous("default"));
     assert_eq!(rule("//api/search"), ambiguous("search"));
     assert_eq!(rule("/api/./search"), ambiguous("search"));
