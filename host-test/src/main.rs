@@ -48,25 +48,37 @@ fn usage_error_line(e: &clap::Error) -> String {
     }
 }
 
+/// The command names of the help clap would have printed for a missing
+/// subcommand (`demo, check, replay, bench, oci`, or those of `oci`).
+fn usage_commands(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let names: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n != "help")
+        .collect();
+    names.join(", ")
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(
-                e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-            ) {
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 let _ = e.print();
-                std::process::exit(
-                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-                        2
-                    } else {
-                        0
-                    },
+                std::process::exit(0);
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                // A usage error like any other: one line, naming the commands.
+                eprintln!(
+                    "json-sanitizer-host: a command is required: {} (--help for more)",
+                    usage_commands(&e)
                 );
+                std::process::exit(2);
             }
             eprintln!("json-sanitizer-host: {}", usage_error_line(&e));
             std::process::exit(2);

@@ -304,6 +304,16 @@ fn check_errors_exit_2_with_one_line() {
     assert_one_line_error(&unknown, "--frobnicate");
     let no_files = run(&["check"], None);
     assert_one_line_error(&no_files, "FILE");
+    let no_command = run(&[], None);
+    assert_one_line_error(
+        &no_command,
+        "a command is required: demo, check, replay, bench, oci",
+    );
+    let no_oci_command = run(&["oci"], None);
+    assert_one_line_error(
+        &no_oci_command,
+        "a command is required: build, push, pull, inspect",
+    );
     let stdin_twice = run(&["check", "-", "-"], Some(b"{}"));
     assert_one_line_error(&stdin_twice, "more than once");
     for (flag, value) in [
