@@ -14,7 +14,15 @@ pub fn output_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
     let mut input = child.stdin.take().expect("stdin is piped");
-    input.write_all(stdin).expect("writing stdin");
+    // A program may exit without reading its input (a usage error): then
+    // the pipe is closed, which is no failure of the test.
+    if let Err(e) = input.write_all(stdin) {
+        assert_eq!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "writing stdin: {e}"
+        );
+    }
     drop(input);
     child.wait_with_output().expect("the process finishes")
 }

@@ -15,6 +15,7 @@ use crate::policy::breaker::{
     self, admit, record, Decision, Event, Outcome, Report, Scope, ScopeInput, Snapshot, Store,
 };
 use crate::policy::config::{ContentTypeAction, EncodedBodyAction, Mode, PassOrReject, Policy};
+use crate::policy::media::ContentTypeClass;
 use crate::policy::reply::{self, Reply};
 use crate::violation::{Violation, ViolationKind};
 use std::borrow::Cow;
@@ -296,13 +297,10 @@ impl Session {
         }
         // Every content-type header counts: with two, an upstream may use
         // either, so one JSON value is enough to inspect.
-        let mut content_types = head.all("content-type").peekable();
-        let action = if content_types.peek().is_none() {
-            config.on_missing_content_type
-        } else if content_types.any(|ct| config.is_json_content_type(&ct)) {
-            ContentTypeAction::Inspect
-        } else {
-            config.on_other_content_type
+        let action = match config.classify_content_type(head.all("content-type")) {
+            ContentTypeClass::Json => ContentTypeAction::Inspect,
+            ContentTypeClass::Missing => config.on_missing_content_type,
+            ContentTypeClass::Other => config.on_other_content_type,
         };
         if action == ContentTypeAction::Pass {
             return self.skip(host);

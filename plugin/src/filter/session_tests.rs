@@ -1155,6 +1155,44 @@ fn content_type_policies_inspect_and_pass_as_configured() {
     assert_eq!(run.violation().as_deref(), Some("syntax_error"));
 }
 
+/// Content types an upstream may still read as JSON are inspected under the
+/// defaults: two values joined by Envoy with a comma, an empty value (JSON
+/// to FastAPI), and anything that is no media type (a no-break space that
+/// Python strips arrives as invalid UTF-8). Plain other types still pass.
+#[test]
+fn joined_empty_and_unreadable_content_types_are_not_passed_uninspected() {
+    let p = plugin("{}");
+    let send = |ct: &str| {
+        let mut host = FakeHost::default();
+        let run = drive(
+            &p,
+            &mut host,
+            &head(&[("content-type", ct)]),
+            &[b"[1,]"],
+            false,
+        );
+        (run.violation(), host.metric("requests_skipped"))
+    };
+    for ct in [
+        "text/plain,application/json",
+        "application/json, text/plain",
+        "",
+        " ",
+        "application/json something",
+        "application/json\u{FFFD}",
+        "text/plain, ",
+    ] {
+        assert_eq!(send(ct), (Some("syntax_error".into()), 0), "{ct:?}");
+    }
+    for ct in [
+        "text/plain",
+        "text/plain, text/csv",
+        "multipart/form-data; boundary=\"a,b\"",
+    ] {
+        assert_eq!(send(ct), (None, 1), "{ct:?}");
+    }
+}
+
 /// `sniff`: a body whose first byte other than whitespace opens an object
 /// or an array is inspected as JSON (wherever the chunks cut it), anything
 /// else goes through uninspected and is counted as skipped; a length over

@@ -8,7 +8,7 @@
 //! document: a body whose first character other than JSON whitespace opens
 //! an object or an array, after a UTF-8 byte order mark or not, also when
 //! it is written in UTF-16 or UTF-32 (NUL bytes between the characters, a
-//! UTF-16 byte order mark first), which Python's, Jackson's and Express's
+//! UTF-16 or UTF-32 byte order mark first), which Python's, Jackson's and Express's
 //! parsers decode. The inspector then judges it (a NUL byte is no JSON it
 //! accepts). Anything else, forms, files (a JPEG, an MP4), CSV with a byte
 //! order mark, text in any script, is not JSON to them either.
@@ -24,9 +24,13 @@ pub struct Sniffer {
     seen: u64,
     /// How many bytes of a UTF-8 byte order mark the body starts with.
     bom: u8,
-    /// The first byte, when it may start a UTF-16 byte order mark (`FF FE`
-    /// or `FE FF`).
+    /// The first byte of a UTF-16 or UTF-32 byte order mark (`FF FE`,
+    /// `FE FF`, or UTF-32BE's `00 00 FE FF`), once one has begun.
     utf16: u8,
+    /// Where that byte was: 0, or 2 after two NUL bytes.
+    utf16_at: u8,
+    /// NUL bytes among the first two.
+    lead_nuls: u8,
 }
 
 impl Sniffer {
@@ -45,16 +49,23 @@ impl Sniffer {
                 // `EF` or `EF BB` and then something else: UTF-8 text.
                 return Some(false);
             }
-            if at == 0 && matches!(b, 0xFE | 0xFF) {
+            let bom_start = (at == 0 && matches!(b, 0xFE | 0xFF))
+                || (at == 2 && self.lead_nuls == 2 && b == 0xFE);
+            if bom_start {
                 self.utf16 = b;
+                self.utf16_at = at as u8;
                 continue;
             }
-            if at == 1 && self.utf16 != 0 {
-                // `FF FE` or `FE FF`: UTF-16 (or UTF-32) text follows.
+            if self.utf16 != 0 && at == u64::from(self.utf16_at) + 1 {
+                // `FF FE`, `FE FF` or `00 00 FE FF`: UTF-16 or UTF-32 text
+                // follows.
                 if b != self.utf16 ^ 1 {
                     return Some(false);
                 }
                 continue;
+            }
+            if at < 2 && b == 0 {
+                self.lead_nuls += 1;
             }
             match b {
                 // NUL bytes stand between the characters of UTF-16 and
@@ -107,6 +118,8 @@ mod tests {
             b"\x00{\x00}",
             b" \x00{\x00",
             b"\x00\x00\x00[",
+            // UTF-32BE after its byte order mark (Python decodes it).
+            b"\x00\x00\xFE\xFF\x00\x00\x00[",
             b"\xFF\xFE{\x00",
             b"\xFE\xFF\x00{",
             b"\xFF\xFE\x00\x00[\x00\x00\x00",
@@ -141,6 +154,10 @@ mod tests {
             // UTF-16 text that is not JSON.
             b"\xFF\xFEh\x00i\x00",
             b"\xFE\xFE{",
+            // Two NULs and half a UTF-32BE byte order mark, or a UTF-16 one.
+            b"\x00\x00\xFE\x00",
+            b"\x00\x00\xFF\xFE",
+            b"\x00\xFE\xFF{",
         ] {
             assert_eq!(sniff(body), Some(false), "{body:?}");
         }

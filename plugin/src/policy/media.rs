@@ -13,6 +13,103 @@ pub fn essence(content_type: &str) -> &str {
     media.trim_ascii()
 }
 
+/// What a request's `content-type` headers make of its body, for the
+/// content-type policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentTypeClass {
+    /// One of the media types in `content_types`.
+    Json,
+    /// No media type that can be read: no header, an empty one, or one that
+    /// is no media type at all; the missing header's policy applies.
+    Missing,
+    /// Media types, none of them JSON.
+    Other,
+}
+
+/// Classifies a request's `content-type` values against `ranges`. Every
+/// value counts, and so does every comma-separated part of one (Envoy joins
+/// a repeated header's values with commas, and an upstream may read either
+/// part): one JSON part makes the body JSON. Anything that is not a media
+/// type (empty, `application/json something`, bytes outside the grammar such
+/// as a trailing no-break space) is no better than no header, because some
+/// upstreams read it as JSON (FastAPI takes an empty content type for JSON,
+/// and Python's `strip` turns `application/json\xA0` into `application/json`).
+pub fn classify<S: AsRef<str>>(
+    ranges: &[MediaRange],
+    values: impl IntoIterator<Item = S>,
+) -> ContentTypeClass {
+    let (mut other, mut unreadable) = (false, false);
+    let mut json = |part: &str| {
+        let media = essence(part);
+        if ranges.iter().any(|r| r.matches(media)) {
+            return true;
+        }
+        if is_media_type(media) {
+            other = true;
+        } else {
+            unreadable = true;
+        }
+        false
+    };
+    for value in values {
+        let value = value.as_ref();
+        // The usual value has no comma: no splitting (this runs on every
+        // request).
+        let found = if value.as_bytes().contains(&b',') {
+            split_outside_quotes(value).any(&mut json)
+        } else {
+            json(value)
+        };
+        if found {
+            return ContentTypeClass::Json;
+        }
+    }
+    if other && !unreadable {
+        ContentTypeClass::Other
+    } else {
+        ContentTypeClass::Missing
+    }
+}
+
+/// `type/subtype` with RFC 9110 token characters on both sides.
+fn is_media_type(media: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    media
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| token(kind) && token(subtype))
+}
+
+/// The parts of a header value between commas that are not inside a quoted
+/// parameter value (`boundary="a,b"` stays whole). Byte searches: this runs
+/// on every request, and the usual value has no comma at all.
+fn split_outside_quotes(value: &str) -> impl Iterator<Item = &str> {
+    let bytes = value.as_bytes();
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        let rest = bytes.get(from..)?;
+        let (mut quoted, mut escaped) = (false, false);
+        let comma = rest.iter().position(|&b| {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b',' if !quoted => return true,
+                _ => {}
+            }
+            false
+        });
+        let end = comma.map_or(bytes.len(), |c| from + c);
+        start = comma.map(|c| from + c + 1);
+        // Commas and quotes are ASCII, so both ends are on char boundaries.
+        value.get(from..end)
+    })
+}
+
 /// A configured media range such as `application/json`,
 /// `application/*+json` or `*/*`: `type/subtype`, where either part may
 /// contain `*` wildcards matching any run of characters.
@@ -94,6 +191,46 @@ fn glob(p: &[u8], t: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn class(values: &[&str]) -> ContentTypeClass {
+        let ranges =
+            ["application/json", "application/*+json"].map(|r| MediaRange::parse(r).unwrap());
+        classify(&ranges, values)
+    }
+
+    /// Every header and every comma-separated part counts; what is not a
+    /// media type is treated as no header; only media types that are all
+    /// not JSON are "other".
+    #[test]
+    fn classification_reads_every_part_and_treats_garbage_as_missing() {
+        use ContentTypeClass::{Json, Missing, Other};
+        let cases: &[(&[&str], ContentTypeClass)] = &[
+            (&[], Missing),
+            (&[""], Missing),
+            (&["  "], Missing),
+            (&["application/json"], Json),
+            (&["text/plain"], Other),
+            (&["text/plain", "application/json"], Json),
+            // Envoy's join of two headers, either order, with or without space.
+            (&["text/plain,application/json"], Json),
+            (&["application/json, text/plain"], Json),
+            (&["text/plain, text/html"], Other),
+            // Not media types: like no header.
+            (&["application/json something"], Missing),
+            (&["application/json\u{FFFD}"], Missing),
+            (&["json"], Missing),
+            (&["text/plain, "], Missing),
+            (&["text/plain", ""], Missing),
+            // A quoted comma is no separator.
+            (&["multipart/form-data; boundary=\"a,b\""], Other),
+            (&["multipart/form-data; boundary=\"a\\\",b\""], Other),
+            (&["text/plain; x=\"a,application/json\""], Other),
+            (&["application/problem+json; v=\"1,2\""], Json),
+        ];
+        for (values, want) in cases {
+            assert_eq!(class(values), *want, "{values:?}");
+        }
+    }
 
     fn is_json(range: &str, header: &str) -> bool {
         MediaRange::parse(range).unwrap().matches(essence(header))

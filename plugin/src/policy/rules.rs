@@ -135,22 +135,40 @@ impl RuleMatch {
     /// and fragment, as [`Config::select`](super::config::Config::select)
     /// has it once for every rule.
     pub fn matches_path(&self, method: &str, path: &str, authority: &str) -> bool {
+        self.matches_path_as(method, path, authority, false)
+    }
+
+    /// [`RuleMatch::matches_path`], comparing the path ignoring ASCII case
+    /// when `ignore_case`: as a case-insensitive router (Express's default)
+    /// would route it.
+    pub fn matches_path_as(
+        &self,
+        method: &str,
+        path: &str,
+        authority: &str,
+        ignore_case: bool,
+    ) -> bool {
+        let rest = |prefix: &str| -> Option<&str> {
+            let head = path.get(..prefix.len())?;
+            let same = if ignore_case {
+                head.eq_ignore_ascii_case(prefix)
+            } else {
+                head == prefix
+            };
+            same.then(|| &path[prefix.len()..])
+        };
         if let Some(prefix) = &self.path_prefix {
-            if !path.starts_with(prefix.as_str()) {
+            if rest(prefix).is_none() {
                 return false;
             }
         }
         if let Some(exact) = &self.path_exact {
-            if path != exact {
+            if rest(exact) != Some("") {
                 return false;
             }
         }
         if let Some(prefix) = &self.path_separated_prefix {
-            let separated = match path.strip_prefix(prefix.as_str()) {
-                Some(rest) => rest.is_empty() || rest.starts_with('/'),
-                None => false,
-            };
-            if !separated {
+            if !rest(prefix).is_some_and(|r| r.is_empty() || r.starts_with('/')) {
                 return false;
             }
         }
@@ -355,6 +373,27 @@ mod tests {
                 .field,
             "path_separated_prefix"
         );
+    }
+
+    #[test]
+    fn paths_match_ignoring_case_only_when_asked() {
+        for json in [
+            r#"{"path_prefix":"/Api"}"#,
+            r#"{"path_exact":"/api/search"}"#,
+            r#"{"path_separated_prefix":"/upload"}"#,
+        ] {
+            let r = m(json);
+            let path = if json.contains("search") {
+                "/API/Search"
+            } else {
+                "/UPLOAD/x"
+            };
+            let path = if json.contains("Api") { "/api/x" } else { path };
+            assert!(!r.matches_path_as("POST", path, "", false), "{json} {path}");
+            assert!(r.matches_path_as("POST", path, "", true), "{json} {path}");
+        }
+        let r = m(r#"{"path_separated_prefix":"/upload"}"#);
+        assert!(!r.matches_path_as("POST", "/UPLOADS", "", true));
     }
 
     /// Two ways of matching the path in one rule is a mistake (one of them

@@ -4,7 +4,7 @@
 
 use super::breaker::BreakerConfig;
 use super::error::ConfigError;
-use super::media::MediaRange;
+use super::media::{ContentTypeClass, MediaRange};
 use super::rules::{Rule, RuleMatch};
 use crate::inspector::{DuplicateKeys, JsonOptions, Limits, Numbers, REPORTABLE};
 use crate::violation::ViolationKind;
@@ -173,8 +173,20 @@ pub struct Config {
 /// API bodies are answered cleanly before the upstream sees a body byte.
 pub const DEFAULT_HOLD_BYTES: u64 = 64 * 1024;
 
+/// The media types that common frameworks read as JSON by default: besides
+/// `application/json` and the `+json` suffix, `text/json` (ASP.NET Core),
+/// `text/x-json` (Rails) and `application/x-json`. Left out, they would be
+/// passed uninspected to a service that parses them.
 fn default_content_types() -> Vec<String> {
-    vec!["application/json".into(), "application/*+json".into()]
+    [
+        "application/json",
+        "application/*+json",
+        "text/json",
+        "text/x-json",
+        "application/x-json",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 fn default_missing() -> ContentTypeAction {
     ContentTypeAction::Inspect
@@ -654,30 +666,39 @@ impl Config {
         let (method, raw, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
         let raw = super::rules::without_query(raw);
         let (normalized, settled) = super::path::resolve(raw);
-        let first = |path: &str| {
-            let index = self
-                .rules
-                .iter()
-                .position(|r| r.matcher.matches_path(method, path, authority));
+        let first = |path: &str, ignore_case: bool| {
+            let index = self.rules.iter().position(|r| {
+                r.matcher
+                    .matches_path_as(method, path, authority, ignore_case)
+            });
             Route {
                 policy: index.map_or(0, |i| i + 1),
                 skip: index.is_some_and(|i| self.rules[i].skip),
                 ambiguous: false,
             }
         };
-        let chosen = first(&normalized);
+        let chosen = first(&normalized, false);
+        // Three readings: as resolved, as written, and as a case-insensitive
+        // router reads it (`/API/search` is `/api/search` to Express).
+        let as_written = if normalized == raw {
+            chosen
+        } else {
+            first(raw, false)
+        };
+        let folded = first(&normalized, true);
         // Beyond the decoding rounds a path may still decode further: as
         // ambiguous as one whose readings differ.
-        if normalized == raw && settled {
+        if settled && as_written == chosen && folded == chosen {
             return chosen;
         }
-        let as_written = first(raw);
-        if as_written == chosen && settled {
-            return chosen;
-        }
+        let other = if as_written != chosen {
+            as_written
+        } else {
+            folded
+        };
         let lenient = |r: &Route| r.skip || self.policy(r.policy).mode == Mode::Report;
-        let policy = if lenient(&chosen) && !lenient(&as_written) {
-            as_written.policy
+        let policy = if lenient(&chosen) && !lenient(&other) {
+            other.policy
         } else {
             chosen.policy
         };
@@ -698,8 +719,16 @@ impl Config {
 
     /// Whether a `content-type` value names a media type we inspect.
     pub fn is_json_content_type(&self, content_type: &str) -> bool {
-        let essence = super::media::essence(content_type);
-        self.content_types.iter().any(|r| r.matches(essence))
+        self.classify_content_type([content_type]) == ContentTypeClass::Json
+    }
+
+    /// What a request's `content-type` values make of its body (see
+    /// [`super::media::classify`]).
+    pub fn classify_content_type<S: AsRef<str>>(
+        &self,
+        values: impl IntoIterator<Item = S>,
+    ) -> ContentTypeClass {
+        super::media::classify(&self.content_types, values)
     }
 
     /// Every policy: the top level, then each rule's.

@@ -40,6 +40,14 @@ fn empty_configuration_means_all_defaults() {
         assert!(c.is_json_content_type("application/json; charset=utf-8"));
         assert!(c.is_json_content_type("application/merge-patch+json"));
         assert!(!c.is_json_content_type("text/plain"));
+        for alias in [
+            "text/json",
+            "Text/X-JSON; charset=utf-8",
+            "application/x-json",
+        ] {
+            assert!(c.is_json_content_type(alias), "{alias}");
+        }
+        assert!(!c.is_json_content_type("application/jsonx"));
     }
 }
 
@@ -426,6 +434,14 @@ fn rules_match_the_normalized_path_and_differing_readings_are_ambiguous() {
     // Under `/upload/` only once decoded: the readings differ, so it is not
     // skipped but judged as ambiguous by the default policy.
     assert_eq!(rule("/upload%2Fa.json"), ambiguous("default"));
+    // A case-insensitive router (Express's default) reads these under
+    // another rule than the filter would: into the strict one, out of the
+    // skipping one. Capitals that change no rule are fine.
+    assert_eq!(rule("/API/search"), ambiguous("default"));
+    assert_eq!(rule("/api/Search?q=1"), ambiguous("default"));
+    assert_eq!(rule("/Upload/x"), ambiguous("default"));
+    assert_eq!(rule("/Orders/A1"), plain("default", false));
+    assert_eq!(rule("/upload/Photo.JSON"), plain("uploads", true));
     assert_eq!(rule("/upload;jsessionid=1/x"), ambiguous("default"));
     assert_eq!(rule("/api/search/../../upload/x"), ambiguous("default"));
     assert_eq!(rule("//api/search"), ambiguous("search"));
