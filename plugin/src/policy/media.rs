@@ -38,37 +38,62 @@ pub fn classify<S: AsRef<str>>(
     ranges: &[MediaRange],
     values: impl IntoIterator<Item = S>,
 ) -> ContentTypeClass {
-    let (mut other, mut unreadable) = (false, false);
-    let mut json = |part: &str| {
+    let is_json = |part: &str| {
         let media = essence(part);
-        if ranges.iter().any(|r| r.matches(media)) {
-            return true;
-        }
-        if is_media_type(media) {
+        ranges.iter().any(|r| r.matches(media))
+    };
+    let (mut other, mut unreadable) = (false, false);
+    let mut note = |part: &str| {
+        if is_media_type(essence(part)) {
             other = true;
         } else {
             unreadable = true;
         }
-        false
     };
     for value in values {
         let value = value.as_ref();
         // The usual value has no comma: no splitting (this runs on every
         // request).
-        let found = if value.as_bytes().contains(&b',') {
-            split_outside_quotes(value).any(&mut json)
-        } else {
-            json(value)
-        };
-        if found {
+        if !value.as_bytes().contains(&b',') {
+            if is_json(value) {
+                return ContentTypeClass::Json;
+            }
+            note(value);
+            continue;
+        }
+        // A part that is JSON as an upstream splitting on every comma reads
+        // it counts, even inside quotes: `text/plain; x="` and then
+        // `application/json`, joined, would hide it from a quote-aware split.
+        if value.split(',').any(is_json) {
             return ContentTypeClass::Json;
         }
+        if !quotes_close(value) {
+            // A quote that never closes: no telling where the parts end.
+            note("");
+            continue;
+        }
+        split_outside_quotes(value).for_each(&mut note);
     }
     if other && !unreadable {
         ContentTypeClass::Other
     } else {
         ContentTypeClass::Missing
     }
+}
+
+/// Whether every quoted string in a header value ends (`\\"` inside one
+/// does not end it).
+fn quotes_close(value: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for b in value.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    !quoted
 }
 
 /// `type/subtype` with RFC 9110 token characters on both sides.
@@ -226,6 +251,12 @@ mod tests {
             (&["multipart/form-data; boundary=\"a\\\",b\""], Other),
             (&["text/plain; x=\"a,application/json\""], Other),
             (&["application/problem+json; v=\"1,2\""], Json),
+            // A quote planted to hide the JSON part from a quote-aware split,
+            // as Envoy joins `text/plain; x="` and `application/json`.
+            (&["text/plain; x=\",application/json"], Json),
+            (&["text/plain; x=\"a,application/json; y=\""], Json),
+            // A quote that never closes, with no JSON in sight: unreadable.
+            (&["text/plain; x=\"a,b"], Missing),
         ];
         for (values, want) in cases {
             assert_eq!(class(values), *want, "{values:?}");

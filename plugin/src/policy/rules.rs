@@ -126,6 +126,17 @@ impl RuleMatch {
         Ok(())
     }
 
+    /// The path matcher, if any: its field name and its path.
+    pub fn path(&self) -> Option<(&'static str, &str)> {
+        [
+            ("path_prefix", &self.path_prefix),
+            ("path_exact", &self.path_exact),
+            ("path_separated_prefix", &self.path_separated_prefix),
+        ]
+        .into_iter()
+        .find_map(|(field, p)| Some((field, p.as_deref()?)))
+    }
+
     /// Whether a request with this method, path and authority matches.
     pub fn matches(&self, method: &str, path: &str, authority: &str) -> bool {
         self.matches_path(method, without_query(path), authority)

@@ -165,6 +165,11 @@ pub struct Config {
     /// turns that pause into "stop everything" and the body callbacks never
     /// come, so every held request would stall.
     pub hold_headers: bool,
+    /// The upstream routes paths ignoring case (Express's default, ASP.NET
+    /// Core): a path such a router would put under another rule than the
+    /// filter does is then ambiguous. Off by default, as in Envoy's routes:
+    /// a case-sensitive service has no such second reading.
+    pub case_insensitive_paths: bool,
     /// Local reply settings.
     pub reply: ReplyConfig,
 }
@@ -224,6 +229,8 @@ struct RawConfig {
     on_unreadable_body: PassOrReject,
     #[serde(default)]
     hold_headers: bool,
+    #[serde(default)]
+    case_insensitive_paths: bool,
     #[serde(default)]
     rules: Vec<Value>,
     #[serde(default)]
@@ -516,6 +523,21 @@ impl Config {
             matcher
                 .validate()
                 .map_err(|e| e.within(&format!("{at}.match")))?;
+            if raw.case_insensitive_paths {
+                if let Some((field, path)) = matcher.path() {
+                    let same = rules.iter().position(|r: &Rule| {
+                        r.matcher
+                            .path()
+                            .is_some_and(|(_, p)| p != path && p.eq_ignore_ascii_case(path))
+                    });
+                    if let Some(j) = same {
+                        return Err(ConfigError::new(
+                            format!("{at}.match.{field}"),
+                            format!("`{path}` differs from rules[{j}]'s path only in case, and case_insensitive_paths makes them one path"),
+                        ));
+                    }
+                }
+            }
             if rule.skip {
                 let unused = [
                     ("mode", rule.mode.is_some()),
@@ -644,6 +666,7 @@ impl Config {
             on_encoded_body: raw.on_encoded_body,
             on_unreadable_body: raw.on_unreadable_body,
             hold_headers: raw.hold_headers,
+            case_insensitive_paths: raw.case_insensitive_paths,
             reply,
         })
     }
@@ -685,20 +708,25 @@ impl Config {
         } else {
             first(raw, false)
         };
-        let folded = first(&normalized, true);
+        let folded = if self.case_insensitive_paths {
+            first(&normalized, true)
+        } else {
+            chosen
+        };
         // Beyond the decoding rounds a path may still decode further: as
         // ambiguous as one whose readings differ.
         if settled && as_written == chosen && folded == chosen {
             return chosen;
         }
-        let other = if as_written != chosen {
-            as_written
-        } else {
-            folded
-        };
+        // The resolved reading's rule judges, unless it is lenient and
+        // another reading's is not.
         let lenient = |r: &Route| r.skip || self.policy(r.policy).mode == Mode::Report;
-        let policy = if lenient(&chosen) && !lenient(&other) {
-            other.policy
+        let policy = if lenient(&chosen) {
+            [as_written, folded]
+                .into_iter()
+                .find(|r| !lenient(r))
+                .unwrap_or(chosen)
+                .policy
         } else {
             chosen.policy
         };

@@ -400,6 +400,54 @@ fn limits_at_their_smallest_and_unset_are_accepted() {
     assert!(parse(r#"{"reply":{"statuses":{"too_deep":399}}}"#).is_err());
 }
 
+/// With `case_insensitive_paths`, a path that a case-insensitive router
+/// (Express's default) reads under another rule than the filter would is
+/// ambiguous: into the strict rule, out of the skipping one. Capitals that
+/// change no rule are fine; rule paths that differ only in case are refused.
+#[test]
+fn case_insensitive_paths_add_a_case_folded_reading() {
+    let text = include_str!("../../../../examples/per-route.json");
+    let c = parse(&text.replacen('{', r#"{"case_insensitive_paths": true,"#, 1)).unwrap();
+    let rule = |path: &str| {
+        let r = c.select(|| ["POST", path, "api.example.com"]);
+        (c.policy(r.policy).name.clone(), r.skip, r.ambiguous)
+    };
+    let ambiguous = |name: &str| (name.to_string(), false, true);
+    assert_eq!(rule("/API/search"), ambiguous("default"));
+    assert_eq!(rule("/api/Search?q=1"), ambiguous("default"));
+    assert_eq!(rule("/Upload/x"), ambiguous("default"));
+    assert_eq!(rule("/Orders/A1"), ("default".into(), false, false));
+    assert_eq!(rule("/upload/Photo.JSON"), ("uploads".into(), true, false));
+    assert_eq!(rule("/api/search"), ("search".into(), false, false));
+    let e = parse(
+        r#"{"case_insensitive_paths": true, "rules": [{"match": {"path_prefix": "/api"}},
+            {"match": {"path_exact": "/API"}}]}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "rules[1].match.path_exact");
+    assert!(e.reason.contains("only in case"), "{e}");
+    assert!(parse(
+        r#"{"rules": [{"match": {"path_prefix": "/api"}}, {"match": {"path_exact": "/API"}}]}"#
+    )
+    .is_ok());
+}
+
+/// A lenient resolved reading is judged by whichever other reading is
+/// enforced, as written or case-folded: a detour through a skipping rule's
+/// path does not make the case-folded strict rule's request report-only.
+#[test]
+fn an_ambiguous_path_is_judged_by_an_enforcing_reading() {
+    let c = parse(
+        r#"{"mode": "report", "case_insensitive_paths": true, "rules": [
+            {"name": "search", "match": {"path_exact": "/api/search"}, "mode": "enforce"},
+            {"name": "uploads", "match": {"path_separated_prefix": "/upload"}, "skip": true}]}"#,
+    )
+    .unwrap();
+    let r = c.select(|| ["POST", "/upload/x%2F..%2F..%2FAPI/search", "a"]);
+    assert!(r.ambiguous);
+    assert_eq!(c.policy(r.policy).name, "search");
+}
+
 /// Rules match the normalized path, so dot segments, doubled slashes and
 /// escapes land on the rule of the path they resolve to. A path whose
 /// readings as written and as resolved fall under different rules is
@@ -434,14 +482,8 @@ fn rules_match_the_normalized_path_and_differing_readings_are_ambiguous() {
     // Under `/upload/` only once decoded: the readings differ, so it is not
     // skipped but judged as ambiguous by the default policy.
     assert_eq!(rule("/upload%2Fa.json"), ambiguous("default"));
-    // A case-insensitive router (Express's default) reads these under
-    // another rule than the filter would: into the strict one, out of the
-    // skipping one. Capitals that change no rule are fine.
-    assert_eq!(rule("/API/search"), ambiguous("default"));
-    assert_eq!(rule("/api/Search?q=1"), ambiguous("default"));
-    assert_eq!(rule("/Upload/x"), ambiguous("default"));
-    assert_eq!(rule("/Orders/A1"), plain("default", false));
-    assert_eq!(rule("/upload/Photo.JSON"), plain("uploads", true));
+    // Paths are matched as Envoy matches routes, case and all.
+    assert_eq!(rule("/API/search"), plain("default", false));
     assert_eq!(rule("/upload;jsessionid=1/x"), ambiguous("default"));
     assert_eq!(rule("/api/search/../../upload/x"), ambiguous("default"));
     assert_eq!(rule("//api/search"), ambiguous("search"));
