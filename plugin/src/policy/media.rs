@@ -81,19 +81,35 @@ pub fn classify<S: AsRef<str>>(
     }
 }
 
-/// Whether every quoted string in a header value ends (`\\"` inside one
-/// does not end it).
-fn quotes_close(value: &str) -> bool {
-    let (mut quoted, mut escaped) = (false, false);
-    for b in value.bytes() {
+/// Where a header value's bytes stand: inside a quoted string or not
+/// (`\\"` inside one does not end it).
+#[derive(Default)]
+struct Quotes {
+    quoted: bool,
+    escaped: bool,
+}
+
+impl Quotes {
+    /// Takes the next byte; whether it is a comma outside quotes.
+    fn comma(&mut self, b: u8) -> bool {
         match b {
-            _ if escaped => escaped = false,
-            b'\\' if quoted => escaped = true,
-            b'"' => quoted = !quoted,
+            _ if self.escaped => self.escaped = false,
+            b'\\' if self.quoted => self.escaped = true,
+            b'"' => self.quoted = !self.quoted,
+            b',' if !self.quoted => return true,
             _ => {}
         }
+        false
     }
-    !quoted
+}
+
+/// Whether every quoted string in a header value ends.
+fn quotes_close(value: &str) -> bool {
+    let mut quotes = Quotes::default();
+    value.bytes().for_each(|b| {
+        quotes.comma(b);
+    });
+    !quotes.quoted
 }
 
 /// `type/subtype` with RFC 9110 token characters on both sides.
@@ -117,17 +133,8 @@ fn split_outside_quotes(value: &str) -> impl Iterator<Item = &str> {
     std::iter::from_fn(move || {
         let from = start?;
         let rest = bytes.get(from..)?;
-        let (mut quoted, mut escaped) = (false, false);
-        let comma = rest.iter().position(|&b| {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' if quoted => escaped = true,
-                b'"' => quoted = !quoted,
-                b',' if !quoted => return true,
-                _ => {}
-            }
-            false
-        });
+        let mut quotes = Quotes::default();
+        let comma = rest.iter().position(|&b| quotes.comma(b));
         let end = comma.map_or(bytes.len(), |c| from + c);
         start = comma.map(|c| from + c + 1);
         // Commas and quotes are ASCII, so both ends are on char boundaries.
