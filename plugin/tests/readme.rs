@@ -1,7 +1,8 @@
 //! Keeps the README's configuration reference true: the "every field at its
 //! default" block must parse and equal the empty configuration, the
-//! reference table must list exactly the fields that block holds, and the
-//! refusals table must list every violation with its default status.
+//! reference table must list exactly the fields that block holds and every
+//! field the parser takes, and the refusals table must list every violation
+//! with its default status.
 
 use json_sanitizer::policy::config::{Config, ReplyConfig};
 use json_sanitizer::violation::ViolationKind;
@@ -132,5 +133,45 @@ fn the_refusals_table_lists_every_violation_with_its_default_status() {
     let config = Config::parse(b"").unwrap();
     for kind in ViolationKind::ALL {
         assert_eq!(config.reply.status(kind), ReplyConfig::default_status(kind));
+    }
+}
+
+/// The other direction: every field the parser takes is in the reference
+/// table. serde's refusal of an unknown field lists the fields it expected,
+/// so each section is asked with one and its list checked against the table.
+#[test]
+fn every_field_the_parser_takes_is_documented() {
+    let table = documented(&readme());
+    let rule = |inner: &str| format!(r#"{{"rules":[{{"match":{{"path_prefix":"/a"}}{inner}}}]}}"#);
+    let sections = [
+        ("", r#"{"zzz":1}"#.to_string()),
+        ("limits.", r#"{"limits":{"zzz":1}}"#.to_string()),
+        ("json.", r#"{"json":{"zzz":1}}"#.to_string()),
+        ("breaker.", r#"{"breaker":{"zzz":1}}"#.to_string()),
+        ("reply.", r#"{"reply":{"zzz":1}}"#.to_string()),
+        ("rules[].", rule(r#","zzz":1"#)),
+        (
+            "rules[].match.",
+            r#"{"rules":[{"match":{"path_prefix":"/a","zzz":1}}]}"#.to_string(),
+        ),
+    ];
+    for (prefix, config) in sections {
+        let e = Config::parse(config.as_bytes()).unwrap_err();
+        let expected = e
+            .reason
+            .rsplit_once("expected ")
+            .unwrap_or_else(|| panic!("{prefix}: no field list in {e}"))
+            .1;
+        let fields: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        assert!(fields.len() > 1, "{prefix}: {e}");
+        for field in fields {
+            let name = format!("{prefix}{field}");
+            let documented =
+                table.contains(&name) || table.iter().any(|t| t.starts_with(&format!("{name}.")));
+            assert!(
+                documented,
+                "`{name}` is taken by the parser but not in the README's table"
+            );
+        }
     }
 }
