@@ -133,7 +133,7 @@ fn map_for(
         return Err(Status::BadArgument);
     }
     let phase = st.phase;
-    let held_headers = st.env.options.allow_on_headers_stop_iteration;
+    let live = live_headers(st);
     let req = st.req.as_mut();
     match (map_type, req) {
         (abi::map::HTTP_REQUEST_HEADERS, Some(r)) if r.refuse.header_map => {
@@ -145,11 +145,7 @@ fn map_for(
         (abi::map::HTTP_REQUEST_TRAILERS, _) if phase == Phase::Log && !write => {
             Err(Status::NotFound)
         }
-        (abi::map::HTTP_REQUEST_HEADERS, Some(r))
-            if live_headers(phase, held_headers && r.headers_held) =>
-        {
-            Ok(&mut r.headers)
-        }
+        (abi::map::HTTP_REQUEST_HEADERS, Some(r)) if live => Ok(&mut r.headers),
         (abi::map::HTTP_REQUEST_TRAILERS, Some(r)) if phase == Phase::RequestTrailers => {
             Ok(&mut r.trailers)
         }
@@ -163,8 +159,10 @@ fn map_for(
 /// Whether Envoy still holds the request headers a callback could change:
 /// in the headers callback, and in the body callbacks while a pause in the
 /// headers callback holds them (`allow_on_headers_stop_iteration`).
-fn live_headers(phase: Phase, headers_held: bool) -> bool {
-    phase == Phase::RequestHeaders || (phase == Phase::RequestBody && headers_held)
+fn live_headers(st: &HostState) -> bool {
+    let held = st.env.options.allow_on_headers_stop_iteration
+        && st.req.as_ref().is_some_and(|r| r.headers_held);
+    st.phase == Phase::RequestHeaders || (st.phase == Phase::RequestBody && held)
 }
 
 /// The request properties Envoy reads from the request headers
@@ -181,9 +179,7 @@ fn request_property_visible(st: &HostState, path: &str) -> bool {
     if !FROM_HEADERS.contains(&path) {
         return true;
     }
-    let held = st.env.options.allow_on_headers_stop_iteration
-        && st.req.as_ref().is_some_and(|r| r.headers_held);
-    st.phase == Phase::Log || live_headers(st.phase, held)
+    st.phase == Phase::Log || live_headers(st)
 }
 
 pub(crate) fn emit_stdio(st: &mut HostState, fd: i32, bytes: &[u8]) {

@@ -619,10 +619,7 @@ impl Host {
         }
         let root = vm.root;
         if let Some(f) = vm.ex.context_create.clone() {
-            vm.store.data_mut().phase = Phase::Configure;
-            let created = vm.invoke(&f, (root, 0));
-            vm.store.data_mut().phase = Phase::Start;
-            if let Err(t) = created {
+            if let Err(t) = vm.invoke_holding_plugin(&f, (root, 0)) {
                 return Err(stage_err(
                     &mut vm,
                     "proxy_on_context_create",
@@ -652,10 +649,7 @@ impl Host {
         }
         let config_len = self.env.plugin_config.len() as u32;
         if let Some(f) = vm.ex.configure.clone() {
-            vm.store.data_mut().phase = Phase::Configure;
-            let configured = vm.invoke(&f, (root, config_len));
-            vm.store.data_mut().phase = Phase::Start;
-            match configured {
+            match vm.invoke_holding_plugin(&f, (root, config_len)) {
                 Err(t) => {
                     return Err(stage_err(
                         &mut vm,
@@ -766,6 +760,19 @@ impl Vm {
                 Err(msg)
             }
         }
+    }
+
+    /// [`Vm::invoke`] in [`Phase::Configure`]: a start-up call during which
+    /// Envoy holds the plugin, so its configuration can be read.
+    fn invoke_holding_plugin<P: WasmParams, R: WasmResults>(
+        &mut self,
+        f: &TypedFunc<P, R>,
+        args: P,
+    ) -> std::result::Result<R, String> {
+        self.store.data_mut().phase = Phase::Configure;
+        let result = self.invoke(f, args);
+        self.store.data_mut().phase = Phase::Start;
+        result
     }
 
     /// Index of this VM within its host (0, 1, ...), e.g. for thread names.

@@ -89,23 +89,6 @@ pub fn parse_reference(reference: &str) -> Result<Reference> {
     Ok(parsed)
 }
 
-/// An error and the errors under it, on one line: the registry client's
-/// own message alone says "error sending request", not why (connection
-/// refused, a certificate, a timeout).
-fn full(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 /// The registry host[:port] of a reference, for credential look-up.
 pub fn registry_of(reference: &str) -> Result<String> {
     Ok(parse_reference(reference)?.resolve_registry().to_string())
@@ -128,20 +111,16 @@ pub fn push(image: &Image, reference: &str, opts: &RegistryOptions) -> Result<Pu
         client
             .auth(&reference, &auth, RegistryOperation::Push)
             .await
-            .map_err(|e| {
-                anyhow!(
-                    "{}: could not authenticate: {}",
-                    reference.resolve_registry(),
-                    full(&e)
-                )
-            })?;
+            // The client's message alone says "error sending request", not
+            // why: the error's chain (`{:#}`) carries the cause.
+            .with_context(|| format!("{}: could not authenticate", reference.resolve_registry()))?;
 
         let (mut uploaded, mut skipped) = (0, 0);
         for blob in image.blobs() {
             let exists = client
                 .blob_exists(&reference, &blob.digest)
                 .await
-                .map_err(|e| anyhow!("{}: {}", reference.whole(), full(&e)))?;
+                .with_context(|| reference.whole())?;
             if exists {
                 skipped += 1;
                 continue;
@@ -149,7 +128,7 @@ pub fn push(image: &Image, reference: &str, opts: &RegistryOptions) -> Result<Pu
             client
                 .push_blob(&reference, blob.bytes.clone(), &blob.digest)
                 .await
-                .map_err(|e| anyhow!("pushing blob {}: {}", blob.digest, full(&e)))?;
+                .with_context(|| format!("pushing blob {}", blob.digest))?;
             uploaded += 1;
         }
         let content_type = http::HeaderValue::from_str(&image.manifest.media_type)
@@ -157,12 +136,12 @@ pub fn push(image: &Image, reference: &str, opts: &RegistryOptions) -> Result<Pu
         client
             .push_manifest_raw(&reference, image.manifest.bytes.clone(), content_type)
             .await
-            .map_err(|e| anyhow!("pushing manifest: {}", full(&e)))?;
+            .context("pushing manifest")?;
 
         let served = client
             .fetch_manifest_digest(&reference, &auth)
             .await
-            .map_err(|e| anyhow!("reading back the manifest digest: {}", full(&e)))?;
+            .context("reading back the manifest digest")?;
         if served != image.manifest.digest {
             bail!(
                 "registry serves {served} for {} but we pushed {}",
@@ -192,7 +171,7 @@ pub fn pull(reference: &str, opts: &RegistryOptions) -> Result<Pulled> {
                 &[MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE],
             )
             .await
-            .map_err(|e| anyhow!("pulling manifest of {}: {}", reference.whole(), full(&e)))?;
+            .with_context(|| format!("pulling manifest of {}", reference.whole()))?;
         let manifest_bytes = manifest_bytes.to_vec();
         // oci-client already compares body, header and reference digests;
         // check again here so the guarantee does not rest on a dependency.
@@ -222,7 +201,7 @@ pub fn pull(reference: &str, opts: &RegistryOptions) -> Result<Pulled> {
                 client
                     .pull_blob(reference, digest.as_str(), &mut out)
                     .await
-                    .map_err(|e| anyhow!("pulling blob {digest}: {}", full(&e)))?;
+                    .with_context(|| format!("pulling blob {digest}"))?;
                 verify(&format!("blob {digest}"), &out.buf, &digest, Some(d.size()))?;
                 Ok(Blob {
                     media_type: d.media_type().to_string(),

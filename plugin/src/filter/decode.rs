@@ -19,6 +19,7 @@
 //! wrapper (RFC 9110 §8.4.1.2 says `deflate` is the zlib format) are all
 //! malformed.
 
+use crate::ascii::eq_ignore_case;
 use miniz_oxide::inflate::core::inflate_flags::{
     TINFL_FLAG_COMPUTE_ADLER32, TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_IGNORE_ADLER32,
     TINFL_FLAG_PARSE_ZLIB_HEADER,
@@ -64,17 +65,17 @@ impl Encoding {
         let mut found = Encoding::Identity;
         for value in values {
             for token in value.as_ref().split(',').map(str::trim_ascii) {
-                if token.is_empty() || token.eq_ignore_ascii_case("identity") {
+                let is = |name: &str| eq_ignore_case(token.as_bytes(), name.as_bytes());
+                if token.is_empty() || is("identity") {
                     continue;
                 }
-                let coding =
-                    if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
-                        Coding::Gzip
-                    } else if token.eq_ignore_ascii_case("deflate") {
-                        Coding::Deflate
-                    } else {
-                        return Encoding::Other;
-                    };
+                let coding = if is("gzip") || is("x-gzip") {
+                    Coding::Gzip
+                } else if is("deflate") {
+                    Coding::Deflate
+                } else {
+                    return Encoding::Other;
+                };
                 if found != Encoding::Identity {
                     return Encoding::Other;
                 }
@@ -263,9 +264,9 @@ impl Decoder {
                 Stage::Data => self.data(input, sink)?,
                 Stage::Trailer { bytes, n } => self.trailer(bytes, n, input)?,
                 Stage::Between => match self.coding {
+                    // The trailer has already put in a fresh checksum.
                     Coding::Gzip => {
                         self.stage = Stage::Header(Header::START);
-                        self.crc = crc32fast::Hasher::new();
                         0
                     }
                     Coding::Deflate => {
@@ -301,19 +302,15 @@ impl Decoder {
             let mut done_part = false;
             match h.part {
                 Part::Fixed => {
-                    let ok = match h.n {
-                        0 => b == 0x1F,
-                        1 => b == 0x8B,
-                        2 => b == 8,
-                        3 => b & FRESERVED == 0,
-                        _ => true,
+                    let wrong = match h.n {
+                        0 if b != 0x1F => Some("not a gzip member (wrong magic bytes)"),
+                        1 if b != 0x8B => Some("not a gzip member (wrong magic bytes)"),
+                        2 if b != 8 => Some("a gzip compression method other than deflate"),
+                        3 if b & FRESERVED != 0 => Some("reserved gzip header flags set"),
+                        _ => None,
                     };
-                    if !ok {
-                        return Err(malformed(match h.n {
-                            0 | 1 => "not a gzip member (wrong magic bytes)",
-                            2 => "a gzip compression method other than deflate",
-                            _ => "reserved gzip header flags set",
-                        }));
+                    if let Some(why) = wrong {
+                        return Err(malformed(why));
                     }
                     if h.n == 3 {
                         h.flags = b;

@@ -213,8 +213,6 @@ pub struct Session {
     /// (`on_encoded_body: inspect`): what is read goes through this, and the
     /// sniffer and the inspector get the decoded bytes.
     decoder: Option<Box<Decoder>>,
-    /// Bytes the decoder has handed on, while they are being sniffed.
-    decoded: u64,
     /// Why the body is refused, beyond its violation, for the log line (what
     /// is wrong with its encoding).
     reason: Option<&'static str>,
@@ -249,7 +247,6 @@ impl Session {
             sniffer: None,
             declared_too_large: false,
             decoder: None,
-            decoded: 0,
             reason: None,
             ticket: None,
         }
@@ -638,11 +635,12 @@ impl Session {
     #[inline(never)]
     fn take_decoded(&mut self, piece: &[u8], host: &mut dyn Host) -> Result<(), Stop> {
         let max = self.policy().limits.max_body_bytes;
-        let (Some(max), true) = (max, self.sniffer.is_some()) else {
+        // Every decoded byte so far went to the sniffer, which is still
+        // undecided: it has counted them.
+        let (Some(max), Some(sniffer)) = (max, &self.sniffer) else {
             return self.take(piece, host);
         };
-        let room = room(max, self.decoded, piece.len());
-        self.decoded += room as u64;
+        let room = room(max, sniffer.seen(), piece.len());
         let (within, beyond) = piece.split_at(room);
         self.take(within, host)?;
         if beyond.is_empty() {
@@ -670,10 +668,15 @@ impl Session {
     /// request report mode would have refused (not as passed, so that the
     /// inspected requests are still passed + rejected + would-reject).
     fn report_only(&self, host: &mut dyn Host, v: &Violation) {
-        host.log(Level::Info, &self.violation_line("would reject", v));
-        host.note_violation(v.kind, &self.policy().name);
+        self.log_violation(host, "would reject", v);
         self.tally(host, RuleCounter::WouldReject);
         host.count(Metric::WouldRejectKind(v.kind), 1);
+    }
+
+    /// Logs a violation's line and leaves it for the access log.
+    fn log_violation(&self, host: &mut dyn Host, verb: &str, v: &Violation) {
+        host.log(Level::Info, &self.violation_line(verb, v));
+        host.note_violation(v.kind, &self.policy().name);
     }
 
     /// The log line of a refusal (`verb` = `rejected`) or of a violation
@@ -729,8 +732,7 @@ impl Session {
             // not counted as would-reject, as the body was not read to its
             // end (the request counts as skipped).
             if let Some(v) = self.inspector.as_ref().and_then(|i| i.noted()) {
-                host.log(Level::Info, &self.violation_line("would reject", &v));
-                host.note_violation(v.kind, &self.policy().name);
+                self.log_violation(host, "would reject", &v);
             }
             return Action::Continue;
         }
@@ -741,11 +743,8 @@ impl Session {
     fn reject(&mut self, host: &mut dyn Host, v: Violation) -> Action {
         let report = self.policy().mode == Mode::Report;
         self.phase = if report { Phase::Done } else { Phase::Refused };
-        let policy = self.policy();
-        let counted = policy.breaker.counts_kind(v.kind);
-        let line = self.violation_line(if report { "would reject" } else { "rejected" }, &v);
-        host.log(Level::Info, &line);
-        host.note_violation(v.kind, &policy.name);
+        let counted = self.policy().breaker.counts_kind(v.kind);
+        self.log_violation(host, if report { "would reject" } else { "rejected" }, &v);
         self.record_outcome(
             host,
             if counted {

@@ -27,13 +27,16 @@ pub struct Sniffer {
     /// The first byte of a UTF-16 or UTF-32 byte order mark (`FF FE`,
     /// `FE FF`, or UTF-32BE's `00 00 FE FF`), once one has begun.
     utf16: u8,
-    /// Where that byte was: 0, or 2 after two NUL bytes.
-    utf16_at: u8,
-    /// NUL bytes among the first two.
+    /// NUL bytes among the first two: 2 when the mark began after them.
     lead_nuls: u8,
 }
 
 impl Sniffer {
+    /// Body bytes read so far (all of them, while undecided).
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
     /// Reads the next bytes of the body: `Some(true)` once they look like
     /// JSON, `Some(false)` once they cannot be, `None` while only
     /// whitespace, NUL bytes or a byte order mark have come.
@@ -53,10 +56,10 @@ impl Sniffer {
                 || (at == 2 && self.lead_nuls == 2 && b == 0xFE);
             if bom_start {
                 self.utf16 = b;
-                self.utf16_at = at as u8;
                 continue;
             }
-            if self.utf16 != 0 && at == u64::from(self.utf16_at) + 1 {
+            let mark_ends_at = if self.lead_nuls == 2 { 3 } else { 1 };
+            if self.utf16 != 0 && at == mark_ends_at {
                 // `FF FE`, `FE FF` or `00 00 FE FF`: UTF-16 or UTF-32 text
                 // follows.
                 if b != self.utf16 ^ 1 {

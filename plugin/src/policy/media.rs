@@ -43,13 +43,15 @@ pub fn classify<S: AsRef<str>>(
         ranges.iter().any(|r| r.matches(media))
     };
     let (mut other, mut unreadable) = (false, false);
-    let mut note = |part: &str| {
-        if is_media_type(essence(part)) {
+    // A part that is not JSON: another media type, or none at all.
+    let mut note = |media_type: bool| {
+        if media_type {
             other = true;
         } else {
             unreadable = true;
         }
     };
+    let is_media = |part: &str| is_media_type(essence(part));
     for value in values {
         let value = value.as_ref();
         // The usual value has no comma: no splitting (this runs on every
@@ -58,7 +60,7 @@ pub fn classify<S: AsRef<str>>(
             if is_json(value) {
                 return ContentTypeClass::Json;
             }
-            note(value);
+            note(is_media(value));
             continue;
         }
         // A part that is JSON as an upstream splitting on every comma reads
@@ -69,10 +71,10 @@ pub fn classify<S: AsRef<str>>(
         }
         if !quotes_close(value) {
             // A quote that never closes: no telling where the parts end.
-            note("");
+            note(false);
             continue;
         }
-        split_outside_quotes(value).for_each(&mut note);
+        split_outside_quotes(value).for_each(|part| note(is_media(part)));
     }
     if other && !unreadable {
         ContentTypeClass::Other

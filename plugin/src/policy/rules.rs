@@ -54,11 +54,7 @@ pub struct RuleMatch {
 impl RuleMatch {
     /// Refuses a match that would match everything or nothing by accident.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let paths = [
-            ("path_prefix", &self.path_prefix),
-            ("path_exact", &self.path_exact),
-            ("path_separated_prefix", &self.path_separated_prefix),
-        ];
+        let paths = self.path_fields();
         if paths.iter().all(|(_, p)| p.is_none())
             && self.methods.is_none()
             && self.authority.is_none()
@@ -84,7 +80,7 @@ impl RuleMatch {
                     ));
                 }
                 let normal = super::path::normalize(p);
-                if normal != p.as_str() {
+                if normal != p {
                     return Err(ConfigError::new(
                         field,
                         format!(
@@ -126,15 +122,23 @@ impl RuleMatch {
         Ok(())
     }
 
+    /// The three path matchers by field name (a valid match gives at most one).
+    fn path_fields(&self) -> [(&'static str, Option<&str>); 3] {
+        [
+            ("path_prefix", self.path_prefix.as_deref()),
+            ("path_exact", self.path_exact.as_deref()),
+            (
+                "path_separated_prefix",
+                self.path_separated_prefix.as_deref(),
+            ),
+        ]
+    }
+
     /// The path matcher, if any: its field name and its path.
     pub fn path(&self) -> Option<(&'static str, &str)> {
-        [
-            ("path_prefix", &self.path_prefix),
-            ("path_exact", &self.path_exact),
-            ("path_separated_prefix", &self.path_separated_prefix),
-        ]
-        .into_iter()
-        .find_map(|(field, p)| Some((field, p.as_deref()?)))
+        self.path_fields()
+            .into_iter()
+            .find_map(|(field, p)| Some((field, p?)))
     }
 
     /// Whether a request with this method, path and authority matches.
