@@ -113,6 +113,37 @@ fn broken_and_undecodable_encodings_are_refused() {
     }
 }
 
+/// A client flushing after every few bytes makes a deflate block (and an
+/// empty one) per flush, each of which costs the inflater a table build:
+/// one per 256 decoded bytes after the first 64 is allowed, and a flush
+/// every 600 bytes stays well within it.
+#[test]
+fn deflate_blocks_beyond_what_the_data_justifies_are_malformed() {
+    let (_host, mut vm) = try_host(r#"{"on_encoded_body":"inspect"}"#).unwrap();
+    let flushed_every = |every: usize| {
+        let body: String = format!("[{}0]", "1,".repeat(3_000));
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        for piece in body.as_bytes().chunks(every) {
+            e.write_all(piece).unwrap();
+            e.flush().unwrap();
+        }
+        e.finish().unwrap()
+    };
+    let send = |body: Vec<u8>| {
+        post(body)
+            .header("content-encoding", "gzip")
+            .chunk_size(1024)
+    };
+    let o = vm.send(&send(flushed_every(600))).unwrap();
+    assert_eq!(answer(&o), (None, None, None, None));
+    let o = vm.send(&send(flushed_every(8))).unwrap();
+    assert_eq!(
+        answer(&o),
+        (Some(400), Some("malformed_encoding".into()), None, None)
+    );
+    assert!(o.logged("more deflate blocks"), "{:?}", o.logs);
+}
+
 #[test]
 fn a_gzip_bomb_is_refused_at_the_limit_in_flat_guest_memory() {
     // 256 MiB of whitespace and then an array, in about 256 KiB: refused at

@@ -182,6 +182,48 @@ fn sniffed_bodies_are_inspected_when_they_look_like_json() {
     assert_eq!(counter(&host, "requests_skipped"), 2);
 }
 
+/// Through the wasm: a UTF-7 body that body-parser would decode into a
+/// second `role` is refused by its charset (415), and under `sniff` a JSON
+/// Lines body whose first value is a scalar is still inspected.
+#[test]
+fn foreign_charsets_and_scalar_first_lines_are_not_ways_around() {
+    let (_host, mut vm) = host_pair(
+        r#"{"on_other_content_type":"sniff",
+            "rules":[{"name":"events","match":{"path_prefix":"/events"},"json":{"lines":true}}]}"#,
+    );
+    let utf7 = r#"{"role":"user","x":"+ACIALAAiAHIAbwBsAGUAIgA6ACIAYQBkAG0AaQBu-"}"#;
+    for ct in [
+        "application/json; charset=utf-7",
+        "text/plain; charset=UTF-7",
+    ] {
+        let o = vm.send(&post(utf7).header("content-type", ct)).unwrap();
+        assert_eq!(o.status(), Some(415), "{ct}");
+        assert_eq!(o.body_bytes_read, 0, "{ct}");
+    }
+    let o = vm
+        .send(&post(utf7).header("content-type", "application/json; charset=utf-8"))
+        .unwrap();
+    assert_eq!(o.status(), None);
+
+    let lines = "0\n{\"user\":1,\"user\":2}\n";
+    for chunk in [lines.len(), 1] {
+        let o = vm
+            .send(
+                &Request::post("/events")
+                    .content_type("text/plain")
+                    .body(lines)
+                    .chunk_size(chunk),
+            )
+            .unwrap();
+        let p = o.problem().expect("refused");
+        assert_eq!(
+            (&p["violation"], p["offset"].as_u64()),
+            (&"duplicate_key".into(), Some(12)),
+            "{chunk}-byte chunks"
+        );
+    }
+}
+
 /// `report_only` through the wasm: a reported violation lets the body
 /// through (nothing refused, the whole body forwarded) and leaves what report
 /// mode leaves: the log line, the counters and the access log's filter

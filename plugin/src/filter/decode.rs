@@ -22,7 +22,7 @@
 use crate::ascii::eq_ignore_case;
 use miniz_oxide::inflate::core::inflate_flags::{
     TINFL_FLAG_COMPUTE_ADLER32, TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_IGNORE_ADLER32,
-    TINFL_FLAG_PARSE_ZLIB_HEADER,
+    TINFL_FLAG_PARSE_ZLIB_HEADER, TINFL_FLAG_STOP_ON_BLOCK_BOUNDARY,
 };
 use miniz_oxide::inflate::core::{decompress, DecompressorOxide};
 use miniz_oxide::inflate::TINFLStatus;
@@ -31,6 +31,25 @@ use miniz_oxide::inflate::TINFLStatus;
 /// from. Decoded bytes are handed on straight from it, in pieces of at most
 /// this size.
 const WINDOW: usize = 32 * 1024;
+
+/// Deflate blocks and gzip members a body may start before
+/// [`BYTES_PER_BLOCK`] applies.
+pub const FREE_BLOCKS: u64 = 64;
+
+/// Decoded bytes each further deflate block or gzip member must bring.
+///
+/// The inflater builds its Huffman tables anew for every block, and readies
+/// itself anew for every member: a few microseconds each in wasm, however
+/// little the block decodes. An empty block is ten bits, so 2 MiB of them
+/// would take seconds to decode to nothing. Compressors start a block per
+/// some 16 K symbols, and two more per flush; one per 256 decoded bytes
+/// leaves room for a flush every 512 bytes, and bounds the decoder's work
+/// by the decoded size (the inspector's limits) again.
+pub const BYTES_PER_BLOCK: u64 = 256;
+
+/// Why a body over the block budget is malformed (its log line).
+const TOO_MANY_BLOCKS: &str =
+    "more deflate blocks or gzip members than the decoded bytes justify (one per 256 after the first 64)";
 
 /// A content coding the filter can see through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +219,10 @@ pub struct Decoder {
     at: usize,
     /// Bytes decoded in the current member (or stream).
     decoded: u64,
+    /// Bytes decoded in the whole body.
+    body_decoded: u64,
+    /// Deflate blocks ended and gzip members begun in the whole body.
+    blocks: u64,
     stage: Stage,
     /// The CRC-32 of the current gzip member's header (for FHCRC), then of
     /// its decoded bytes, with their count (for the trailer).
@@ -226,6 +249,8 @@ impl Decoder {
             window: vec![0; WINDOW],
             at: 0,
             decoded: 0,
+            body_decoded: 0,
+            blocks: 0,
             stage: Stage::Between,
             crc: crc32fast::Hasher::new(),
             started: false,
@@ -246,6 +271,19 @@ impl Decoder {
         };
         self.crc = crc32fast::Hasher::new();
         self.started = false;
+        self.body_decoded = 0;
+        self.blocks = 0;
+    }
+
+    /// Counts a deflate block or a gzip member: `Err` when the body has
+    /// started more of them than its decoded bytes justify (see
+    /// [`BYTES_PER_BLOCK`]).
+    fn count_block<E>(&mut self) -> Result<(), Fed<E>> {
+        self.blocks += 1;
+        if self.blocks > FREE_BLOCKS + self.body_decoded / BYTES_PER_BLOCK {
+            return Err(malformed(TOO_MANY_BLOCKS));
+        }
+        Ok(())
     }
 
     /// Decodes the next bytes of the body, handing every decoded piece to
@@ -266,6 +304,7 @@ impl Decoder {
                 Stage::Between => match self.coding {
                     // The trailer has already put in a fresh checksum.
                     Coding::Gzip => {
+                        self.count_block()?;
                         self.stage = Stage::Header(Header::START);
                         0
                     }
@@ -370,6 +409,7 @@ impl Decoder {
         sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<usize, Fed<E>> {
         let flags = TINFL_FLAG_HAS_MORE_INPUT
+            | TINFL_FLAG_STOP_ON_BLOCK_BOUNDARY
             | match self.coding {
                 Coding::Gzip => TINFL_FLAG_IGNORE_ADLER32,
                 Coding::Deflate => TINFL_FLAG_PARSE_ZLIB_HEADER | TINFL_FLAG_COMPUTE_ADLER32,
@@ -386,6 +426,7 @@ impl Decoder {
             let from = self.at;
             self.at = (from + produced) & (WINDOW - 1);
             self.decoded += produced as u64;
+            self.body_decoded += produced as u64;
             // Every decoded byte is handed on before the status is looked
             // at: what comes before an error is the same for every cut.
             let decoded = self.window.get(from..from + produced).unwrap_or_default();
@@ -407,6 +448,10 @@ impl Decoder {
                     };
                     return Ok(input.len() - rest.len());
                 }
+                // A block ended and the next one has not begun: the bits it
+                // took may all have been read already, so it is progress
+                // even when no byte was used.
+                TINFLStatus::BlockBoundary => self.count_block()?,
                 TINFLStatus::NeedsMoreInput if rest.is_empty() => return Ok(input.len()),
                 TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput if progress => {}
                 _ => {

@@ -73,3 +73,60 @@ pub fn decode_pieces<'a>(
     let result = decoder.finish();
     (out, result)
 }
+
+/// Raw deflate data as a hostile client might write it: each piece of
+/// `pieces` is `(empty, data)`, that many empty fixed-Huffman blocks (ten
+/// bits each) followed by `data` in a stored block; the last stored block
+/// is final. Each `data` must be shorter than 64 KiB.
+pub fn deflate_blocks(pieces: &[(usize, &[u8])]) -> Vec<u8> {
+    let mut bits = Bits::default();
+    for (i, (empty, data)) in pieces.iter().enumerate() {
+        for _ in 0..*empty {
+            bits.push(0, 1); // not final
+            bits.push(1, 2); // fixed Huffman codes
+            bits.push(0, 7); // end of block (code 256: seven zero bits)
+        }
+        bits.push(u32::from(i + 1 == pieces.len()), 1);
+        bits.push(0, 2); // stored
+        bits.align();
+        let len = u16::try_from(data.len()).expect("a stored block holds under 64 KiB");
+        bits.bytes.extend_from_slice(&len.to_le_bytes());
+        bits.bytes.extend_from_slice(&(!len).to_le_bytes());
+        bits.bytes.extend_from_slice(data);
+    }
+    bits.bytes
+}
+
+/// A gzip member around raw deflate data that decodes to `data`.
+pub fn gzip_member_of(deflate: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3];
+    out.extend_from_slice(deflate);
+    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+/// Bits written least significant first, as deflate packs them.
+#[derive(Default)]
+struct Bits {
+    bytes: Vec<u8>,
+    used: u32,
+}
+
+impl Bits {
+    fn push(&mut self, value: u32, count: u32) {
+        for k in 0..count {
+            if self.used == 0 {
+                self.bytes.push(0);
+            }
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= (((value >> k) & 1) as u8) << self.used;
+            }
+            self.used = (self.used + 1) % 8;
+        }
+    }
+
+    fn align(&mut self) {
+        self.used = 0;
+    }
+}

@@ -1,4 +1,4 @@
-use super::testing::{decode_pieces, gzip, member};
+use super::testing::{decode_pieces, deflate_blocks, gzip, gzip_member_of, member};
 use super::*;
 use miniz_oxide::deflate::{compress_to_vec, compress_to_vec_zlib};
 use proptest::prelude::*;
@@ -296,6 +296,109 @@ fn a_bomb_is_decoded_in_pieces_of_constant_size() {
     decoder.finish().unwrap();
     assert_eq!(total, zeros.len());
     assert_eq!(largest, WINDOW);
+}
+
+#[test]
+fn deflate_blocks_and_members_beyond_what_the_data_justifies_are_malformed() {
+    let too_many = Err(Malformed(TOO_MANY_BLOCKS));
+    let data = br#"{"a":1}"#;
+    let body = |empty: usize| gzip_member_of(&deflate_blocks(&[(empty, data)]), data);
+    // The writer is right: its blocks decode.
+    assert_eq!(decode_all_cuts(Coding::Gzip, &body(3)), Ok(data.to_vec()));
+    // Empty blocks before any data: the free ones, and one over.
+    let free = FREE_BLOCKS as usize;
+    assert_eq!(
+        decode_all_cuts(Coding::Gzip, &body(free)),
+        Ok(data.to_vec())
+    );
+    assert_eq!(decode_all_cuts(Coding::Gzip, &body(free + 1)), too_many);
+    // Each 256 decoded bytes buy one more block.
+    let run = [b' '; BYTES_PER_BLOCK as usize * 2];
+    let spent = |extra: usize| {
+        let pieces = [(0, &run[..]), (free - 1 + extra, &data[..])];
+        let whole = [&run[..], data].concat();
+        gzip_member_of(&deflate_blocks(&pieces), &whole)
+    };
+    // The stored block of the run is a block too: free - 1 + 2 empty ones
+    // after it make free + 2 blocks, which 512 decoded bytes allow.
+    assert!(decode_all_cuts(Coding::Gzip, &spent(2)).is_ok());
+    assert_eq!(decode_all_cuts(Coding::Gzip, &spent(3)), too_many);
+    // zlib streams count the same way.
+    let zlib_of = |empty: usize| {
+        let mut out = vec![0x78, 0x01];
+        out.extend_from_slice(&deflate_blocks(&[(empty, data)]));
+        let (a, b) = data.iter().fold((1u32, 0u32), |(a, b), &x| {
+            let a = (a + u32::from(x)) % 65_521;
+            (a, (b + a) % 65_521)
+        });
+        out.extend_from_slice(&(b << 16 | a).to_be_bytes());
+        out
+    };
+    assert_eq!(
+        decode_all_cuts(Coding::Deflate, &zlib_of(free)),
+        Ok(data.to_vec())
+    );
+    assert_eq!(
+        decode_all_cuts(Coding::Deflate, &zlib_of(free + 1)),
+        too_many
+    );
+}
+
+#[test]
+fn gzip_members_beyond_what_the_data_justifies_are_malformed() {
+    let too_many = Err(Malformed(TOO_MANY_BLOCKS));
+    let empty = gzip(b"");
+    let json = gzip(b"{}");
+    // The first member is not counted; each one after it is.
+    let free = FREE_BLOCKS as usize;
+    let members = |n: usize| [empty.repeat(n - 1), json.clone()].concat();
+    assert_eq!(
+        decode_all_cuts(Coding::Gzip, &members(free + 1)),
+        Ok(b"{}".to_vec())
+    );
+    assert_eq!(decode_all_cuts(Coding::Gzip, &members(free + 2)), too_many);
+}
+
+#[test]
+fn flushing_every_512_bytes_stays_within_the_budget() {
+    use miniz_oxide::deflate::core::{compress, CompressorOxide, TDEFLFlush, TDEFLStatus};
+    // A client that flushes (sync) after every 512 bytes of a 256 KiB body:
+    // two blocks per flush.
+    let data: Vec<u8> = (0..256 * 1024u32)
+        .map(|i| {
+            let alphabet = b"{}[],:\"0123456789abcdef";
+            alphabet[(i.wrapping_mul(2_654_435_761) >> 27) as usize % alphabet.len()]
+        })
+        .collect();
+    // A gzip member of `data`, flushed after every `every` bytes.
+    let flushed_every = |every: usize| {
+        let flags = miniz_oxide::deflate::core::create_comp_flags_from_zip_params(6, 0, 0);
+        let mut compressor = CompressorOxide::new(flags);
+        let mut out = vec![0; data.len() * 2];
+        let mut written = 0;
+        let pieces: Vec<&[u8]> = data.chunks(every).collect();
+        for (i, piece) in pieces.iter().enumerate() {
+            let flush = if i + 1 == pieces.len() {
+                TDEFLFlush::Finish
+            } else {
+                TDEFLFlush::Sync
+            };
+            let (status, used, n) = compress(&mut compressor, piece, &mut out[written..], flush);
+            assert!(matches!(status, TDEFLStatus::Okay | TDEFLStatus::Done));
+            assert_eq!(used, piece.len());
+            written += n;
+        }
+        gzip_member_of(&out[..written], &data)
+    };
+    assert_eq!(
+        decode(Coding::Gzip, &flushed_every(512), 4096),
+        Ok(data.clone())
+    );
+    // Flushing after every 100 bytes is not.
+    assert_eq!(
+        decode(Coding::Gzip, &flushed_every(100), 4096),
+        Err(Malformed(TOO_MANY_BLOCKS))
+    );
 }
 
 proptest! {

@@ -14,7 +14,9 @@ use crate::inspector::Inspector;
 use crate::policy::breaker::{
     self, admit, record, Decision, Event, Outcome, Report, Scope, ScopeInput, Snapshot, Store,
 };
-use crate::policy::config::{ContentTypeAction, EncodedBodyAction, Mode, PassOrReject, Policy};
+use crate::policy::config::{
+    ContentTypeAction, EncodedBodyAction, Mode, OtherCharsetAction, PassOrReject, Policy,
+};
 use crate::policy::media::ContentTypeClass;
 use crate::policy::reply::{self, Reply};
 use crate::violation::{Violation, ViolationKind};
@@ -302,6 +304,12 @@ impl Session {
         if action == ContentTypeAction::Pass {
             return self.skip(host);
         }
+        let on_charset = config.on_other_charset;
+        let foreign_charset = on_charset != OtherCharsetAction::Inspect
+            && crate::policy::media::foreign_charset(head.all("content-type"));
+        if foreign_charset && on_charset == OtherCharsetAction::Pass {
+            return self.skip(host);
+        }
         let encoding = Encoding::of(head.all("content-encoding"));
         let on_encoded = config.on_encoded_body;
         if encoding != Encoding::Identity && on_encoded == EncodedBodyAction::Pass {
@@ -313,6 +321,13 @@ impl Session {
             return shed;
         }
         if action == ContentTypeAction::Reject {
+            return self.reject(
+                host,
+                header_violation(ViolationKind::UnsupportedMediaType, None),
+            );
+        }
+        if foreign_charset {
+            self.reason = Some("the content-type names a charset other than UTF-8");
             return self.reject(
                 host,
                 header_violation(ViolationKind::UnsupportedMediaType, None),
@@ -355,7 +370,8 @@ impl Session {
             host.count(Metric::RequestsDecoded, 1);
         }
         self.phase = Phase::Body;
-        self.sniffer = sniff.then(Sniffer::default);
+        let lines = self.policy().json.lines;
+        self.sniffer = sniff.then(|| Sniffer::new(lines));
         if !sniff {
             self.tally(host, RuleCounter::Inspected);
         }

@@ -1193,6 +1193,66 @@ fn joined_empty_and_unreadable_content_types_are_not_passed_uninspected() {
     }
 }
 
+/// A body to be inspected whose content type names another charset than
+/// UTF-8 (body-parser would decode this UTF-7 into `{"a":"","role":"admin"}`)
+/// is refused with 415 and the reason logged, before any byte is read;
+/// `on_other_charset` can pass it or inspect its bytes instead, and bodies
+/// that pass uninspected anyway are not affected.
+#[test]
+fn charsets_other_than_utf8_are_refused_as_configured() {
+    let utf7: &[&[u8]] = &[br#"{"a":"+ACIALAAiAHIAbwBsAGUAIgA6ACIAYQBkAG0AaQBu-"}"#];
+    let send = |config: &str, ct: &str| {
+        let p = plugin(config);
+        let mut host = FakeHost::default();
+        let run = drive(&p, &mut host, &head(&[("content-type", ct)]), utf7, false);
+        (run.status(), run.violation(), host)
+    };
+    let (status, violation, host) = send("{}", "application/json; charset=utf-7");
+    assert_eq!(
+        (status, violation.as_deref()),
+        (Some(415), Some("unsupported_media_type"))
+    );
+    assert_eq!(host.reads, 0, "not read");
+    assert!(
+        host.logs
+            .iter()
+            .any(|(_, l)| l
+                .contains(r#"reason="the content-type names a charset other than UTF-8""#)),
+        "{:?}",
+        host.logs
+    );
+    // Sniffed and missing-type bodies too: a sniffing upstream decodes alike.
+    let sniff = r#"{"on_other_content_type":"sniff"}"#;
+    assert_eq!(send(sniff, "text/plain; charset=utf-7").0, Some(415));
+    assert_eq!(send("{}", "; charset=utf-7").0, Some(415));
+    // UTF-8 named, or nothing named: inspected (and this body passes).
+    for ct in ["application/json; charset=UTF-8", "application/json"] {
+        let (status, _, host) = send("{}", ct);
+        assert_eq!(
+            (status, host.metric("requests_inspected")),
+            (None, 1),
+            "{ct}"
+        );
+    }
+    // Pass: uninspected. Inspect: read as UTF-8.
+    let (status, _, host) = send(
+        r#"{"on_other_charset":"pass"}"#,
+        "application/json; charset=utf-7",
+    );
+    assert_eq!(
+        (status, host.metric("requests_skipped"), host.reads),
+        (None, 1, 0)
+    );
+    let (status, _, host) = send(
+        r#"{"on_other_charset":"inspect"}"#,
+        "application/json; charset=utf-7",
+    );
+    assert_eq!((status, host.metric("requests_inspected")), (None, 1));
+    // Not inspected anyway: passes as before.
+    let (status, _, host) = send("{}", "text/plain; charset=utf-7");
+    assert_eq!((status, host.metric("requests_skipped")), (None, 1));
+}
+
 /// `sniff`: a body whose first byte other than whitespace opens an object
 /// or an array is inspected as JSON (wherever the chunks cut it), anything
 /// else goes through uninspected and is counted as skipped; a length over

@@ -12,6 +12,11 @@
 //! parsers decode. The inspector then judges it (a NUL byte is no JSON it
 //! accepts). Anything else, forms, files (a JPEG, an MP4), CSV with a byte
 //! order mark, text in any script, is not JSON to them either.
+//!
+//! A body of JSON Lines is a stream of values, and a reader of them takes a
+//! scalar first line (`0`) as readily as an object: there, a first value
+//! that opens a string or a number, or is all of `true`, `false` or `null`,
+//! looks like JSON too.
 
 /// The UTF-8 byte order mark.
 const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
@@ -29,9 +34,23 @@ pub struct Sniffer {
     utf16: u8,
     /// NUL bytes among the first two: 2 when the mark began after them.
     lead_nuls: u8,
+    /// The body is JSON Lines: scalars look like JSON too.
+    lines: bool,
+    /// While a first value `true`, `false` or `null` is being read: the
+    /// literal, and how many of its bytes have come.
+    literal: Option<(&'static [u8], u8)>,
 }
 
 impl Sniffer {
+    /// A sniffer for a body of JSON Lines when `lines`, of one document
+    /// otherwise.
+    pub fn new(lines: bool) -> Self {
+        Sniffer {
+            lines,
+            ..Sniffer::default()
+        }
+    }
+
     /// Body bytes read so far (all of them, while undecided).
     pub fn seen(&self) -> u64 {
         self.seen
@@ -44,6 +63,20 @@ impl Sniffer {
         for &b in bytes {
             let at = self.seen;
             self.seen += 1;
+            if let Some((literal, matched)) = self.literal {
+                // NUL bytes stand between the characters in UTF-16.
+                if b == 0 {
+                    continue;
+                }
+                if literal.get(usize::from(matched)) != Some(&b) {
+                    return Some(false);
+                }
+                if usize::from(matched) + 1 == literal.len() {
+                    return Some(true);
+                }
+                self.literal = Some((literal, matched + 1));
+                continue;
+            }
             if at < 3 && u64::from(self.bom) == at && b == UTF8_BOM[at as usize] {
                 self.bom += 1;
                 continue;
@@ -75,6 +108,15 @@ impl Sniffer {
                 // UTF-32 text: `00 7B` is `{` in UTF-16BE.
                 b' ' | b'\t' | b'\n' | b'\r' | 0x00 => {}
                 b'{' | b'[' => return Some(true),
+                b'"' | b'-' | b'0'..=b'9' if self.lines => return Some(true),
+                b't' | b'f' | b'n' if self.lines => {
+                    let literal: &'static [u8] = match b {
+                        b't' => b"true",
+                        b'f' => b"false",
+                        _ => b"null",
+                    };
+                    self.literal = Some((literal, 1));
+                }
                 _ => return Some(false),
             }
         }
@@ -86,12 +128,17 @@ impl Sniffer {
 mod tests {
     use super::*;
 
-    /// The answer for `body` fed whole, after checking that every 2-way
-    /// split and one byte at a time give the same.
+    /// The answer for `body` (one document) fed whole, after checking that
+    /// every 2-way split and one byte at a time give the same.
     fn sniff(body: &[u8]) -> Option<bool> {
-        let whole = Sniffer::default().feed(body);
+        sniff_as(false, body)
+    }
+
+    /// The same for a body of JSON Lines when `lines`.
+    fn sniff_as(lines: bool, body: &[u8]) -> Option<bool> {
+        let whole = Sniffer::new(lines).feed(body);
         let run = |cuts: &[usize]| {
-            let mut sniffer = Sniffer::default();
+            let mut sniffer = Sniffer::new(lines);
             let mut prev = 0;
             for &c in cuts.iter().chain(std::iter::once(&body.len())) {
                 if let Some(answer) = sniffer.feed(&body[prev..c]) {
@@ -164,6 +211,42 @@ mod tests {
         ] {
             assert_eq!(sniff(body), Some(false), "{body:?}");
         }
+    }
+
+    /// In JSON Lines a scalar first value looks like JSON; the same bodies
+    /// as one document do not (see `everything_else_is_not_json`).
+    #[test]
+    fn json_lines_that_start_with_a_scalar_look_like_json() {
+        let lines = |body: &[u8]| sniff_as(true, body);
+        for body in [
+            &b"0\n{\"a\":1}\n"[..],
+            b"-1",
+            b"\"a string\"\n",
+            b" \n true\n",
+            b"false",
+            b"null\n[]",
+            b"nullable",
+            b"\x00n\x00u\x00l\x00l",
+            b"{}",
+            b"\xEF\xBB\xBF[1]",
+        ] {
+            assert_eq!(lines(body), Some(true), "{body:?}");
+            if body.first() != Some(&b'{') && !body.starts_with(b"\xEF") {
+                assert!(!sniff(body).unwrap_or(false), "{body:?}");
+            }
+        }
+        for body in [
+            &b"name=x&a=1"[..],
+            b"tru e",
+            b"fals",
+            b"+1",
+            b"a,b\r\n",
+            b"\x89PNG",
+        ] {
+            assert_ne!(lines(body), Some(true), "{body:?}");
+        }
+        // Undecided until the literal is whole.
+        assert_eq!(lines(b"nul"), None);
     }
 
     #[test]

@@ -83,6 +83,47 @@ pub fn classify<S: AsRef<str>>(
     }
 }
 
+/// Whether a `charset` parameter of any `content-type` value names an
+/// encoding other than UTF-8. JSON is UTF-8 (RFC 8259 §8.1) and application/json
+/// defines no charset, but Express's body-parser, Django REST framework and
+/// Spring decode the body in the charset named: in UTF-7 (`+ACI-` is `"`)
+/// or HZ, plain ASCII bytes that the inspector reads as one string can close
+/// it and add members; in Latin-1, `{"é":1,"Ã©":2}` holds a duplicate key
+/// that UTF-8 does not. Anything but `utf-8` or `utf8` counts (quoted or
+/// not, any case), and so does a parameter the upstream may read as one
+/// (`charset*`, a `;` inside quotes): strict, because the cost of a false
+/// alarm is a 415 to a client that mislabels its JSON.
+pub fn foreign_charset<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> bool {
+    values.into_iter().any(|value| {
+        let value = value.as_ref();
+        // The usual value has no parameter at all (this runs on every
+        // inspected request).
+        if !value.as_bytes().contains(&b';') {
+            return false;
+        }
+        value.split([';', ',']).any(|part| {
+            let Some((name, charset)) = part.split_once('=') else {
+                return false;
+            };
+            let name = name.trim_ascii().as_bytes();
+            let is_charset = name
+                .get(..7)
+                .is_some_and(|start| crate::ascii::eq_ignore_case(start, b"charset"));
+            if !is_charset {
+                return false;
+            }
+            let charset = charset.trim_ascii();
+            let charset = charset
+                .strip_prefix('"')
+                .and_then(|c| c.strip_suffix('"'))
+                .unwrap_or(charset)
+                .as_bytes();
+            let utf8 = |name: &[u8]| crate::ascii::eq_ignore_case(charset, name);
+            name.len() != 7 || !(utf8(b"utf-8") || utf8(b"utf8"))
+        })
+    })
+}
+
 /// Where a header value's bytes stand: inside a quoted string or not
 /// (`\\"` inside one does not end it).
 #[derive(Default)]
@@ -269,6 +310,39 @@ mod tests {
         ];
         for (values, want) in cases {
             assert_eq!(class(values), *want, "{values:?}");
+        }
+    }
+
+    #[test]
+    fn charsets_other_than_utf8_are_foreign() {
+        let foreign = |values: &[&str]| foreign_charset(values.iter().copied());
+        for plain in [
+            &[][..],
+            &["application/json"],
+            &["application/json; charset=utf-8"],
+            &["application/json;charset=UTF-8"],
+            &["application/json; charset=\"utf-8\""],
+            &["application/json; charset = utf8 "],
+            &["application/json; boundary=x", "text/plain"],
+            &["text/plain; format=flowed, application/json; charset=utf-8"],
+        ] {
+            assert!(!foreign(plain), "{plain:?}");
+        }
+        for other in [
+            &["application/json; charset=utf-7"][..],
+            &["application/json; CHARSET=\"UTF-7\""],
+            &["application/json; charset=iso-8859-1"],
+            &["application/json; charset=us-ascii"],
+            &["application/json; charset=utf-16"],
+            &["application/json; charset=hz-gb-2312"],
+            &["application/json; charset="],
+            &["application/json; charset=utf-8; charset=utf-7"],
+            &["application/json; charset*=utf-8''x"],
+            &["application/json; x=\"a;charset=utf-7\""],
+            &["application/json", "text/plain; charset=utf-7"],
+            &["application/json, text/plain;charset=utf-7"],
+        ] {
+            assert!(foreign(other), "{other:?}");
         }
     }
 

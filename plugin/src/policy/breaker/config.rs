@@ -13,10 +13,18 @@ use crate::violation::ViolationKind;
 /// say more about the client's or the proxy's setup than about an attack.
 pub const ALL_JSON_VIOLATIONS: &str = "all_json_violations";
 
-/// Whether `kind` may be named in `counts`: every kind the filter refuses a
-/// request for, except the breaker's own 503 (which would feed on itself).
-fn countable(kind: ViolationKind) -> bool {
-    kind != ViolationKind::BreakerOpen
+/// Why `kind` may not be named in `counts`, if it may not: every kind the
+/// filter refuses a request for counts, except the breaker's own 503 and
+/// `ambiguous_path` (refused before the request has a rule, so before any
+/// breaker is asked: named alone, it would make a breaker that never opens).
+fn uncountable(kind: ViolationKind) -> Option<&'static str> {
+    match kind {
+        ViolationKind::BreakerOpen => Some("the breaker's own refusal would feed on itself"),
+        ViolationKind::AmbiguousPath => Some(
+            "an ambiguous path is refused before a rule and its breaker are chosen, so it never counts",
+        ),
+        _ => None,
+    }
 }
 
 /// Upper bound of `max_keys`: shared data holds one small value per slot and
@@ -198,12 +206,17 @@ impl BreakerConfig {
             ));
         }
         for (i, name) in self.counts.iter().enumerate() {
-            let known = name == ALL_JSON_VIOLATIONS
-                || ViolationKind::from_name(name).is_some_and(countable);
-            if !known {
+            let kind = ViolationKind::from_name(name);
+            if let Some(why) = kind.and_then(uncountable) {
+                return Err(ConfigError::new(
+                    format!("counts[{i}]"),
+                    format!("`{name}` cannot be counted: {why}"),
+                ));
+            }
+            if name != ALL_JSON_VIOLATIONS && kind.is_none() {
                 let names: Vec<&str> = ViolationKind::ALL
                     .into_iter()
-                    .filter(|k| countable(*k))
+                    .filter(|k| uncountable(*k).is_none())
                     .map(ViolationKind::as_str)
                     .collect();
                 return Err(ConfigError::new(
@@ -412,6 +425,7 @@ mod tests {
             (r#"{"counts":[]}"#, "counts"),
             (r#"{"counts":["too_deep","too_deap"]}"#, "counts[1]"),
             (r#"{"counts":["breaker_open"]}"#, "counts[0]"),
+            (r#"{"counts":["too_deep","ambiguous_path"]}"#, "counts[1]"),
         ];
         for (json, field) in cases {
             assert_eq!(field_of(json), field, "{json}");

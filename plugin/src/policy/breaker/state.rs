@@ -131,10 +131,16 @@ impl Closed {
     /// window or more ahead was written by a clock that was wrong (or has
     /// jumped back since): kept, it would swallow every later outcome into
     /// one bucket that never ages out, so the window starts again at `epoch`.
+    ///
+    /// Failures in a row age out with the window too: the run is the latest
+    /// outcomes, so no more of it is left in the window than there are
+    /// outcomes in it. Otherwise three failures days apart on a quiet scope
+    /// would open the breaker as if they had come together.
     fn advance(&mut self, epoch: u64) {
         if epoch.saturating_add(WINDOW_BUCKETS as u64) <= self.head_epoch {
             self.buckets = [Bucket::default(); WINDOW_BUCKETS];
             self.head_epoch = epoch;
+            self.consecutive = 0;
             return;
         }
         if epoch <= self.head_epoch {
@@ -149,6 +155,9 @@ impl Closed {
             }
         }
         self.head_epoch = epoch;
+        let left = self.sums().total;
+        self.consecutive =
+            u32::try_from(left).map_or(self.consecutive, |left| self.consecutive.min(left));
     }
 
     fn head(&mut self) -> &mut Bucket {

@@ -120,6 +120,43 @@ fn a_success_resets_the_consecutive_count() {
     assert!(opened(&request(&c, &s, 0, Outcome::Failure)).is_some());
 }
 
+#[test]
+fn failures_in_a_row_age_out_with_the_window() {
+    // 10 s window of 1 s buckets. Two failures at t = 0.5 s, one at 9.5 s:
+    // all three in the window, so the third opens the breaker.
+    let c = cfg();
+    let s = EnvoyStore::new();
+    request(&c, &s, 500, Outcome::Failure);
+    request(&c, &s, 500, Outcome::Failure);
+    assert_eq!(counts(&c, &s, 9_999).consecutive, 2);
+    assert!(opened(&request(&c, &s, 9_500, Outcome::Failure)).is_some());
+
+    // The same with the third at 10.0 s: the first two left the window with
+    // their bucket, and one failure in a row does not open it.
+    let s = EnvoyStore::new();
+    request(&c, &s, 500, Outcome::Failure);
+    request(&c, &s, 500, Outcome::Failure);
+    assert_eq!(counts(&c, &s, 10_000).consecutive, 0);
+    assert_eq!(opened(&request(&c, &s, 10_000, Outcome::Failure)), None);
+    assert_eq!(counts(&c, &s, 10_000).consecutive, 1);
+
+    // Half of the run left: one at 0.5 s, one at 5.5 s, then at 10.2 s only
+    // the second is still in the window (2 in a row, not 3).
+    let s = EnvoyStore::new();
+    request(&c, &s, 500, Outcome::Failure);
+    request(&c, &s, 5_500, Outcome::Failure);
+    assert_eq!(counts(&c, &s, 10_200).consecutive, 1);
+    assert_eq!(opened(&request(&c, &s, 10_200, Outcome::Failure)), None);
+    assert!(opened(&request(&c, &s, 10_300, Outcome::Failure)).is_some());
+
+    // Days apart: never.
+    let s = EnvoyStore::new();
+    for day in 0..5u64 {
+        let r = request(&c, &s, day * 86_400_000, Outcome::Failure);
+        assert_eq!(opened(&r), None, "day {day}");
+    }
+}
+
 fn ratio_cfg() -> BreakerConfig {
     BreakerConfig {
         consecutive_failures: 1_000,

@@ -2,7 +2,7 @@
 //! completely, and turned into plain data the request path can use without
 //! further checks. Every error names the offending field by its JSON path.
 
-use super::breaker::BreakerConfig;
+use super::breaker::{BreakerConfig, Scope, ScopeInput};
 use super::error::ConfigError;
 use super::media::{ContentTypeClass, MediaRange};
 use super::rules::{Rule, RuleMatch};
@@ -55,6 +55,21 @@ pub enum EncodedBodyAction {
     /// Decode `gzip`, `x-gzip` and `deflate` as the body streams and inspect
     /// the JSON inside (refusing other codings with 415): for senders that
     /// compress, such as OpenTelemetry exporters and bulk indexers.
+    Inspect,
+}
+
+/// What to do with a body to be inspected whose `content-type` names a
+/// charset other than UTF-8 (see [`super::media::foreign_charset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtherCharsetAction {
+    /// Refuse it with 415 `unsupported_media_type`.
+    #[default]
+    Reject,
+    /// Let it through uninspected.
+    Pass,
+    /// Inspect its bytes as UTF-8 anyway (as RFC 8259 says a recipient
+    /// should; right only when no upstream honours the charset).
     Inspect,
 }
 
@@ -157,6 +172,9 @@ pub struct Config {
     pub on_missing_content_type: ContentTypeAction,
     /// A `content-encoding` other than `identity`.
     pub on_encoded_body: EncodedBodyAction,
+    /// A body to be inspected whose `content-type` names another charset
+    /// than UTF-8.
+    pub on_other_charset: OtherCharsetAction,
     /// The host reports a body but hands over no bytes for it.
     pub on_unreadable_body: PassOrReject,
     /// Pause in the request headers callback while the body is held, so that
@@ -225,6 +243,8 @@ struct RawConfig {
     on_missing_content_type: ContentTypeAction,
     #[serde(default)]
     on_encoded_body: EncodedBodyAction,
+    #[serde(default)]
+    on_other_charset: OtherCharsetAction,
     #[serde(default)]
     on_unreadable_body: PassOrReject,
     #[serde(default)]
@@ -618,6 +638,8 @@ impl Config {
             });
         }
 
+        route_slots_apart(&default_policy, &rules)?;
+
         if raw.content_types.is_empty() {
             return Err(ConfigError::new(
                 "content_types",
@@ -664,6 +686,7 @@ impl Config {
             on_other_content_type: raw.on_other_content_type,
             on_missing_content_type: raw.on_missing_content_type,
             on_encoded_body: raw.on_encoded_body,
+            on_other_charset: raw.on_other_charset,
             on_unreadable_body: raw.on_unreadable_body,
             hold_headers: raw.hold_headers,
             case_insensitive_paths: raw.case_insensitive_paths,
@@ -763,6 +786,44 @@ impl Config {
     pub fn policies(&self) -> impl Iterator<Item = &Policy> {
         std::iter::once(&self.default_policy).chain(self.rules.iter().map(|r| &r.policy))
     }
+}
+
+/// With `scope: route`, the top-level breaker keys each rule by its name,
+/// hashed into `max_keys` slots. Header values and addresses cannot be known
+/// ahead, but rule names can: two of them in one slot would share a breaker
+/// (one rule's attack shedding the other's traffic), so that is refused here
+/// rather than left to chance. Rules with a `breaker` section of their own
+/// have a breaker each and cannot collide.
+fn route_slots_apart(default_policy: &Policy, rules: &[Rule]) -> Result<(), ConfigError> {
+    let breaker = &default_policy.breaker;
+    if !breaker.enabled || breaker.scope != Scope::Route {
+        return Ok(());
+    }
+    let names = std::iter::once(default_policy.name.as_str()).chain(
+        rules
+            .iter()
+            .filter(|r| !r.skip && r.policy.breaker_id == 0)
+            .map(|r| r.policy.name.as_str()),
+    );
+    let mut taken: Vec<(u32, &str)> = Vec::new();
+    for name in names {
+        let input = ScopeInput {
+            rule: name,
+            ..ScopeInput::default()
+        };
+        let slot = breaker.scope_key(&input).slot;
+        if let Some((_, other)) = taken.iter().find(|(s, _)| *s == slot) {
+            return Err(ConfigError::new(
+                "breaker.max_keys",
+                format!(
+                    "rules `{other}` and `{name}` hash to the same slot ({slot} of {}), so they would share one breaker; change max_keys or rename one",
+                    breaker.max_keys
+                ),
+            ));
+        }
+        taken.push((slot, name));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

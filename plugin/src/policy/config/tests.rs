@@ -617,3 +617,63 @@ fn a_key_given_twice_in_one_object_is_refused() {
     // The same key in different objects is no duplicate.
     assert!(parse(r#"{"limits":{"max_depth":10},"rules":[{"match":{"path_exact":"/a"},"limits":{"max_depth":20}}]}"#).is_ok());
 }
+
+/// The slot `name` takes under a top-level route-scoped breaker of
+/// `max_keys` slots, as the filter computes it per request.
+fn route_slot(name: &str, max_keys: u32) -> u32 {
+    let breaker = BreakerConfig {
+        enabled: true,
+        scope: crate::policy::breaker::Scope::Route,
+        max_keys,
+        ..BreakerConfig::default()
+    };
+    let input = ScopeInput {
+        rule: name,
+        ..ScopeInput::default()
+    };
+    breaker.scope_key(&input).slot
+}
+
+#[test]
+fn route_scoped_rules_that_would_share_a_breaker_slot_are_refused() {
+    // With 64 slots, find a rule name in the default policy's slot and one
+    // in a slot of its own.
+    let names: Vec<String> = (0..1_000).map(|i| format!("r{i}")).collect();
+    let default_slot = route_slot("default", 64);
+    let same = names
+        .iter()
+        .find(|n| route_slot(n, 64) == default_slot)
+        .unwrap();
+    let apart = names
+        .iter()
+        .find(|n| route_slot(n, 64) != default_slot)
+        .unwrap();
+    let config = |name: &str, own_breaker: bool, skip: bool, enabled: bool| {
+        let own = if own_breaker {
+            r#","breaker":{"max_keys":64}"#
+        } else {
+            ""
+        };
+        let skip = if skip { r#","skip":true"# } else { "" };
+        format!(
+            r#"{{"breaker":{{"enabled":{enabled},"scope":"route","max_keys":64}},
+                "rules":[{{"name":"{name}","match":{{"path_prefix":"/a"}}{own}{skip}}}]}}"#
+        )
+    };
+    let e = parse(&config(same, false, false, true)).unwrap_err();
+    assert_eq!(e.field, "breaker.max_keys");
+    assert!(
+        e.reason.contains(&format!("`default` and `{same}`")),
+        "{}",
+        e.reason
+    );
+    // Apart, or with a breaker of its own, or skipping (no breaker), or the
+    // breaker off: accepted.
+    parse(&config(apart, false, false, true)).unwrap();
+    parse(&config(same, true, false, true)).unwrap();
+    parse(&config(same, false, true, true)).unwrap();
+    parse(&config(same, false, false, false)).unwrap();
+    // Other scopes key on what only requests carry: not checked.
+    let global = config(same, false, false, true).replace(r#""route""#, r#""global""#);
+    parse(&global).unwrap();
+}
