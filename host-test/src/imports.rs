@@ -593,7 +593,9 @@ fn define_proxy(
         |mut c: C, kp: i32, kl: i32, ret_ptr: i32, ret_size: i32, ret_cas: i32| -> R {
             count(&mut c, "proxy_get_shared_data");
             let key = tri!(read_str(&c, kp, kl));
-            let (value, cas) = tri!(c.data().env.shared.get(&key).ok_or(Status::NotFound));
+            let env = &c.data().env;
+            let found = env.shared.get_in(&env.options.vm_id, &key);
+            let (value, cas) = tri!(found.ok_or(Status::NotFound));
             let s = copy_out(&mut c, &value, ret_ptr, ret_size)?;
             if s != Status::Ok as i32 {
                 return Ok(s);
@@ -610,7 +612,10 @@ fn define_proxy(
             count(&mut c, "proxy_set_shared_data");
             let key = tri!(read_str(&c, kp, kl));
             let value = tri!(read(&c, vp, vl));
-            tri!(c.data().env.shared.set(&key, &value, cas as u32));
+            let env = &c.data().env;
+            tri!(env
+                .shared
+                .set_in(&env.options.vm_id, &key, &value, cas as u32));
             ok()
         },
     )?;

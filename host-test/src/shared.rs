@@ -4,6 +4,9 @@
 //! Envoy keeps one shared-data map per `vm_id` for the whole process and one
 //! stats store, whatever thread a VM runs on; breaker correctness depends on
 //! exactly those CAS rules, so they are reproduced here and unit-tested.
+//! Plugins with different `vm_id`s see different maps, even when they share
+//! one [`SharedData`]; the CAS tokens come from one counter, as in
+//! proxy-wasm-cpp-host.
 
 use crate::abi::{MetricKind, Status};
 use std::collections::{BTreeMap, HashMap};
@@ -14,7 +17,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The process-wide shared-data map (clones share it).
+/// The process-wide shared-data maps, one per `vm_id` (clones share them).
 ///
 /// Rules (Envoy's): `get` returns `(value, cas)`; `set` with `cas = 0` writes
 /// unconditionally; a non-zero `cas` on a missing key succeeds; a non-zero
@@ -27,7 +30,8 @@ pub struct SharedData {
 
 #[derive(Default, Debug)]
 struct SharedInner {
-    map: HashMap<String, (Vec<u8>, u32)>,
+    /// Keyed by `vm_id`, then by key.
+    maps: HashMap<String, HashMap<String, (Vec<u8>, u32)>>,
     last_cas: u32,
 }
 
@@ -37,20 +41,31 @@ impl SharedData {
         Self::default()
     }
 
-    /// The stored value and its CAS token.
+    /// The stored value and its CAS token, in the map of the empty `vm_id`
+    /// (Istio's).
     pub fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
-        lock(&self.inner).map.get(key).cloned()
+        self.get_in("", key)
     }
 
-    /// Stores `value` under the ABI's CAS rules; `Err(CasMismatch)` when a
-    /// non-zero `cas` no longer matches the stored token.
+    /// The stored value and its CAS token in the map of `vm_id`.
+    pub fn get_in(&self, vm_id: &str, key: &str) -> Option<(Vec<u8>, u32)> {
+        lock(&self.inner).maps.get(vm_id)?.get(key).cloned()
+    }
+
+    /// Stores `value` in the map of the empty `vm_id`; see [`Self::set_in`].
     pub fn set(&self, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+        self.set_in("", key, value, cas)
+    }
+
+    /// Stores `value` in the map of `vm_id` under the ABI's CAS rules;
+    /// `Err(CasMismatch)` when a non-zero `cas` no longer matches the stored
+    /// token.
+    pub fn set_in(&self, vm_id: &str, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
         let mut g = lock(&self.inner);
         if cas != 0 {
-            if let Some((_, stored)) = g.map.get(key) {
-                if *stored != cas {
-                    return Err(Status::CasMismatch);
-                }
+            let stored = g.maps.get(vm_id).and_then(|m| m.get(key));
+            if stored.is_some_and(|(_, stored)| *stored != cas) {
+                return Err(Status::CasMismatch);
             }
         }
         g.last_cas = g.last_cas.wrapping_add(1);
@@ -58,20 +73,26 @@ impl SharedData {
             g.last_cas = 1;
         }
         let token = g.last_cas;
-        g.map.insert(key.to_string(), (value.to_vec(), token));
+        g.maps
+            .entry(vm_id.to_string())
+            .or_default()
+            .insert(key.to_string(), (value.to_vec(), token));
         Ok(())
     }
 
-    /// All keys currently stored, sorted (for assertions on namespacing).
+    /// All keys currently stored under every `vm_id`, sorted (for assertions
+    /// on namespacing).
     pub fn keys(&self) -> Vec<String> {
-        let mut k: Vec<String> = lock(&self.inner).map.keys().cloned().collect();
+        let g = lock(&self.inner);
+        let mut k: Vec<String> = g.maps.values().flat_map(|m| m.keys().cloned()).collect();
         k.sort();
         k
     }
 
-    /// Number of keys stored (shared data must stay bounded).
+    /// Number of keys stored under every `vm_id` (shared data must stay
+    /// bounded).
     pub fn len(&self) -> usize {
-        lock(&self.inner).map.len()
+        lock(&self.inner).maps.values().map(HashMap::len).sum()
     }
 
     /// Whether nothing was ever stored.
@@ -242,6 +263,24 @@ mod tests {
         // cas 0 writes unconditionally.
         s.set("k", b"d", 0).unwrap();
         assert_eq!(s.get("k").unwrap().0, b"d");
+    }
+
+    #[test]
+    fn each_vm_id_has_its_own_map_and_one_counter_serves_all() {
+        let s = SharedData::new();
+        s.set_in("a", "k", b"in a", 0).unwrap();
+        assert_eq!(s.get_in("b", "k"), None);
+        assert_eq!(s.get("k"), None, "the empty vm_id is a vm_id too");
+        // A cas from another map does not apply here (a missing key takes
+        // any).
+        s.set_in("b", "k", b"in b", 1).unwrap();
+        assert_eq!(s.get_in("a", "k"), Some((b"in a".to_vec(), 1)));
+        assert_eq!(s.get_in("b", "k"), Some((b"in b".to_vec(), 2)));
+        assert_eq!(s.set_in("b", "k", b"x", 1), Err(Status::CasMismatch));
+        assert_eq!(
+            (s.len(), s.keys()),
+            (2, vec!["k".to_string(), "k".to_string()])
+        );
     }
 
     #[test]

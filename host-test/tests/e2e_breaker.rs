@@ -70,7 +70,7 @@ fn consecutive_failures_trip_it_and_it_sheds_with_retry_after_without_reading_bo
 /// map: two plugins (two `WasmPlugin`s with the same code and configuration)
 /// must keep their breakers apart by name, and one plugin's old and new
 /// configuration by the configuration, while two VMs of one plugin share
-/// theirs.
+/// theirs. A plugin with a `vm_id` of its own has a map of its own.
 #[test]
 fn plugins_sharing_one_map_keep_their_breakers_apart_by_name_and_configuration() {
     let shared = SharedData::new();
@@ -111,6 +111,21 @@ fn plugins_sharing_one_map_keep_their_breakers_apart_by_name_and_configuration()
     // One breaker each: the plugin (both VMs), the other plugin, the other
     // configuration.
     assert_eq!(shared.len(), 3, "{:?}", shared.keys());
+    // The same plugin and configuration under another `vm_id` (Envoy's
+    // `vm_config.vm_id`) has a map of its own, as in Envoy.
+    let (_apart, mut apart) = try_host_with(CONSECUTIVE, |b| {
+        b.clock(clock.clone())
+            .shared_data(shared.clone())
+            .plugin_name("orders-guard")
+            .vm_id("orders-vm")
+    })
+    .unwrap();
+    assert_eq!(
+        apart.send(&good()).unwrap().status(),
+        None,
+        "other vm_id: its own map"
+    );
+    assert_eq!(twin.send(&good()).unwrap().status(), Some(503));
 }
 
 #[test]
