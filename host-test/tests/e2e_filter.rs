@@ -224,6 +224,55 @@ fn foreign_charsets_and_scalar_first_lines_are_not_ways_around() {
     }
 }
 
+/// Through the wasm, with the shipped per-route example: a wildcard content
+/// type (JSON to Django REST framework), Rails' `application/jsonrequest`,
+/// a comment before the value (skipped by Ruby's `JSON.parse`) under
+/// `sniff`, and a method override that would leave a skipping rule are all
+/// judged, not passed.
+#[test]
+fn wildcard_types_rails_types_comments_and_method_overrides_are_judged() {
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/per-route.json"
+    ))
+    .unwrap();
+    // Without its breaker, which the refusals here would open.
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["breaker"]["enabled"] = false.into();
+    let (_host, mut vm) = host_pair(&config.to_string());
+    let dup = r#"{"role":"user","role":"admin"}"#;
+    let send = |vm: &mut json_sanitizer_host::Vm, request: Request| {
+        vm.send(&request).unwrap().summary().violation
+    };
+    for ct in ["*/*", "application/*", "application/jsonrequest"] {
+        let v = send(&mut vm, post(dup).header("content-type", ct));
+        assert_eq!(v.as_deref(), Some("duplicate_key"), "{ct}");
+    }
+    for body in [format!("/**/{dup}"), format!("// x\n{dup}")] {
+        let v = send(&mut vm, post(&body).header("content-type", "text/plain"));
+        assert_eq!(v.as_deref(), Some("syntax_error"), "{body}");
+    }
+    let upload = |method: Option<&str>| {
+        let r = Request::post("/upload/meta")
+            .content_type("application/json")
+            .body(dup);
+        match method {
+            Some(m) => r.header("x-http-method-override", m),
+            None => r,
+        }
+    };
+    assert_eq!(
+        send(&mut vm, upload(None)),
+        None,
+        "the uploads rule skips POST"
+    );
+    assert_eq!(send(&mut vm, upload(Some("PUT"))), None);
+    assert_eq!(
+        send(&mut vm, upload(Some("PATCH"))).as_deref(),
+        Some("ambiguous_path")
+    );
+}
+
 /// `report_only` through the wasm: a reported violation lets the body
 /// through (nothing refused, the whole body forwarded) and leaves what report
 /// mode leaves: the log line, the counters and the access log's filter

@@ -16,6 +16,7 @@ use crate::policy::breaker::{
 };
 use crate::policy::config::{
     ContentTypeAction, EncodedBodyAction, Mode, OtherCharsetAction, PassOrReject, Policy,
+    METHOD_OVERRIDES,
 };
 use crate::policy::media::ContentTypeClass;
 use crate::policy::reply::{self, Reply};
@@ -284,9 +285,10 @@ impl Session {
             .get("x-request-id")
             .and_then(|id| reply::clean_request_id(&id));
         let config = &self.plugin.config;
-        let route = config.select(|| {
-            [":method", ":path", ":authority"].map(|name| head.get(name).unwrap_or_default())
-        });
+        let route = config.select_overridden(
+            || [":method", ":path", ":authority"].map(|name| head.get(name).unwrap_or_default()),
+            || METHOD_OVERRIDES.map(|name| head.get(name)),
+        );
         self.policy = route.policy;
         if route.ambiguous {
             return self.reject(host, header_violation(ViolationKind::AmbiguousPath, None));
@@ -296,7 +298,8 @@ impl Session {
         }
         // Every content-type header counts: with two, an upstream may use
         // either, so one JSON value is enough to inspect.
-        let action = match config.classify_content_type(head.all("content-type")) {
+        let content_types = config.read_content_types(head.all("content-type"));
+        let action = match content_types.class {
             ContentTypeClass::Json => ContentTypeAction::Inspect,
             ContentTypeClass::Missing => config.on_missing_content_type,
             ContentTypeClass::Other => config.on_other_content_type,
@@ -305,9 +308,14 @@ impl Session {
             return self.skip(host);
         }
         let on_charset = config.on_other_charset;
-        let foreign_charset = on_charset != OtherCharsetAction::Inspect
-            && crate::policy::media::foreign_charset(head.all("content-type"));
-        if foreign_charset && on_charset == OtherCharsetAction::Pass {
+        let foreign_charset =
+            content_types.foreign_charset && on_charset != OtherCharsetAction::Inspect;
+        // The charset's policy is for bodies that would be inspected: a type
+        // the configuration refuses stays refused.
+        if foreign_charset
+            && on_charset == OtherCharsetAction::Pass
+            && action != ContentTypeAction::Reject
+        {
             return self.skip(host);
         }
         let encoding = Encoding::of(head.all("content-encoding"));
@@ -802,6 +810,7 @@ impl Session {
         };
         let scope = cfg.scope_key(&ScopeInput {
             rule: &policy.name,
+            policy: self.policy,
             header: header.as_deref(),
             source_address: source.as_deref(),
         });

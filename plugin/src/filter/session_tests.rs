@@ -1181,6 +1181,8 @@ fn joined_empty_and_unreadable_content_types_are_not_passed_uninspected() {
         "application/json something",
         "application/json\u{FFFD}",
         "text/plain, ",
+        "*/*",
+        "application/*",
     ] {
         assert_eq!(send(ct), (Some("syntax_error".into()), 0), "{ct:?}");
     }
@@ -1251,6 +1253,13 @@ fn charsets_other_than_utf8_are_refused_as_configured() {
     // Not inspected anyway: passes as before.
     let (status, _, host) = send("{}", "text/plain; charset=utf-7");
     assert_eq!((status, host.metric("requests_skipped")), (None, 1));
+    // A type the configuration refuses stays refused when its charset's
+    // policy is pass.
+    let refuse_all = r#"{"on_other_content_type":"reject","on_missing_content_type":"reject","on_other_charset":"pass"}"#;
+    for ct in ["text/plain; charset=latin1", "charset=x; q=1"] {
+        assert_eq!(send(refuse_all, ct).0, Some(415), "{ct}");
+    }
+    assert_eq!(send(refuse_all, "application/json; charset=latin1").0, None);
 }
 
 /// `sniff`: a body whose first byte other than whitespace opens an object

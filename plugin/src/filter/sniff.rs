@@ -15,8 +15,14 @@
 //!
 //! A body of JSON Lines is a stream of values, and a reader of them takes a
 //! scalar first line (`0`) as readily as an object: there, a first value
-//! that opens a string or a number, or is all of `true`, `false` or `null`,
-//! looks like JSON too.
+//! that opens a string or a number, or is all of `true`, `false`, `null`,
+//! `NaN` or `Infinity` (which Python's `json` reads), looks like JSON too.
+//!
+//! Lenient parsers skip a comment or an anti-XSSI prefix before the value:
+//! Ruby's `JSON.parse` takes `/* */` and `//` comments, Gson `)]}'`. A body
+//! that starts with one looks like JSON (and the inspector refuses it).
+//! Gson also skips `#` comments, but a `#` starts too much text (Markdown)
+//! to be taken for JSON.
 
 /// The UTF-8 byte order mark.
 const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
@@ -36,10 +42,22 @@ pub struct Sniffer {
     lead_nuls: u8,
     /// The body is JSON Lines: scalars look like JSON too.
     lines: bool,
-    /// While a first value `true`, `false` or `null` is being read: the
-    /// literal, and how many of its bytes have come.
-    literal: Option<(&'static [u8], u8)>,
+    /// While one of [`LITERALS`] is being read: which (one more than its
+    /// index; [`COMMENT`] after a `/`; 0 otherwise).
+    literal: u8,
+    /// How many of its bytes have come.
+    matched: u8,
 }
+
+/// Starts that look like JSON once whole: the anti-XSSI prefix, then the
+/// literals only a JSON Lines body may start with.
+const LITERALS: [&[u8]; 6] = [b")]}'", b"true", b"false", b"null", b"NaN", b"Infinity"];
+
+/// How many of [`LITERALS`] any body may start with (the rest: JSON Lines).
+const ANY_BODY: usize = 1;
+
+/// [`Sniffer::literal`] after a `/`: a `*` or a `/` next opens a comment.
+const COMMENT: u8 = u8::MAX;
 
 impl Sniffer {
     /// A sniffer for a body of JSON Lines when `lines`, of one document
@@ -63,18 +81,25 @@ impl Sniffer {
         for &b in bytes {
             let at = self.seen;
             self.seen += 1;
-            if let Some((literal, matched)) = self.literal {
+            if self.literal != 0 {
                 // NUL bytes stand between the characters in UTF-16.
                 if b == 0 {
                     continue;
                 }
-                if literal.get(usize::from(matched)) != Some(&b) {
+                if self.literal == COMMENT {
+                    return Some(matches!(b, b'*' | b'/'));
+                }
+                let literal = LITERALS
+                    .get(usize::from(self.literal - 1))
+                    .copied()
+                    .unwrap_or_default();
+                if literal.get(usize::from(self.matched)) != Some(&b) {
                     return Some(false);
                 }
-                if usize::from(matched) + 1 == literal.len() {
+                self.matched += 1;
+                if usize::from(self.matched) == literal.len() {
                     return Some(true);
                 }
-                self.literal = Some((literal, matched + 1));
                 continue;
             }
             if at < 3 && u64::from(self.bom) == at && b == UTF8_BOM[at as usize] {
@@ -109,15 +134,19 @@ impl Sniffer {
                 b' ' | b'\t' | b'\n' | b'\r' | 0x00 => {}
                 b'{' | b'[' => return Some(true),
                 b'"' | b'-' | b'0'..=b'9' if self.lines => return Some(true),
-                b't' | b'f' | b'n' if self.lines => {
-                    let literal: &'static [u8] = match b {
-                        b't' => b"true",
-                        b'f' => b"false",
-                        _ => b"null",
+                b'/' => self.literal = COMMENT,
+                _ => {
+                    let usable = if self.lines { LITERALS.len() } else { ANY_BODY };
+                    let Some(i) = LITERALS[..usable]
+                        .iter()
+                        .position(|l| l.first() == Some(&b))
+                    else {
+                        return Some(false);
                     };
-                    self.literal = Some((literal, 1));
+                    // At most six literals: the index fits.
+                    self.literal = i as u8 + 1;
+                    self.matched = 1;
                 }
-                _ => return Some(false),
             }
         }
         None
@@ -176,6 +205,11 @@ mod tests {
             // The inspector judges the rest: these are refused there.
             b"{oops",
             b"[,]",
+            // Comments and the anti-XSSI prefix that lenient parsers skip.
+            b"/* x */{}",
+            b" //x\n[]",
+            b")]}'\n{}",
+            b"\x00/\x00*",
         ] {
             assert_eq!(sniff(body), Some(true), "{body:?}");
         }
@@ -192,6 +226,10 @@ mod tests {
             b"\xEF\xBB\xBFname,age\r\n",
             // U+FF08 FULLWIDTH LEFT PARENTHESIS: EF BC 88.
             b"\xEF\xBC\x88x",
+            b"/x",
+            b"/ *",
+            b")]}x",
+            b"# {}",
             b"  \xEF\xBB\xBF{}",
             b"\x0C{}",
             b"\xC2\xA0{}",
@@ -227,6 +265,8 @@ mod tests {
             b"null\n[]",
             b"nullable",
             b"\x00n\x00u\x00l\x00l",
+            b"NaN\n",
+            b"Infinity",
             b"{}",
             b"\xEF\xBB\xBF[1]",
         ] {
@@ -242,6 +282,8 @@ mod tests {
             b"+1",
             b"a,b\r\n",
             b"\x89PNG",
+            b"Nan",
+            b"# title",
         ] {
             assert_ne!(lines(body), Some(true), "{body:?}");
         }

@@ -38,6 +38,26 @@ pub fn classify<S: AsRef<str>>(
     ranges: &[MediaRange],
     values: impl IntoIterator<Item = S>,
 ) -> ContentTypeClass {
+    read_content_types(ranges, values).class
+}
+
+/// What a request's `content-type` headers say, read in one pass (the
+/// headers are looked up once per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentTypes {
+    /// See [`classify`].
+    pub class: ContentTypeClass,
+    /// See [`foreign_charset`].
+    pub foreign_charset: bool,
+}
+
+/// [`classify`] and [`foreign_charset`] of the same values, in one pass.
+pub fn read_content_types<S: AsRef<str>>(
+    ranges: &[MediaRange],
+    values: impl IntoIterator<Item = S>,
+) -> ContentTypes {
+    let mut foreign = false;
+    let mut json = false;
     let is_json = |part: &str| {
         let media = essence(part);
         ranges.iter().any(|r| r.matches(media))
@@ -54,20 +74,32 @@ pub fn classify<S: AsRef<str>>(
     let is_media = |part: &str| is_media_type(essence(part));
     for value in values {
         let value = value.as_ref();
+        // One search for the parameters serves both questions.
+        let params = value.as_bytes().iter().position(|&b| b == b';');
+        if let Some(at) = params {
+            foreign = foreign || names_foreign_charset(value.get(at..).unwrap_or_default());
+        }
+        if json {
+            // Decided; only the charsets of the other values still count.
+            continue;
+        }
         // The usual value has no comma: no splitting (this runs on every
         // request).
         if !value.as_bytes().contains(&b',') {
-            if is_json(value) {
-                return ContentTypeClass::Json;
+            let media = value.get(..params.unwrap_or(value.len())).unwrap_or(value);
+            let media = media.trim_ascii();
+            json = ranges.iter().any(|r| r.matches(media));
+            if !json {
+                note(is_media_type(media));
             }
-            note(is_media(value));
             continue;
         }
         // A part that is JSON as an upstream splitting on every comma reads
         // it counts, even inside quotes: `text/plain; x="` and then
         // `application/json`, joined, would hide it from a quote-aware split.
         if value.split(',').any(is_json) {
-            return ContentTypeClass::Json;
+            json = true;
+            continue;
         }
         if !quotes_close(value) {
             // A quote that never closes: no telling where the parts end.
@@ -76,10 +108,16 @@ pub fn classify<S: AsRef<str>>(
         }
         split_outside_quotes(value).for_each(|part| note(is_media(part)));
     }
-    if other && !unreadable {
+    let class = if json {
+        ContentTypeClass::Json
+    } else if other && !unreadable {
         ContentTypeClass::Other
     } else {
         ContentTypeClass::Missing
+    };
+    ContentTypes {
+        class,
+        foreign_charset: foreign,
     }
 }
 
@@ -91,36 +129,42 @@ pub fn classify<S: AsRef<str>>(
 /// it and add members; in Latin-1, `{"é":1,"Ã©":2}` holds a duplicate key
 /// that UTF-8 does not. Anything but `utf-8` or `utf8` counts (quoted or
 /// not, any case), and so does a parameter the upstream may read as one
-/// (`charset*`, a `;` inside quotes): strict, because the cost of a false
-/// alarm is a 415 to a client that mislabels its JSON.
+/// (`charset*`, `\u{A0}charset`, a `;` inside quotes): strict, because the
+/// cost of a false alarm is a 415 to a client that mislabels its JSON.
 pub fn foreign_charset<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> bool {
-    values.into_iter().any(|value| {
-        let value = value.as_ref();
-        // The usual value has no parameter at all (this runs on every
-        // inspected request).
-        if !value.as_bytes().contains(&b';') {
+    values
+        .into_iter()
+        .any(|value| names_foreign_charset(value.as_ref()))
+}
+
+/// [`foreign_charset`] of one header value.
+fn names_foreign_charset(value: &str) -> bool {
+    // The usual value has no parameter at all (this runs on every request).
+    if !value.as_bytes().contains(&b';') {
+        return false;
+    }
+    value.split([';', ',']).any(|part| {
+        let Some((name, charset)) = part.split_once('=') else {
+            return false;
+        };
+        // Any name with `charset` in it counts: Python's `strip` (Django's
+        // header parser) also takes a no-break space or a control byte off
+        // `\xA0charset`, and `charset*` is RFC 2231's spelling.
+        let name = name.trim_ascii().as_bytes();
+        let is_charset = name
+            .windows(7)
+            .any(|w| crate::ascii::eq_ignore_case(w, b"charset"));
+        if !is_charset {
             return false;
         }
-        value.split([';', ',']).any(|part| {
-            let Some((name, charset)) = part.split_once('=') else {
-                return false;
-            };
-            let name = name.trim_ascii().as_bytes();
-            let is_charset = name
-                .get(..7)
-                .is_some_and(|start| crate::ascii::eq_ignore_case(start, b"charset"));
-            if !is_charset {
-                return false;
-            }
-            let charset = charset.trim_ascii();
-            let charset = charset
-                .strip_prefix('"')
-                .and_then(|c| c.strip_suffix('"'))
-                .unwrap_or(charset)
-                .as_bytes();
-            let utf8 = |name: &[u8]| crate::ascii::eq_ignore_case(charset, name);
-            name.len() != 7 || !(utf8(b"utf-8") || utf8(b"utf8"))
-        })
+        let charset = charset.trim_ascii();
+        let charset = charset
+            .strip_prefix('"')
+            .and_then(|c| c.strip_suffix('"'))
+            .unwrap_or(charset)
+            .as_bytes();
+        let utf8 = |name: &[u8]| crate::ascii::eq_ignore_case(charset, name);
+        name.len() != 7 || !(utf8(b"utf-8") || utf8(b"utf8"))
     })
 }
 
@@ -155,12 +199,15 @@ fn quotes_close(value: &str) -> bool {
     !quotes.quoted
 }
 
-/// `type/subtype` with RFC 9110 token characters on both sides.
+/// `type/subtype` with RFC 9110 token characters on both sides, and no
+/// `*`: a wildcard is a range (as in `accept`), not the type of a body, and
+/// Django REST framework reads a body sent as `*/*` or `application/*` as
+/// JSON.
 fn is_media_type(media: &str) -> bool {
     let token = |s: &str| {
         !s.is_empty()
             && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'+-.^_`|~".contains(&b))
     };
     media
         .split_once('/')
@@ -293,6 +340,11 @@ mod tests {
             // Not media types: like no header.
             (&["application/json something"], Missing),
             (&["application/json\u{FFFD}"], Missing),
+            // Wildcards are ranges, not the type of a body.
+            (&["*/*"], Missing),
+            (&["application/*; charset=utf-8"], Missing),
+            (&["*/json"], Missing),
+            (&["text/plain, */*"], Missing),
             (&["json"], Missing),
             (&["text/plain, "], Missing),
             (&["text/plain", ""], Missing),
@@ -338,6 +390,10 @@ mod tests {
             &["application/json; charset="],
             &["application/json; charset=utf-8; charset=utf-7"],
             &["application/json; charset*=utf-8''x"],
+            &["application/json;\u{A0}charset=utf-7"],
+            &["application/json;\u{FFFD}charset=utf-7"],
+            &["application/json;\x0bcharset=utf-7"],
+            &["application/json; x-charset=utf-7"],
             &["application/json; x=\"a;charset=utf-7\""],
             &["application/json", "text/plain; charset=utf-7"],
             &["application/json, text/plain;charset=utf-7"],

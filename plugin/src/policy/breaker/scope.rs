@@ -12,8 +12,11 @@ use super::hash::Fnv1a64;
 /// later in Envoy).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScopeInput<'a> {
-    /// Name of the rule the request matched (scope `route`).
+    /// Name of the rule the request matched (scope `route`, for logs).
     pub rule: &'a str,
+    /// Index of the request's policy: 0 the top level, `i + 1` rule `i`
+    /// (scope `route`: its slot, so that no two rules share one).
+    pub policy: usize,
     /// Value of the configured header, `None` when absent (scope `header`).
     /// Raw bytes because header values need not be UTF-8.
     pub header: Option<&'a [u8]>,
@@ -48,7 +51,8 @@ impl BreakerConfig {
 /// deterministic in every worker) and describes it for logs.
 ///
 /// - `global`: always slot 0.
-/// - `route`: the rule name.
+/// - `route`: the policy's index, not hashed (rules are known at configure,
+///   where two that would share a slot are refused).
 /// - `header`: the header value; a missing header is its own key, distinct
 ///   from an empty value. The description carries a 32-bit digest of the
 ///   value, never the value.
@@ -61,15 +65,15 @@ pub fn scope_key(scope: &Scope, max_keys: u32, input: &ScopeInput<'_>) -> ScopeK
     let mut h = Fnv1a64::default();
     let mut description = String::new();
     // `write!` into a String cannot fail; the results are ignored on purpose.
-    let hashed = match scope {
+    let slots = u64::from(max_keys.max(1));
+    let slot = match scope {
         Scope::Global => {
             description.push_str("global");
-            false
+            Some(0)
         }
         Scope::Route => {
-            h.field(b"route").field(input.rule.as_bytes());
             let _ = write!(description, "route {:?}", input.rule);
-            true
+            Some(input.policy as u64 % slots)
         }
         Scope::Header(name) => {
             h.field(b"header").field(name.as_bytes());
@@ -83,7 +87,7 @@ pub fn scope_key(scope: &Scope, max_keys: u32, input: &ScopeInput<'_>) -> ScopeK
                     let _ = write!(description, "header {name} (missing)");
                 }
             }
-            true
+            None
         }
         Scope::SourceIp => {
             h.field(b"source_ip");
@@ -98,14 +102,11 @@ pub fn scope_key(scope: &Scope, max_keys: u32, input: &ScopeInput<'_>) -> ScopeK
                     description.push_str("source_ip (unknown)");
                 }
             }
-            true
+            None
         }
     };
-    let slot = if hashed {
-        (h.finish() % u64::from(max_keys.max(1))) as u32
-    } else {
-        0
-    };
+    // Below `max_keys`, so it fits in a u32.
+    let slot = slot.unwrap_or_else(|| h.finish() % slots) as u32;
     let _ = write!(description, " (slot {slot})");
     ScopeKey { slot, description }
 }
@@ -272,28 +273,21 @@ mod tests {
     }
 
     #[test]
-    fn route_is_keyed_by_rule_name() {
-        let a = key(
-            Scope::Route,
-            1 << 16,
-            ScopeInput {
-                rule: "checkout",
+    fn route_is_keyed_by_policy_index() {
+        let route = |rule: &str, policy: usize| {
+            let input = ScopeInput {
+                rule,
+                policy,
                 ..Default::default()
-            },
-        );
-        let b = key(
-            Scope::Route,
-            1 << 16,
-            ScopeInput {
-                rule: "search",
-                ..Default::default()
-            },
-        );
-        assert_ne!(a.slot, b.slot);
-        assert_eq!(
-            a.description,
-            format!("route \"checkout\" (slot {})", a.slot)
-        );
+            };
+            key(Scope::Route, 4, input)
+        };
+        let a = route("checkout", 1);
+        let b = route("search", 2);
+        assert_eq!((a.slot, b.slot), (1, 2));
+        assert_eq!(a.description, "route \"checkout\" (slot 1)");
+        // Beyond `max_keys` (refused at configure) it wraps, never past it.
+        assert_eq!(route("x", 6).slot, 2);
         // Control characters in a name cannot forge log lines.
         let c = key(
             Scope::Route,
@@ -369,6 +363,7 @@ mod tests {
                 let input = ScopeInput {
                     header: Some(v.as_bytes()),
                     rule: &v,
+                    policy: i,
                     source_address: Some(&v),
                 };
                 for scope in [Scope::Route, Scope::SourceIp, Scope::Header("h".into())] {

@@ -4,7 +4,7 @@
 
 use super::breaker::{BreakerConfig, Scope, ScopeInput};
 use super::error::ConfigError;
-use super::media::{ContentTypeClass, MediaRange};
+use super::media::{ContentTypeClass, ContentTypes, MediaRange};
 use super::rules::{Rule, RuleMatch};
 use crate::inspector::{DuplicateKeys, JsonOptions, Limits, Numbers, REPORTABLE};
 use crate::violation::ViolationKind;
@@ -83,6 +83,15 @@ pub enum PassOrReject {
     /// Let it through uninspected, and log that it happened.
     Pass,
 }
+
+/// The headers that frameworks read a request's method from instead of
+/// `:method` (Rails' `Rack::MethodOverride`, Symfony and Laravel, Express's
+/// `method-override`, OData clients).
+pub const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 
 /// What one matched request is held to: everything a rule can override.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +197,9 @@ pub struct Config {
     /// filter does is then ambiguous. Off by default, as in Envoy's routes:
     /// a case-sensitive service has no such second reading.
     pub case_insensitive_paths: bool,
+    /// Some rule matches on `methods`: only then can a method override
+    /// header change the rule (see [`Config::select_overridden`]).
+    pub methods_matter: bool,
     /// Local reply settings.
     pub reply: ReplyConfig,
 }
@@ -198,8 +210,9 @@ pub const DEFAULT_HOLD_BYTES: u64 = 64 * 1024;
 
 /// The media types that common frameworks read as JSON by default: besides
 /// `application/json` and the `+json` suffix, `text/json` (ASP.NET Core),
-/// `text/x-json` (Rails) and `application/x-json`. Left out, they would be
-/// passed uninspected to a service that parses them.
+/// `text/x-json` and `application/jsonrequest` (Rails) and
+/// `application/x-json`. Left out, they would be passed uninspected to a
+/// service that parses them.
 fn default_content_types() -> Vec<String> {
     [
         "application/json",
@@ -207,6 +220,7 @@ fn default_content_types() -> Vec<String> {
         "text/json",
         "text/x-json",
         "application/x-json",
+        "application/jsonrequest",
     ]
     .map(String::from)
     .to_vec()
@@ -679,6 +693,7 @@ impl Config {
             reply.statuses[index] = status;
         }
 
+        let methods_matter = rules.iter().any(|r| r.matcher.methods.is_some());
         Ok(Config {
             default_policy,
             rules,
@@ -690,6 +705,7 @@ impl Config {
             on_unreadable_body: raw.on_unreadable_body,
             hold_headers: raw.hold_headers,
             case_insensitive_paths: raw.case_insensitive_paths,
+            methods_matter,
             reply,
         })
     }
@@ -705,6 +721,20 @@ impl Config {
     /// route it either way: the request is [`Route::ambiguous`], under the
     /// enforcing one of the two policies if there is one.
     pub fn select<S: AsRef<str>>(&self, route: impl FnOnce() -> [S; 3]) -> Route {
+        self.select_overridden(route, || [None::<&str>; METHOD_OVERRIDES.len()])
+    }
+
+    /// [`Config::select`], with the values of the [`METHOD_OVERRIDES`]
+    /// headers (looked up only when a rule matches on methods): Rails,
+    /// Symfony, Laravel and Express's `method-override` route a POST by the
+    /// method such a header names, so a method there that would select
+    /// another rule is another reading of the request, and as ambiguous as
+    /// a path read two ways.
+    pub fn select_overridden<S: AsRef<str>, O: AsRef<str>>(
+        &self,
+        route: impl FnOnce() -> [S; 3],
+        overrides: impl FnOnce() -> [Option<O>; METHOD_OVERRIDES.len()],
+    ) -> Route {
         if self.rules.is_empty() {
             return Route::default();
         }
@@ -712,7 +742,7 @@ impl Config {
         let (method, raw, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
         let raw = super::rules::without_query(raw);
         let (normalized, settled) = super::path::resolve(raw);
-        let first = |path: &str, ignore_case: bool| {
+        let first_as = |method: &str, path: &str, ignore_case: bool| {
             let index = self.rules.iter().position(|r| {
                 r.matcher
                     .matches_path_as(method, path, authority, ignore_case)
@@ -723,6 +753,7 @@ impl Config {
                 ambiguous: false,
             }
         };
+        let first = |path: &str, ignore_case: bool| first_as(method, path, ignore_case);
         let chosen = first(&normalized, false);
         // Three readings: as resolved, as written, and as a case-insensitive
         // router reads it (`/API/search` is `/api/search` to Express).
@@ -736,9 +767,25 @@ impl Config {
         } else {
             chosen
         };
+        // The methods an override header names, upper-cased as those
+        // frameworks do (rules match methods case and all).
+        let mut overridden = [None; METHOD_OVERRIDES.len()];
+        if self.methods_matter {
+            for (reading, value) in overridden.iter_mut().zip(overrides()) {
+                if let Some(value) = value {
+                    let named = value.as_ref().trim_ascii().to_ascii_uppercase();
+                    *reading = Some(first_as(&named, &normalized, false));
+                }
+            }
+        }
+        let overridden = overridden.into_iter().flatten();
         // Beyond the decoding rounds a path may still decode further: as
         // ambiguous as one whose readings differ.
-        if settled && as_written == chosen && folded == chosen {
+        if settled
+            && as_written == chosen
+            && folded == chosen
+            && overridden.clone().all(|r| r == chosen)
+        {
             return chosen;
         }
         // The resolved reading's rule judges, unless it is lenient and
@@ -747,6 +794,7 @@ impl Config {
         let policy = if lenient(&chosen) {
             [as_written, folded]
                 .into_iter()
+                .chain(overridden)
                 .find(|r| !lenient(r))
                 .unwrap_or(chosen)
                 .policy
@@ -770,16 +818,17 @@ impl Config {
 
     /// Whether a `content-type` value names a media type we inspect.
     pub fn is_json_content_type(&self, content_type: &str) -> bool {
-        self.classify_content_type([content_type]) == ContentTypeClass::Json
+        self.read_content_types([content_type]).class == ContentTypeClass::Json
     }
 
-    /// What a request's `content-type` values make of its body (see
-    /// [`super::media::classify`]).
-    pub fn classify_content_type<S: AsRef<str>>(
+    /// What a request's `content-type` values make of its body, and
+    /// whether they name a charset other than UTF-8 (see
+    /// [`super::media::read_content_types`]).
+    pub fn read_content_types<S: AsRef<str>>(
         &self,
         values: impl IntoIterator<Item = S>,
-    ) -> ContentTypeClass {
-        super::media::classify(&self.content_types, values)
+    ) -> ContentTypes {
+        super::media::read_content_types(&self.content_types, values)
     }
 
     /// Every policy: the top level, then each rule's.
@@ -788,27 +837,28 @@ impl Config {
     }
 }
 
-/// With `scope: route`, the top-level breaker keys each rule by its name,
-/// hashed into `max_keys` slots. Header values and addresses cannot be known
-/// ahead, but rule names can: two of them in one slot would share a breaker
-/// (one rule's attack shedding the other's traffic), so that is refused here
-/// rather than left to chance. Rules with a `breaker` section of their own
-/// have a breaker each and cannot collide.
+/// With `scope: route`, the top-level breaker gives each rule that uses it
+/// a slot of its own, by its index: `max_keys` must leave room for them all,
+/// or two rules would share a breaker (one rule's attack shedding the
+/// other's traffic). Rules with a `breaker` section of their own have a
+/// breaker each and are not counted.
 fn route_slots_apart(default_policy: &Policy, rules: &[Rule]) -> Result<(), ConfigError> {
     let breaker = &default_policy.breaker;
     if !breaker.enabled || breaker.scope != Scope::Route {
         return Ok(());
     }
-    let names = std::iter::once(default_policy.name.as_str()).chain(
+    let names = std::iter::once((0, default_policy.name.as_str())).chain(
         rules
             .iter()
-            .filter(|r| !r.skip && r.policy.breaker_id == 0)
-            .map(|r| r.policy.name.as_str()),
+            .enumerate()
+            .filter(|(_, r)| !r.skip && r.policy.breaker_id == 0)
+            .map(|(i, r)| (i + 1, r.policy.name.as_str())),
     );
     let mut taken: Vec<(u32, &str)> = Vec::new();
-    for name in names {
+    for (policy, name) in names {
         let input = ScopeInput {
             rule: name,
+            policy,
             ..ScopeInput::default()
         };
         let slot = breaker.scope_key(&input).slot;
@@ -816,8 +866,9 @@ fn route_slots_apart(default_policy: &Policy, rules: &[Rule]) -> Result<(), Conf
             return Err(ConfigError::new(
                 "breaker.max_keys",
                 format!(
-                    "rules `{other}` and `{name}` hash to the same slot ({slot} of {}), so they would share one breaker; change max_keys or rename one",
-                    breaker.max_keys
+                    "{} slots are too few for scope route: rules `{other}` and `{name}` would share one breaker; give at least {}",
+                    breaker.max_keys,
+                    rules.len() + 1
                 ),
             ));
         }

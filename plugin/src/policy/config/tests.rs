@@ -44,6 +44,7 @@ fn empty_configuration_means_all_defaults() {
             "text/json",
             "Text/X-JSON; charset=utf-8",
             "application/x-json",
+            "application/JSONRequest",
         ] {
             assert!(c.is_json_content_type(alias), "{alias}");
         }
@@ -448,6 +449,43 @@ fn an_ambiguous_path_is_judged_by_an_enforcing_reading() {
     assert_eq!(c.policy(r.policy).name, "search");
 }
 
+/// A method override header that would put a POST under another rule
+/// (`/upload` skips POST and PUT, not PATCH) is another reading of it:
+/// ambiguous, under the enforcing policy. One naming a method of the same
+/// rule, in any case, changes nothing; without rules on methods the headers
+/// are not even read.
+#[test]
+fn method_overrides_that_change_the_rule_are_ambiguous() {
+    let c = parse(include_str!("../../../../examples/per-route.json")).unwrap();
+    let read = |overrides: [Option<&str>; 3]| {
+        let r = c.select_overridden(|| ["POST", "/upload/meta", "a"], || overrides);
+        (c.policy(r.policy).name.clone(), r.skip, r.ambiguous)
+    };
+    assert_eq!(read([None; 3]), ("uploads".into(), true, false));
+    for overrides in [
+        [Some("PATCH"), None, None],
+        [None, Some("patch"), None],
+        [None, None, Some(" DELETE ")],
+        [Some("PUT"), Some("PATCH"), None],
+    ] {
+        assert_eq!(
+            read(overrides),
+            ("default".into(), false, true),
+            "{overrides:?}"
+        );
+    }
+    for same in [[Some("PUT"), None, None], [None, Some("put"), Some("POST")]] {
+        assert_eq!(read(same), ("uploads".into(), true, false), "{same:?}");
+    }
+    let no_methods =
+        parse(r#"{"rules":[{"name":"u","match":{"path_prefix":"/upload"},"skip":true}]}"#).unwrap();
+    let r = no_methods.select_overridden(
+        || ["POST", "/upload/meta", "a"],
+        || -> [Option<&str>; 3] { panic!("read without rules on methods") },
+    );
+    assert!(r.skip && !r.ambiguous);
+}
+
 /// Rules match the normalized path, so dot segments, doubled slashes and
 /// escapes land on the rule of the path they resolve to. A path whose
 /// readings as written and as resolved fall under different rules is
@@ -618,62 +656,39 @@ fn a_key_given_twice_in_one_object_is_refused() {
     assert!(parse(r#"{"limits":{"max_depth":10},"rules":[{"match":{"path_exact":"/a"},"limits":{"max_depth":20}}]}"#).is_ok());
 }
 
-/// The slot `name` takes under a top-level route-scoped breaker of
-/// `max_keys` slots, as the filter computes it per request.
-fn route_slot(name: &str, max_keys: u32) -> u32 {
-    let breaker = BreakerConfig {
-        enabled: true,
-        scope: crate::policy::breaker::Scope::Route,
-        max_keys,
-        ..BreakerConfig::default()
-    };
-    let input = ScopeInput {
-        rule: name,
-        ..ScopeInput::default()
-    };
-    breaker.scope_key(&input).slot
-}
-
 #[test]
-fn route_scoped_rules_that_would_share_a_breaker_slot_are_refused() {
-    // With 64 slots, find a rule name in the default policy's slot and one
-    // in a slot of its own.
-    let names: Vec<String> = (0..1_000).map(|i| format!("r{i}")).collect();
-    let default_slot = route_slot("default", 64);
-    let same = names
-        .iter()
-        .find(|n| route_slot(n, 64) == default_slot)
-        .unwrap();
-    let apart = names
-        .iter()
-        .find(|n| route_slot(n, 64) != default_slot)
-        .unwrap();
-    let config = |name: &str, own_breaker: bool, skip: bool, enabled: bool| {
+fn route_scoped_rules_need_a_slot_each() {
+    // Rules 0 and 1 and the top level under one route-scoped breaker: three
+    // slots are enough, two are not (rule 1's index wraps onto the top
+    // level's slot).
+    let config = |max_keys: u32, own_breaker: bool, skip: bool, enabled: bool| {
         let own = if own_breaker {
-            r#","breaker":{"max_keys":64}"#
+            r#","breaker":{"max_keys":1}"#
         } else {
             ""
         };
         let skip = if skip { r#","skip":true"# } else { "" };
         format!(
-            r#"{{"breaker":{{"enabled":{enabled},"scope":"route","max_keys":64}},
-                "rules":[{{"name":"{name}","match":{{"path_prefix":"/a"}}{own}{skip}}}]}}"#
+            r#"{{"breaker":{{"enabled":{enabled},"scope":"route","max_keys":{max_keys}}},
+                "rules":[{{"name":"a","match":{{"path_prefix":"/a"}}}},
+                         {{"name":"b","match":{{"path_prefix":"/b"}}{own}{skip}}}]}}"#
         )
     };
-    let e = parse(&config(same, false, false, true)).unwrap_err();
+    parse(&config(3, false, false, true)).unwrap();
+    let e = parse(&config(2, false, false, true)).unwrap_err();
     assert_eq!(e.field, "breaker.max_keys");
     assert!(
-        e.reason.contains(&format!("`default` and `{same}`")),
+        e.reason
+            .contains("rules `default` and `b` would share one breaker; give at least 3"),
         "{}",
         e.reason
     );
-    // Apart, or with a breaker of its own, or skipping (no breaker), or the
-    // breaker off: accepted.
-    parse(&config(apart, false, false, true)).unwrap();
-    parse(&config(same, true, false, true)).unwrap();
-    parse(&config(same, false, true, true)).unwrap();
-    parse(&config(same, false, false, false)).unwrap();
+    // With a breaker of its own, skipping (no breaker), or the breaker off,
+    // rule `b` needs no slot of the top level's.
+    parse(&config(2, true, false, true)).unwrap();
+    parse(&config(2, false, true, true)).unwrap();
+    parse(&config(2, false, false, false)).unwrap();
     // Other scopes key on what only requests carry: not checked.
-    let global = config(same, false, false, true).replace(r#""route""#, r#""global""#);
+    let global = config(2, false, false, true).replace(r#""route""#, r#""global""#);
     parse(&global).unwrap();
 }
