@@ -273,6 +273,30 @@ fn wildcard_types_rails_types_comments_and_method_overrides_are_judged() {
     );
 }
 
+/// Through the wasm: a WebSocket's frames, which Envoy runs through the
+/// filter chain after the handshake as if they were its body, reach the
+/// upstream whole; the same bytes on a POST are refused.
+#[test]
+fn websocket_frames_pass_uninspected() {
+    let (host, mut vm) = host_pair("{}");
+    let frames: &[u8] = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58\x88\x00";
+    let o = vm
+        .send(
+            &Request::get("/chat")
+                .header("upgrade", "websocket")
+                .header("connection", "Upgrade")
+                .body(frames)
+                .chunk_size(5)
+                .capture_forwarded(),
+        )
+        .unwrap();
+    assert_eq!(o.status(), None);
+    assert_eq!(o.forwarded_body.as_deref(), Some(frames));
+    assert_eq!(counter(&host, "requests_skipped"), 1);
+    let o = vm.send(&Request::post("/chat").body(frames)).unwrap();
+    assert_eq!(o.summary().violation.as_deref(), Some("syntax_error"));
+}
+
 /// `report_only` through the wasm: a reported violation lets the body
 /// through (nothing refused, the whole body forwarded) and leaves what report
 /// mode leaves: the log line, the counters and the access log's filter

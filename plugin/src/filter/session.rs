@@ -304,7 +304,10 @@ impl Session {
             ContentTypeClass::Missing => config.on_missing_content_type,
             ContentTypeClass::Other => config.on_other_content_type,
         };
-        if action == ContentTypeAction::Pass {
+        // An upgrade or a tunnel declares no JSON body (looked for only
+        // then: the usual request does, and pays nothing for this).
+        let tunnel = || content_types.class != ContentTypeClass::Json && opens_a_tunnel(head);
+        if action == ContentTypeAction::Pass || tunnel() {
             return self.skip(host);
         }
         let on_charset = config.on_other_charset;
@@ -959,6 +962,31 @@ enum Stop {
 }
 
 /// A violation decided without reading the body (no offset).
+/// Whether the request upgrades the connection (a WebSocket handshake:
+/// `GET` with `upgrade` and `connection: upgrade`, which is also how Envoy
+/// hands on HTTP/2's extended CONNECT) or opens a `CONNECT` tunnel. Envoy
+/// runs what flows afterwards, WebSocket frames or any bytes, through the
+/// filter chain as the request's body: it is no JSON document, and reading
+/// it as one (no `content-type` is inspected by default) would break every
+/// WebSocket behind the filter. Other methods are not let off so: a `POST`
+/// carrying JSON gains nothing from an `upgrade` header.
+fn opens_a_tunnel(head: &RequestHead) -> bool {
+    // Raw bytes, not text: this runs on every request with a body.
+    let method = head.get_raw(":method");
+    if head
+        .get_raw("upgrade")
+        .is_some_and(|u| !u.trim_ascii().is_empty())
+    {
+        let connection_upgrade = head.all("connection").any(|v| {
+            v.split(',').any(|token| {
+                crate::ascii::eq_ignore_case(token.trim_ascii().as_bytes(), b"upgrade")
+            })
+        });
+        return connection_upgrade && method == Some(&b"GET"[..]);
+    }
+    method == Some(&b"CONNECT"[..])
+}
+
 fn header_violation(kind: ViolationKind, limit: Option<u64>) -> Violation {
     Violation {
         kind,

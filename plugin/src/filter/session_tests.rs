@@ -1262,6 +1262,47 @@ fn charsets_other_than_utf8_are_refused_as_configured() {
     assert_eq!(send(refuse_all, "application/json; charset=latin1").0, None);
 }
 
+/// A WebSocket handshake or a CONNECT tunnel: what follows the headers is
+/// frames or any bytes, not a JSON body, and passes uninspected (skipped).
+/// Only a real upgrade that declares no JSON body is let off: a POST, an
+/// `upgrade` header without `connection: upgrade`, or a JSON content type is
+/// inspected as any request.
+#[test]
+fn upgrades_and_tunnels_are_not_read_as_json() {
+    let p = plugin("{}");
+    let frames: &[&[u8]] = &[b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", b"\x88\x00"];
+    let send = |extra: &[(&str, &str)], body: &[&[u8]]| {
+        let mut host = FakeHost::default();
+        let run = drive(&p, &mut host, &head(extra), body, false);
+        (run.violation(), host.metric("requests_skipped"), host.reads)
+    };
+    let websocket = [
+        (":method", "GET"),
+        ("content-type", ""),
+        ("upgrade", "websocket"),
+        ("connection", "keep-alive, Upgrade"),
+    ];
+    assert_eq!(send(&websocket, frames), (None, 1, 0));
+    let connect = [(":method", "CONNECT"), ("content-type", "")];
+    assert_eq!(send(&connect, frames), (None, 1, 0));
+    // Not upgrades: inspected.
+    let dup: &[&[u8]] = &[br#"{"a":1,"a":2}"#];
+    let post_upgrade = [("upgrade", "websocket"), ("connection", "upgrade")];
+    let no_connection = [(":method", "GET"), ("upgrade", "websocket")];
+    let declared_json = [
+        (":method", "GET"),
+        ("upgrade", "websocket"),
+        ("connection", "upgrade"),
+    ];
+    for extra in [&post_upgrade[..], &no_connection[..], &declared_json[..]] {
+        assert_eq!(
+            send(extra, dup).0.as_deref(),
+            Some("duplicate_key"),
+            "{extra:?}"
+        );
+    }
+}
+
 /// `sniff`: a body whose first byte other than whitespace opens an object
 /// or an array is inspected as JSON (wherever the chunks cut it), anything
 /// else goes through uninspected and is counted as skipped; a length over
