@@ -146,6 +146,23 @@ impl RequestHead {
         self.values(name).map(|v| self.text(v))
     }
 
+    /// Every value of every header in `names`, in the order of the headers:
+    /// one walk over them, however many names.
+    pub fn all_of<'a>(&'a self, names: &'a [&'a str]) -> impl Iterator<Item = Cow<'a, str>> + 'a {
+        self.spans
+            .iter()
+            .filter(move |(k, _)| {
+                names.iter().any(|name| {
+                    k.len() == name.len()
+                        && self
+                            .raw
+                            .get(k.clone())
+                            .is_some_and(|k| crate::ascii::eq_ignore_case(k, name.as_bytes()))
+                })
+            })
+            .map(|(_, v)| self.text(v))
+    }
+
     /// Where each value of header `name` is in `raw`. Names compare ignoring
     /// ASCII case, lengths first (before the slice lookup: most names differ
     /// in length, and that skips it).
@@ -287,7 +304,7 @@ impl Session {
         let config = &self.plugin.config;
         let route = config.select_overridden(
             || [":method", ":path", ":authority"].map(|name| head.get(name).unwrap_or_default()),
-            || METHOD_OVERRIDES.map(|name| head.get(name)),
+            || head.all_of(&METHOD_OVERRIDES).collect::<Vec<_>>(),
         );
         self.policy = route.policy;
         if route.ambiguous {
@@ -323,7 +340,11 @@ impl Session {
         }
         let encoding = Encoding::of(head.all("content-encoding"));
         let on_encoded = config.on_encoded_body;
-        if encoding != Encoding::Identity && on_encoded == EncodedBodyAction::Pass {
+        // As for the charset: a type the configuration refuses stays refused.
+        if encoding != Encoding::Identity
+            && on_encoded == EncodedBodyAction::Pass
+            && action != ContentTypeAction::Reject
+        {
             return self.skip(host);
         }
 

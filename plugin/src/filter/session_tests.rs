@@ -1256,10 +1256,18 @@ fn charsets_other_than_utf8_are_refused_as_configured() {
     // A type the configuration refuses stays refused when its charset's
     // policy is pass.
     let refuse_all = r#"{"on_other_content_type":"reject","on_missing_content_type":"reject","on_other_charset":"pass"}"#;
-    for ct in ["text/plain; charset=latin1", "charset=x; q=1"] {
+    for ct in ["text/plain; charset=latin1", "x; charset=latin1"] {
         assert_eq!(send(refuse_all, ct).0, Some(415), "{ct}");
     }
     assert_eq!(send(refuse_all, "application/json; charset=latin1").0, None);
+    // So does one whose coding's policy is pass.
+    let p = plugin(r#"{"on_other_content_type":"reject","on_encoded_body":"pass"}"#);
+    for (ct, status) in [("text/plain", Some(415)), ("application/json", None)] {
+        let mut host = FakeHost::default();
+        let encoded = head(&[("content-type", ct), ("content-encoding", "gzip")]);
+        let run = drive(&p, &mut host, &encoded, &[b"\x1f\x8b"], false);
+        assert_eq!(run.status(), status, "{ct}");
+    }
 }
 
 /// A WebSocket handshake or a CONNECT tunnel: what follows the headers is

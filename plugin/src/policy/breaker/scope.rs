@@ -142,7 +142,8 @@ pub fn strip_port(address: &str) -> &str {
 }
 
 /// The namespace of this plugin instance's keys in shared data: FNV-1a 64 of
-/// the root id and the plugin configuration bytes, as 16 hex digits.
+/// the way slots are assigned, the root id and the plugin configuration
+/// bytes, as 16 hex digits.
 ///
 /// Shared data is one map per `vm_id`, and Istio leaves `vm_id` empty, so
 /// every plugin in the proxy shares it. Hashing the root id keeps two plugins
@@ -153,6 +154,11 @@ pub fn strip_port(address: &str) -> &str {
 pub fn namespace(root_id: &str, config: &[u8]) -> String {
     let h = Fnv1a64::default()
         .field(b"json_sanitizer")
+        // How slots are assigned: a plugin that assigned them otherwise
+        // (route slots by a hash of the rule name, before 2026-12-01) keeps
+        // other keys, so that neither reads the other's breakers as its own
+        // while both run during a rolling upgrade.
+        .field(b"slots: route by rule index")
         .field(root_id.as_bytes())
         .field(config)
         .finish();

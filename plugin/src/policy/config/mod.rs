@@ -93,6 +93,43 @@ pub const METHOD_OVERRIDES: [&str; 3] = [
     "x-method-override",
 ];
 
+/// The values of `key` in a path's query string, percent-decoded (`+` is
+/// a space, as in forms; bytes that are not UTF-8 are dropped with the
+/// value).
+fn query_values<'a>(path: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    query.split('&').filter_map(move |pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decoded(k)? == key).then(|| percent_decoded(v))?
+    })
+}
+
+/// `text` with `%XX` escapes decoded and `+` read as a space; `None` when
+/// the result is not UTF-8.
+fn percent_decoded(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |at: usize| bytes.get(at).and_then(|h| (*h as char).to_digit(16));
+        match (b, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// What one matched request is held to: everything a rule can override.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -721,26 +758,28 @@ impl Config {
     /// route it either way: the request is [`Route::ambiguous`], under the
     /// enforcing one of the two policies if there is one.
     pub fn select<S: AsRef<str>>(&self, route: impl FnOnce() -> [S; 3]) -> Route {
-        self.select_overridden(route, || [None::<&str>; METHOD_OVERRIDES.len()])
+        self.select_overridden(route, Vec::<&str>::new)
     }
 
-    /// [`Config::select`], with the values of the [`METHOD_OVERRIDES`]
-    /// headers (looked up only when a rule matches on methods): Rails,
-    /// Symfony, Laravel and Express's `method-override` route a POST by the
-    /// method such a header names, so a method there that would select
-    /// another rule is another reading of the request, and as ambiguous as
-    /// a path read two ways.
+    /// [`Config::select`], with every value of the [`METHOD_OVERRIDES`]
+    /// headers (asked for only for a POST when a rule matches on methods):
+    /// Rails, Symfony, Laravel, gorilla/handlers and Express's
+    /// `method-override` route a POST by the method such a header names, or
+    /// a `_method` in the query string, so a method there that would select
+    /// another rule is another reading of the request, and as ambiguous as a
+    /// path read two ways. Values that name no method (empty, `BOGUS`) are
+    /// ignored, as those frameworks ignore them.
     pub fn select_overridden<S: AsRef<str>, O: AsRef<str>>(
         &self,
         route: impl FnOnce() -> [S; 3],
-        overrides: impl FnOnce() -> [Option<O>; METHOD_OVERRIDES.len()],
+        overrides: impl FnOnce() -> Vec<O>,
     ) -> Route {
         if self.rules.is_empty() {
             return Route::default();
         }
         let [method, path, authority] = route();
-        let (method, raw, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
-        let raw = super::rules::without_query(raw);
+        let (method, with_query, authority) = (method.as_ref(), path.as_ref(), authority.as_ref());
+        let raw = super::rules::without_query(with_query);
         let (normalized, settled) = super::path::resolve(raw);
         let first_as = |method: &str, path: &str, ignore_case: bool| {
             let index = self.rules.iter().position(|r| {
@@ -767,18 +806,38 @@ impl Config {
         } else {
             chosen
         };
-        // The methods an override header names, upper-cased as those
-        // frameworks do (rules match methods case and all).
-        let mut overridden = [None; METHOD_OVERRIDES.len()];
-        if self.methods_matter {
-            for (reading, value) in overridden.iter_mut().zip(overrides()) {
-                if let Some(value) = value {
-                    let named = value.as_ref().trim_ascii().to_ascii_uppercase();
-                    *reading = Some(first_as(&named, &normalized, false));
+        // The methods an override names, upper-cased as those frameworks do
+        // (rules match methods case and all), each with every reading of the
+        // path. Empty unless there are overrides: no allocation.
+        let mut overridden = Vec::new();
+        let values = if self.methods_matter && method == "POST" {
+            overrides()
+        } else {
+            Vec::new()
+        };
+        // The usual POST has neither: the iterators below cost more than
+        // these two tests.
+        let query = with_query.len() != raw.len();
+        if self.methods_matter && method == "POST" && (!values.is_empty() || query) {
+            let headers = values.iter().flat_map(|v| v.as_ref().split(','));
+            let named = headers
+                .map(str::to_owned)
+                .chain(query_values(with_query, "_method"));
+            for name in named {
+                let name = name.trim_ascii().to_ascii_uppercase();
+                if !self.is_method(&name) {
+                    continue;
+                }
+                overridden.push(first_as(&name, &normalized, false));
+                if normalized != raw {
+                    overridden.push(first_as(&name, raw, false));
+                }
+                if self.case_insensitive_paths {
+                    overridden.push(first_as(&name, &normalized, true));
                 }
             }
         }
-        let overridden = overridden.into_iter().flatten();
+        let overridden = overridden.into_iter();
         // Beyond the decoding rounds a path may still decode further: as
         // ambiguous as one whose readings differ.
         if settled
@@ -806,6 +865,21 @@ impl Config {
             skip: false,
             ambiguous: true,
         }
+    }
+
+    /// Whether `name` (upper case) is a method a framework would route by:
+    /// one of HTTP's, or one a rule lists.
+    fn is_method(&self, name: &str) -> bool {
+        const STANDARD: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ];
+        STANDARD.contains(&name)
+            || self.rules.iter().any(|r| {
+                r.matcher
+                    .methods
+                    .as_ref()
+                    .is_some_and(|m| m.iter().any(|m| m == name))
+            })
     }
 
     /// The policy at an index returned by [`Config::select`].
@@ -851,7 +925,8 @@ fn route_slots_apart(default_policy: &Policy, rules: &[Rule]) -> Result<(), Conf
         rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| !r.skip && r.policy.breaker_id == 0)
+            // Skipping and report-mode rules never ask a breaker.
+            .filter(|(_, r)| !r.skip && r.policy.mode != Mode::Report && r.policy.breaker_id == 0)
             .map(|(i, r)| (i + 1, r.policy.name.as_str())),
     );
     let mut taken: Vec<(u32, &str)> = Vec::new();

@@ -449,41 +449,94 @@ fn an_ambiguous_path_is_judged_by_an_enforcing_reading() {
     assert_eq!(c.policy(r.policy).name, "search");
 }
 
-/// A method override header that would put a POST under another rule
-/// (`/upload` skips POST and PUT, not PATCH) is another reading of it:
-/// ambiguous, under the enforcing policy. One naming a method of the same
-/// rule, in any case, changes nothing; without rules on methods the headers
-/// are not even read.
+/// A method override that would put a POST under another rule (`/upload`
+/// skips POST and PUT, not PATCH) is another reading of it: ambiguous,
+/// under the enforcing policy. Every value of every override header counts,
+/// and `_method` in the query string; one naming a method of the same rule,
+/// in any case, or no method at all, changes nothing, and neither does any
+/// override of another method than POST. Without rules on methods nothing
+/// is read.
 #[test]
 fn method_overrides_that_change_the_rule_are_ambiguous() {
     let c = parse(include_str!("../../../../examples/per-route.json")).unwrap();
-    let read = |overrides: [Option<&str>; 3]| {
-        let r = c.select_overridden(|| ["POST", "/upload/meta", "a"], || overrides);
+    let read_as = |method: &str, path: &str, overrides: &[&str]| {
+        let r = c.select_overridden(|| [method, path, "a"], || overrides.to_vec());
         (c.policy(r.policy).name.clone(), r.skip, r.ambiguous)
     };
-    assert_eq!(read([None; 3]), ("uploads".into(), true, false));
+    let read = |overrides: &[&str]| read_as("POST", "/upload/meta", overrides);
+    let skipped = ("uploads".to_string(), true, false);
+    let ambiguous = ("default".to_string(), false, true);
+    assert_eq!(read(&[]), skipped);
     for overrides in [
-        [Some("PATCH"), None, None],
-        [None, Some("patch"), None],
-        [None, None, Some(" DELETE ")],
-        [Some("PUT"), Some("PATCH"), None],
+        &["PATCH"][..],
+        &["patch"],
+        &[" DELETE "],
+        &["PUT", "PATCH"],
+        &["POST,PATCH"],
+        &["", "BOGUS", "PATCH"],
     ] {
-        assert_eq!(
-            read(overrides),
-            ("default".into(), false, true),
-            "{overrides:?}"
-        );
+        assert_eq!(read(overrides), ambiguous, "{overrides:?}");
     }
-    for same in [[Some("PUT"), None, None], [None, Some("put"), Some("POST")]] {
-        assert_eq!(read(same), ("uploads".into(), true, false), "{same:?}");
+    for same in [
+        &["PUT"][..],
+        &["put", "POST"],
+        &[""],
+        &["BOGUS"],
+        &["PUT, post"],
+    ] {
+        assert_eq!(read(same), skipped, "{same:?}");
     }
+    // `_method` in the query string, percent-encoded or not.
+    assert_eq!(
+        read_as("POST", "/upload/meta?_method=PATCH", &[]),
+        ambiguous
+    );
+    assert_eq!(
+        read_as("POST", "/upload/meta?a=1&%5Fmethod=pat%63h", &[]),
+        ambiguous
+    );
+    assert_eq!(read_as("POST", "/upload/meta?_method=PUT", &[]), skipped);
+    assert_eq!(read_as("POST", "/upload/meta?x_method=PATCH", &[]), skipped);
+    // Frameworks honour overrides on POST only.
+    let put = read_as("PUT", "/upload/meta", &["PATCH"]);
+    assert_eq!(put, skipped);
     let no_methods =
         parse(r#"{"rules":[{"name":"u","match":{"path_prefix":"/upload"},"skip":true}]}"#).unwrap();
     let r = no_methods.select_overridden(
         || ["POST", "/upload/meta", "a"],
-        || -> [Option<&str>; 3] { panic!("read without rules on methods") },
+        || -> Vec<&str> { panic!("read without rules on methods") },
     );
     assert!(r.skip && !r.ambiguous);
+}
+
+/// An override is read with every reading of the path: a POST to
+/// `/API/orders/1` overridden to PATCH is, to Express (case-insensitive,
+/// with method-override), a PATCH to `/api/orders/1`.
+#[test]
+fn method_overrides_are_crossed_with_the_readings_of_the_path() {
+    let c = parse(
+        r#"{"case_insensitive_paths":true,"mode":"report","rules":[
+            {"name":"orders-patch","match":{"path_prefix":"/api/orders","methods":["PATCH"]},"mode":"enforce"}]}"#,
+    )
+    .unwrap();
+    let read = |path: &str, overrides: &[&str]| {
+        let r = c.select_overridden(|| ["POST", path, "a"], || overrides.to_vec());
+        (c.policy(r.policy).name.clone(), r.ambiguous)
+    };
+    assert_eq!(read("/API/orders/1", &[]), ("default".into(), false));
+    assert_eq!(
+        read("/API/orders/1", &["PATCH"]),
+        ("orders-patch".into(), true)
+    );
+    assert_eq!(
+        read("/api/orders/1", &["PATCH"]),
+        ("orders-patch".into(), true)
+    );
+    // As written and as resolved: `/api/x/../orders/1`.
+    assert_eq!(
+        read("/api/x/../orders/1", &["PATCH"]),
+        ("orders-patch".into(), true)
+    );
 }
 
 /// Rules match the normalized path, so dot segments, doubled slashes and
@@ -688,6 +741,10 @@ fn route_scoped_rules_need_a_slot_each() {
     parse(&config(2, true, false, true)).unwrap();
     parse(&config(2, false, true, true)).unwrap();
     parse(&config(2, false, false, false)).unwrap();
+    // Nor in report mode, where no breaker is asked.
+    let report = config(2, false, false, true).replace(r#""/b"}}"#, r#""/b"},"mode":"report"}"#);
+    assert!(report.contains(r#""mode":"report""#), "{report}");
+    parse(&report).unwrap();
     // Other scopes key on what only requests carry: not checked.
     let global = config(2, false, false, true).replace(r#""route""#, r#""global""#);
     parse(&global).unwrap();
