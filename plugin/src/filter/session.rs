@@ -982,17 +982,25 @@ enum Stop {
     Refused(Action),
 }
 
-/// A violation decided without reading the body (no offset).
 /// Whether the request upgrades the connection (a WebSocket handshake:
 /// `GET` with `upgrade` and `connection: upgrade`, which is also how Envoy
 /// hands on HTTP/2's extended CONNECT) or opens a `CONNECT` tunnel. Envoy
 /// runs what flows afterwards, WebSocket frames or any bytes, through the
 /// filter chain as the request's body: it is no JSON document, and reading
 /// it as one (no `content-type` is inspected by default) would break every
-/// WebSocket behind the filter. Other methods are not let off so: a `POST`
-/// carrying JSON gains nothing from an `upgrade` header.
+/// WebSocket behind the filter. Nothing else is let off so: not a `POST`
+/// with an `upgrade` header, nor a request that declares a body of its own
+/// (`content-length` other than 0, `transfer-encoding`), which a server
+/// that does not take the upgrade reads as any body.
 fn opens_a_tunnel(head: &RequestHead) -> bool {
-    // Raw bytes, not text: this runs on every request with a body.
+    let declares_a_body = head
+        .get_raw("content-length")
+        .is_some_and(|n| n.trim_ascii() != b"0")
+        || head.get_raw("transfer-encoding").is_some();
+    if declares_a_body {
+        return false;
+    }
+    // Raw bytes, not text: no conversion for a comparison.
     let method = head.get_raw(":method");
     if head
         .get_raw("upgrade")
@@ -1008,6 +1016,7 @@ fn opens_a_tunnel(head: &RequestHead) -> bool {
     method == Some(&b"CONNECT"[..])
 }
 
+/// A violation decided without reading the body (no offset).
 fn header_violation(kind: ViolationKind, limit: Option<u64>) -> Violation {
     Violation {
         kind,

@@ -1272,9 +1272,9 @@ fn charsets_other_than_utf8_are_refused_as_configured() {
 
 /// A WebSocket handshake or a CONNECT tunnel: what follows the headers is
 /// frames or any bytes, not a JSON body, and passes uninspected (skipped).
-/// Only a real upgrade that declares no JSON body is let off: a POST, an
-/// `upgrade` header without `connection: upgrade`, or a JSON content type is
-/// inspected as any request.
+/// Only a real upgrade that declares no body of its own is let off: a POST,
+/// an `upgrade` header without `connection: upgrade`, a JSON content type,
+/// a `content-length` or a `transfer-encoding` is inspected as any request.
 #[test]
 fn upgrades_and_tunnels_are_not_read_as_json() {
     let p = plugin("{}");
@@ -1302,7 +1302,25 @@ fn upgrades_and_tunnels_are_not_read_as_json() {
         ("upgrade", "websocket"),
         ("connection", "upgrade"),
     ];
-    for extra in [&post_upgrade[..], &no_connection[..], &declared_json[..]] {
+    let declared_length = [
+        (":method", "GET"),
+        ("content-type", ""),
+        ("upgrade", "websocket"),
+        ("connection", "upgrade"),
+        ("content-length", "13"),
+    ];
+    let chunked = [
+        (":method", "CONNECT"),
+        ("content-type", ""),
+        ("transfer-encoding", "chunked"),
+    ];
+    for extra in [
+        &post_upgrade[..],
+        &no_connection[..],
+        &declared_json[..],
+        &declared_length[..],
+        &chunked[..],
+    ] {
         assert_eq!(
             send(extra, dup).0.as_deref(),
             Some("duplicate_key"),
