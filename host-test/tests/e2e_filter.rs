@@ -275,7 +275,8 @@ fn wildcard_types_rails_types_comments_and_method_overrides_are_judged() {
 
 /// Through the wasm: a WebSocket's frames, which Envoy runs through the
 /// filter chain after the handshake as if they were its body, reach the
-/// upstream whole; the same bytes on a POST are refused.
+/// upstream whole; the same bytes on a POST are refused, and so is a request
+/// smuggled behind a handshake.
 #[test]
 fn websocket_frames_pass_uninspected() {
     let (host, mut vm) = host_pair("{}");
@@ -294,6 +295,18 @@ fn websocket_frames_pass_uninspected() {
     assert_eq!(o.forwarded_body.as_deref(), Some(frames));
     assert_eq!(counter(&host, "requests_skipped"), 1);
     let o = vm.send(&Request::post("/chat").body(frames)).unwrap();
+    assert_eq!(o.summary().violation.as_deref(), Some("syntax_error"));
+    // A request smuggled behind a handshake, for an upstream that does not
+    // take the upgrade, is inspected.
+    let smuggled = "POST /api HTTP/1.1\r\ncontent-type: application/json\r\n\r\n{}";
+    let o = vm
+        .send(
+            &Request::get("/chat")
+                .header("upgrade", "websocket")
+                .header("connection", "Upgrade")
+                .body(smuggled),
+        )
+        .unwrap();
     assert_eq!(o.summary().violation.as_deref(), Some("syntax_error"));
 }
 

@@ -321,12 +321,15 @@ impl Session {
             ContentTypeClass::Missing => config.on_missing_content_type,
             ContentTypeClass::Other => config.on_other_content_type,
         };
-        // An upgrade or a tunnel declares no JSON body (looked for only
-        // then: the usual request does, and pays nothing for this).
-        let tunnel = || content_types.class != ContentTypeClass::Json && opens_a_tunnel(head);
-        if action == ContentTypeAction::Pass || tunnel() {
+        if action == ContentTypeAction::Pass {
             return self.skip(host);
         }
+        // An upgrade or a tunnel declares no JSON body: its first byte tells
+        // frames from a smuggled request (looked for only then: the usual
+        // request declares JSON, and pays nothing for this).
+        let tunnel = action != ContentTypeAction::Reject
+            && content_types.class != ContentTypeClass::Json
+            && opens_a_tunnel(head);
         let on_charset = config.on_other_charset;
         let foreign_charset =
             content_types.foreign_charset && on_charset != OtherCharsetAction::Inspect;
@@ -377,7 +380,7 @@ impl Session {
         };
         // A body being sniffed may not be JSON at all: its declared length
         // is held against it only once it looks like JSON.
-        let sniff = action == ContentTypeAction::Sniff;
+        let sniff = action == ContentTypeAction::Sniff || tunnel;
         let max = self.policy().limits.max_body_bytes;
         let length = head
             .get("content-length")
@@ -403,7 +406,11 @@ impl Session {
         }
         self.phase = Phase::Body;
         let lines = self.policy().json.lines;
-        self.sniffer = sniff.then(|| Sniffer::new(lines));
+        self.sniffer = if tunnel {
+            Some(Sniffer::tunnel())
+        } else {
+            sniff.then(|| Sniffer::new(lines))
+        };
         if !sniff {
             self.tally(host, RuleCounter::Inspected);
         }
@@ -984,14 +991,16 @@ enum Stop {
 
 /// Whether the request upgrades the connection (a WebSocket handshake:
 /// `GET` with `upgrade` and `connection: upgrade`, which is also how Envoy
-/// hands on HTTP/2's extended CONNECT) or opens a `CONNECT` tunnel. Envoy
-/// runs what flows afterwards, WebSocket frames or any bytes, through the
-/// filter chain as the request's body: it is no JSON document, and reading
-/// it as one (no `content-type` is inspected by default) would break every
-/// WebSocket behind the filter. Nothing else is let off so: not a `POST`
-/// with an `upgrade` header, nor a request that declares a body of its own
-/// (`content-length` other than 0, `transfer-encoding`), which a server
-/// that does not take the upgrade reads as any body.
+/// hands on HTTP/2's extended CONNECT) or opens a `CONNECT` tunnel, and
+/// declares no body of its own (`content-length` other than 0,
+/// `transfer-encoding`). Envoy runs what flows after such a request's
+/// headers, WebSocket frames or any bytes, through the filter chain as its
+/// body, and forwards it at once. Frames are no JSON document: read as one
+/// (no `content-type` is inspected by default), every WebSocket behind the
+/// filter would break. But to a server that does not take the upgrade,
+/// those bytes are the next request on the connection: the body is sniffed
+/// by [`Sniffer::tunnel`], which passes frames and TLS records and has
+/// anything that could start a request inspected (and refused).
 fn opens_a_tunnel(head: &RequestHead) -> bool {
     let declares_a_body = head
         .get_raw("content-length")

@@ -1271,10 +1271,12 @@ fn charsets_other_than_utf8_are_refused_as_configured() {
 }
 
 /// A WebSocket handshake or a CONNECT tunnel: what follows the headers is
-/// frames or any bytes, not a JSON body, and passes uninspected (skipped).
-/// Only a real upgrade that declares no body of its own is let off: a POST,
-/// an `upgrade` header without `connection: upgrade`, a JSON content type,
-/// a `content-length` or a `transfer-encoding` is inspected as any request.
+/// frames or TLS records, not a JSON body, and passes uninspected (skipped);
+/// what could be a request smuggled behind it is inspected. Only a real
+/// upgrade that declares no body of its own is sniffed so: a POST, an
+/// `upgrade` header without `connection: upgrade`, a JSON content type, a
+/// `content-length` or a `transfer-encoding` is inspected as any request,
+/// and a configuration that refuses a missing content type refuses it.
 #[test]
 fn upgrades_and_tunnels_are_not_read_as_json() {
     let p = plugin("{}");
@@ -1282,7 +1284,7 @@ fn upgrades_and_tunnels_are_not_read_as_json() {
     let send = |extra: &[(&str, &str)], body: &[&[u8]]| {
         let mut host = FakeHost::default();
         let run = drive(&p, &mut host, &head(extra), body, false);
-        (run.violation(), host.metric("requests_skipped"), host.reads)
+        (run.violation(), host.metric("requests_skipped"))
     };
     let websocket = [
         (":method", "GET"),
@@ -1290,9 +1292,25 @@ fn upgrades_and_tunnels_are_not_read_as_json() {
         ("upgrade", "websocket"),
         ("connection", "keep-alive, Upgrade"),
     ];
-    assert_eq!(send(&websocket, frames), (None, 1, 0));
+    assert_eq!(send(&websocket, frames), (None, 1));
     let connect = [(":method", "CONNECT"), ("content-type", "")];
-    assert_eq!(send(&connect, frames), (None, 1, 0));
+    assert_eq!(send(&connect, frames), (None, 1));
+    let tls: &[&[u8]] = &[b"\x16\x03\x01\x00\xa5\x01"];
+    assert_eq!(send(&connect, tls), (None, 1));
+    // A request smuggled behind the handshake, for a server that does not
+    // take the upgrade: inspected, and no JSON.
+    let smuggled: &[&[u8]] = &[
+        b"POST /api/orders HTTP/1.1\r\n",
+        b"content-length: 13\r\n\r\n",
+    ];
+    for extra in [&websocket[..], &connect[..]] {
+        let (violation, skipped) = send(extra, smuggled);
+        assert_eq!((violation.as_deref(), skipped), (Some("syntax_error"), 0));
+    }
+    let strict = plugin(r#"{"on_missing_content_type":"reject"}"#);
+    let mut host = FakeHost::default();
+    let run = drive(&strict, &mut host, &head(&websocket), frames, false);
+    assert_eq!(run.status(), Some(415));
     // Not upgrades: inspected.
     let dup: &[&[u8]] = &[br#"{"a":1,"a":2}"#];
     let post_upgrade = [("upgrade", "websocket"), ("connection", "upgrade")];

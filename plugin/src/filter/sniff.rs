@@ -47,6 +47,8 @@ pub struct Sniffer {
     literal: u8,
     /// How many of its bytes have come.
     matched: u8,
+    /// The body follows an upgrade or a `CONNECT` (see [`Sniffer::tunnel`]).
+    tunnel: bool,
 }
 
 /// Starts that look like JSON once whole: the anti-XSSI prefix, then the
@@ -69,6 +71,20 @@ impl Sniffer {
         }
     }
 
+    /// A sniffer for what follows a WebSocket handshake or a `CONNECT`,
+    /// decided by the first byte. A WebSocket frame starts with a byte of
+    /// flags and opcode (`0x81` a text frame, `0x88` a close), a TLS record
+    /// with `0x16`: bytes no request line and no JSON document start with,
+    /// so they do not "look like JSON" and go through. Anything printable,
+    /// or whitespace, could start a request smuggled to a server that did
+    /// not take the upgrade (`POST /api …`) and is inspected.
+    pub fn tunnel() -> Self {
+        Sniffer {
+            tunnel: true,
+            ..Sniffer::default()
+        }
+    }
+
     /// Body bytes read so far (all of them, while undecided).
     pub fn seen(&self) -> u64 {
         self.seen
@@ -78,6 +94,11 @@ impl Sniffer {
     /// JSON, `Some(false)` once they cannot be, `None` while only
     /// whitespace, NUL bytes or a byte order mark have come.
     pub fn feed(&mut self, bytes: &[u8]) -> Option<bool> {
+        if self.tunnel {
+            let first = bytes.first()?;
+            self.seen += 1;
+            return Some(matches!(first, b'\t' | b'\n' | b'\r' | 0x20..=0x7E));
+        }
         for &b in bytes {
             let at = self.seen;
             self.seen += 1;
@@ -289,6 +310,33 @@ mod tests {
         }
         // Undecided until the literal is whole.
         assert_eq!(lines(b"nul"), None);
+    }
+
+    /// After an upgrade: frames and TLS records pass on their first byte;
+    /// what could start a smuggled request, or JSON, is inspected.
+    #[test]
+    fn tunnels_pass_frames_and_inspect_what_could_be_a_request() {
+        let tunnel = |body: &[u8]| Sniffer::tunnel().feed(body);
+        for frames in [
+            &b"\x81\x85\x37\xfa"[..],
+            b"\x82\x00",
+            b"\x01\x03abc",
+            b"\x88\x80",
+            b"\xc1\x05",
+            b"\x16\x03\x01\x02\x00",
+        ] {
+            assert_eq!(tunnel(frames), Some(false), "{frames:?}");
+        }
+        for request in [
+            &b"POST /api HTTP/1.1\r\n"[..],
+            b"\r\nGET /",
+            b"{}",
+            b" [",
+            b"\t",
+        ] {
+            assert_eq!(tunnel(request), Some(true), "{request:?}");
+        }
+        assert_eq!(tunnel(b""), None);
     }
 
     #[test]

@@ -95,13 +95,28 @@ pub const METHOD_OVERRIDES: [&str; 3] = [
 
 /// The values of `key` in a path's query string, percent-decoded (`+` is
 /// a space, as in forms; bytes that are not UTF-8 are dropped with the
-/// value).
+/// value). Keys are read as PHP reads them into `$_GET` (which Symfony and
+/// Laravel take `_method` from): leading spaces dropped, spaces and dots
+/// made `_`, and an unclosed `[` too, so `.method` is `_method`.
 fn query_values<'a>(path: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
     let query = path.split_once('?').map_or("", |(_, q)| q);
     query.split('&').filter_map(move |pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decoded(k)? == key).then(|| percent_decoded(v))?
+        (php_key(&percent_decoded(k)?) == key).then(|| percent_decoded(v))?
     })
+}
+
+/// A query key as PHP registers it (see [`query_values`]).
+fn php_key(key: &str) -> String {
+    let key = key.trim_start_matches(' ');
+    let closed = key.find('[').is_some_and(|open| key[open..].contains(']'));
+    key.chars()
+        .map(|c| match c {
+            ' ' | '.' => '_',
+            '[' if !closed => '_',
+            c => c,
+        })
+        .collect()
 }
 
 /// `text` with `%XX` escapes decoded and `+` read as a space; `None` when
@@ -825,7 +840,7 @@ impl Config {
                 .chain(query_values(with_query, "_method"));
             for name in named {
                 let name = name.trim_ascii().to_ascii_uppercase();
-                if !self.is_method(&name) {
+                if !Self::is_method(&name) {
                     continue;
                 }
                 overridden.push(first_as(&name, &normalized, false));
@@ -867,19 +882,11 @@ impl Config {
         }
     }
 
-    /// Whether `name` (upper case) is a method a framework would route by:
-    /// one of HTTP's, or one a rule lists.
-    fn is_method(&self, name: &str) -> bool {
-        const STANDARD: [&str; 9] = [
-            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-        ];
-        STANDARD.contains(&name)
-            || self.rules.iter().any(|r| {
-                r.matcher
-                    .methods
-                    .as_ref()
-                    .is_some_and(|m| m.iter().any(|m| m == name))
-            })
+    /// Whether `name` could be a method a framework routes by: a token of
+    /// letters (Symfony takes any, Rack `LINK`, Express any of Node's, such
+    /// as `SEARCH`), not an empty or garbled value, which they all ignore.
+    fn is_method(name: &str) -> bool {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphabetic())
     }
 
     /// The policy at an index returned by [`Config::select`].
