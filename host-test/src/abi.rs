@@ -163,6 +163,8 @@ pub mod map {
     pub const HTTP_REQUEST_HEADERS: i32 = 0;
     /// Request trailers (only during `proxy_on_request_trailers`).
     pub const HTTP_REQUEST_TRAILERS: i32 = 1;
+    /// Response headers (only during `proxy_on_response_headers`).
+    pub const HTTP_RESPONSE_HEADERS: i32 = 2;
     /// Highest value defined by ABI 0.2.1.
     pub const MAX: i32 = 7;
 }

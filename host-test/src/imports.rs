@@ -121,7 +121,8 @@ fn map_ref(st: &mut HostState, map_type: i32) -> Result<&Vec<(String, String)>, 
 /// `write` or to read. Envoy exposes request headers during the headers
 /// callback (and, with `allow_on_headers_stop_iteration`, in the body
 /// callbacks while the headers are held), trailers during the trailers
-/// callback, and in `proxy_on_log` (its access-log phase) the request
+/// callback, response headers during the response headers callback, and in
+/// `proxy_on_log` (its access-log phase) the request
 /// headers for reading only, with no trailers (NotFound); elsewhere it is
 /// BadArgument.
 fn map_for(
@@ -149,9 +150,15 @@ fn map_for(
         (abi::map::HTTP_REQUEST_TRAILERS, Some(r)) if phase == Phase::RequestTrailers => {
             Ok(&mut r.trailers)
         }
-        (abi::map::HTTP_REQUEST_HEADERS | abi::map::HTTP_REQUEST_TRAILERS, _) => {
-            Err(Status::BadArgument)
+        (abi::map::HTTP_RESPONSE_HEADERS, Some(r)) if phase == Phase::ResponseHeaders => {
+            Ok(&mut r.response_headers)
         }
+        (
+            abi::map::HTTP_REQUEST_HEADERS
+            | abi::map::HTTP_REQUEST_TRAILERS
+            | abi::map::HTTP_RESPONSE_HEADERS,
+            _,
+        ) => Err(Status::BadArgument),
         _ => Err(Status::NotFound),
     }
 }

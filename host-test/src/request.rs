@@ -42,6 +42,10 @@ pub struct Request {
     /// go downstream once this many body bytes have been forwarded (an
     /// upload endpoint that replies early). `None`: it answers after.
     pub early_response_after: Option<u64>,
+    /// The `:status` of that early response (default 200): `101` answers a
+    /// WebSocket handshake, after which the client's frames follow as the
+    /// request's body.
+    pub response_status: u16,
     /// Hostcalls the host refuses for this request, to test that the plugin
     /// fails closed.
     pub refuse: HostRefusals,
@@ -76,6 +80,7 @@ impl Request {
             unreadable_body: false,
             capture_forwarded: false,
             early_response_after: None,
+            response_status: 200,
             refuse: HostRefusals::default(),
         }
     }
@@ -186,6 +191,14 @@ impl Request {
     /// been forwarded (see [`Request::early_response_after`]).
     pub fn early_response_after(mut self, bytes: u64) -> Self {
         self.early_response_after = Some(bytes);
+        self
+    }
+
+    /// Makes the upstream answer with `status` once `after` body bytes have
+    /// been forwarded (see [`Request::early_response_after`]).
+    pub fn answered(mut self, status: u16, after: u64) -> Self {
+        self.response_status = status;
+        self.early_response_after = Some(after);
         self
     }
 

@@ -104,6 +104,8 @@ pub(crate) enum Phase {
     RequestHeaders,
     RequestBody,
     RequestTrailers,
+    /// `proxy_on_response_headers`: the response headers can be read.
+    ResponseHeaders,
     /// `proxy_on_log`: Envoy's access-log phase, where the request headers
     /// can be read (not changed).
     Log,
@@ -165,6 +167,10 @@ pub(crate) struct ReqState {
     /// The headers callback paused and nothing has continued the request
     /// since: the headers are still Envoy's to show (see [`HostOptions::allow_on_headers_stop_iteration`]).
     pub headers_held: bool,
+    /// The response headers, once the upstream has answered.
+    pub response_headers: Vec<(String, String)>,
+    /// `proxy_on_response_headers` has run for this request.
+    pub answered: bool,
 }
 
 impl ReqState {
@@ -209,6 +215,8 @@ impl ReqState {
         self.unreadable = req.unreadable_body;
         self.refuse = req.refuse;
         self.headers_held = false;
+        self.response_headers.clear();
+        self.answered = false;
         self.local_reply = None;
         self.continue_requested = false;
         self.close_requested = false;
@@ -587,6 +595,7 @@ impl Host {
             request_headers: export!("proxy_on_request_headers", (u32, u32, u32), u32),
             request_body: export!("proxy_on_request_body", (u32, u32, u32), u32),
             request_trailers: export!("proxy_on_request_trailers", (u32, u32), u32),
+            response_headers: export!("proxy_on_response_headers", (u32, u32, u32), u32),
             log: export!("proxy_on_log", u32, ()),
             done: export!("proxy_on_done", u32, u32),
             delete: export!("proxy_on_delete", u32, ()),
@@ -695,6 +704,7 @@ struct Exports {
     request_headers: Export<(u32, u32, u32), u32>,
     request_body: Export<(u32, u32, u32), u32>,
     request_trailers: Export<(u32, u32), u32>,
+    response_headers: Export<(u32, u32, u32), u32>,
     log: Export<u32, ()>,
     done: Export<u32, u32>,
     delete: Export<u32, ()>,
@@ -947,6 +957,7 @@ impl Vm {
         )?;
         if action == Action::Continue {
             self.flush(req, out);
+            self.answer(ctx, req, out)?;
         } else if let Some(r) = self.store.data_mut().req.as_mut() {
             r.headers_held = true;
         }
@@ -997,6 +1008,7 @@ impl Vm {
             match action {
                 Action::Continue => {
                     self.flush(req, out);
+                    self.answer(ctx, req, out)?;
                     body_paused = false;
                 }
                 Action::Pause => {
@@ -1028,6 +1040,7 @@ impl Vm {
             if action == Action::Continue {
                 self.flush(req, out);
                 out.trailers_forwarded = true;
+                self.answer(ctx, req, out)?;
             } else {
                 out.stalled = true;
             }
@@ -1054,6 +1067,10 @@ impl Vm {
                 None => Ok(0),
             },
             Phase::RequestBody => match self.ex.request_body.clone() {
+                Some(f) => self.invoke(&f, (ctx, arg(0), arg(1))),
+                None => Ok(0),
+            },
+            Phase::ResponseHeaders => match self.ex.response_headers.clone() {
                 Some(f) => self.invoke(&f, (ctx, arg(0), arg(1))),
                 None => Ok(0),
             },
@@ -1119,6 +1136,34 @@ impl Vm {
             fb.extend_from_slice(r.body());
         }
         r.clear_body();
+    }
+
+    /// Once the upstream's response has started (see
+    /// [`Request::early_response_after`]), its headers reach the plugin's
+    /// `proxy_on_response_headers`, once, with `:status` (the request's
+    /// [`Request::response_status`]).
+    fn answer(
+        &mut self,
+        ctx: u32,
+        req: &Request,
+        out: &mut Outcome,
+    ) -> std::result::Result<(), Stop> {
+        let r = self.store.data_mut().req.as_mut().expect("request state");
+        if !out.response_started || r.answered {
+            return Ok(());
+        }
+        r.answered = true;
+        r.response_headers.clear();
+        r.response_headers
+            .push((":status".into(), req.response_status.to_string()));
+        self.callback(
+            ctx,
+            out,
+            Phase::ResponseHeaders,
+            "proxy_on_response_headers",
+            CallbackArgs::new(&[1, 0]),
+        )?;
+        Ok(())
     }
 
     /// End of stream: `proxy_on_log`, `proxy_on_done`, `proxy_on_delete`.

@@ -590,6 +590,14 @@ fn replay_errors_name_the_line() {
             r#"{"body": "{}", "trailers": {"x-b": "a\rb"}}"#,
             "trailers: the value of `x-b` holds CR, LF or NUL",
         ),
+        (
+            r#"{"body": "{}", "early_response_after": 0, "response_status": 700}"#,
+            "response_status: 700 is not an HTTP status",
+        ),
+        (
+            r#"{"body": "{}", "response_status": 101}"#,
+            "response_status needs early_response_after",
+        ),
     ];
     for (i, (bad, mentions)) in cases.iter().enumerate() {
         let path = temp_file(

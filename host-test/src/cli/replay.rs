@@ -41,6 +41,9 @@ struct Step {
     trailers: Option<BTreeMap<String, String>>,
     /// The upstream's response starts once this many body bytes went up.
     early_response_after: Option<u64>,
+    /// That response's status (default 200; 101 answers a WebSocket
+    /// handshake).
+    response_status: Option<u16>,
 }
 
 #[derive(serde::Serialize)]
@@ -191,6 +194,15 @@ fn request(s: &Step, base: &Path) -> Result<Request> {
     };
     if let Some(n) = s.early_response_after {
         req = req.early_response_after(n);
+    }
+    if let Some(status) = s.response_status {
+        if !(100..=599).contains(&status) {
+            bail!("response_status: {status} is not an HTTP status");
+        }
+        if s.early_response_after.is_none() {
+            bail!("response_status needs early_response_after (when the upstream answers)");
+        }
+        req.response_status = status;
     }
     if let Some(t) = &s.trailers {
         for (k, v) in t {

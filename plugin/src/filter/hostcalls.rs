@@ -14,6 +14,8 @@ pub const BUFFER_HTTP_REQUEST_BODY: u32 = 0;
 pub const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 /// `MapType::HttpRequestHeaders`.
 pub const MAP_HTTP_REQUEST_HEADERS: u32 = 0;
+/// `MapType::HttpResponseHeaders`.
+const MAP_HTTP_RESPONSE_HEADERS: u32 = 2;
 /// `MetricType::Counter`.
 const METRIC_COUNTER: u32 = 0;
 /// `Status::Ok`.
@@ -142,10 +144,25 @@ pub fn buffer(buffer_type: u32, start: usize, len: usize) -> Option<Vec<u8>> {
 /// The request headers, or `None` if the host refuses (outside the headers
 /// callback Envoy answers BAD_ARGUMENT).
 pub fn request_headers() -> Option<RequestHead> {
+    header_map(MAP_HTTP_REQUEST_HEADERS)
+}
+
+/// The response's `:status`, in the response headers callback; `None` if
+/// the host refuses the map or the status is no number.
+pub fn response_status() -> Option<u16> {
+    let head = header_map(MAP_HTTP_RESPONSE_HEADERS)?;
+    std::str::from_utf8(head.get_raw(":status")?)
+        .ok()?
+        .trim_ascii()
+        .parse()
+        .ok()
+}
+
+/// A header map of the host's, or `None` if it refuses it.
+fn header_map(map_type: u32) -> Option<RequestHead> {
     let (mut data, mut size) = (null_mut(), 0usize);
     // SAFETY: valid out-pointers; the result is checked before use.
-    let status =
-        unsafe { raw_get_header_map_pairs(MAP_HTTP_REQUEST_HEADERS, &mut data, &mut size) };
+    let status = unsafe { raw_get_header_map_pairs(map_type, &mut data, &mut size) };
     let bytes = owned(data, size);
     if status != OK {
         return None;

@@ -227,6 +227,9 @@ pub struct Session {
     /// The content type says `sniff`, and the body has not yet shown
     /// whether it looks like JSON: it is inspected only if it does.
     sniffer: Option<Sniffer>,
+    /// A WebSocket handshake or a CONNECT waiting for the response that
+    /// opens its tunnel (see [`Session::on_response_headers`]).
+    awaiting: Option<Tunnel>,
     /// A sniffed body's `content-length` is over `max_body_bytes`.
     declared_too_large: bool,
     /// The body is sent in a coding the filter sees through
@@ -265,6 +268,7 @@ impl Session {
             buffered: 0,
             inspected: 0,
             sniffer: None,
+            awaiting: None,
             declared_too_large: false,
             decoder: None,
             reason: None,
@@ -321,15 +325,19 @@ impl Session {
             ContentTypeClass::Missing => config.on_missing_content_type,
             ContentTypeClass::Other => config.on_other_content_type,
         };
+        // A WebSocket handshake or a CONNECT: what follows it is decided by
+        // the response (looked for only when no JSON is declared: the usual
+        // request pays nothing for this). Whatever its headers say about a
+        // body, a passing type included, bytes sent before the response are
+        // inspected; a refused type stays refused.
+        if action != ContentTypeAction::Reject && content_types.class != ContentTypeClass::Json {
+            if let Some(tunnel) = opens_a_tunnel(head) {
+                return self.await_response(tunnel);
+            }
+        }
         if action == ContentTypeAction::Pass {
             return self.skip(host);
         }
-        // An upgrade or a tunnel declares no JSON body: its first byte tells
-        // frames from a smuggled request (looked for only then: the usual
-        // request declares JSON, and pays nothing for this).
-        let tunnel = action != ContentTypeAction::Reject
-            && content_types.class != ContentTypeClass::Json
-            && opens_a_tunnel(head);
         let on_charset = config.on_other_charset;
         let foreign_charset =
             content_types.foreign_charset && on_charset != OtherCharsetAction::Inspect;
@@ -380,7 +388,7 @@ impl Session {
         };
         // A body being sniffed may not be JSON at all: its declared length
         // is held against it only once it looks like JSON.
-        let sniff = action == ContentTypeAction::Sniff || tunnel;
+        let sniff = action == ContentTypeAction::Sniff;
         let max = self.policy().limits.max_body_bytes;
         let length = head
             .get("content-length")
@@ -406,11 +414,7 @@ impl Session {
         }
         self.phase = Phase::Body;
         let lines = self.policy().json.lines;
-        self.sniffer = if tunnel {
-            Some(Sniffer::tunnel())
-        } else {
-            sniff.then(|| Sniffer::new(lines))
-        };
+        self.sniffer = sniff.then(|| Sniffer::new(lines));
         if !sniff {
             self.tally(host, RuleCounter::Inspected);
         }
@@ -754,6 +758,47 @@ impl Session {
 
     /// A body being sniffed does not look like JSON: it goes through
     /// uninspected, like a content type passed.
+    /// Whether the response's status matters (a tunnel waits for it):
+    /// without one, the response's headers need not be read at all.
+    pub fn awaits_response(&self) -> bool {
+        self.awaiting.is_some()
+    }
+
+    /// The response headers, with the response's `:status`. A WebSocket
+    /// handshake answered `101`, or a CONNECT answered `2xx`, opens a
+    /// tunnel: Envoy runs the frames or bytes the client sends from then on
+    /// through the filter chain as the request's body, and they pass
+    /// uninspected (counted as skipped). Conforming clients send nothing
+    /// before that answer (RFC 6455 §4.1, RFC 9110 §9.3.6): what came
+    /// before it was inspected, so a request smuggled ahead of the answer,
+    /// for an upstream that does not take the upgrade, is refused.
+    pub fn on_response_headers(&mut self, status: Option<u16>, host: &mut dyn Host) {
+        let Some(tunnel) = self.awaiting.take() else {
+            return;
+        };
+        let opened = match (tunnel, status) {
+            (Tunnel::Upgrade, Some(101)) => true,
+            (Tunnel::Connect, Some(status)) => (200..300).contains(&status),
+            _ => false,
+        };
+        // Still undecided: no byte came before the answer.
+        if opened && self.phase == Phase::Body && self.sniffer.is_some() {
+            self.not_json(host);
+        }
+    }
+
+    /// Headers of a WebSocket handshake or a CONNECT: they go upstream (even
+    /// with `hold_headers`: the client sends nothing before the answer), the
+    /// breaker is not asked (there is no JSON to count), and the body waits
+    /// for the response; bytes before it are inspected.
+    fn await_response(&mut self, tunnel: Tunnel) -> Action {
+        self.inspector = Some(self.plugin.inspector(self.policy));
+        self.sniffer = Some(Sniffer::tunnel());
+        self.awaiting = Some(tunnel);
+        self.phase = Phase::Body;
+        Action::Continue
+    }
+
     fn not_json(&mut self, host: &mut dyn Host) -> Action {
         self.sniffer = None;
         self.record_outcome(host, Outcome::Abandoned);
@@ -989,25 +1034,27 @@ enum Stop {
     Refused(Action),
 }
 
-/// Whether the request upgrades the connection (a WebSocket handshake:
-/// `GET` with `upgrade` and `connection: upgrade`, which is also how Envoy
-/// hands on HTTP/2's extended CONNECT) or opens a `CONNECT` tunnel, and
-/// declares no body of its own (`content-length` other than 0,
-/// `transfer-encoding`). Envoy runs what flows after such a request's
-/// headers, WebSocket frames or any bytes, through the filter chain as its
-/// body, and forwards it at once. Frames are no JSON document: read as one
-/// (no `content-type` is inspected by default), every WebSocket behind the
-/// filter would break. But to a server that does not take the upgrade,
-/// those bytes are the next request on the connection: the body is sniffed
-/// by [`Sniffer::tunnel`], which passes frames and TLS records and has
-/// anything that could start a request inspected (and refused).
-fn opens_a_tunnel(head: &RequestHead) -> bool {
+/// What a request that may open a tunnel waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tunnel {
+    /// A WebSocket handshake (`101 Switching Protocols`).
+    Upgrade,
+    /// A `CONNECT` (any `2xx`).
+    Connect,
+}
+
+/// Whether the request may open a tunnel: a WebSocket handshake (`GET` with
+/// `upgrade` and `connection: upgrade`, which is also how Envoy hands on
+/// HTTP/2's extended CONNECT) or a `CONNECT`, either declaring no body of
+/// its own (a `content-length` other than 0, a `transfer-encoding`: a
+/// server that does not take the upgrade reads that as any body).
+fn opens_a_tunnel(head: &RequestHead) -> Option<Tunnel> {
     let declares_a_body = head
         .get_raw("content-length")
         .is_some_and(|n| n.trim_ascii() != b"0")
         || head.get_raw("transfer-encoding").is_some();
     if declares_a_body {
-        return false;
+        return None;
     }
     // Raw bytes, not text: no conversion for a comparison.
     let method = head.get_raw(":method");
@@ -1020,9 +1067,9 @@ fn opens_a_tunnel(head: &RequestHead) -> bool {
                 crate::ascii::eq_ignore_case(token.trim_ascii().as_bytes(), b"upgrade")
             })
         });
-        return connection_upgrade && method == Some(&b"GET"[..]);
+        return (connection_upgrade && method == Some(&b"GET"[..])).then_some(Tunnel::Upgrade);
     }
-    method == Some(&b"CONNECT"[..])
+    (method == Some(&b"CONNECT"[..])).then_some(Tunnel::Connect)
 }
 
 /// A violation decided without reading the body (no offset).

@@ -1270,80 +1270,135 @@ fn charsets_other_than_utf8_are_refused_as_configured() {
     }
 }
 
-/// A WebSocket handshake or a CONNECT tunnel: what follows the headers is
-/// frames or TLS records, not a JSON body, and passes uninspected (skipped);
-/// what could be a request smuggled behind it is inspected. Only a real
-/// upgrade that declares no body of its own is sniffed so: a POST, an
-/// `upgrade` header without `connection: upgrade`, a JSON content type, a
-/// `content-length` or a `transfer-encoding` is inspected as any request,
-/// and a configuration that refuses a missing content type refuses it.
-#[test]
-fn upgrades_and_tunnels_are_not_read_as_json() {
-    let p = plugin("{}");
-    let frames: &[&[u8]] = &[b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", b"\x88\x00"];
-    let send = |extra: &[(&str, &str)], body: &[&[u8]]| {
-        let mut host = FakeHost::default();
-        let run = drive(&p, &mut host, &head(extra), body, false);
-        (run.violation(), host.metric("requests_skipped"))
+/// Drives a request whose upstream answers with `status` after the chunks
+/// `before` and before the chunks `after` (the last ends the stream): the
+/// headers' action, the violation and the skipped count.
+fn drive_answered(
+    p: &Rc<Plugin>,
+    head: &RequestHead,
+    before: &[&[u8]],
+    status: Option<u16>,
+    after: &[&[u8]],
+) -> (Action, Option<String>, u64) {
+    let mut host = FakeHost::default();
+    let mut s = Session::new(p.clone());
+    let headers = s.on_request_headers(head, false, &mut host);
+    let mut violation = None;
+    let mut feed = |s: &mut Session, chunk: &[u8], eos: bool, host: &mut FakeHost| {
+        host.buffer.clear();
+        host.buffer.extend_from_slice(chunk);
+        if let Action::Reply(r) = s.on_request_body(host.buffer.len(), eos, host) {
+            let doc: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+            violation = doc["violation"].as_str().map(str::to_owned);
+        }
     };
-    let websocket = [
-        (":method", "GET"),
-        ("content-type", ""),
-        ("upgrade", "websocket"),
-        ("connection", "keep-alive, Upgrade"),
-    ];
-    assert_eq!(send(&websocket, frames), (None, 1));
-    let connect = [(":method", "CONNECT"), ("content-type", "")];
-    assert_eq!(send(&connect, frames), (None, 1));
+    if !matches!(headers, Action::Reply(_)) {
+        for chunk in before {
+            feed(&mut s, chunk, false, &mut host);
+        }
+        s.on_response_headers(status, &mut host);
+        for (i, chunk) in after.iter().enumerate() {
+            feed(&mut s, chunk, i + 1 == after.len(), &mut host);
+        }
+    }
+    s.on_done(&mut host);
+    (headers, violation, host.metric("requests_skipped"))
+}
+
+/// A WebSocket handshake answered 101, or a CONNECT answered 2xx: what the
+/// client sends from then on is frames or TLS records, not a JSON body, and
+/// passes uninspected (skipped); the headers go on at once, even with
+/// `hold_headers`. Bytes before the answer are inspected, whatever the
+/// handshake's content type says: a request smuggled ahead of it, for an
+/// upstream that does not take the upgrade, is refused. A refused content
+/// type stays refused. Only a real upgrade that declares no body of its own
+/// waits so.
+#[test]
+fn tunnels_open_on_their_answer_and_what_comes_before_is_inspected() {
+    let p = plugin(r#"{"hold_headers":true}"#);
+    let frames: &[&[u8]] = &[b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", b"\x88\x00"];
     let tls: &[&[u8]] = &[b"\x16\x03\x01\x00\xa5\x01"];
-    assert_eq!(send(&connect, tls), (None, 1));
-    // A request smuggled behind the handshake, for a server that does not
-    // take the upgrade: inspected, and no JSON.
     let smuggled: &[&[u8]] = &[
         b"POST /api/orders HTTP/1.1\r\n",
         b"content-length: 13\r\n\r\n",
     ];
-    for extra in [&websocket[..], &connect[..]] {
-        let (violation, skipped) = send(extra, smuggled);
-        assert_eq!((violation.as_deref(), skipped), (Some("syntax_error"), 0));
-    }
-    let strict = plugin(r#"{"on_missing_content_type":"reject"}"#);
-    let mut host = FakeHost::default();
-    let run = drive(&strict, &mut host, &head(&websocket), frames, false);
-    assert_eq!(run.status(), Some(415));
-    // Not upgrades: inspected.
-    let dup: &[&[u8]] = &[br#"{"a":1,"a":2}"#];
-    let post_upgrade = [("upgrade", "websocket"), ("connection", "upgrade")];
-    let no_connection = [(":method", "GET"), ("upgrade", "websocket")];
-    let declared_json = [
-        (":method", "GET"),
-        ("upgrade", "websocket"),
-        ("connection", "upgrade"),
-    ];
-    let declared_length = [
+    let websocket = head(&[
         (":method", "GET"),
         ("content-type", ""),
         ("upgrade", "websocket"),
-        ("connection", "upgrade"),
-        ("content-length", "13"),
-    ];
-    let chunked = [
-        (":method", "CONNECT"),
-        ("content-type", ""),
-        ("transfer-encoding", "chunked"),
-    ];
-    for extra in [
-        &post_upgrade[..],
-        &no_connection[..],
-        &declared_json[..],
-        &declared_length[..],
-        &chunked[..],
-    ] {
+        ("connection", "keep-alive, Upgrade"),
+    ]);
+    let connect = head(&[(":method", "CONNECT"), ("content-type", "")]);
+    let passed = (Action::Continue, None, 1);
+    assert_eq!(
+        drive_answered(&p, &websocket, &[], Some(101), frames),
+        passed
+    );
+    assert_eq!(drive_answered(&p, &connect, &[], Some(200), tls), passed);
+    // No answer yet, or another one: inspected.
+    let refused = |violation: &str| (Action::Continue, Some(violation.to_string()), 0);
+    for (head, status) in [(&websocket, Some(101)), (&connect, Some(200))] {
         assert_eq!(
-            send(extra, dup).0.as_deref(),
-            Some("duplicate_key"),
-            "{extra:?}"
+            drive_answered(&p, head, smuggled, status, frames),
+            refused("syntax_error")
         );
+    }
+    for status in [Some(200), Some(404), None] {
+        assert_eq!(
+            drive_answered(&p, &websocket, &[], status, smuggled),
+            refused("syntax_error"),
+            "{status:?}"
+        );
+    }
+    assert_eq!(
+        drive_answered(&p, &connect, &[], Some(101), smuggled),
+        refused("syntax_error")
+    );
+    // A handshake's content type says nothing about what follows it.
+    let typed = head(&[
+        (":method", "GET"),
+        ("content-type", "text/plain"),
+        ("upgrade", "websocket"),
+        ("connection", "upgrade"),
+    ]);
+    assert_eq!(
+        drive_answered(&p, &typed, smuggled, Some(101), &[]),
+        refused("syntax_error")
+    );
+    assert_eq!(drive_answered(&p, &typed, &[], Some(101), frames), passed);
+    // A stream that ends with nothing in it: passes.
+    assert_eq!(drive_answered(&p, &websocket, &[], None, &[b""]), passed);
+    // A refused content type stays refused.
+    let strict = plugin(r#"{"on_missing_content_type":"reject"}"#);
+    let (headers, _, _) = drive_answered(&strict, &websocket, &[], Some(101), frames);
+    assert!(matches!(headers, Action::Reply(r) if r.status == 415));
+    // Not tunnels: inspected as any request.
+    let dup: &[&[u8]] = &[br#"{"a":1,"a":2}"#];
+    let not_tunnels = [
+        &[("upgrade", "websocket"), ("connection", "upgrade")][..],
+        &[(":method", "GET"), ("upgrade", "websocket")],
+        &[
+            (":method", "GET"),
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+        ],
+        &[
+            (":method", "GET"),
+            ("content-type", ""),
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+            ("content-length", "13"),
+        ],
+        &[
+            (":method", "CONNECT"),
+            ("content-type", ""),
+            ("transfer-encoding", "chunked"),
+        ],
+    ];
+    let p = plugin("{}");
+    for extra in not_tunnels {
+        let (_, violation, _) = drive_answered(&p, &head(extra), &[], Some(101), dup);
+        assert_eq!(violation.as_deref(), Some("duplicate_key"), "{extra:?}");
     }
 }
 

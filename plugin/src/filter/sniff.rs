@@ -71,13 +71,10 @@ impl Sniffer {
         }
     }
 
-    /// A sniffer for what follows a WebSocket handshake or a `CONNECT`,
-    /// decided by the first byte. A WebSocket frame starts with a byte of
-    /// flags and opcode (`0x81` a text frame, `0x88` a close), a TLS record
-    /// with `0x16`: bytes no request line and no JSON document start with,
-    /// so they do not "look like JSON" and go through. Anything printable,
-    /// or whitespace, could start a request smuggled to a server that did
-    /// not take the upgrade (`POST /api …`) and is inspected.
+    /// A sniffer for the body of a WebSocket handshake or a `CONNECT`
+    /// before the response: any byte is one a conforming client does not
+    /// send yet, and "looks like JSON" (is inspected); the response that
+    /// opens the tunnel decides the rest (see `Session::on_response_headers`).
     pub fn tunnel() -> Self {
         Sniffer {
             tunnel: true,
@@ -95,9 +92,7 @@ impl Sniffer {
     /// whitespace, NUL bytes or a byte order mark have come.
     pub fn feed(&mut self, bytes: &[u8]) -> Option<bool> {
         if self.tunnel {
-            let first = bytes.first()?;
-            self.seen += 1;
-            return Some(matches!(first, b'\t' | b'\n' | b'\r' | 0x20..=0x7E));
+            return (!bytes.is_empty()).then_some(true);
         }
         for &b in bytes {
             let at = self.seen;
@@ -312,31 +307,13 @@ mod tests {
         assert_eq!(lines(b"nul"), None);
     }
 
-    /// After an upgrade: frames and TLS records pass on their first byte;
-    /// what could start a smuggled request, or JSON, is inspected.
+    /// Before a tunnel opens, any byte is inspected, wherever the cuts.
     #[test]
-    fn tunnels_pass_frames_and_inspect_what_could_be_a_request() {
-        let tunnel = |body: &[u8]| Sniffer::tunnel().feed(body);
-        for frames in [
-            &b"\x81\x85\x37\xfa"[..],
-            b"\x82\x00",
-            b"\x01\x03abc",
-            b"\x88\x80",
-            b"\xc1\x05",
-            b"\x16\x03\x01\x02\x00",
-        ] {
-            assert_eq!(tunnel(frames), Some(false), "{frames:?}");
-        }
-        for request in [
-            &b"POST /api HTTP/1.1\r\n"[..],
-            b"\r\nGET /",
-            b"{}",
-            b" [",
-            b"\t",
-        ] {
-            assert_eq!(tunnel(request), Some(true), "{request:?}");
-        }
-        assert_eq!(tunnel(b""), None);
+    fn a_tunnel_waits_for_its_response_and_inspects_any_byte_before_it() {
+        let mut sniffer = Sniffer::tunnel();
+        assert_eq!(sniffer.feed(b""), None);
+        assert_eq!(sniffer.feed(b"\x81"), Some(true));
+        assert_eq!(Sniffer::tunnel().feed(b"POST /"), Some(true));
     }
 
     #[test]

@@ -190,6 +190,17 @@ impl HttpContext for Filter {
         let action = session.on_request_trailers(&mut self.host);
         act(session, &mut self.host, action)
     }
+
+    /// Only the status of the answer to a WebSocket handshake or a CONNECT
+    /// matters (it opens the tunnel); the response itself always goes on.
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(session) = self.session.as_mut() {
+            if session.awaits_response() {
+                session.on_response_headers(hostcalls::response_status(), &mut self.host);
+            }
+        }
+        Action::Continue
+    }
 }
 
 /// [`Host`] over the real hostcalls.

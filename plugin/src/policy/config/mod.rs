@@ -94,15 +94,20 @@ pub const METHOD_OVERRIDES: [&str; 3] = [
 ];
 
 /// The values of `key` in a path's query string, percent-decoded (`+` is
-/// a space, as in forms; bytes that are not UTF-8 are dropped with the
-/// value). Keys are read as PHP reads them into `$_GET` (which Symfony and
-/// Laravel take `_method` from): leading spaces dropped, spaces and dots
-/// made `_`, and an unclosed `[` too, so `.method` is `_method`.
+/// a space, as in forms; bytes that are not UTF-8 become U+FFFD). Keys are
+/// read as PHP reads them into `$_GET` (which Symfony and Laravel take
+/// `_method` from): cut at a NUL byte, leading spaces dropped, spaces and
+/// dots made `_`, and an unclosed `[` too, so `.method` and `_method%00x`
+/// are `_method`.
 fn query_values<'a>(path: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
     let query = path.split_once('?').map_or("", |(_, q)| q);
     query.split('&').filter_map(move |pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (php_key(&percent_decoded(k)?) == key).then(|| percent_decoded(v))?
+        let k = percent_decoded(k);
+        let k = k.split(|&b| b == 0).next().unwrap_or_default();
+        let v = percent_decoded(v);
+        (php_key(&String::from_utf8_lossy(k)) == key)
+            .then(|| String::from_utf8_lossy(&v).into_owned())
     })
 }
 
@@ -119,9 +124,8 @@ fn php_key(key: &str) -> String {
         .collect()
 }
 
-/// `text` with `%XX` escapes decoded and `+` read as a space; `None` when
-/// the result is not UTF-8.
-fn percent_decoded(text: &str) -> Option<String> {
+/// `text` with `%XX` escapes decoded and `+` read as a space.
+fn percent_decoded(text: &str) -> Vec<u8> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -142,7 +146,7 @@ fn percent_decoded(text: &str) -> Option<String> {
             }
         }
     }
-    String::from_utf8(out).ok()
+    out
 }
 
 /// What one matched request is held to: everything a rule can override.

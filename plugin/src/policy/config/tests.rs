@@ -501,7 +501,15 @@ fn method_overrides_that_change_the_rule_are_ambiguous() {
     assert_eq!(read_as("POST", "/upload/meta?_method=PUT", &[]), skipped);
     assert_eq!(read_as("POST", "/upload/meta?x_method=PATCH", &[]), skipped);
     // Keys as PHP registers them: `.`, ` ` and an unclosed `[` become `_`.
-    for key in [".method", "%2Emethod", "+_method", "[method", "%20_method"] {
+    for key in [
+        ".method",
+        "%2Emethod",
+        "+_method",
+        "[method",
+        "%20_method",
+        "_method%00",
+        "_method%00x%FF",
+    ] {
         let path = format!("/upload/meta?{key}=PATCH");
         assert_eq!(read_as("POST", &path, &[]), ambiguous, "{key}");
     }
