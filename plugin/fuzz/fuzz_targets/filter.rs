@@ -159,7 +159,14 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, config: 
     let mut action = session.on_request_headers(&head, headers_end, host);
     host.buffer.clear();
     let mut refused = false;
+    // The upstream may answer before some chunk (a 101 opens a WebSocket's
+    // tunnel); any answer, at any point, must leave the session sound.
+    let answer_before = usize::from(input.byte() % 8);
+    let answer = input.pick(&[Some(101), Some(200), Some(404), None]);
     for (k, chunk) in chunks.iter().enumerate() {
+        if k == answer_before {
+            session.on_response_headers(answer, host);
+        }
         match &action {
             _ if refused => assert_eq!(action, Action::Pause, "let through after a refusal"),
             Action::Reply(r) => {
@@ -238,7 +245,9 @@ fn headers(input: &mut Input, body_len: usize, coding: Option<&str>) -> (Request
     let mut pairs: Vec<(String, String)> = vec![
         (
             ":method".into(),
-            input.pick(&["POST", "PUT", "GET", "post"]).into(),
+            input
+                .pick(&["POST", "PUT", "GET", "post", "CONNECT"])
+                .into(),
         ),
         (
             ":path".into(),
@@ -307,11 +316,29 @@ fn headers(input: &mut Input, body_len: usize, coding: Option<&str>) -> (Request
         _ => {}
     }
     for _ in 0..input.byte() % 4 {
-        let name = input.pick(&["x-request-id", "x-api-key", "content-type", "x-other"]);
-        if name == "content-type" {
+        let name = input.pick(&[
+            "x-request-id",
+            "x-api-key",
+            "content-type",
+            "x-other",
+            "upgrade",
+            "connection",
+            "x-http-method-override",
+        ]);
+        // A type, or a WebSocket handshake (whose body an answer may let
+        // through), is no longer the defaults' plain case.
+        if !matches!(name, "x-request-id" | "x-api-key" | "x-other") {
             inspectable = false;
         }
-        pairs.push((name.into(), input.text()));
+        let value = match name {
+            "upgrade" => "websocket".to_string(),
+            "connection" => input.pick(&["Upgrade", "keep-alive, upgrade"]).to_string(),
+            _ => input.text(),
+        };
+        pairs.push((name.into(), value));
+    }
+    if pairs.iter().any(|(n, v)| n == ":method" && v == "CONNECT") {
+        inspectable = false;
     }
     let head = RequestHead::from_encoded(encode_pairs(&pairs)).expect("encode_pairs is consistent");
     (head, inspectable)
