@@ -44,7 +44,7 @@ pub struct Request {
     pub early_response_after: Option<u64>,
     /// The `:status` of that early response (default 200): `101` answers a
     /// WebSocket handshake, after which the client's frames follow as the
-    /// request's body.
+    /// request's body. Envoy gives the plugin no other 1xx.
     pub response_status: u16,
     /// Hostcalls the host refuses for this request, to test that the plugin
     /// fails closed.

@@ -598,6 +598,10 @@ fn replay_errors_name_the_line() {
             r#"{"body": "{}", "response_status": 101}"#,
             "response_status needs early_response_after",
         ),
+        (
+            r#"{"body": "{}", "early_response_after": 0, "response_status": 100}"#,
+            "no informational response (100)",
+        ),
     ];
     for (i, (bad, mentions)) in cases.iter().enumerate() {
         let path = temp_file(

@@ -199,6 +199,11 @@ fn request(s: &Step, base: &Path) -> Result<Request> {
         if !(100..=599).contains(&status) {
             bail!("response_status: {status} is not an HTTP status");
         }
+        if status < 200 && status != 101 {
+            bail!(
+                "response_status: Envoy hands no informational response ({status}) to the plugin"
+            );
+        }
         if s.early_response_after.is_none() {
             bail!("response_status needs early_response_after (when the upstream answers)");
         }

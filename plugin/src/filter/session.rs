@@ -779,6 +779,7 @@ impl Session {
         let opened = match (tunnel, status) {
             (Tunnel::Upgrade, Some(101)) => true,
             (Tunnel::Connect, Some(status)) => (200..300).contains(&status),
+            (Tunnel::ConnectUdp, Some(status)) => status == 101 || (200..300).contains(&status),
             _ => false,
         };
         // Still undecided: no byte came before the answer.
@@ -1041,6 +1042,10 @@ enum Tunnel {
     Upgrade,
     /// A `CONNECT` (any `2xx`).
     Connect,
+    /// A CONNECT-UDP (RFC 9298), which Envoy presents as an upgrade to
+    /// `connect-udp` and answers `200` itself when it ends the tunnel (`101`
+    /// from an upstream that takes the upgrade).
+    ConnectUdp,
 }
 
 /// Whether the request may open a tunnel: a WebSocket handshake (`GET` with
@@ -1058,18 +1063,22 @@ fn opens_a_tunnel(head: &RequestHead) -> Option<Tunnel> {
     }
     // Raw bytes, not text: no conversion for a comparison.
     let method = head.get_raw(":method");
-    if head
-        .get_raw("upgrade")
-        .is_some_and(|u| !u.trim_ascii().is_empty())
-    {
-        let connection_upgrade = head.all("connection").any(|v| {
-            v.split(',').any(|token| {
-                crate::ascii::eq_ignore_case(token.trim_ascii().as_bytes(), b"upgrade")
-            })
-        });
-        return (connection_upgrade && method == Some(&b"GET"[..])).then_some(Tunnel::Upgrade);
+    if method == Some(&b"CONNECT"[..]) {
+        return Some(Tunnel::Connect);
     }
-    (method == Some(&b"CONNECT"[..])).then_some(Tunnel::Connect)
+    let upgrade = head.get_raw("upgrade")?.trim_ascii();
+    let connection_upgrade = head.all("connection").any(|v| {
+        v.split(',')
+            .any(|token| crate::ascii::eq_ignore_case(token.trim_ascii().as_bytes(), b"upgrade"))
+    });
+    if upgrade.is_empty() || !connection_upgrade || method != Some(&b"GET"[..]) {
+        return None;
+    }
+    Some(if crate::ascii::eq_ignore_case(upgrade, b"connect-udp") {
+        Tunnel::ConnectUdp
+    } else {
+        Tunnel::Upgrade
+    })
 }
 
 /// A violation decided without reading the body (no offset).

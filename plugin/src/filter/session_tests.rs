@@ -1335,6 +1335,33 @@ fn tunnels_open_on_their_answer_and_what_comes_before_is_inspected() {
         passed
     );
     assert_eq!(drive_answered(&p, &connect, &[], Some(200), tls), passed);
+    // CONNECT-UDP, which Envoy answers 200 itself when it ends the tunnel;
+    // a CONNECT with an `upgrade` header is still a CONNECT.
+    let connect_udp = head(&[
+        (":method", "GET"),
+        ("content-type", ""),
+        ("upgrade", "connect-udp"),
+        ("connection", "Upgrade"),
+    ]);
+    let capsule: &[&[u8]] = &[b"\x00\x05\x00abcd"];
+    for status in [200, 101] {
+        assert_eq!(
+            drive_answered(&p, &connect_udp, &[], Some(status), capsule),
+            passed
+        );
+    }
+    let connect_upgrade = head(&[
+        (":method", "CONNECT"),
+        ("content-type", ""),
+        ("upgrade", "foo"),
+    ]);
+    assert_eq!(
+        drive_answered(&p, &connect_upgrade, &[], Some(200), tls),
+        passed
+    );
+    // A WebSocket is opened by 101 only.
+    let (_, violation, _) = drive_answered(&p, &websocket, &[], Some(200), frames);
+    assert_eq!(violation.as_deref(), Some("syntax_error"));
     // No answer yet, or another one: inspected.
     let refused = |violation: &str| (Action::Continue, Some(violation.to_string()), 0);
     for (head, status) in [(&websocket, Some(101)), (&connect, Some(200))] {
@@ -1375,8 +1402,16 @@ fn tunnels_open_on_their_answer_and_what_comes_before_is_inspected() {
     // Not tunnels: inspected as any request.
     let dup: &[&[u8]] = &[br#"{"a":1,"a":2}"#];
     let not_tunnels = [
-        &[("upgrade", "websocket"), ("connection", "upgrade")][..],
-        &[(":method", "GET"), ("upgrade", "websocket")],
+        &[
+            ("content-type", ""),
+            ("upgrade", "websocket"),
+            ("connection", "upgrade"),
+        ][..],
+        &[
+            (":method", "GET"),
+            ("content-type", ""),
+            ("upgrade", "websocket"),
+        ],
         &[
             (":method", "GET"),
             ("upgrade", "websocket"),
