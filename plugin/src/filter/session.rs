@@ -756,8 +756,6 @@ impl Session {
         )
     }
 
-    /// A body being sniffed does not look like JSON: it goes through
-    /// uninspected, like a content type passed.
     /// Whether the response's status matters (a tunnel waits for it):
     /// without one, the response's headers need not be read at all.
     pub fn awaits_response(&self) -> bool {
@@ -800,6 +798,8 @@ impl Session {
         Action::Continue
     }
 
+    /// A body being sniffed does not look like JSON: it goes through
+    /// uninspected, like a content type passed.
     fn not_json(&mut self, host: &mut dyn Host) -> Action {
         self.sniffer = None;
         self.record_outcome(host, Outcome::Abandoned);
