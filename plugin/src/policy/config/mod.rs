@@ -786,8 +786,8 @@ impl Config {
     /// `method-override` route a POST by the method such a header names, or
     /// a `_method` in the query string, so a method there that would select
     /// another rule is another reading of the request, and as ambiguous as a
-    /// path read two ways. Values that name no method (empty, `BOGUS`) are
-    /// ignored, as those frameworks ignore them.
+    /// path read two ways. Values that are no word of letters (empty,
+    /// `PATCH!`) are ignored, as those frameworks ignore them.
     pub fn select_overridden<S: AsRef<str>, O: AsRef<str>>(
         &self,
         route: impl FnOnce() -> [S; 3],
