@@ -331,8 +331,13 @@ impl Session {
         // body, a passing type included, bytes sent before the response are
         // inspected; a refused type stays refused.
         if action != ContentTypeAction::Reject && content_types.class != ContentTypeClass::Json {
-            if let Some(tunnel) = opens_a_tunnel(head) {
-                return self.await_response(tunnel);
+            match opens_a_tunnel(head) {
+                // RFC 9298 lets a CONNECT-UDP client send datagrams before
+                // the answer, and Envoy holds them until it (or ends the
+                // tunnel itself): nothing of it is JSON to inspect.
+                Some(Tunnel::ConnectUdp) => return self.skip(host),
+                Some(tunnel) => return self.await_response(tunnel),
+                None => {}
             }
         }
         if action == ContentTypeAction::Pass {
@@ -777,7 +782,6 @@ impl Session {
         let opened = match (tunnel, status) {
             (Tunnel::Upgrade, Some(101)) => true,
             (Tunnel::Connect, Some(status)) => (200..300).contains(&status),
-            (Tunnel::ConnectUdp, Some(status)) => status == 101 || (200..300).contains(&status),
             _ => false,
         };
         // Still undecided: no byte came before the answer.
@@ -1043,8 +1047,8 @@ enum Tunnel {
     /// A `CONNECT` (any `2xx`).
     Connect,
     /// A CONNECT-UDP (RFC 9298), which Envoy presents as an upgrade to
-    /// `connect-udp` and answers `200` itself when it ends the tunnel (`101`
-    /// from an upstream that takes the upgrade).
+    /// `connect-udp`: its client may send datagrams before the answer, so it
+    /// does not wait for one (it is let through).
     ConnectUdp,
 }
 

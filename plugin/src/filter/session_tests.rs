@@ -1335,8 +1335,9 @@ fn tunnels_open_on_their_answer_and_what_comes_before_is_inspected() {
         passed
     );
     assert_eq!(drive_answered(&p, &connect, &[], Some(200), tls), passed);
-    // CONNECT-UDP, which Envoy answers 200 itself when it ends the tunnel;
-    // a CONNECT with an `upgrade` header is still a CONNECT.
+    // CONNECT-UDP, whose client may send datagrams before the answer (RFC
+    // 9298), is let through, answered or not; a CONNECT with an `upgrade`
+    // header is still a CONNECT.
     let connect_udp = head(&[
         (":method", "GET"),
         ("content-type", ""),
@@ -1344,9 +1345,9 @@ fn tunnels_open_on_their_answer_and_what_comes_before_is_inspected() {
         ("connection", "Upgrade"),
     ]);
     let capsule: &[&[u8]] = &[b"\x00\x05\x00abcd"];
-    for status in [200, 101] {
+    for status in [Some(200), Some(101), None] {
         assert_eq!(
-            drive_answered(&p, &connect_udp, &[], Some(status), capsule),
+            drive_answered(&p, &connect_udp, capsule, status, capsule),
             passed
         );
     }
