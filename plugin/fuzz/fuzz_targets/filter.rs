@@ -160,9 +160,12 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, config: 
     host.buffer.clear();
     let mut refused = false;
     // The upstream may answer before some chunk (a 101 opens a WebSocket's
-    // tunnel); any answer, at any point, must leave the session sound.
+    // tunnel), after the last one (before trailers), or twice (Envoy
+    // re-enters for the plugin's own reply); any answer, at any point, must
+    // leave the session sound.
     let answer_before = usize::from(input.byte() % 8);
     let answer = input.pick(&[Some(101), Some(200), Some(404), None]);
+    let answer_again = input.byte() & 1 != 0;
     for (k, chunk) in chunks.iter().enumerate() {
         if k == answer_before {
             session.on_response_headers(answer, host);
@@ -197,6 +200,9 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, config: 
             assert_eq!(session.on_request_trailers(host), Action::Pause);
         }
     } else if reply.is_none() {
+        if answer_before >= chunks.len() {
+            session.on_response_headers(answer, host);
+        }
         if let Action::Reply(r) = action {
             reply = Some(r);
         } else if trailers {
@@ -204,6 +210,9 @@ fn request(plugin: &Rc<Plugin>, host: &mut FuzzHost, input: &mut Input, config: 
                 reply = Some(r);
             }
         }
+    }
+    if answer_again {
+        session.on_response_headers(answer, host);
     }
     session.on_done(host);
     // Hands its inspector back to the plugin for the next request, as the
