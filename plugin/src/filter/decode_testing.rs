@@ -36,9 +36,14 @@ pub fn member(
         out.extend_from_slice(&crc.to_le_bytes());
     }
     out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(data, level));
+    push_trailer(&mut out, data);
+    out
+}
+
+/// A gzip member's trailer for `data`: its CRC-32 and its length.
+fn push_trailer(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
     out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out
 }
 
 /// A gzip body of `data`: one member, no optional fields.
@@ -101,8 +106,7 @@ pub fn deflate_blocks(pieces: &[(usize, &[u8])]) -> Vec<u8> {
 pub fn gzip_member_of(deflate: &[u8], data: &[u8]) -> Vec<u8> {
     let mut out = vec![0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3];
     out.extend_from_slice(deflate);
-    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    push_trailer(&mut out, data);
     out
 }
 

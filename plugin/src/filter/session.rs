@@ -146,23 +146,6 @@ impl RequestHead {
         self.values(name).map(|v| self.text(v))
     }
 
-    /// Every value of every header in `names`, in the order of the headers:
-    /// one walk over them, however many names.
-    pub fn all_of<'a>(&'a self, names: &'a [&'a str]) -> impl Iterator<Item = Cow<'a, str>> + 'a {
-        self.spans
-            .iter()
-            .filter(move |(k, _)| {
-                names.iter().any(|name| {
-                    k.len() == name.len()
-                        && self
-                            .raw
-                            .get(k.clone())
-                            .is_some_and(|k| crate::ascii::eq_ignore_case(k, name.as_bytes()))
-                })
-            })
-            .map(|(_, v)| self.text(v))
-    }
-
     /// Where each value of header `name` is in `raw`. Names compare ignoring
     /// ASCII case, lengths first (before the slice lookup: most names differ
     /// in length, and that skips it).
@@ -308,7 +291,10 @@ impl Session {
         let config = &self.plugin.config;
         let route = config.select_overridden(
             || [":method", ":path", ":authority"].map(|name| head.get(name).unwrap_or_default()),
-            || head.all_of(&METHOD_OVERRIDES).collect::<Vec<_>>(),
+            || {
+                let values = METHOD_OVERRIDES.iter().flat_map(|name| head.all(name));
+                values.collect::<Vec<_>>()
+            },
         );
         self.policy = route.policy;
         if route.ambiguous {
@@ -346,21 +332,13 @@ impl Session {
         let on_charset = config.on_other_charset;
         let foreign_charset =
             content_types.foreign_charset && on_charset != OtherCharsetAction::Inspect;
-        // The charset's policy is for bodies that would be inspected: a type
-        // the configuration refuses stays refused.
-        if foreign_charset
-            && on_charset == OtherCharsetAction::Pass
-            && action != ContentTypeAction::Reject
-        {
-            return self.skip(host);
-        }
         let encoding = Encoding::of(head.all("content-encoding"));
         let on_encoded = config.on_encoded_body;
-        // As for the charset: a type the configuration refuses stays refused.
-        if encoding != Encoding::Identity
-            && on_encoded == EncodedBodyAction::Pass
-            && action != ContentTypeAction::Reject
-        {
+        // The charset's and the coding's policies are for bodies that would
+        // be inspected: a type the configuration refuses stays refused.
+        let passed = (foreign_charset && on_charset == OtherCharsetAction::Pass)
+            || (encoding != Encoding::Identity && on_encoded == EncodedBodyAction::Pass);
+        if passed && action != ContentTypeAction::Reject {
             return self.skip(host);
         }
 

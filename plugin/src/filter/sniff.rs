@@ -42,11 +42,8 @@ pub struct Sniffer {
     lead_nuls: u8,
     /// The body is JSON Lines: scalars look like JSON too.
     lines: bool,
-    /// While one of [`LITERALS`] is being read: which (one more than its
-    /// index; [`COMMENT`] after a `/`; 0 otherwise).
-    literal: u8,
-    /// How many of its bytes have come.
-    matched: u8,
+    /// A start that looks like JSON only once whole, while it is read.
+    pending: Option<Pending>,
     /// The body follows an upgrade or a `CONNECT` (see [`Sniffer::tunnel`]).
     tunnel: bool,
 }
@@ -58,8 +55,14 @@ const LITERALS: [&[u8]; 6] = [b")]}'", b"true", b"false", b"null", b"NaN", b"Inf
 /// How many of [`LITERALS`] any body may start with (the rest: JSON Lines).
 const ANY_BODY: usize = 1;
 
-/// [`Sniffer::literal`] after a `/`: a `*` or a `/` next opens a comment.
-const COMMENT: u8 = u8::MAX;
+/// A start being read that decides only once whole.
+#[derive(Debug, Clone, Copy)]
+enum Pending {
+    /// One of [`LITERALS`], of which `matched` bytes have come.
+    Literal { text: &'static [u8], matched: u8 },
+    /// A `/`: a `*` or a `/` next opens a comment.
+    Slash,
+}
 
 impl Sniffer {
     /// A sniffer for a body of JSON Lines when `lines`, of one document
@@ -97,25 +100,24 @@ impl Sniffer {
         for &b in bytes {
             let at = self.seen;
             self.seen += 1;
-            if self.literal != 0 {
+            if let Some(pending) = self.pending {
                 // NUL bytes stand between the characters in UTF-16.
                 if b == 0 {
                     continue;
                 }
-                if self.literal == COMMENT {
+                let Pending::Literal { text, matched } = pending else {
                     return Some(matches!(b, b'*' | b'/'));
-                }
-                let literal = LITERALS
-                    .get(usize::from(self.literal - 1))
-                    .copied()
-                    .unwrap_or_default();
-                if literal.get(usize::from(self.matched)) != Some(&b) {
+                };
+                if text.get(usize::from(matched)) != Some(&b) {
                     return Some(false);
                 }
-                self.matched += 1;
-                if usize::from(self.matched) == literal.len() {
+                if usize::from(matched) + 1 == text.len() {
                     return Some(true);
                 }
+                self.pending = Some(Pending::Literal {
+                    text,
+                    matched: matched + 1,
+                });
                 continue;
             }
             if at < 3 && u64::from(self.bom) == at && b == UTF8_BOM[at as usize] {
@@ -150,18 +152,14 @@ impl Sniffer {
                 b' ' | b'\t' | b'\n' | b'\r' | 0x00 => {}
                 b'{' | b'[' => return Some(true),
                 b'"' | b'-' | b'0'..=b'9' if self.lines => return Some(true),
-                b'/' => self.literal = COMMENT,
+                b'/' => self.pending = Some(Pending::Slash),
                 _ => {
                     let usable = if self.lines { LITERALS.len() } else { ANY_BODY };
-                    let Some(i) = LITERALS[..usable]
-                        .iter()
-                        .position(|l| l.first() == Some(&b))
-                    else {
+                    let text = LITERALS[..usable].iter().find(|l| l.first() == Some(&b));
+                    let Some(&text) = text else {
                         return Some(false);
                     };
-                    // At most six literals: the index fits.
-                    self.literal = i as u8 + 1;
-                    self.matched = 1;
+                    self.pending = Some(Pending::Literal { text, matched: 1 });
                 }
             }
         }

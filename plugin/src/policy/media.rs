@@ -26,32 +26,35 @@ pub enum ContentTypeClass {
     Other,
 }
 
-/// Classifies a request's `content-type` values against `ranges`. Every
-/// value counts, and so does every comma-separated part of one (Envoy joins
-/// a repeated header's values with commas, and an upstream may read either
-/// part): one JSON part makes the body JSON. Anything that is not a media
-/// type (empty, `application/json something`, bytes outside the grammar such
-/// as a trailing no-break space) is no better than no header, because some
-/// upstreams read it as JSON (FastAPI takes an empty content type for JSON,
-/// and Python's `strip` turns `application/json\xA0` into `application/json`).
-pub fn classify<S: AsRef<str>>(
-    ranges: &[MediaRange],
-    values: impl IntoIterator<Item = S>,
-) -> ContentTypeClass {
-    read_content_types(ranges, values).class
-}
-
 /// What a request's `content-type` headers say, read in one pass (the
 /// headers are looked up once per request).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContentTypes {
-    /// See [`classify`].
+    /// Every value counts, and so does every comma-separated part of one
+    /// (Envoy joins a repeated header's values with commas, and an upstream
+    /// may read either part): one JSON part makes the body JSON. Anything
+    /// that is not a media type (empty, `application/json something`, bytes
+    /// outside the grammar such as a trailing no-break space, a wildcard) is
+    /// no better than no header, because some upstreams read it as JSON
+    /// (FastAPI takes an empty content type for JSON, and Python's `strip`
+    /// turns `application/json\xA0` into `application/json`).
     pub class: ContentTypeClass,
-    /// See [`foreign_charset`].
+    /// A `charset` parameter of any value names an encoding other than
+    /// UTF-8. JSON is UTF-8 (RFC 8259 §8.1) and application/json defines no
+    /// charset, but Express's body-parser, Django REST framework and Spring
+    /// decode the body in the charset named: in UTF-7 (`+ACI-` is `"`) or
+    /// HZ, plain ASCII bytes that the inspector reads as one string can
+    /// close it and add members; in Latin-1, `{"é":1,"Ã©":2}` holds a
+    /// duplicate key that UTF-8 does not. Anything but `utf-8` or `utf8`
+    /// counts (quoted or not, any case), and so does a parameter the
+    /// upstream may read as one (`charset*`, `\u{A0}charset`, a `;` inside
+    /// quotes): strict, because the cost of a false alarm is a 415 to a
+    /// client that mislabels its JSON.
     pub foreign_charset: bool,
 }
 
-/// [`classify`] and [`foreign_charset`] of the same values, in one pass.
+/// Reads a request's `content-type` values against `ranges` (see
+/// [`ContentTypes`]).
 pub fn read_content_types<S: AsRef<str>>(
     ranges: &[MediaRange],
     values: impl IntoIterator<Item = S>,
@@ -77,7 +80,7 @@ pub fn read_content_types<S: AsRef<str>>(
         // One search for the parameters serves both questions.
         let params = value.as_bytes().iter().position(|&b| b == b';');
         if let Some(at) = params {
-            foreign = foreign || names_foreign_charset(value.get(at..).unwrap_or_default());
+            foreign = foreign || params_name_foreign_charset(value.get(at..).unwrap_or_default());
         }
         if json {
             // Decided; only the charsets of the other values still count.
@@ -121,29 +124,10 @@ pub fn read_content_types<S: AsRef<str>>(
     }
 }
 
-/// Whether a `charset` parameter of any `content-type` value names an
-/// encoding other than UTF-8. JSON is UTF-8 (RFC 8259 §8.1) and application/json
-/// defines no charset, but Express's body-parser, Django REST framework and
-/// Spring decode the body in the charset named: in UTF-7 (`+ACI-` is `"`)
-/// or HZ, plain ASCII bytes that the inspector reads as one string can close
-/// it and add members; in Latin-1, `{"é":1,"Ã©":2}` holds a duplicate key
-/// that UTF-8 does not. Anything but `utf-8` or `utf8` counts (quoted or
-/// not, any case), and so does a parameter the upstream may read as one
-/// (`charset*`, `\u{A0}charset`, a `;` inside quotes): strict, because the
-/// cost of a false alarm is a 415 to a client that mislabels its JSON.
-pub fn foreign_charset<S: AsRef<str>>(values: impl IntoIterator<Item = S>) -> bool {
-    values
-        .into_iter()
-        .any(|value| names_foreign_charset(value.as_ref()))
-}
-
-/// [`foreign_charset`] of one header value.
-fn names_foreign_charset(value: &str) -> bool {
-    // The usual value has no parameter at all (this runs on every request).
-    if !value.as_bytes().contains(&b';') {
-        return false;
-    }
-    value.split([';', ',']).any(|part| {
+/// Whether the parameters of a `content-type` value (from its first `;`
+/// on) name a charset other than UTF-8 (see [`ContentTypes::foreign_charset`]).
+fn params_name_foreign_charset(params: &str) -> bool {
+    params.split([';', ',']).any(|part| {
         let Some((name, charset)) = part.split_once('=') else {
             return false;
         };
@@ -314,10 +298,14 @@ fn glob(p: &[u8], t: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    fn class(values: &[&str]) -> ContentTypeClass {
+    fn read(values: &[&str]) -> ContentTypes {
         let ranges =
             ["application/json", "application/*+json"].map(|r| MediaRange::parse(r).unwrap());
-        classify(&ranges, values)
+        read_content_types(&ranges, values)
+    }
+
+    fn class(values: &[&str]) -> ContentTypeClass {
+        read(values).class
     }
 
     /// Every header and every comma-separated part counts; what is not a
@@ -367,7 +355,7 @@ mod tests {
 
     #[test]
     fn charsets_other_than_utf8_are_foreign() {
-        let foreign = |values: &[&str]| foreign_charset(values.iter().copied());
+        let foreign = |values: &[&str]| read(values).foreign_charset;
         for plain in [
             &[][..],
             &["application/json"],

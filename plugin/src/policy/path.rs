@@ -134,6 +134,54 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
+/// The values of `key` in a path's query string, percent-decoded (`+` is
+/// a space, as in forms; bytes that are not UTF-8 become U+FFFD). Keys are
+/// read as PHP reads them into `$_GET` (which Symfony and Laravel take
+/// `_method` from): cut at a NUL byte, leading spaces dropped, spaces and
+/// dots made `_`, and an unclosed `[` too, so `.method` and `_method%00x`
+/// are `_method`.
+pub fn query_values<'a>(path: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    query.split('&').filter_map(move |pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decoded(k);
+        let k = k.split(|&b| b == 0).next().unwrap_or_default();
+        let v = percent_decoded(v);
+        (php_key(&String::from_utf8_lossy(k)) == key)
+            .then(|| String::from_utf8_lossy(&v).into_owned())
+    })
+}
+
+/// A query key as PHP registers it (see [`query_values`]).
+fn php_key(key: &str) -> String {
+    let key = key.trim_start_matches(' ');
+    let closed = key.find('[').is_some_and(|open| key[open..].contains(']'));
+    key.chars()
+        .map(|c| match c {
+            ' ' | '.' => '_',
+            '[' if !closed => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// `text` with `%XX` escapes decoded and `+` read as a space.
+fn percent_decoded(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let (decoded, width) = match (b, escape_at(bytes, i)) {
+            (_, Some(c)) => (c, 3),
+            (b'+', None) => (b' ', 1),
+            (b, None) => (b, 1),
+        };
+        out.push(decoded);
+        i += width;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,8 @@ pub enum EncodedBodyAction {
 }
 
 /// What to do with a body to be inspected whose `content-type` names a
-/// charset other than UTF-8 (see [`super::media::foreign_charset`]).
+/// charset other than UTF-8 (see
+/// [`super::media::ContentTypes::foreign_charset`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OtherCharsetAction {
@@ -92,62 +93,6 @@ pub const METHOD_OVERRIDES: [&str; 3] = [
     "x-http-method",
     "x-method-override",
 ];
-
-/// The values of `key` in a path's query string, percent-decoded (`+` is
-/// a space, as in forms; bytes that are not UTF-8 become U+FFFD). Keys are
-/// read as PHP reads them into `$_GET` (which Symfony and Laravel take
-/// `_method` from): cut at a NUL byte, leading spaces dropped, spaces and
-/// dots made `_`, and an unclosed `[` too, so `.method` and `_method%00x`
-/// are `_method`.
-fn query_values<'a>(path: &'a str, key: &'a str) -> impl Iterator<Item = String> + 'a {
-    let query = path.split_once('?').map_or("", |(_, q)| q);
-    query.split('&').filter_map(move |pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decoded(k);
-        let k = k.split(|&b| b == 0).next().unwrap_or_default();
-        let v = percent_decoded(v);
-        (php_key(&String::from_utf8_lossy(k)) == key)
-            .then(|| String::from_utf8_lossy(&v).into_owned())
-    })
-}
-
-/// A query key as PHP registers it (see [`query_values`]).
-fn php_key(key: &str) -> String {
-    let key = key.trim_start_matches(' ');
-    let closed = key.find('[').is_some_and(|open| key[open..].contains(']'));
-    key.chars()
-        .map(|c| match c {
-            ' ' | '.' => '_',
-            '[' if !closed => '_',
-            c => c,
-        })
-        .collect()
-}
-
-/// `text` with `%XX` escapes decoded and `+` read as a space.
-fn percent_decoded(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = |at: usize| bytes.get(at).and_then(|h| (*h as char).to_digit(16));
-        match (b, hex(i + 1), hex(i + 2)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
-}
 
 /// What one matched request is held to: everything a rule can override.
 #[derive(Debug, Clone, PartialEq)]
@@ -829,19 +774,15 @@ impl Config {
         // (rules match methods case and all), each with every reading of the
         // path. Empty unless there are overrides: no allocation.
         let mut overridden = Vec::new();
-        let values = if self.methods_matter && method == "POST" {
-            overrides()
-        } else {
-            Vec::new()
-        };
-        // The usual POST has neither: the iterators below cost more than
-        // these two tests.
-        let query = with_query.len() != raw.len();
-        if self.methods_matter && method == "POST" && (!values.is_empty() || query) {
+        let values = (self.methods_matter && method == "POST").then(overrides);
+        // The usual POST has neither overrides nor a query: the iterators
+        // below cost more than these tests.
+        let has_query = with_query.len() != raw.len();
+        if let Some(values) = values.filter(|v| !v.is_empty() || has_query) {
             let headers = values.iter().flat_map(|v| v.as_ref().split(','));
             let named = headers
                 .map(str::to_owned)
-                .chain(query_values(with_query, "_method"));
+                .chain(super::path::query_values(with_query, "_method"));
             for name in named {
                 let name = name.trim_ascii().to_ascii_uppercase();
                 if !Self::is_method(&name) {
