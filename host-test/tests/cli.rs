@@ -324,10 +324,34 @@ fn check_errors_exit_2_with_one_line() {
         ("--path", "/a b"),
         ("--authority", ""),
         ("--authority", "a b"),
+        ("--content-type", "application/json\r\nx-api-key: a"),
     ] {
         let out = run(&["check", flag, value, good], None);
         assert_one_line_error(&out, flag);
     }
+}
+
+#[test]
+fn demo_bench_and_plugin_errors_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = temp_file(dir.path(), "bad.json", br#"{"hold_bytes": -1}"#);
+    let no_examples = run(&["demo", "--examples", "no/such/examples"], None);
+    assert_one_line_error(&no_examples, "no/such/examples");
+    let bad_bench = run(&["bench", "--config", &refused, "--time-ms", "1"], None);
+    assert_one_line_error(&bad_bench, "hold_bytes");
+    // A plugin named by the environment must be there.
+    let out = output_with_stdin(
+        Command::new(BIN)
+            .args(["check", "examples/requests/good.json"])
+            .current_dir(workspace())
+            .env(engine::WASM_ENV, "no/such/plugin.wasm")
+            .env("RUST_BACKTRACE", "1"),
+        b"",
+    );
+    assert_one_line_error(
+        &out,
+        "JSON_SANITIZER_WASM=no/such/plugin.wasm is not a file",
+    );
 }
 
 /// Output into a pipe whose reader has gone (`| head` after its lines) is
@@ -569,9 +593,11 @@ fn replay_errors_name_the_line() {
             r#"{"at_ms": 18446744073709551615, "body": "{}"}"#,
             "beyond the clock's range",
         ),
-        // u64::MAX nanoseconds is 18446744073709.55 ms from 1970.
+        // The clock counts u64 nanoseconds from 1970 (18446744073709.55 ms)
+        // and scenarios start at MANUAL_EPOCH_MS: at_ms 16746744073709 is the
+        // last one it can show (accepted below).
         (
-            r#"{"at_ms": 18446744073709, "body": "{}"}"#,
+            r#"{"at_ms": 16746744073710, "body": "{}"}"#,
             "beyond the clock's range",
         ),
         (
@@ -591,8 +617,17 @@ fn replay_errors_name_the_line() {
             "trailers: the value of `x-b` holds CR, LF or NUL",
         ),
         (
-            r#"{"body": "{}", "early_response_after": 0, "response_status": 700}"#,
-            "response_status: 700 is not an HTTP status",
+            r#"{"body": "{}", "early_response_after": 0, "response_status": 600}"#,
+            "response_status: 600 is not an HTTP status",
+        ),
+        (r#"{"method": ""}"#, "method: `` is not an HTTP method"),
+        (r#"{"method": "GET X"}"#, "is not an HTTP method"),
+        (r#"{"path": "api"}"#, "path: `api` is not a request path"),
+        (r#"{"path": "/a b"}"#, "is not a request path"),
+        (r#"{"authority": ""}"#, "authority: `` is not an authority"),
+        (
+            r#"{"source_address": "nowhere"}"#,
+            "source_address: `nowhere` is not an IP address",
         ),
         (
             r#"{"body": "{}", "response_status": 101}"#,
@@ -624,6 +659,55 @@ fn replay_errors_name_the_line() {
     assert_one_line_error(
         &backwards,
         "-:2: at_ms 0 is before the previous line's 5000",
+    );
+    // The edges the errors above stand beside are accepted.
+    let edges = run(
+        &["replay", "-"],
+        Some(
+            concat!(
+                r#"{"body": "{}", "early_response_after": 0, "response_status": 599, "source_address": "[::1]:8080"}"#,
+                "\n",
+                r#"{"at_ms": 16746744073709, "body": "{}", "source_address": "10.0.0.7"}"#,
+                "\n"
+            )
+            .as_bytes(),
+        ),
+    );
+    assert_eq!(
+        code(&edges),
+        0,
+        "{}",
+        String::from_utf8_lossy(&edges.stderr)
+    );
+    assert_eq!(json_lines(&edges, &REPLAY_FIELDS).len(), 2);
+    // Errors of the command itself.
+    let dir = tempfile::tempdir().unwrap();
+    let refused = temp_file(dir.path(), "bad.json", br#"{"breaker": {"max_keys": 0}}"#);
+    let scenario = temp_file(dir.path(), "ok.jsonl", b"{}\n");
+    for (args, mentions) in [
+        (vec!["replay", "--workers", "0", &scenario], "--workers"),
+        (vec!["replay", "--workers", "257", &scenario], "--workers"),
+        (
+            vec!["replay", "no/such/scenario.jsonl"],
+            "no/such/scenario.jsonl",
+        ),
+        (
+            vec!["replay", "--config", &refused, &scenario],
+            "breaker.max_keys",
+        ),
+        (
+            vec!["replay", "--plugin", "no/such/plugin.wasm", &scenario],
+            "no/such/plugin.wasm",
+        ),
+    ] {
+        assert_one_line_error(&run(&args, None), mentions);
+    }
+    let most_workers = run(&["replay", "--workers", "256", &scenario], None);
+    assert_eq!(
+        code(&most_workers),
+        0,
+        "{}",
+        String::from_utf8_lossy(&most_workers.stderr)
     );
 }
 

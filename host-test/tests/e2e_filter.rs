@@ -452,11 +452,13 @@ fn content_length_over_the_limit_is_refused_before_reading_the_body() {
         (Some("body_too_large"), Some(1000))
     );
     assert!(doc["offset"].is_null());
-    // At the limit it is inspected (and passes).
-    let o = vm
-        .send(&post(format!("[{}]", "1,".repeat(498) + "1")).with_content_length())
-        .unwrap();
+    // At the limit it is inspected (and passes), every byte of it.
+    let at_limit = format!("[{}]", "1,".repeat(498) + "1 ");
+    assert_eq!(at_limit.len(), 1000);
+    let o = vm.send(&post(at_limit).with_content_length()).unwrap();
     assert_eq!(o.status(), None);
+    assert_eq!(o.body_bytes_read, 1000);
+    assert_eq!(o.forwarded_bytes, 1000);
     assert_eq!(counter(&host, "requests_passed"), 1);
 }
 

@@ -11,7 +11,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     plugin: super::PluginArgs,
     /// Content-Type header sent with each body (empty: none).
-    #[arg(long, value_name = "T", default_value = "application/json")]
+    #[arg(long, value_name = "T", default_value = "application/json", value_parser = parse_content_type)]
     content_type: String,
     /// Send the body in chunks of N bytes.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -20,13 +20,13 @@ pub struct CheckArgs {
     #[arg(long)]
     no_content_length: bool,
     /// Request path (per-route rules match on it).
-    #[arg(long, value_name = "P", default_value = "/", value_parser = parse_path)]
+    #[arg(long, value_name = "P", default_value = "/", value_parser = super::parse_path)]
     path: String,
     /// Request method (per-route rules may match on it).
-    #[arg(long, value_name = "M", default_value = "POST", value_parser = parse_method)]
+    #[arg(long, value_name = "M", default_value = "POST", value_parser = super::parse_method)]
     method: String,
     /// Request `:authority` (per-route rules may match on it).
-    #[arg(long, value_name = "A", default_value = "localhost", value_parser = parse_authority)]
+    #[arg(long, value_name = "A", default_value = "localhost", value_parser = super::parse_authority)]
     authority: String,
     /// Another request header, `name: value` (repeatable), e.g. the API key
     /// a breaker scope reads.
@@ -37,30 +37,13 @@ pub struct CheckArgs {
     files: Vec<PathBuf>,
 }
 
-/// An origin-form path, as Envoy routes it.
-fn parse_path(text: &str) -> Result<String, String> {
-    if !text.starts_with('/') || text.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!(
-            "`{text}` is not a request path (it starts with `/`, without spaces or control characters)"
-        ));
-    }
-    Ok(text.to_string())
-}
-
-/// An HTTP method: an RFC 9110 token.
-fn parse_method(text: &str) -> Result<String, String> {
-    match super::header_problem(text, "") {
+/// A `content-type` value, or empty for none: no CR, LF or NUL, which no
+/// client could send (`-H` refuses them too).
+fn parse_content_type(text: &str) -> Result<String, String> {
+    match super::header_problem("content-type", text) {
         None => Ok(text.to_string()),
-        Some(_) => Err(format!("`{text}` is not an HTTP method")),
+        Some(problem) => Err(problem),
     }
-}
-
-/// A host, with a port or not.
-fn parse_authority(text: &str) -> Result<String, String> {
-    if text.is_empty() || text.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'/') {
-        return Err(format!("`{text}` is not an authority (host or host:port)"));
-    }
-    Ok(text.to_string())
 }
 
 /// `name: value`, as curl's `-H` takes it. The headers `check` sets from

@@ -40,6 +40,45 @@ pub fn header_problem(name: &str, value: &str) -> Option<String> {
     None
 }
 
+/// An origin-form path, as Envoy routes it.
+pub fn parse_path(text: &str) -> Result<String, String> {
+    if !text.starts_with('/') || text.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!(
+            "`{text}` is not a request path (it starts with `/`, without spaces or control characters)"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// An HTTP method: an RFC 9110 token.
+pub fn parse_method(text: &str) -> Result<String, String> {
+    match header_problem(text, "") {
+        None => Ok(text.to_string()),
+        Some(_) => Err(format!("`{text}` is not an HTTP method")),
+    }
+}
+
+/// A host, with a port or not.
+pub fn parse_authority(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'/') {
+        return Err(format!("`{text}` is not an authority (host or host:port)"));
+    }
+    Ok(text.to_string())
+}
+
+/// A `source.address` as Envoy sets it: an IP address, with a port or not
+/// (`10.0.0.7:40000`, `[::1]:8080`, `10.0.0.7`).
+pub fn parse_source_address(text: &str) -> Result<String, String> {
+    let ok =
+        text.parse::<std::net::SocketAddr>().is_ok() || text.parse::<std::net::IpAddr>().is_ok();
+    if !ok {
+        return Err(format!(
+            "`{text}` is not an IP address with or without a port"
+        ));
+    }
+    Ok(text.to_string())
+}
+
 /// Writes `lines` to stdout at once: a run that fails on a later input
 /// prints nothing (the one-line error on stderr is its whole answer), and a
 /// closed stdout is an error, not a panic.

@@ -157,14 +157,31 @@ fn request(s: &Step, base: &Path) -> Result<Request> {
         }
         (None, None) => Vec::new(),
     };
+    // The same checks as `check`'s options: what no client could send is a
+    // mistake in the scenario, not a request to judge.
+    let field = |name: &str, value: &Option<String>, parse: fn(&str) -> Result<String, String>| {
+        value
+            .as_deref()
+            .map(parse)
+            .transpose()
+            .map_err(|problem| anyhow::anyhow!("{name}: {problem}"))
+    };
+    let method = field("method", &s.method, super::parse_method)?;
+    let path = field("path", &s.path, super::parse_path)?;
+    let authority = field("authority", &s.authority, super::parse_authority)?;
+    let source = field(
+        "source_address",
+        &s.source_address,
+        super::parse_source_address,
+    )?;
     let mut req = Request::new(
-        s.method.as_deref().unwrap_or("POST"),
-        s.path.as_deref().unwrap_or("/"),
+        method.as_deref().unwrap_or("POST"),
+        path.as_deref().unwrap_or("/"),
     );
-    if let Some(a) = &s.authority {
+    if let Some(a) = &authority {
         req = req.authority(a);
     }
-    if let Some(src) = &s.source_address {
+    if let Some(src) = &source {
         req = req.property("source.address", src);
     }
     for (k, v) in &s.headers {
