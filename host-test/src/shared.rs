@@ -33,6 +33,8 @@ struct SharedInner {
     /// Keyed by `vm_id`, then by key.
     maps: HashMap<String, HashMap<String, (Vec<u8>, u32)>>,
     last_cas: u32,
+    /// Conditional sets still to lose a race (see [`SharedData::race_next_sets`]).
+    races: u32,
 }
 
 impl SharedData {
@@ -63,16 +65,21 @@ impl SharedData {
     pub fn set_in(&self, vm_id: &str, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
         let mut g = lock(&self.inner);
         if cas != 0 {
+            let exists = g.maps.get(vm_id).is_some_and(|m| m.contains_key(key));
+            if exists && g.races > 0 {
+                // Another worker wrote the key since this one read it.
+                g.races -= 1;
+                let token = g.next_cas();
+                if let Some(entry) = g.maps.get_mut(vm_id).and_then(|m| m.get_mut(key)) {
+                    entry.1 = token;
+                }
+            }
             let stored = g.maps.get(vm_id).and_then(|m| m.get(key));
             if stored.is_some_and(|(_, stored)| *stored != cas) {
                 return Err(Status::CasMismatch);
             }
         }
-        g.last_cas = g.last_cas.wrapping_add(1);
-        if g.last_cas == 0 {
-            g.last_cas = 1;
-        }
-        let token = g.last_cas;
+        let token = g.next_cas();
         g.maps
             .entry(vm_id.to_string())
             .or_default()
@@ -104,6 +111,25 @@ impl SharedData {
     /// `u32::MAX` must be 1, never 0, since 0 means "unconditional").
     pub fn set_last_cas(&self, cas: u32) {
         lock(&self.inner).last_cas = cas;
+    }
+
+    /// Makes each of the next `n` conditional sets (a non-zero `cas`, on a
+    /// key that exists) lose a race: another worker rewrites the key, with
+    /// a new token, just before it, so it fails with `CasMismatch`. The
+    /// contention of many workers, made deterministic for tests.
+    pub fn race_next_sets(&self, n: u32) {
+        lock(&self.inner).races = n;
+    }
+}
+
+impl SharedInner {
+    /// The next CAS token: one counter for every map, never 0.
+    fn next_cas(&mut self) -> u32 {
+        self.last_cas = self.last_cas.wrapping_add(1);
+        if self.last_cas == 0 {
+            self.last_cas = 1;
+        }
+        self.last_cas
     }
 }
 

@@ -359,6 +359,52 @@ fn concurrent_workers_lose_no_update() {
     assert_eq!(counter(&h, "requests_inspected"), sent);
 }
 
+/// Lost races, made deterministic: each is retried and counted, the
+/// outcome is recorded once, and after eight retries (the README's number)
+/// the update is skipped and reported while the request is served.
+#[test]
+fn lost_cas_races_are_retried_eight_times_then_reported() {
+    let config = r#"{"breaker":{"enabled":true,"scope":"global","consecutive_failures":1000,"min_requests":1000}}"#;
+    let (h, mut vm) = start(config);
+    let cfg: BreakerConfig = serde_json::from_str("{}").unwrap();
+    let counts = |h: &Host| {
+        let State::Closed(closed) = global_state(h) else {
+            panic!("should be closed")
+        };
+        let c = closed.counts_at(&cfg, h.clock().now_ms());
+        (c.total, c.failures)
+    };
+    assert_eq!(vm.send(&good()).unwrap().status(), None);
+    assert_eq!(counts(&h), (1, 0));
+    for (races, retried, exhausted, recorded) in
+        [(3, 3, 0, true), (8, 8, 0, true), (9, 8, 1, false)]
+    {
+        let before = counts(&h);
+        let (retries, skipped) = (
+            counter(&h, "breaker.cas_retries"),
+            counter(&h, "breaker.cas_exhausted"),
+        );
+        h.shared_data().race_next_sets(races);
+        assert_eq!(vm.send(&bad()).unwrap().status(), Some(400));
+        assert_eq!(
+            counter(&h, "breaker.cas_retries") - retries,
+            retried,
+            "{races} races"
+        );
+        assert_eq!(
+            counter(&h, "breaker.cas_exhausted") - skipped,
+            exhausted,
+            "{races} races"
+        );
+        let want = if recorded {
+            (before.0 + 1, before.1 + 1)
+        } else {
+            before
+        };
+        assert_eq!(counts(&h), want, "{races} races");
+    }
+}
+
 #[test]
 fn a_trip_under_contention_is_one_transition() {
     let config = r#"{"breaker":{"enabled":true,"scope":"global","consecutive_failures":5,"open_seconds":600,"max_open_seconds":600}}"#;

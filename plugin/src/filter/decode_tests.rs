@@ -201,8 +201,9 @@ fn what_decodes_before_an_error_is_handed_on_whatever_the_cuts() {
     let second = two.len();
     // A fixed-Huffman block: length 3 at distance 1, with nothing before it.
     two.extend([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 255, 0x03, 0x02, 0x00]);
-    let (out, _) = decode_all(Coding::Gzip, &two, 1);
+    let (out, ended) = decode_all(Coding::Gzip, &two, 1);
     assert_eq!(out, b"{\"a\":1}\0\0\0", "after {second} bytes");
+    assert!(ended.is_err(), "the second member has no trailer");
 }
 
 #[test]
@@ -237,10 +238,11 @@ fn a_restarted_decoder_keeps_nothing_of_the_last_body() {
         assert_eq!(fed.is_err(), stop);
         decoder.restart(Coding::Gzip);
         let mut out = Vec::new();
-        let _ = decoder.feed(&reaching_back, &mut |bytes: &[u8]| -> Result<(), ()> {
+        let fed = decoder.feed(&reaching_back, &mut |bytes: &[u8]| -> Result<(), ()> {
             out.extend_from_slice(bytes);
             Ok(())
         });
+        assert!(fed.is_ok(), "a member cut short is only known at the end");
         assert_eq!(out, [0, 0, 0], "cut short: {cut_short}, stopped: {stop}");
         assert!(decoder.finish().is_err(), "the member has no trailer");
         // And it decodes a new body as a new decoder does.
@@ -305,6 +307,8 @@ fn deflate_blocks_and_members_beyond_what_the_data_justifies_are_malformed() {
     let body = |empty: usize| gzip_member_of(&deflate_blocks(&[(empty, data)]), data);
     // The writer is right: its blocks decode.
     assert_eq!(decode_all_cuts(Coding::Gzip, &body(3)), Ok(data.to_vec()));
+    // The README's numbers: 64 blocks free, one more per 256 bytes.
+    assert_eq!((FREE_BLOCKS, BYTES_PER_BLOCK), (64, 256));
     // Empty blocks before any data: the free ones, and one over.
     let free = FREE_BLOCKS as usize;
     assert_eq!(

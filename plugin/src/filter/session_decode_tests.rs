@@ -2,7 +2,9 @@
 //! JSON inside them, and a broken encoding is refused.
 
 use super::*;
-use crate::filter::decode::testing::{gzip, member};
+use crate::filter::decode::testing::{decode_pieces, gzip, gzip_member_of, member};
+use crate::filter::decode::Coding;
+use crate::inspector::{Inspector, JsonOptions, Limits};
 use miniz_oxide::deflate::compress_to_vec_zlib;
 
 const INSPECT: &str = r#"{"on_encoded_body":"inspect"}"#;
@@ -355,6 +357,29 @@ fn a_sniffed_compressed_body_shows_what_it_is_within_the_limit() {
     assert_eq!(host.bytes_read, READ_SLICE);
 }
 
+/// A back-reference before the start of a member reads NUL bytes, never
+/// another member's or another body's: well-formed in its coding, so the
+/// inspector refuses it as the JSON it is.
+#[test]
+fn a_back_reference_before_the_start_decodes_to_nul_bytes_and_is_refused_as_json() {
+    let p = plugin(r#"{"on_encoded_body":"inspect"}"#);
+    // A fixed-Huffman block: length 3 at distance 1, with nothing before it.
+    let reaching_back = gzip_member_of(&[0x03, 0x02, 0x00], b"\0\0\0");
+    let alone = reaching_back.clone();
+    let second = [gzip(br#"{"a":"#), reaching_back].concat();
+    for (body, offset) in [(alone, 0), (second, 5)] {
+        for cut in [1, 7, body.len()] {
+            let mut host = FakeHost::default();
+            let got = send(&p, &mut host, &[("content-encoding", "gzip")], &body, cut);
+            assert_eq!(
+                got,
+                (Some(400), Some("syntax_error".into()), Some(offset), None),
+                "cut {cut}"
+            );
+        }
+    }
+}
+
 proptest::proptest! {
     /// Any small JSON-ish body gets the same answer gzipped (in one or two
     /// members) or deflated as plain, however the host cuts it; or, when
@@ -384,6 +409,14 @@ proptest::proptest! {
             let got = send(&p, &mut host, &[("content-encoding", coding)], &encoded, cut);
             if encoded.len() <= 60 || got != too_large {
                 proptest::prop_assert_eq!(&got, &plain, "{} of {:?}", coding, body);
+            } else {
+                // Refused on the bytes as sent: what the first 60 of them
+                // decode to held nothing to refuse.
+                let c = if coding == "gzip" { Coding::Gzip } else { Coding::Deflate };
+                let (within, _) = decode_pieces(c, [&encoded[..60]]);
+                let limits = Limits { max_body_bytes: Some(60), max_depth: Some(3), ..Limits::default() };
+                let found = Inspector::new(&limits, &JsonOptions::default()).feed(&within);
+                proptest::prop_assert_eq!(found, Ok(()), "{} of {:?}", coding, body);
             }
             // Sniffed, the answer may differ from the plain body's at the
             // limit, but not from cut to cut.

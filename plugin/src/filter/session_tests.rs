@@ -985,6 +985,8 @@ fn only_a_modest_inspector_is_kept_for_reuse() {
     body.extend_from_slice(b"\"end\":0}");
     big.feed(&body).unwrap();
     big.finish().unwrap();
+    // The README's number.
+    assert_eq!(RECYCLE_MAX_BYTES, 64 * 1024);
     assert!(big.footprint() > RECYCLE_MAX_BYTES);
     p.recycle(0, big);
     assert!(p.inspector(0).footprint() <= RECYCLE_MAX_BYTES);
