@@ -24,6 +24,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
     rustup target add wasm32-wasip1
     cargo clippy --target wasm32-wasip1 -p json-sanitizer -- -D warnings
+    RUSTFLAGS="-C target-feature=-simd128" cargo clippy --target wasm32-wasip1 -p json-sanitizer --target-dir target/nosimd -- -D warnings
     cargo clippy --manifest-path plugin/fuzz/Cargo.toml --target-dir target/fuzz-lint --all-targets -- -D warnings
 
 # `inspector` checks verdicts against chunking, reuse and serde_json; `filter`

@@ -21,6 +21,8 @@ pub(super) fn block(s: &[u8], i: usize) -> &Block {
 /// Bytes that end a plain run in a string body: `"`, `\`, a control byte
 /// (< 0x20) or a non-ASCII byte (>= 0x80). As signed bytes the last two are
 /// exactly those below 0x20, so the test is two equalities and one compare.
+/// Only the lowest bit is promised: the portable answer may also flag bytes
+/// after the first (see `swar::string_specials`).
 #[inline(always)]
 pub(super) fn string_specials16(b: &Block) -> u32 {
     imp::string_specials16(b)
@@ -284,7 +286,22 @@ mod imp {
     target_arch = "x86_64",
     all(target_arch = "wasm32", target_feature = "simd128")
 )))]
-mod imp {
+use portable as imp;
+
+/// The answers without vectors: SWAR words and byte loops, for any other
+/// target, and for a wasm build without `simd128` (the README's way to run
+/// in a runtime that lacks it). Compiled into the tests on every target, so
+/// that its masks are checked against the byte tests too. (In wasm the
+/// whitespace and number-end masks go unused, as with `simd128`.)
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+#[cfg(any(
+    test,
+    not(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))
+))]
+mod portable {
     use super::{load8, string_specials, Block};
 
     /// One bit per byte from a mask with the high bit of each lane set.
@@ -333,8 +350,11 @@ mod imp {
 
     /// Byte by byte: the same answer, without the vector.
     pub(super) fn utf8_triples4(b: &Block) -> bool {
+        let lead = |k: usize| super::TRIPLE_LEADS >> k & 1 == 1;
         (0..12).all(|k| b[k] & super::TRIPLE_MASK[k] == super::TRIPLE_SHAPE[k])
-            && [0, 3, 6, 9].iter().all(|&k| b[k] != 0xE0 && b[k] != 0xED)
+            && (0..12)
+                .filter(|&k| lead(k))
+                .all(|k| b[k] != 0xE0 && b[k] != 0xED)
     }
 }
 
@@ -348,46 +368,116 @@ mod tests {
             .fold(0, |m, (k, &c)| m | u32::from(f(c)) << k)
     }
 
+    /// One implementation's masks, to check each against the byte tests.
+    struct Masks {
+        name: &'static str,
+        specials: fn(&Block) -> u32,
+        whitespace: fn(&Block) -> u32,
+        digits: fn(&Block) -> u32,
+        equal: fn(&Block, &Block) -> u32,
+        spaces: fn(&Block) -> u32,
+        value_ends: fn(&Block) -> u32,
+        triples: fn(&Block) -> bool,
+    }
+
+    /// The target's own (SSE2 here) and the portable one, which a build
+    /// without vectors uses.
+    const IMPLEMENTATIONS: [Masks; 2] = [
+        Masks {
+            name: "target",
+            specials: imp::string_specials16,
+            whitespace: imp::non_whitespace16,
+            digits: imp::non_digits16,
+            equal: imp::equal16,
+            spaces: imp::non_spaces16,
+            value_ends: imp::value_ends16,
+            triples: imp::utf8_triples4,
+        },
+        Masks {
+            name: "portable",
+            specials: portable::string_specials16,
+            whitespace: portable::non_whitespace16,
+            digits: portable::non_digits16,
+            equal: portable::equal16,
+            spaces: portable::non_spaces16,
+            value_ends: portable::value_ends16,
+            triples: portable::utf8_triples4,
+        },
+    ];
+
     #[test]
     fn masks_agree_with_the_byte_tests_for_every_byte_in_every_lane() {
-        for c in 0..=255u8 {
-            for lane in 0..16 {
-                for fill in [b'a', b' ', b'"', 0xC3, b'5'] {
-                    let mut b = [fill; 16];
+        for m in &IMPLEMENTATIONS {
+            let name = m.name;
+            for c in 0..=255u8 {
+                for lane in 0..16 {
+                    for fill in [b'a', b' ', b'"', 0xC3, b'5'] {
+                        let mut b = [fill; 16];
+                        b[lane] = c;
+                        let at = format!("{name}: byte {c:#x} in lane {lane} among {fill:#x}");
+                        // Where the plain run ends (see string_specials16).
+                        assert_eq!(
+                            (m.specials)(&b).trailing_zeros(),
+                            reference(&b, is_string_special).trailing_zeros(),
+                            "specials, {at}"
+                        );
+                        assert_eq!(
+                            (m.whitespace)(&b),
+                            reference(&b, |c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t')),
+                            "whitespace, {at}"
+                        );
+                        assert_eq!(
+                            (m.digits)(&b),
+                            reference(&b, |c| !c.is_ascii_digit()),
+                            "digits, {at}"
+                        );
+                        let other = [fill; 16];
+                        assert_eq!(
+                            (m.equal)(&b, &other),
+                            reference(&b, |c| c == fill),
+                            "equal, {at}"
+                        );
+                        assert_eq!((m.spaces)(&b), reference(&b, |c| c != b' '), "spaces, {at}");
+                        assert_eq!(
+                            (m.value_ends)(&b),
+                            reference(&b, |c| {
+                                matches!(c, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t')
+                                    || !(0x21..0x80).contains(&c)
+                            }),
+                            "value ends, {at}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Four three-byte sequences `E1..=EC`/`EE`/`EF` + two continuation
+    /// bytes each, checked one sequence at a time.
+    fn triples_by_bytes(b: &Block) -> bool {
+        (0..4).all(|n| {
+            let (lead, c1, c2) = (b[3 * n], b[3 * n + 1], b[3 * n + 2]);
+            matches!(lead, 0xE1..=0xEC | 0xEE | 0xEF)
+                && (0x80..0xC0).contains(&c1)
+                && (0x80..0xC0).contains(&c2)
+        })
+    }
+
+    #[test]
+    fn utf8_triples_agree_with_the_byte_test_for_every_byte_in_every_lane() {
+        // "中文字符": four well-formed triples, then four bytes of padding.
+        let text: Block = *b"\xE4\xB8\xAD\xE6\x96\x87\xE5\xAD\x97\xE7\xAC\xA6abcd";
+        for m in &IMPLEMENTATIONS {
+            assert!((m.triples)(&text), "{}", m.name);
+            for c in 0..=255u8 {
+                for lane in 0..16 {
+                    let mut b = text;
                     b[lane] = c;
                     assert_eq!(
-                        string_specials16(&b),
-                        reference(&b, is_string_special),
-                        "specials, byte {c:#x} in lane {lane} among {fill:#x}"
-                    );
-                    assert_eq!(
-                        non_whitespace16(&b),
-                        reference(&b, |c| !matches!(c, b' ' | b'\n' | b'\r' | b'\t')),
-                        "whitespace, byte {c:#x} in lane {lane} among {fill:#x}"
-                    );
-                    assert_eq!(
-                        non_digits16(&b),
-                        reference(&b, |c| !c.is_ascii_digit()),
-                        "digits, byte {c:#x} in lane {lane} among {fill:#x}"
-                    );
-                    let other = [fill; 16];
-                    assert_eq!(
-                        equal16(&b, &other),
-                        reference(&b, |c| c == fill),
-                        "equal, byte {c:#x} in lane {lane} among {fill:#x}"
-                    );
-                    assert_eq!(
-                        non_spaces16(&b),
-                        reference(&b, |c| c != b' '),
-                        "spaces, byte {c:#x} in lane {lane} among {fill:#x}"
-                    );
-                    assert_eq!(
-                        value_ends16(&b),
-                        reference(&b, |c| {
-                            matches!(c, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t')
-                                || !(0x21..0x80).contains(&c)
-                        }),
-                        "value ends, byte {c:#x} in lane {lane} among {fill:#x}"
+                        (m.triples)(&b),
+                        triples_by_bytes(&b),
+                        "{}: byte {c:#x} in lane {lane}",
+                        m.name
                     );
                 }
             }

@@ -24,8 +24,10 @@ pub(super) fn load8(s: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// High bit set in every byte lane of `w` that is `"`, `\`, below 0x20 or
-/// at least 0x80.
+/// High bit set in the first byte lane of `w` that is `"`, `\`, below 0x20
+/// or at least 0x80. Only that lowest flag is exact: the subtraction's
+/// borrow out of a lane that matches may flag the lane above it too, which
+/// callers never read (they want where a plain run ends).
 #[inline(always)]
 pub(super) fn string_specials(w: u64) -> u64 {
     let quote = w ^ (ONES * u64::from(b'"'));
