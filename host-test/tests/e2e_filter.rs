@@ -492,6 +492,22 @@ fn content_type_and_encoding_refusals_are_415() {
     let o = vm.send(&Request::post("/").body("a=1")).unwrap();
     assert_eq!(o.status(), Some(400));
     assert_eq!(counter(&h, "requests_skipped"), 1);
+    // Types that Fastify 4, ASP.NET Core and Koa parse as JSON unasked are
+    // inspected by default; NDJSON (not one document) still passes.
+    for loose in [
+        "application/jsonx",
+        "application/json5",
+        "text/x+json",
+        "application/csp-report",
+    ] {
+        let o = vm.send(&typed(loose, "[1,]")).unwrap();
+        assert_eq!(o.status(), Some(400), "{loose}");
+    }
+    let o = vm
+        .send(&typed("application/x-ndjson", "[1]\n[2]\n"))
+        .unwrap();
+    assert_eq!(o.status(), None);
+    assert_eq!(counter(&h, "requests_skipped"), 2);
 }
 
 fn typed(content_type: &str, body: &str) -> Request {

@@ -210,18 +210,22 @@ pub struct Config {
 pub const DEFAULT_HOLD_BYTES: u64 = 64 * 1024;
 
 /// The media types that common frameworks read as JSON by default: besides
-/// `application/json` and the `+json` suffix, `text/json` (ASP.NET Core),
-/// `text/x-json` and `application/jsonrequest` (Rails) and
-/// `application/x-json`. Left out, they would be passed uninspected to a
-/// service that parses them.
+/// `application/json`, the `+json` suffix under any type (ASP.NET Core
+/// takes `text/x+json`), anything starting with `application/json`
+/// (Fastify 4 and Echo: `application/jsonx`, `application/json5`),
+/// `text/json` (ASP.NET Core), `text/x-json` and `application/jsonrequest`
+/// (Rails), `application/x-json`, and `application/csp-report` (Koa's body
+/// parsers). Left out, they would be passed uninspected to a service that
+/// parses them. `application/json` comes first: it matches with one compare.
 fn default_content_types() -> Vec<String> {
     [
         "application/json",
-        "application/*+json",
+        "application/json*",
+        "*/*+json",
         "text/json",
         "text/x-json",
         "application/x-json",
-        "application/jsonrequest",
+        "application/csp-report",
     ]
     .map(String::from)
     .to_vec()

@@ -48,7 +48,27 @@ fn empty_configuration_means_all_defaults() {
         ] {
             assert!(c.is_json_content_type(alias), "{alias}");
         }
-        assert!(!c.is_json_content_type("application/jsonx"));
+        // Fastify 4, Echo and ASP.NET Core read these as JSON too; Koa's
+        // body parsers a CSP report.
+        for loose in [
+            "application/jsonx",
+            "application/json5",
+            "Application/JSONP",
+            "text/x+json",
+            "foo/bar+json; v=1",
+            "application/csp-report",
+        ] {
+            assert!(c.is_json_content_type(loose), "{loose}");
+        }
+        for other in [
+            "application/x-ndjson",
+            "text/plain",
+            "application/xjson",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=json",
+        ] {
+            assert!(!c.is_json_content_type(other), "{other}");
+        }
     }
 }
 
