@@ -11,6 +11,25 @@ pub(crate) fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && (same_words(a, b) || a.eq_ignore_ascii_case(b))
 }
 
+/// Whether header names `a` and `b` are the same name: ignoring ASCII case,
+/// and reading `_` as `-`. CGI-style servers do (PHP, Rack, WSGI: both
+/// `Content-Type` and `Content_Type` become `CONTENT_TYPE` or
+/// `HTTP_CONTENT_TYPE`), and Envoy lets underscores through by default, so
+/// `content_type` or `x_http_method_override` would otherwise carry a
+/// second content type or method past the filter. The exact compare first,
+/// as in [`eq_ignore_case`]: the byte loop only runs for names of the same
+/// length that differ.
+pub(crate) fn same_header_name(a: &[u8], b: &[u8]) -> bool {
+    let fold = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    a.len() == b.len() && (same_words(a, b) || a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y)))
+}
+
 /// Whether `a` and `b` (of equal length) are the same bytes: eight at a
 /// time, the last eight overlapping the ones before (no slice compare,
 /// which is a call to a byte loop in wasm).
@@ -55,5 +74,41 @@ mod tests {
         }
         assert!(eq_ignore_case(b"Content-Type", b"content-type"));
         assert!(!eq_ignore_case(b"content-type", b"x-request-id"));
+    }
+
+    #[test]
+    fn header_names_read_underscores_as_dashes() {
+        for same in [
+            &b"content-type"[..],
+            b"Content-Type",
+            b"content_type",
+            b"CONTENT_TYPE",
+            b"content-Type",
+        ] {
+            assert!(same_header_name(same, b"content-type"), "{same:?}");
+            assert!(same_header_name(b"content-type", same), "{same:?}");
+        }
+        for other in [
+            &b"content-typ"[..],
+            b"content-types",
+            b"contentstype",
+            b"content\x7ftype",
+            b"content type",
+            b"x-request-id",
+        ] {
+            assert!(!same_header_name(other, b"content-type"), "{other:?}");
+        }
+        // Any underscore, anywhere, at any length.
+        let name = b"x-http-method-override";
+        for k in 0..name.len() {
+            let mut b = name.to_vec();
+            if b[k] == b'-' {
+                b[k] = b'_';
+                assert!(same_header_name(&b, name), "{k}");
+            } else {
+                b[k] = b'_';
+                assert!(!same_header_name(&b, name), "{k}");
+            }
+        }
     }
 }

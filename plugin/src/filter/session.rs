@@ -147,8 +147,9 @@ impl RequestHead {
     }
 
     /// Where each value of header `name` is in `raw`. Names compare ignoring
-    /// ASCII case, lengths first (before the slice lookup: most names differ
-    /// in length, and that skips it).
+    /// ASCII case and reading `_` as `-`, as CGI-style upstreams read them
+    /// (see [`crate::ascii::same_header_name`]), lengths first (before the
+    /// slice lookup: most names differ in length, and that skips it).
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Range<usize>> + 'a {
         self.spans
             .iter()
@@ -157,7 +158,7 @@ impl RequestHead {
                     && self
                         .raw
                         .get(k.clone())
-                        .is_some_and(|k| crate::ascii::eq_ignore_case(k, name.as_bytes()))
+                        .is_some_and(|k| crate::ascii::same_header_name(k, name.as_bytes()))
             })
             .map(|(_, v)| v)
     }
