@@ -180,6 +180,20 @@ fn sniffed_bodies_are_inspected_when_they_look_like_json() {
     }
     assert_eq!(counter(&host, "requests_inspected"), 2);
     assert_eq!(counter(&host, "requests_skipped"), 2);
+    // What org.json and Json.NET skip before a value is read past (and the
+    // inspector refuses it); four NUL bytes in a row are no text.
+    for (body, verdict) in [
+        (&b"\x0C{}"[..], Some("syntax_error")),
+        (b"\xC2\xA0[1]", Some("syntax_error")),
+        (b"\x00\x00\x00\x00{\x0A\x03abc", None),
+    ] {
+        let request = Request::post("/api")
+            .content_type("application/octet-stream")
+            .body(body)
+            .chunk_size(1);
+        let o = vm.send(&request).unwrap();
+        assert_eq!(o.summary().violation.as_deref(), verdict, "{body:?}");
+    }
 }
 
 /// Through the wasm: a UTF-7 body that body-parser would decode into a

@@ -22,7 +22,15 @@
 //! Ruby's `JSON.parse` takes `/* */` and `//` comments, Gson `)]}'`. A body
 //! that starts with one looks like JSON (and the inspector refuses it).
 //! Gson also skips `#` comments, but a `#` starts too much text (Markdown)
-//! to be taken for JSON.
+//! to be taken for JSON. Lenient parsers also skip more than JSON's
+//! whitespace before the value: org.json every control character, Json.NET
+//! every Unicode space (`\x0C`, U+00A0, U+2028, U+3000): these are read past
+//! too, so `\x0C{` looks like JSON (and is refused).
+//!
+//! Four NUL bytes in a row are no text in any encoding (UTF-32 puts at most
+//! three between characters; four are a U+0000, which every parser refuses):
+//! a body that starts so is not JSON, such as a gRPC frame of 123 bytes
+//! (`00 00 00 00 7B`).
 
 /// The UTF-8 byte order mark.
 const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
@@ -40,6 +48,8 @@ pub struct Sniffer {
     utf16: u8,
     /// NUL bytes among the first two: 2 when the mark began after them.
     lead_nuls: u8,
+    /// NUL bytes in a row just read.
+    nul_run: u8,
     /// The body is JSON Lines: scalars look like JSON too.
     lines: bool,
     /// A start that looks like JSON only once whole, while it is read.
@@ -62,6 +72,48 @@ enum Pending {
     Literal { text: &'static [u8], matched: u8 },
     /// A `/`: a `*` or a `/` next opens a comment.
     Slash,
+    /// The first `len` bytes of a UTF-8 sequence that may be one of
+    /// [`UNICODE_SPACES`].
+    Space { bytes: [u8; 3], len: u8 },
+}
+
+/// The Unicode spaces that Json.NET skips before a value (.NET's
+/// `char.IsWhiteSpace` beyond ASCII), in UTF-8: NEL, no-break space, ogham
+/// space mark, the spaces U+2000 to U+200A, the line and paragraph
+/// separators, the narrow no-break and medium mathematical spaces, and the
+/// ideographic space.
+const UNICODE_SPACES: [&[u8]; 19] = [
+    b"\xC2\x85",
+    b"\xC2\xA0",
+    b"\xE1\x9A\x80",
+    b"\xE2\x80\x80",
+    b"\xE2\x80\x81",
+    b"\xE2\x80\x82",
+    b"\xE2\x80\x83",
+    b"\xE2\x80\x84",
+    b"\xE2\x80\x85",
+    b"\xE2\x80\x86",
+    b"\xE2\x80\x87",
+    b"\xE2\x80\x88",
+    b"\xE2\x80\x89",
+    b"\xE2\x80\x8A",
+    b"\xE2\x80\xA8",
+    b"\xE2\x80\xA9",
+    b"\xE2\x80\xAF",
+    b"\xE2\x81\x9F",
+    b"\xE3\x80\x80",
+];
+
+/// Whether the start `seq` of a UTF-8 sequence is one of [`UNICODE_SPACES`]
+/// (`Some(true)`), cannot become one (`Some(false)`), or may (`None`).
+fn unicode_space(seq: &[u8]) -> Option<bool> {
+    if UNICODE_SPACES.contains(&seq) {
+        Some(true)
+    } else if UNICODE_SPACES.iter().any(|space| space.starts_with(seq)) {
+        None
+    } else {
+        Some(false)
+    }
 }
 
 impl Sniffer {
@@ -100,6 +152,20 @@ impl Sniffer {
         for &b in bytes {
             let at = self.seen;
             self.seen += 1;
+            self.nul_run = if b == 0 { self.nul_run + 1 } else { 0 };
+            if self.nul_run == 4 {
+                return Some(false);
+            }
+            if let Some(Pending::Space { mut bytes, len }) = self.pending {
+                bytes[usize::from(len)] = b;
+                let len = len + 1;
+                match unicode_space(&bytes[..usize::from(len)]) {
+                    Some(true) => self.pending = None,
+                    Some(false) => return Some(false),
+                    None => self.pending = Some(Pending::Space { bytes, len }),
+                }
+                continue;
+            }
             if let Some(pending) = self.pending {
                 // NUL bytes stand between the characters in UTF-16.
                 if b == 0 {
@@ -148,8 +214,15 @@ impl Sniffer {
             }
             match b {
                 // NUL bytes stand between the characters of UTF-16 and
-                // UTF-32 text: `00 7B` is `{` in UTF-16BE.
-                b' ' | b'\t' | b'\n' | b'\r' | 0x00 => {}
+                // UTF-32 text: `00 7B` is `{` in UTF-16BE. Other control
+                // characters are whitespace to lenient parsers (org.json).
+                0x00..=0x1F | b' ' => {}
+                0xC2 | 0xE1..=0xE3 => {
+                    self.pending = Some(Pending::Space {
+                        bytes: [b, 0, 0],
+                        len: 1,
+                    })
+                }
                 b'{' | b'[' => return Some(true),
                 b'"' | b'-' | b'0'..=b'9' if self.lines => return Some(true),
                 b'/' => self.pending = Some(Pending::Slash),
@@ -224,6 +297,16 @@ mod tests {
             b" //x\n[]",
             b")]}'\n{}",
             b"\x00/\x00*",
+            // What org.json and Json.NET skip before the value.
+            b"\x0C{}",
+            b"\x01\x1F\x0B[",
+            b"\xC2\xA0{}",
+            b"\xC2\x85 [",
+            b"\xE2\x80\xA8\xE2\x80\x8A{",
+            b"\xE3\x80\x80\xE1\x9A\x80[",
+            b"\xE2\x81\x9F\x0C\xE2\x80\xAF{",
+            // Three NUL bytes in a row, as in UTF-32.
+            b"\x00\x00\x00\x0C\x00\x00\x00{",
         ] {
             assert_eq!(sniff(body), Some(true), "{body:?}");
         }
@@ -245,14 +328,22 @@ mod tests {
             b")]}x",
             b"# {}",
             b"  \xEF\xBB\xBF{}",
-            b"\x0C{}",
-            b"\xC2\xA0{}",
+            // Not spaces: the copyright sign, a zero-width space, the euro
+            // sign, a DEL.
+            b"\xC2\xA9{}",
+            b"\xE2\x80\x8B{}",
+            b"\xE2\x82\xAC[",
+            b"\x7F{}",
+            // Four NUL bytes in a row: a gRPC frame of 123 bytes.
+            b"\x00\x00\x00\x00\x7B\x0A\x03abc",
+            b" \x00\x00\x00\x00[",
             b"\x89PNG\r\n",
             // Files whose first bytes are a UTF-16 or UTF-32 look-alike.
             b"\xFF\xD8\xFF\xE0",
             b"\x00\x00\x00\x18ftypmp42",
             b"\x00asm\x01\x00\x00\x00",
-            b"\x00\x00\x01\x00",
+            // An icon: control bytes, then its first size byte.
+            b"\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00\x68\x04",
             // UTF-16 text that is not JSON.
             b"\xFF\xFEh\x00i\x00",
             b"\xFE\xFE{",
@@ -327,6 +418,11 @@ mod tests {
             b"\x00\x00",
             b"\xFF",
             b"\xFE\xFF\x00",
+            b"\x0C\x1B",
+            b"\xE2",
+            b"\xE2\x80",
+            b"\xC2\xA0\xE3\x80",
+            b"\x00\x00\x00",
         ] {
             assert_eq!(sniff(body), None, "{body:?}");
         }
