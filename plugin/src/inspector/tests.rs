@@ -566,6 +566,11 @@ fn json_lines_are_values_on_lines_of_their_own() {
         ("[1]\n[2", K::Truncated, 6),
         ("\n \r\n", K::EmptyBody, 4),
         ("[1]\n\u{feff}[2]", K::SyntaxError, 4),
+        // Only `\n` separates values, not what `str.splitlines` also takes.
+        ("[1]\r[2]", K::TrailingData, 4),
+        ("[1]\u{2028}[2]", K::TrailingData, 3),
+        ("[1]\u{0085}[2]", K::TrailingData, 3),
+        ("[1]\u{000b}[2]", K::TrailingData, 3),
     ] {
         let v = at(body).unwrap_err();
         assert_eq!((v.kind, v.offset), (kind, Some(offset)), "{body:?}");

@@ -448,6 +448,14 @@ mod tests {
             r#"{"max_keys":65536}"#,
             r#"{"half_open_probes":32}"#,
             r#"{"window_seconds":1}"#,
+            // Every range at both ends, as the README gives them.
+            r#"{"window_seconds":3600}"#,
+            r#"{"open_seconds":1,"max_open_seconds":1}"#,
+            r#"{"open_seconds":86400,"max_open_seconds":86400}"#,
+            r#"{"max_open_seconds":86400}"#,
+            r#"{"half_open_probes":1}"#,
+            r#"{"consecutive_failures":1}"#,
+            r#"{"min_requests":1}"#,
             r#"{"scope":{"header":":authority"}}"#,
             r#"{"counts":["unsupported_media_type","body_unreadable"]}"#,
         ] {

@@ -482,6 +482,34 @@ fn half_open_admits_at_most_half_open_probes() {
     assert_eq!((w.failures, w.total, w.consecutive), (1, 1, 1));
 }
 
+/// The largest number of probes the configuration allows, through the
+/// store: all 32 are admitted, the 33rd waits a second, and the state that
+/// holds 32 leases (the codec's largest, 395 bytes) reads back the same.
+#[test]
+fn thirty_two_probes_are_the_most_and_their_state_reads_back() {
+    let c = BreakerConfig {
+        half_open_probes: 32,
+        ..cfg()
+    };
+    let s = EnvoyStore::new();
+    trip(&c, &s, 0);
+    let probes: Vec<Snapshot> = (0..32).map(|k| probe(&c, &s, 30_000 + k)).collect();
+    assert_eq!(rejected_after(&c, &s, 30_032), Some(1));
+    let State::HalfOpen(h) = state(&s) else {
+        panic!("should be half-open")
+    };
+    assert_eq!(h.leases.len(), 32);
+    let bytes = s.raw(KEY).expect("stored");
+    assert_eq!(bytes.len(), 395);
+    assert_eq!(decode(&bytes), Some(State::HalfOpen(h)));
+    // One passing probe closes it; the rest count as ordinary outcomes.
+    let mut probes = probes.into_iter();
+    let first = probes.next().expect("32 probes");
+    let r = record(&c, &s, KEY, 30_040, first, Outcome::Success);
+    assert_eq!(r.events, [Event::Closed]);
+    assert!(matches!(state(&s), State::Closed(_)));
+}
+
 #[test]
 fn a_lost_probe_lease_expires() {
     let c = cfg(); // lease = max(30 s, 30 s)

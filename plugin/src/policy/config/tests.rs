@@ -203,6 +203,45 @@ fn every_error_names_its_field() {
         (r#"{"hold_bytes":"64k"}"#, "hold_bytes"),
         (r#"{"hold_bytes":3000000}"#, "hold_bytes"),
         (r#"{"limits":{"max_depth":0}}"#, "limits.max_depth"),
+        (
+            r#"{"limits":{"max_array_elements":0}}"#,
+            "limits.max_array_elements",
+        ),
+        (
+            r#"{"limits":{"max_object_entries":0}}"#,
+            "limits.max_object_entries",
+        ),
+        (r#"{"limits":{"max_key_bytes":0}}"#, "limits.max_key_bytes"),
+        (
+            r#"{"limits":{"max_string_bytes":0}}"#,
+            "limits.max_string_bytes",
+        ),
+        (
+            r#"{"limits":{"max_number_chars":0}}"#,
+            "limits.max_number_chars",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_key_bytes":0}}]}"#,
+            "rules[0].limits.max_key_bytes",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_number_chars":0}}]}"#,
+            "rules[0].limits.max_number_chars",
+        ),
+        (r#"{"json":{"numbers":"double"}}"#, "json.numbers"),
+        (r#"{"json":{"lines":"yes"}}"#, "json.lines"),
+        (
+            r#"{"json":{"allow_empty_body":1}}"#,
+            "json.allow_empty_body",
+        ),
+        (
+            r#"{"json":{"allow_lone_surrogates":null}}"#,
+            "json.allow_lone_surrogates",
+        ),
+        (r#"{"on_other_charset":"sniff"}"#, "on_other_charset"),
+        (r#"{"hold_headers":"true"}"#, "hold_headers"),
+        (r#"{"case_insensitive_paths":1}"#, "case_insensitive_paths"),
+        (r#"{"reply":{"detail":"no"}}"#, "reply.detail"),
         (r#"{"limits":{"max_depth":-5}}"#, "limits.max_depth"),
         (
             r#"{"limits":{"max_string_bytes":1.5}}"#,
