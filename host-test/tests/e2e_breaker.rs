@@ -359,6 +359,31 @@ fn concurrent_workers_lose_no_update() {
     assert_eq!(counter(&h, "requests_inspected"), sent);
 }
 
+/// Shared data has no delete: an empty value stands for none, and a value
+/// another version of the plugin wrote (or garbage) is no state. Through the
+/// wasm either reads as a fresh, closed breaker, which the next outcome
+/// overwrites; nothing traps.
+#[test]
+fn an_empty_or_foreign_breaker_value_is_a_fresh_breaker() {
+    let config = r#"{"breaker":{"enabled":true,"scope":"global","consecutive_failures":1000,"min_requests":1000}}"#;
+    let cfg: BreakerConfig = serde_json::from_str("{}").unwrap();
+    for stored in [&b""[..], b"\xFF\x00garbage", b"\x01\x07"] {
+        let (h, mut vm) = start(config);
+        assert_eq!(vm.send(&good()).unwrap().status(), None);
+        let keys = h.shared_data().keys();
+        let key = keys.iter().find(|k| k.ends_with(".breaker.0")).unwrap();
+        h.shared_data().set(key, stored, 0).unwrap();
+        let o = vm.send(&bad()).unwrap();
+        assert!(o.trap.is_none(), "{stored:?}");
+        assert_eq!(o.status(), Some(400), "{stored:?}");
+        let State::Closed(closed) = global_state(&h) else {
+            panic!("should be closed")
+        };
+        let c = closed.counts_at(&cfg, h.clock().now_ms());
+        assert_eq!((c.total, c.failures), (1, 1), "{stored:?}");
+    }
+}
+
 /// Lost races, made deterministic: each is retried and counted, the
 /// outcome is recorded once, and after eight retries (the README's number)
 /// the update is skipped and reported while the request is served.

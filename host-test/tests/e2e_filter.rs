@@ -5,7 +5,7 @@
 
 mod plugin;
 use json_sanitizer_host::{Action, ReplySource, Request, Verdict};
-use plugin::{counter, host, post, try_host, try_host_with};
+use plugin::{counter, gzip, host, post, try_host, try_host_with};
 
 /// Body, expected violation, status, limit and offset.
 type Case = (Vec<u8>, &'static str, u32, Option<u64>, u64);
@@ -622,6 +622,25 @@ fn hold_headers_keeps_the_whole_request_back_where_envoy_allows_it() {
     );
 }
 
+/// The chunk that crosses `hold_bytes` is judged before it goes up (with
+/// everything held before it); the one after it streams.
+#[test]
+fn the_hold_window_ends_after_the_chunk_that_crosses_it() {
+    let (_h, mut vm) = host_pair(r#"{"hold_bytes":1024}"#);
+    // Chunks of 100: the eleventh (bytes 1000..1100) crosses 1024.
+    let o = vm.send(&post(bad_after(525)).chunk_size(100)).unwrap();
+    assert_eq!(o.problem().unwrap()["offset"], 1051);
+    assert_eq!(o.forwarded_bytes, 0);
+    assert!(o.headers_forwarded && o.upstream_reset);
+    let o = vm.send(&post(bad_after(575)).chunk_size(100)).unwrap();
+    assert_eq!(o.problem().unwrap()["offset"], 1151);
+    assert_eq!(
+        o.forwarded_bytes, 1100,
+        "the held bytes and the crossing chunk"
+    );
+    assert!(o.upstream_reset);
+}
+
 #[test]
 fn a_violation_past_the_hold_window_resets_the_upstream() {
     let (_h, mut vm) = host_pair(r#"{"hold_bytes":1024}"#);
@@ -707,12 +726,38 @@ fn trailers_end_the_body_and_are_no_bypass() {
     let (h, mut vm) = host_pair("{}");
     let o = vm.send(&post("[1,2").trailer("grpc-status", "0")).unwrap();
     assert_eq!(o.problem().unwrap()["violation"], "truncated");
+    assert!(!o.trailers_forwarded);
     let o = vm
         .send(&post("[1,2]").trailer("x-checksum", "abc"))
         .unwrap();
     assert_eq!(o.status(), None);
     assert!(o.trailers_forwarded && o.completed);
     assert_eq!(counter(&h, "requests_passed"), 1);
+    // Headers, then trailers, and no body between them: an empty body.
+    let o = vm.send(&post("").trailer("x-checksum", "abc")).unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "empty_body");
+    assert!(!o.trailers_forwarded);
+    // Streamed, the body went up before the trailers showed it cut short:
+    // the upstream request is reset, and the trailers never follow.
+    let (_h, mut vm) = host_pair(r#"{"hold_bytes":0}"#);
+    let o = vm
+        .send(&post("[1,2").chunk_size(2).trailer("grpc-status", "0"))
+        .unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "truncated");
+    assert_eq!(o.forwarded_bytes, 4);
+    assert!(o.upstream_reset && !o.trailers_forwarded);
+    // A compressed body cut short before its trailers is malformed.
+    let (_h, mut vm) = host_pair(r#"{"on_encoded_body":"inspect"}"#);
+    let gz = gzip(b"[1,2,3]");
+    let o = vm
+        .send(
+            &post(&gz[..gz.len() - 4])
+                .header("content-encoding", "gzip")
+                .trailer("x-checksum", "abc"),
+        )
+        .unwrap();
+    assert_eq!(o.problem().unwrap()["violation"], "malformed_encoding");
+    assert!(!o.trailers_forwarded);
 }
 
 #[test]

@@ -235,6 +235,8 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
     let mut total = 0;
     let mut resets = 0;
     let mut reported = 0;
+    // How the requests ended, so that the run shows it reached each way.
+    let (mut passed, mut at_headers, mut in_body, mut shed) = (0, 0, 0, 0);
     for (i, config) in configs.iter().enumerate() {
         let allow = i == last;
         let (h, mut vm) = try_host_with(config, |b| b.allow_on_headers_stop_iteration(allow))
@@ -261,6 +263,12 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
                 assert!((400..=599).contains(&reply.status));
                 assert_eq!(reply.details, format!("json_sanitizer_{kind}"));
                 assert_eq!(noted.as_deref(), Some(kind), "{req:?}");
+                match kind {
+                    "breaker_open" => shed += 1,
+                    _ if doc["offset"].is_u64() => in_body += 1,
+                    _ if o.body_bytes_read == 0 => at_headers += 1,
+                    _ => {}
+                }
             } else if o.completed && !config.contains("\"report\"") {
                 match noted.as_deref() {
                     None => {}
@@ -274,6 +282,7 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
                     Some(kind) => panic!("{kind} noted on a request that passed: {req:?}"),
                 }
             }
+            passed += usize::from(o.completed);
             h.clock().advance(Duration::from_millis(rng.below(2000)));
             total += 1;
         }
@@ -281,6 +290,13 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
     assert!(total >= 10_000);
     assert!(resets > 10, "refused replies exercised: {resets}");
     assert!(reported > 10, "report_only exercised: {reported}");
+    eprintln!(
+        "passed {passed}, refused at the headers {at_headers}, in the body {in_body}, shed {shed}"
+    );
+    assert!(passed > 2000, "passed: {passed}");
+    assert!(at_headers > 1000, "refused at the headers: {at_headers}");
+    assert!(in_body > 1000, "refused in the body: {in_body}");
+    assert!(shed > 500, "shed by an open breaker: {shed}");
 }
 
 fn document() -> impl Strategy<Value = Vec<u8>> {
