@@ -105,6 +105,56 @@ fn every_body_violation_gets_its_status_and_problem_document() {
     assert_eq!(counter(&host, "requests_rejected"), 16);
 }
 
+/// Every length limit at its boundary through the wasm, where string
+/// bodies, keys and digits are read sixteen bytes a step: at the limit
+/// passes, one over is refused at the first byte over, for limits around
+/// one and two steps, whole and in chunks that cut the token.
+#[test]
+fn length_limits_hold_at_their_boundary_across_vector_steps() {
+    for limit in [15u64, 16, 17, 31, 32, 33, 47] {
+        let n = limit as usize;
+        let config = format!(
+            r#"{{"limits":{{"max_key_bytes":{limit},"max_string_bytes":{limit},"max_number_chars":{limit}}}}}"#
+        );
+        let (_h, mut vm) = host_pair(&config);
+        // (body at the limit, body one over, the kind, where one over is found)
+        let cases = [
+            (
+                format!(r#"{{"{}":1}}"#, "k".repeat(n)),
+                format!(r#"{{"{}":1}}"#, "k".repeat(n + 1)),
+                "key_too_long",
+                2 + limit,
+            ),
+            (
+                format!(r#"["{}"]"#, "s".repeat(n)),
+                format!(r#"["{}"]"#, "s".repeat(n + 1)),
+                "string_too_long",
+                2 + limit,
+            ),
+            (
+                format!("[{}]", "7".repeat(n)),
+                format!("[{}]", "7".repeat(n + 1)),
+                "number_too_long",
+                1 + limit,
+            ),
+        ];
+        for (at, over, kind, offset) in cases {
+            for chunk in [usize::MAX, 7] {
+                let o = vm.send(&post(&at).chunk_size(chunk)).unwrap();
+                assert_eq!(o.status(), None, "{kind} at {limit}, chunks of {chunk}");
+                let o = vm.send(&post(&over).chunk_size(chunk)).unwrap();
+                let doc = o.problem().unwrap_or_else(|| panic!("{kind} over {limit}"));
+                assert_eq!(doc["violation"], kind, "over {limit}, chunks of {chunk}");
+                assert_eq!(doc["limit"], limit, "{kind}");
+                assert_eq!(
+                    doc["offset"], offset,
+                    "{kind} over {limit}, chunks of {chunk}"
+                );
+            }
+        }
+    }
+}
+
 /// JSON Lines through the wasm: the bulk rule reads one value per line
 /// (each with its own checks) whatever the chunking; elsewhere a second
 /// value is trailing data.
