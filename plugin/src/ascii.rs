@@ -11,23 +11,55 @@ pub(crate) fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && (same_words(a, b) || a.eq_ignore_ascii_case(b))
 }
 
-/// Whether header names `a` and `b` are the same name: ignoring ASCII case,
-/// and reading `_` as `-`. CGI-style servers do (PHP, Rack, WSGI: both
-/// `Content-Type` and `Content_Type` become `CONTENT_TYPE` or
-/// `HTTP_CONTENT_TYPE`), and Envoy lets underscores through by default, so
-/// `content_type` or `x_http_method_override` would otherwise carry a
-/// second content type or method past the filter. The exact compare first,
-/// as in [`eq_ignore_case`]: the byte loop only runs for names of the same
-/// length that differ.
-pub(crate) fn same_header_name(a: &[u8], b: &[u8]) -> bool {
-    let fold = |c: u8| {
-        if c == b'_' {
-            b'-'
-        } else {
-            c.to_ascii_lowercase()
+/// Whether header name `a` is `name` (lower-case, with `-`) spelt with `_`
+/// for at least one `-`, ignoring ASCII case: the same header to a CGI-style
+/// server (PHP and Rack turn both `Content-Type` and `Content_Type` into
+/// `HTTP_CONTENT_TYPE`), another to Envoy and most servers, which Envoy lets
+/// through by default. One pass that stops at the first byte that differs
+/// (most names differ in their first).
+pub(crate) fn underscored_twin(a: &[u8], name: &[u8]) -> bool {
+    if a.len() != name.len() {
+        return false;
+    }
+    let mut underscored = false;
+    for (&x, &y) in a.iter().zip(name) {
+        if x == b'_' && y == b'-' {
+            underscored = true;
+        } else if x.to_ascii_lowercase() != y {
+            return false;
         }
+    }
+    underscored
+}
+
+/// Whether `name` holds an `_`: eight bytes at a time, the last eight
+/// overlapping the ones before (a header name is rarely longer than 24), so
+/// that the names that cannot be twins cost a few instructions.
+pub(crate) fn has_underscore(name: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let n = name.len();
+    if n < 8 {
+        return name.contains(&b'_');
+    }
+    let word = |at: usize| {
+        name.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
     };
-    a.len() == b.len() && (same_words(a, b) || a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y)))
+    // A zero byte in `w ^ "________"` is an `_` (exact for "any").
+    let has = |w: u64| {
+        let x = w ^ (ONES * u64::from(b'_'));
+        x.wrapping_sub(ONES) & !x & HIGHS != 0
+    };
+    let mut at = 0;
+    while at + 8 < n {
+        if has(word(at)) {
+            return true;
+        }
+        at += 8;
+    }
+    has(word(n - 8))
 }
 
 /// Whether `a` and `b` (of equal length) are the same bytes: eight at a
@@ -77,37 +109,47 @@ mod tests {
     }
 
     #[test]
-    fn header_names_read_underscores_as_dashes() {
-        for same in [
-            &b"content-type"[..],
-            b"Content-Type",
-            b"content_type",
-            b"CONTENT_TYPE",
-            b"content-Type",
-        ] {
-            assert!(same_header_name(same, b"content-type"), "{same:?}");
-            assert!(same_header_name(b"content-type", same), "{same:?}");
+    fn underscored_twins_are_the_name_with_an_underscore_for_a_dash() {
+        for twin in [&b"content_type"[..], b"CONTENT_TYPE", b"Content_Type"] {
+            assert!(underscored_twin(twin, b"content-type"), "{twin:?}");
         }
         for other in [
-            &b"content-typ"[..],
-            b"content-types",
+            &b"content-type"[..],
+            b"Content-Type",
+            b"content-typ",
+            b"content_types",
             b"contentstype",
             b"content\x7ftype",
             b"content type",
             b"x-request-id",
+            b"x_request_id",
         ] {
-            assert!(!same_header_name(other, b"content-type"), "{other:?}");
+            assert!(!underscored_twin(other, b"content-type"), "{other:?}");
         }
-        // Any underscore, anywhere, at any length.
+        // Any dash, or several, at any place; an underscore elsewhere is no twin.
         let name = b"x-http-method-override";
         for k in 0..name.len() {
             let mut b = name.to_vec();
-            if b[k] == b'-' {
-                b[k] = b'_';
-                assert!(same_header_name(&b, name), "{k}");
-            } else {
-                b[k] = b'_';
-                assert!(!same_header_name(&b, name), "{k}");
+            b[k] = b'_';
+            assert_eq!(underscored_twin(&b, name), name[k] == b'-', "{k}");
+        }
+        assert!(underscored_twin(b"x_http_method_override", name));
+    }
+
+    #[test]
+    fn an_underscore_is_found_at_every_place_and_length() {
+        for n in 0..40 {
+            let name = vec![b'a'; n];
+            assert!(!has_underscore(&name), "{n}");
+            for k in 0..n {
+                let mut with = name.clone();
+                with[k] = b'_';
+                assert!(has_underscore(&with), "{n} {k}");
+                // Its neighbours in the byte order are not underscores.
+                for other in [b'^', b'`', 0xDF, 0x5E] {
+                    with[k] = other;
+                    assert!(!has_underscore(&with), "{n} {k} {other:#x}");
+                }
             }
         }
     }

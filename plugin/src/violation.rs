@@ -59,11 +59,16 @@ pub enum ViolationKind {
     /// escapes, path parameters) fall under different rules: an upstream
     /// could route it either way, so no one rule can be trusted for it.
     AmbiguousPath,
+    /// A header the filter decides by (`content-type`, `content-encoding`,
+    /// a method override) also came spelt with `_` for `-`, which
+    /// CGI-style upstreams (PHP, Rack) read as the same header and others
+    /// ignore: the request can be read two ways.
+    AmbiguousHeader,
 }
 
 impl ViolationKind {
     /// All kinds, in a fixed order (metrics are defined in this order).
-    pub const ALL: [ViolationKind; 22] = [
+    pub const ALL: [ViolationKind; 23] = [
         Self::BodyTooLarge,
         Self::TooDeep,
         Self::ArrayTooLong,
@@ -86,6 +91,7 @@ impl ViolationKind {
         Self::BreakerOpen,
         Self::BodyUnreadable,
         Self::AmbiguousPath,
+        Self::AmbiguousHeader,
     ];
 
     /// The stable snake_case name.
@@ -113,6 +119,7 @@ impl ViolationKind {
             Self::BreakerOpen => "breaker_open",
             Self::BodyUnreadable => "body_unreadable",
             Self::AmbiguousPath => "ambiguous_path",
+            Self::AmbiguousHeader => "ambiguous_header",
         }
     }
 
@@ -131,6 +138,7 @@ impl ViolationKind {
                 | Self::BreakerOpen
                 | Self::BodyUnreadable
                 | Self::AmbiguousPath
+                | Self::AmbiguousHeader
         )
     }
 
@@ -159,6 +167,7 @@ impl ViolationKind {
             Self::BreakerOpen => "Too many rejected requests; try again later",
             Self::BodyUnreadable => "Request body could not be read",
             Self::AmbiguousPath => "Request path is ambiguous",
+            Self::AmbiguousHeader => "Request header is ambiguous",
         }
     }
 }

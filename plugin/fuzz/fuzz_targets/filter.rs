@@ -279,8 +279,8 @@ fn headers(input: &mut Input, body_len: usize, coding: Option<&str>) -> (Request
         ),
     ];
     // Whether the default configuration inspects the body: a JSON type
-    // (`application/json` or `application/*+json`, any case, any parameters)
-    // or none at all.
+    // (`application/json`, `application/json*` or `*/*+json`, any case, any
+    // parameters) or none at all.
     let (content_type, mut inspectable) = input.pick(&[
         (Some("application/json"), true),
         (Some("Application/JSON; charset=utf-8"), true),

@@ -16,7 +16,7 @@ use crate::policy::breaker::{
 };
 use crate::policy::config::{
     ContentTypeAction, EncodedBodyAction, Mode, OtherCharsetAction, PassOrReject, Policy,
-    METHOD_OVERRIDES,
+    METHOD_OVERRIDES, TWINNED_HEADERS,
 };
 use crate::policy::media::ContentTypeClass;
 use crate::policy::reply::{self, Reply};
@@ -146,10 +146,36 @@ impl RequestHead {
         self.values(name).map(|v| self.text(v))
     }
 
+    /// Whether any header is one of `names` (at most 63 bytes each) spelt
+    /// with `_` for `-` (see [`crate::ascii::underscored_twin`]). A mask of
+    /// their lengths first: most headers have none of those lengths, and
+    /// cost one test, and a name of such a length without an `_` a few more
+    /// (a default request pays about 270 instructions in wasm for this).
+    #[inline]
+    pub fn has_underscored(&self, names: &[&str]) -> bool {
+        let lengths = length_mask(names);
+        for (k, _) in &self.spans {
+            let len = k.end.wrapping_sub(k.start);
+            if len >= 64 || lengths & (1 << len) == 0 {
+                continue;
+            }
+            let Some(k) = self.raw.get(k.clone()) else {
+                continue;
+            };
+            if crate::ascii::has_underscore(k)
+                && names
+                    .iter()
+                    .any(|name| crate::ascii::underscored_twin(k, name.as_bytes()))
+            {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Where each value of header `name` is in `raw`. Names compare ignoring
-    /// ASCII case and reading `_` as `-`, as CGI-style upstreams read them
-    /// (see [`crate::ascii::same_header_name`]), lengths first (before the
-    /// slice lookup: most names differ in length, and that skips it).
+    /// ASCII case, lengths first (before the slice lookup: most names differ
+    /// in length, and that skips it).
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Range<usize>> + 'a {
         self.spans
             .iter()
@@ -158,10 +184,25 @@ impl RequestHead {
                     && self
                         .raw
                         .get(k.clone())
-                        .is_some_and(|k| crate::ascii::same_header_name(k, name.as_bytes()))
+                        .is_some_and(|k| crate::ascii::eq_ignore_case(k, name.as_bytes()))
             })
             .map(|(_, v)| v)
     }
+}
+
+/// Bit `n` set for each length `n` of `names` (those under 64): a constant
+/// where `names` is one, so that a request does not compute it.
+#[inline(always)]
+const fn length_mask(names: &[&str]) -> u64 {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < names.len() {
+        if names[i].len() < 64 {
+            mask |= 1 << names[i].len();
+        }
+        i += 1;
+    }
+    mask
 }
 
 /// What the glue returns to the host for a callback.
@@ -289,6 +330,9 @@ impl Session {
         self.request_id = head
             .get("x-request-id")
             .and_then(|id| reply::clean_request_id(&id));
+        if head.has_underscored(&TWINNED_HEADERS) {
+            return self.reject(host, header_violation(ViolationKind::AmbiguousHeader, None));
+        }
         let config = &self.plugin.config;
         let route = config.select_overridden(
             || [":method", ":path", ":authority"].map(|name| head.get(name).unwrap_or_default()),

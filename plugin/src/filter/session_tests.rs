@@ -1897,3 +1897,24 @@ proptest::proptest! {
         proptest::prop_assert_eq!(answer(&chunks), whole, "{:?} cut {:?}", body, chunks);
     }
 }
+
+#[test]
+fn underscored_twins_are_found_only_for_the_names_asked_about() {
+    let names = ["content-type", "x-http-method"];
+    for (pairs, want) in [
+        (vec![("content-type", "a/b")], false),
+        (vec![("Content-Type", "a/b")], false),
+        (vec![("content_type", "a/b")], true),
+        (vec![("CONTENT_TYPE", "a/b")], true),
+        (vec![("x-a", "1"), ("x_http_method", "PUT")], true),
+        (vec![("x_http_method_override", "PUT")], false),
+        (vec![("content_length", "1"), ("x_request_id", "a")], false),
+        (
+            vec![("content_typ_", "a/b"), ("content-typ_", "a/b")],
+            false,
+        ),
+    ] {
+        let head = RequestHead::from_pairs(&pairs);
+        assert_eq!(head.has_underscored(&names), want, "{pairs:?}");
+    }
+}

@@ -23,14 +23,13 @@
 //! that starts with one looks like JSON (and the inspector refuses it).
 //! Gson also skips `#` comments, but a `#` starts too much text (Markdown)
 //! to be taken for JSON. Lenient parsers also skip more than JSON's
-//! whitespace before the value: org.json every control character, Json.NET
-//! every Unicode space (`\x0C`, U+00A0, U+2028, U+3000): these are read past
-//! too, so `\x0C{` looks like JSON (and is refused).
-//!
-//! Four NUL bytes in a row are no text in any encoding (UTF-32 puts at most
-//! three between characters; four are a U+0000, which every parser refuses):
-//! a body that starts so is not JSON, such as a gRPC frame of 123 bytes
-//! (`00 00 00 00 7B`).
+//! whitespace before the value: Json.NET every `char.IsWhiteSpace` (vertical
+//! tab, form feed, U+00A0, U+2028, U+3000 and the other Unicode spaces) and
+//! NUL bytes, cJSON and yajl the vertical tab and form feed. These are read
+//! past too, so `\x0C{` looks like JSON (and is refused). Other control
+//! bytes are not: they start binary data (protobuf, gRPC frames, terminal
+//! logs with colour codes) far more often than text, though org.json and
+//! json-bigint skip them as well.
 
 /// The UTF-8 byte order mark.
 const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
@@ -48,8 +47,6 @@ pub struct Sniffer {
     utf16: u8,
     /// NUL bytes among the first two: 2 when the mark began after them.
     lead_nuls: u8,
-    /// NUL bytes in a row just read.
-    nul_run: u8,
     /// The body is JSON Lines: scalars look like JSON too.
     lines: bool,
     /// A start that looks like JSON only once whole, while it is read.
@@ -152,10 +149,6 @@ impl Sniffer {
         for &b in bytes {
             let at = self.seen;
             self.seen += 1;
-            self.nul_run = if b == 0 { self.nul_run + 1 } else { 0 };
-            if self.nul_run == 4 {
-                return Some(false);
-            }
             if let Some(Pending::Space { mut bytes, len }) = self.pending {
                 bytes[usize::from(len)] = b;
                 let len = len + 1;
@@ -214,9 +207,10 @@ impl Sniffer {
             }
             match b {
                 // NUL bytes stand between the characters of UTF-16 and
-                // UTF-32 text: `00 7B` is `{` in UTF-16BE. Other control
-                // characters are whitespace to lenient parsers (org.json).
-                0x00..=0x1F | b' ' => {}
+                // UTF-32 text: `00 7B` is `{` in UTF-16BE (and Json.NET
+                // skips them). The vertical tab and the form feed are
+                // whitespace to lenient parsers.
+                b' ' | b'\t' | b'\n' | b'\r' | 0x00 | 0x0B | 0x0C => {}
                 0xC2 | 0xE1..=0xE3 => {
                     self.pending = Some(Pending::Space {
                         bytes: [b, 0, 0],
@@ -299,14 +293,15 @@ mod tests {
             b"\x00/\x00*",
             // What org.json and Json.NET skip before the value.
             b"\x0C{}",
-            b"\x01\x1F\x0B[",
+            b"\x0B\x0C [",
             b"\xC2\xA0{}",
             b"\xC2\x85 [",
             b"\xE2\x80\xA8\xE2\x80\x8A{",
             b"\xE3\x80\x80\xE1\x9A\x80[",
             b"\xE2\x81\x9F\x0C\xE2\x80\xAF{",
-            // Three NUL bytes in a row, as in UTF-32.
+            // NUL bytes, which Json.NET skips, even four in a row.
             b"\x00\x00\x00\x0C\x00\x00\x00{",
+            b"\x00\x00\x00\x00{",
         ] {
             assert_eq!(sniff(body), Some(true), "{body:?}");
         }
@@ -334,16 +329,19 @@ mod tests {
             b"\xE2\x80\x8B{}",
             b"\xE2\x82\xAC[",
             b"\x7F{}",
-            // Four NUL bytes in a row: a gRPC frame of 123 bytes.
-            b"\x00\x00\x00\x00\x7B\x0A\x03abc",
-            b" \x00\x00\x00\x00[",
+            // Other control bytes start binary data: protobuf, a gRPC frame
+            // of 379 bytes, text with a terminal colour code, an icon.
+            b"\x08\x01\x10\x7B",
+            b"\x00\x00\x00\x01\x7B",
+            b"\x1B[32mPASS\x1B[0m",
+            b"\x01\x1F{",
+            b"\x00\x00\x01\x00\x01\x00\x10\x10",
             b"\x89PNG\r\n",
             // Files whose first bytes are a UTF-16 or UTF-32 look-alike.
             b"\xFF\xD8\xFF\xE0",
             b"\x00\x00\x00\x18ftypmp42",
             b"\x00asm\x01\x00\x00\x00",
-            // An icon: control bytes, then its first size byte.
-            b"\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00\x20\x00\x68\x04",
+            b"\x00\x00\x01\x00",
             // UTF-16 text that is not JSON.
             b"\xFF\xFEh\x00i\x00",
             b"\xFE\xFE{",
@@ -418,7 +416,7 @@ mod tests {
             b"\x00\x00",
             b"\xFF",
             b"\xFE\xFF\x00",
-            b"\x0C\x1B",
+            b"\x0C\x0B",
             b"\xE2",
             b"\xE2\x80",
             b"\xC2\xA0\xE3\x80",

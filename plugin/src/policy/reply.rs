@@ -91,6 +91,10 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
             "The request path resolves to another route than it is written; send it in plain form."
                 .to_string()
         }
+        K::AmbiguousHeader => {
+            "A header was also sent with '_' in place of '-' in its name; send it once, with '-'."
+                .to_string()
+        }
     }
 }
 

@@ -15,13 +15,17 @@ pub const ALL_JSON_VIOLATIONS: &str = "all_json_violations";
 
 /// Why `kind` may not be named in `counts`, if it may not: every kind the
 /// filter refuses a request for counts, except the breaker's own 503 and
-/// `ambiguous_path` (refused before the request has a rule, so before any
-/// breaker is asked: named alone, it would make a breaker that never opens).
+/// `ambiguous_path` and `ambiguous_header` (refused before the request has a
+/// rule, so before any breaker is asked: named alone, either would make a
+/// breaker that never opens).
 fn uncountable(kind: ViolationKind) -> Option<&'static str> {
     match kind {
         ViolationKind::BreakerOpen => Some("the breaker's own refusal would feed on itself"),
         ViolationKind::AmbiguousPath => Some(
             "an ambiguous path is refused before a rule and its breaker are chosen, so it never counts",
+        ),
+        ViolationKind::AmbiguousHeader => Some(
+            "an ambiguous header is refused before a rule and its breaker are chosen, so it never counts",
         ),
         _ => None,
     }

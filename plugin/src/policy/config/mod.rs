@@ -94,6 +94,17 @@ pub const METHOD_OVERRIDES: [&str; 3] = [
     "x-method-override",
 ];
 
+/// The headers the filter decides by whose `_` spellings CGI-style
+/// upstreams (PHP, Rack) read as the same header: sent both ways, a request
+/// is `ambiguous_header`.
+pub const TWINNED_HEADERS: [&str; 5] = [
+    "content-type",
+    "content-encoding",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// What one matched request is held to: everything a rule can override.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
