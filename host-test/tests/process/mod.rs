@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
 /// Runs `cmd` to the end with `stdin` as its whole input.
+#[allow(dead_code)] // Not every suite that shares this module feeds stdin.
 pub fn output_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())

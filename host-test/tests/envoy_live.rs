@@ -1,0 +1,410 @@
+//! The plugin in a real Envoy (1.40, its V8 Wasm runtime, two worker
+//! threads), configured by the shipped `envoy/envoy.yaml`, in front of an
+//! upstream on 127.0.0.1 that records what reaches it. The wasmtime harness
+//! reproduces Envoy's behaviour for the rest of the suite; here the
+//! behaviours DESIGN.md lists are seen where they come from: a refusal
+//! before any body byte goes up, streaming past the hold window and the
+//! reset that follows a late refusal, Envoy's own 413 for a paused body
+//! over its buffer, trailers ending the body, held headers, the breaker's
+//! state shared by the workers, the metrics and the access log.
+//!
+//! Envoy is fetched once (see `live/mod.rs`); set `JSON_SANITIZER_ENVOY`
+//! to run another build (1.35 or later).
+
+mod live;
+mod process;
+
+use live::{post, replace_once, shipped_bootstrap, Envoy, Upstream};
+use std::io::Write as _;
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+fn deep(levels: usize) -> Vec<u8> {
+    ["[".repeat(levels), "]".repeat(levels)]
+        .concat()
+        .into_bytes()
+}
+
+/// The sample as shipped: good JSON reaches the upstream byte for byte,
+/// hostile JSON gets the problem document and never reaches it whole, a
+/// declared length over the limit is refused before the body is sent, other
+/// content types pass, underscored header names are refused by Envoy, and
+/// the counters and the access log say what happened.
+#[test]
+fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&shipped_bootstrap(), &upstream);
+
+    let good = br#"{"order":{"id":7,"items":[1,2,3]},"note":"caf\u00e9"}"#;
+    let r = envoy.send(&post("/api/orders", &[JSON], good));
+    assert_eq!(r.status, 200, "{}", envoy.stderr());
+    assert_eq!(r.json()["received"], good.len());
+    let seen = upstream.to("/api/orders");
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].complete);
+    assert_eq!(seen[0].body, good);
+
+    // Too deep (the sample allows 64): refused within the hold window, so
+    // no body byte reaches the upstream.
+    let r = envoy.send(&post(
+        "/api/deep",
+        &[JSON, ("x-request-id", "live-1")],
+        &deep(65),
+    ));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    let doc = r.json();
+    assert_eq!(doc["violation"], "too_deep");
+    assert_eq!(
+        (doc["limit"].as_u64(), doc["offset"].as_u64()),
+        (Some(64), Some(64))
+    );
+    assert_eq!(doc["request_id"], "live-1");
+    assert!(upstream
+        .to("/api/deep")
+        .iter()
+        .all(|r| r.body.is_empty() && !r.complete));
+
+    // A good request between refusals keeps the route's breaker (three
+    // failures in a row) closed.
+    let r = envoy.send(&post("/api/orders", &[JSON], good));
+    assert_eq!(r.status, 200);
+
+    // A declared length over max_body_bytes (1 MiB): 413 on the headers
+    // alone; the body is never sent.
+    let head = format!(
+        "POST /api/big HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        2 << 20
+    );
+    let r = envoy.send(head.as_bytes());
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["violation"], "body_too_large");
+    assert!(upstream.to("/api/big").is_empty());
+
+    // Another content type passes uninspected.
+    let r = envoy.send(&post(
+        "/api/text",
+        &[("content-type", "text/plain")],
+        &deep(65),
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(upstream.to("/api/text")[0].body, deep(65));
+
+    // `content_type` would be the content type to a CGI-style upstream:
+    // the sample has Envoy refuse such names before any filter runs.
+    let r = envoy.send(&post(
+        "/api/underscore",
+        &[
+            ("content-type", "text/plain"),
+            ("content_type", "application/json"),
+        ],
+        &deep(65),
+    ));
+    assert_eq!(r.status, 400);
+    assert!(upstream.to("/api/underscore").is_empty());
+
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.requests_passed"),
+        2
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.rejected.too_deep"),
+        1
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.rejected.body_too_large"),
+        1
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.requests_skipped"),
+        1
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.rule.default.requests_rejected"),
+        2
+    );
+    // The sample's access log: response code details, then the violation
+    // and the rule from the filter state.
+    let line = envoy.access_log_line("/api/deep");
+    assert!(
+        line.contains(" 400 - json_sanitizer_too_deep too_deep default "),
+        "{line}"
+    );
+}
+
+/// The bulk-import rule streams (`hold_bytes: 0`): the body goes up as it
+/// is inspected, and a violation found later resets the upstream request
+/// while the client gets the problem document.
+#[test]
+fn a_late_violation_in_a_streamed_body_resets_the_upstream_request() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&shipped_bootstrap(), &upstream);
+    let mut conn = envoy.connect();
+    let head = "POST /api/bulk/orders HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    let first = "[".to_string() + &"1,".repeat(4000);
+    write!(conn, "{head}{:x}\r\n{first}\r\n", first.len()).unwrap();
+    upstream.wait_for("the first chunk", |seen| {
+        seen.iter()
+            .any(|r| r.path == "/api/bulk/orders" && !r.body.is_empty())
+    });
+    write!(conn, "2\r\nx]\r\n0\r\n\r\n").unwrap();
+    let r = live::read_response(&mut conn).expect("a reply");
+    assert_eq!(r.status, 400);
+    let doc = r.json();
+    assert_eq!(doc["violation"], "syntax_error");
+    assert_eq!(doc["offset"], first.len());
+    upstream.wait_for("the reset", |seen| {
+        seen.iter().any(|r| r.path == "/api/bulk/orders" && r.cut)
+    });
+    let request = upstream.to("/api/bulk/orders").remove(0);
+    assert!(!request.complete, "the upstream request was reset");
+    assert!(!request.body.is_empty() && request.body.len() <= first.len());
+    assert!(first.as_bytes().starts_with(&request.body));
+    assert!(!request.body.contains(&b'x'));
+}
+
+/// DESIGN: while a body is paused, Envoy's buffer limit applies, and past
+/// it Envoy answers 413 itself (no problem document, no plugin counter).
+/// Which limit: in Envoy 1.40 the larger of the listener's
+/// `per_connection_buffer_limit_bytes` and the route's
+/// `per_request_buffer_limit_bytes` (the sample keeps the two equal), so a
+/// route's limit raises the pause buffer for the requests it routes.
+#[test]
+fn envoy_answers_413_itself_when_a_held_body_outgrows_its_buffer() {
+    let upstream = Upstream::start();
+    let shipped = shipped_bootstrap();
+    let listener = (
+        "per_connection_buffer_limit_bytes: 131072",
+        "per_connection_buffer_limit_bytes: 16384",
+    );
+    let route = (
+        "per_request_buffer_limit_bytes: 131072",
+        "per_request_buffer_limit_bytes: 16384",
+    );
+    // Within every limit of the plugin's (one 40 KB string), so only
+    // Envoy's buffer stands in its way.
+    let body = format!(r#"{{"blob":"{}"}}"#, "x".repeat(40_000));
+    for (lowered, status) in [
+        (vec![listener, route], 413),
+        (vec![route], 200),
+        (vec![listener], 200),
+    ] {
+        let bootstrap = lowered.iter().fold(shipped.clone(), |yaml, (from, to)| {
+            replace_once(&yaml, from, to)
+        });
+        let envoy = Envoy::start(&bootstrap, &upstream);
+        let r = envoy.send(&post("/api/held", &[JSON], body.as_bytes()));
+        assert_eq!(r.status, status, "{lowered:?} lowered");
+        if status == 413 {
+            assert_ne!(r.header("content-type"), Some("application/problem+json"));
+            assert_eq!(
+                envoy.counter("wasmcustom.json_sanitizer.requests_rejected"),
+                0
+            );
+            assert_eq!(
+                envoy.counter("wasmcustom.json_sanitizer.requests_passed"),
+                0
+            );
+        }
+    }
+    // The two that one larger limit let through arrived whole.
+    let arrived: Vec<_> = upstream
+        .to("/api/held")
+        .into_iter()
+        .filter(|r| r.complete)
+        .collect();
+    assert_eq!(arrived.len(), 2);
+    assert!(arrived.iter().all(|r| r.body == body.as_bytes()));
+}
+
+/// DESIGN: trailers end the body with a last body callback that is not the
+/// end of the stream; the verdict is finished there, so a body cut short
+/// before its trailers is refused, and a whole one passes.
+#[test]
+fn trailers_end_the_body_in_envoy_too() {
+    let upstream = Upstream::start();
+    let bootstrap = replace_once(
+        &shipped_bootstrap(),
+        "codec_type: AUTO\n",
+        "codec_type: AUTO\n                http_protocol_options: { enable_trailers: true }\n",
+    );
+    let envoy = Envoy::start(&bootstrap, &upstream);
+    let chunked = |path: &str, body: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{:x}\r\n{body}\r\n0\r\nx-checksum: c0ffee\r\n\r\n",
+            body.len()
+        )
+    };
+    let r = envoy.send(chunked("/api/cut", "[1,2").as_bytes());
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["violation"], "truncated");
+    assert!(upstream.to("/api/cut").iter().all(|r| !r.complete));
+    let r = envoy.send(chunked("/api/whole", "[1,2]").as_bytes());
+    assert_eq!(r.status, 200, "{}", envoy.stderr());
+    assert_eq!(upstream.to("/api/whole")[0].body, b"[1,2]");
+}
+
+/// `hold_headers` with `allow_on_headers_stop_iteration` (Envoy 1.35+): a
+/// refused request never reaches the upstream at all, not even its headers.
+#[test]
+fn held_headers_keep_a_refused_request_from_the_upstream_entirely() {
+    let upstream = Upstream::start();
+    let mut bootstrap = replace_once(
+        &shipped_bootstrap(),
+        "failure_policy: FAIL_CLOSED\n",
+        "failure_policy: FAIL_CLOSED\n                        allow_on_headers_stop_iteration: true\n",
+    );
+    bootstrap = replace_once(
+        &bootstrap,
+        r#""mode": "enforce","#,
+        r#""mode": "enforce", "hold_headers": true,"#,
+    );
+    let envoy = Envoy::start(&bootstrap, &upstream);
+    let r = envoy.send(&post("/api/deep", &[JSON], &deep(65)));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["violation"], "too_deep");
+    let r = envoy.send(&post("/api/orders", &[JSON], b"[1,2,3]"));
+    assert_eq!(r.status, 200, "{}", envoy.stderr());
+    assert_eq!(upstream.to("/api/orders")[0].body, b"[1,2,3]");
+    assert!(upstream.to("/api/deep").is_empty(), "{:?}", upstream.seen());
+}
+
+/// The breaker's state lives in shared data, which Envoy's two workers
+/// share: three failures in a row, on connections that Envoy spreads over
+/// its workers, open it, and the next request is shed with 503 and
+/// `Retry-After`, its body never read or forwarded.
+#[test]
+fn the_breaker_opens_across_workers_and_sheds_with_retry_after() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&shipped_bootstrap(), &upstream);
+    for _ in 0..3 {
+        let r = envoy.send(&post("/api/x", &[JSON], b"[1,]"));
+        assert_eq!(r.status, 400);
+    }
+    let r = envoy.send(&post("/api/orders", &[JSON], b"[1,2,3]"));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["violation"], "breaker_open");
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=30).contains(&retry), "{retry}");
+    assert!(upstream.to("/api/orders").is_empty());
+    assert_eq!(envoy.counter("wasmcustom.json_sanitizer.breaker.opened"), 1);
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.breaker.rejected"),
+        1
+    );
+}
+
+/// WebSockets through Envoy with upgrades on (Istio's default): the
+/// handshake reaches the upstream, its `101` reaches the client, and the
+/// frames that follow (no JSON) reach the upstream uninspected.
+#[test]
+fn websocket_frames_pass_once_the_upstream_takes_the_upgrade() {
+    let upstream = Upstream::start();
+    let bootstrap = replace_once(
+        &shipped_bootstrap(),
+        "codec_type: AUTO\n",
+        "codec_type: AUTO\n                upgrade_configs: [{ upgrade_type: websocket }]\n",
+    );
+    let envoy = Envoy::start(&bootstrap, &upstream);
+    let mut conn = envoy.connect();
+    write!(
+        conn,
+        "GET /chat HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        std::io::Read::read_exact(&mut conn, &mut byte).expect("the handshake's answer");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // A masked text frame, "Hello": not JSON, and not to be judged as such.
+    let frame: &[u8] = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
+    conn.write_all(frame).unwrap();
+    upstream.wait_for("the frame", |seen| {
+        seen.iter().any(|r| r.path == "/chat" && r.body == frame)
+    });
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.requests_skipped"),
+        1
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.requests_rejected"),
+        0
+    );
+}
+
+/// Compressed bodies both ways the deployment notes give: the plugin
+/// decoding them itself (`on_encoded_body: inspect`; the upstream gets them
+/// as sent), and Envoy's decompressor before it (the plugin and the
+/// upstream see the decoded body). Either way gzipped hostile JSON is
+/// refused and gzipped good JSON arrives.
+#[test]
+fn gzipped_bodies_are_judged_decoded_by_the_plugin_or_by_envoy() {
+    let good = br#"{"order":{"id":7,"items":[1,2,3]}}"#;
+    let gzip = |data: &[u8]| json_sanitizer_host::oci::reproducible::gzip(data).unwrap();
+    let headers = [JSON, ("content-encoding", "gzip")];
+
+    // The plugin decodes.
+    let upstream = Upstream::start();
+    let bootstrap = replace_once(
+        &shipped_bootstrap(),
+        r#""on_encoded_body": "reject","#,
+        r#""on_encoded_body": "inspect","#,
+    );
+    let envoy = Envoy::start(&bootstrap, &upstream);
+    let r = envoy.send(&post("/api/deep", &headers, &gzip(&deep(65))));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["violation"], "too_deep");
+    let sent = gzip(good);
+    let r = envoy.send(&post("/api/orders", &headers, &sent));
+    assert_eq!(r.status, 200, "{}", envoy.stderr());
+    assert_eq!(upstream.to("/api/orders")[0].body, sent, "as sent");
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.requests_decoded"),
+        2
+    );
+    drop(envoy);
+
+    // Envoy decodes, before the plugin (which keeps refusing codings).
+    let upstream = Upstream::start();
+    let decompressor = r#"                http_filters:
+                  - name: envoy.filters.http.decompressor
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.http.decompressor.v3.Decompressor
+                      decompressor_library:
+                        name: gzip
+                        typed_config:
+                          "@type": type.googleapis.com/envoy.extensions.compression.gzip.decompressor.v3.Gzip
+                      request_direction_config:
+                        common_config:
+                          enabled: { default_value: true, runtime_key: request_decompression_enabled }
+                      response_direction_config:
+                        common_config:
+                          enabled: { default_value: false, runtime_key: response_decompression_enabled }
+"#;
+    let bootstrap = replace_once(
+        &shipped_bootstrap(),
+        "                http_filters:\n",
+        decompressor,
+    );
+    let envoy = Envoy::start(&bootstrap, &upstream);
+    let r = envoy.send(&post("/api/deep", &headers, &gzip(&deep(65))));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["violation"], "too_deep");
+    let r = envoy.send(&post("/api/orders", &headers, &gzip(good)));
+    assert_eq!(r.status, 200, "{}", envoy.stderr());
+    assert_eq!(upstream.to("/api/orders")[0].body, good, "decoded");
+    // A coding Envoy does not decode still meets the plugin's refusal.
+    let r = envoy.send(&post("/api/br", &[JSON, ("content-encoding", "br")], good));
+    assert_eq!(r.status, 415);
+    assert_eq!(r.json()["violation"], "unsupported_encoding");
+}
