@@ -710,6 +710,9 @@ fn unicode_escape_end<const HASH: bool>(
             (0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00), i + 12)
         }
         0xDC00..=0xDFFF => return None,
+        // A NUL ends a key for the comparison (see `Inspector::hash_code_point`):
+        // left to the state machine, like lone halves.
+        0 if HASH => return None,
         _ => (unit, i + 6),
     };
     if HASH {

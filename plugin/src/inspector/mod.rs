@@ -202,6 +202,9 @@ pub struct Inspector {
     in_key: bool,
     /// Running hash of the decoded bytes of the current key.
     key_hash: KeyHasher,
+    /// The current key held a `\u0000`: what follows it is not hashed, as
+    /// C parsers (cJSON, yajl, json-c) end the key there.
+    key_cut: bool,
     /// With `fold_keys`, what stands between the key's bytes and `key_hash`.
     folder: Folder,
     /// Offset of the backslash of the current escape.
@@ -266,6 +269,7 @@ impl Inspector {
             token_bound: u64::MAX,
             in_key: false,
             key_hash: KeyHasher::new(seed),
+            key_cut: false,
             folder: Folder::default(),
             escape_start: 0,
             high_start: 0,

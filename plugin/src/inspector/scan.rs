@@ -473,6 +473,7 @@ impl Inspector {
         self.token_start = pos;
         self.token_bound = (pos + 1).saturating_add(self.bounds.key);
         self.key_hash = KeyHasher::new(self.seed);
+        self.key_cut = false;
         self.folder = Folder::default();
         Ok(())
     }
@@ -666,7 +667,7 @@ impl Inspector {
 
     #[inline(always)]
     fn hash_key_bytes(&mut self, bytes: &[u8]) {
-        if self.in_key && self.check_duplicates {
+        if self.in_key && self.check_duplicates && !self.key_cut {
             if self.fold_keys {
                 self.folder.write(&mut self.key_hash, bytes);
             } else {
@@ -678,8 +679,14 @@ impl Inspector {
     /// Hashes a decoded `\u` escape. A lone surrogate (allowed by
     /// `allow_lone_surrogates`) counts as U+FFFD, as parsers that replace it
     /// (Go's among them) see it: `"a\ud800"` and `"a\udbff"` are one key
-    /// there, so they are a duplicate here.
+    /// there, so they are a duplicate here. A `\u0000` ends the key for the
+    /// comparison, as C parsers read it (`"role\u0000x"` is `"role"` to
+    /// cJSON, yajl and json-c): a duplicate of `"role"` here.
     fn hash_code_point(&mut self, cp: u32) {
+        if cp == 0 && self.in_key {
+            self.key_cut = true;
+            return;
+        }
         let cp = if (0xD800..=0xDFFF).contains(&cp) {
             0xFFFD
         } else {

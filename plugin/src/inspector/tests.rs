@@ -644,13 +644,20 @@ fn duplicate_keys_compare_after_decoding_per_object() {
         ("{\"/\":1,\"\\/\":2}", 7),
         ("{\"x\":{\"a\":1},\"y\":2,\"x\":3}", 19),
         ("[{\"a\":1,\"b\":[{\"a\":1}],\"a\":2}]", 22),
+        // Up to a NUL, as C parsers read a key (cJSON, yajl, json-c).
+        ("{\"role\\u0000x\":1,\"role\":2}", 17),
+        ("{\"role\":1,\"role\\u0000x\":2}", 10),
+        ("{\"a\\u0000b\":1,\"a\\u0000c\":2}", 14),
+        ("{\"\\u0000\":4,\"\":5}", 12),
     ] {
         assert_eq!(kind_at(doc.as_bytes()), (K::DuplicateKey, offset), "{doc}");
     }
     for doc in [
         "{\"a\":{\"a\":{\"a\":1}}}",
         "[{\"a\":1},{\"a\":2}]",
-        "{\"a\":1,\"A\":2,\"a \":3,\"\\u0000\":4,\"\":5}",
+        "{\"a\":1,\"A\":2,\"a \":3,\"\\u0001\":4,\"\":5}",
+        // A NUL in a value, or a key with nothing before it, is no key cut.
+        "{\"a\":\"x\\u0000y\",\"b\":\"x\",\"\\u0000\":1}",
         "{\"x\":{\"k\":1},\"y\":{\"k\":1}}",
     ] {
         assert_eq!(verdict(doc.as_bytes()), Ok(()), "{doc}");

@@ -11,7 +11,8 @@
 //!   inspector accepts on purpose (it checks grammar, not magnitude).
 //! - serde_json accepts duplicate keys (last wins); the inspector refuses
 //!   them, so the oracle adds [`NoDuplicates`], a serde visitor that fails
-//!   on a repeated (decoded) key in any one object.
+//!   on a repeated (decoded) key in any one object, each key read up to its
+//!   first NUL as C parsers read it (`"a\u0000b"` is `"a"`).
 //! - serde_json stops at 128 levels of nesting; depth limits are tested at
 //!   their boundary elsewhere.
 
@@ -120,6 +121,7 @@ impl<'de, const FOLD: bool> Visitor<'de> for UniqueKeysVisitor<FOLD> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut seen = HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
+            let key = key.split('\0').next().unwrap_or_default().to_string();
             let key = if FOLD { go_fold(&key) } else { key };
             if !seen.insert(key) {
                 return Err(de::Error::custom("duplicate key"));
