@@ -21,6 +21,8 @@ pub enum ViolationKind {
     KeyTooLong,
     /// A string value longer than `max_string_bytes` raw bytes.
     StringTooLong,
+    /// A number whose exponent has more than `max_exponent_digits` digits.
+    ExponentTooLong,
     /// A number token longer than `max_number_chars`.
     NumberTooLong,
     /// A number parsers read differently (`json.numbers: interoperable`): an
@@ -68,7 +70,7 @@ pub enum ViolationKind {
 
 impl ViolationKind {
     /// All kinds, in a fixed order (metrics are defined in this order).
-    pub const ALL: [ViolationKind; 23] = [
+    pub const ALL: [ViolationKind; 24] = [
         Self::BodyTooLarge,
         Self::TooDeep,
         Self::ArrayTooLong,
@@ -76,6 +78,7 @@ impl ViolationKind {
         Self::KeyTooLong,
         Self::StringTooLong,
         Self::NumberTooLong,
+        Self::ExponentTooLong,
         Self::NumberOutOfRange,
         Self::DuplicateKey,
         Self::InvalidUtf8,
@@ -104,6 +107,7 @@ impl ViolationKind {
             Self::KeyTooLong => "key_too_long",
             Self::StringTooLong => "string_too_long",
             Self::NumberTooLong => "number_too_long",
+            Self::ExponentTooLong => "exponent_too_long",
             Self::NumberOutOfRange => "number_out_of_range",
             Self::DuplicateKey => "duplicate_key",
             Self::InvalidUtf8 => "invalid_utf8",
@@ -152,6 +156,7 @@ impl ViolationKind {
             Self::KeyTooLong => "JSON key too long",
             Self::StringTooLong => "JSON string too long",
             Self::NumberTooLong => "JSON number too long",
+            Self::ExponentTooLong => "JSON number exponent too long",
             Self::NumberOutOfRange => "JSON number out of interoperable range",
             Self::DuplicateKey => "Duplicate key in JSON object",
             Self::InvalidUtf8 => "Invalid UTF-8 in JSON string",

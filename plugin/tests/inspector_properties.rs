@@ -621,6 +621,7 @@ proptest! {
             max_key_bytes: Some(small),
             max_string_bytes: Some(small + 1),
             max_number_chars: Some(small + 2),
+            max_exponent_digits: Some(small + 2),
         };
         same_verdict_for_any_chunking(&limits, &doc, &cuts)?;
     }
@@ -642,6 +643,7 @@ proptest! {
             max_key_bytes: Some(tight),
             max_string_bytes: Some(tight + 10),
             max_number_chars: Some(5 + tight / 2),
+            max_exponent_digits: Some(3 + tight % 3),
         };
         for limits in [Limits::default(), near] {
             same_verdict_for_any_chunking(&limits, &doc, &cuts)?;

@@ -21,7 +21,7 @@ use super::simd::plain_run;
 use super::simd::{block, value_ends16};
 use super::swar::{skip_digits, skip_ws};
 use super::utf8;
-use super::{Bounds, Frame, Inspector, State};
+use super::{Bounds, Frame, Inspector, State, MIN_EXPONENT_DIGITS};
 
 /// Token length limits as chunk-relative `usize` distances, worked out once
 /// per inspector. Read from the inspector where they are needed rather than
@@ -578,7 +578,14 @@ fn number_walk<const RANGED: bool>(s: &[u8], i: usize) -> Option<usize> {
             j += 1;
         }
         let k = skip_digits(s, j);
-        if k == j || (RANGED && k - j > PLAINLY_IN_RANGE_EXPONENT_DIGITS) {
+        // Longer exponents are left to the state machine, which holds them
+        // to `max_exponent_digits` (never below three).
+        let most = if RANGED {
+            PLAINLY_IN_RANGE_EXPONENT_DIGITS
+        } else {
+            MIN_EXPONENT_DIGITS as usize
+        };
+        if k == j || k - j > most {
             return None;
         }
         j = k;

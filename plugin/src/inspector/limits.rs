@@ -32,6 +32,14 @@ pub struct Limits {
     /// Characters in one number token.
     #[serde(default = "defaults::max_number_chars")]
     pub max_number_chars: Option<u64>,
+    /// Digits in one number's exponent (`1e400` has three). Parsers that
+    /// read numbers as big decimals (Jackson before 2.15 into `BigInteger`
+    /// or `BigDecimal`, Python's `Decimal`) spend time and memory in
+    /// proportion to the exponent's value: `1e-100000000`, 20 bytes, takes
+    /// Jackson 2.14 over a minute and 500 MiB. At least 3 (every double's
+    /// exponent fits in three digits).
+    #[serde(default = "defaults::max_exponent_digits")]
+    pub max_exponent_digits: Option<u64>,
 }
 
 /// The documented defaults (README "Configuration reference").
@@ -64,7 +72,16 @@ pub mod defaults {
     pub fn max_number_chars() -> Option<u64> {
         Some(100)
     }
+    /// 3 digits: every double (up to 1.8e308, down to 5e-324).
+    pub fn max_exponent_digits() -> Option<u64> {
+        Some(3)
+    }
 }
+
+/// The smallest `max_exponent_digits`: a double's exponent needs three, and
+/// the fast path reads exponents of up to three digits itself (longer ones
+/// go to the state machine, which checks the limit exactly).
+pub const MIN_EXPONENT_DIGITS: u64 = 3;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -76,6 +93,7 @@ impl Default for Limits {
             max_key_bytes: defaults::max_key_bytes(),
             max_string_bytes: defaults::max_string_bytes(),
             max_number_chars: defaults::max_number_chars(),
+            max_exponent_digits: defaults::max_exponent_digits(),
         }
     }
 }
@@ -90,10 +108,11 @@ impl Limits {
         max_key_bytes: None,
         max_string_bytes: None,
         max_number_chars: None,
+        max_exponent_digits: None,
     };
 
     /// Each limit by its configuration name, for validation and docs.
-    pub fn named(&self) -> [(&'static str, Option<u64>); 7] {
+    pub fn named(&self) -> [(&'static str, Option<u64>); 8] {
         [
             ("max_body_bytes", self.max_body_bytes),
             ("max_depth", self.max_depth),
@@ -102,6 +121,7 @@ impl Limits {
             ("max_key_bytes", self.max_key_bytes),
             ("max_string_bytes", self.max_string_bytes),
             ("max_number_chars", self.max_number_chars),
+            ("max_exponent_digits", self.max_exponent_digits),
         ]
     }
 }

@@ -27,7 +27,9 @@ mod simd;
 mod swar;
 mod utf8;
 
-pub use limits::{defaults, DuplicateKeys, JsonOptions, Limits, Numbers, REPORTABLE};
+pub use limits::{
+    defaults, DuplicateKeys, JsonOptions, Limits, Numbers, MIN_EXPONENT_DIGITS, REPORTABLE,
+};
 pub use numbers::MAX_EXACT_INTEGER;
 
 use crate::violation::{Violation, ViolationKind};
@@ -143,6 +145,9 @@ struct Bounds {
     key: u64,
     string: u64,
     number: u64,
+    /// Digits in an exponent; never below [`MIN_EXPONENT_DIGITS`], which the
+    /// fast path reads without asking (the configuration refuses less).
+    exponent: u64,
 }
 
 impl Bounds {
@@ -156,6 +161,7 @@ impl Bounds {
             key: f(limits.max_key_bytes),
             string: f(limits.max_string_bytes),
             number: f(limits.max_number_chars),
+            exponent: f(limits.max_exponent_digits).max(MIN_EXPONENT_DIGITS),
         }
     }
 }
@@ -198,6 +204,8 @@ pub struct Inspector {
     token_start: u64,
     /// Offset of the first byte over the current token's length limit.
     token_bound: u64,
+    /// Offset of the first digit over the current exponent's limit.
+    exponent_bound: u64,
     /// The current string is a key.
     in_key: bool,
     /// Running hash of the decoded bytes of the current key.
@@ -267,6 +275,7 @@ impl Inspector {
             noted: None,
             token_start: 0,
             token_bound: u64::MAX,
+            exponent_bound: u64::MAX,
             in_key: false,
             key_hash: KeyHasher::new(seed),
             key_cut: false,

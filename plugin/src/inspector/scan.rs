@@ -281,7 +281,12 @@ impl Inspector {
                     };
                 }
                 State::NumInt | State::NumFrac | State::NumExp => {
-                    let stop = rel(self.token_bound, base, len);
+                    let bound = if st == State::NumExp {
+                        self.token_bound.min(self.exponent_bound)
+                    } else {
+                        self.token_bound
+                    };
+                    let stop = rel(bound, base, len);
                     while i < stop && s[i].is_ascii_digit() {
                         i += 1;
                     }
@@ -577,7 +582,11 @@ impl Inspector {
                 Some(State::NumE)
             }
             State::NumE if b == b'+' || b == b'-' => Some(State::NumESign),
-            State::NumE | State::NumESign | State::NumExp if digit => Some(State::NumExp),
+            State::NumE | State::NumESign if digit => {
+                self.exponent_bound = pos.saturating_add(self.bounds.exponent);
+                Some(State::NumExp)
+            }
+            State::NumExp if digit => Some(State::NumExp),
             State::NumZero | State::NumInt | State::NumFrac | State::NumExp => {
                 // The number is complete; `b` belongs to what follows.
                 if self.check_number_range {
@@ -596,6 +605,13 @@ impl Inspector {
             return Err(Violation::over(
                 Kind::NumberTooLong,
                 self.bounds.number,
+                pos,
+            ));
+        }
+        if next == State::NumExp && pos >= self.exponent_bound {
+            return Err(Violation::over(
+                Kind::ExponentTooLong,
+                self.bounds.exponent,
                 pos,
             ));
         }

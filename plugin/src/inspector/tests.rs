@@ -1046,7 +1046,9 @@ fn each_limit_unset_is_unlimited() {
             .join(",")
     );
     let deep = format!("{}{}", "[".repeat(101), "]".repeat(101));
+    let exponent = "1e-100000000".to_string();
     let cases = [
+        (K::ExponentTooLong, &exponent),
         (K::ArrayTooLong, &wide),
         (K::KeyTooLong, &key),
         (K::NumberTooLong, &number),
@@ -1066,6 +1068,7 @@ fn each_limit_unset_is_unlimited() {
             K::StringTooLong => &mut unset.max_string_bytes,
             K::BodyTooLarge => &mut unset.max_body_bytes,
             K::TooManyEntries => &mut unset.max_object_entries,
+            K::ExponentTooLong => &mut unset.max_exponent_digits,
             _ => &mut unset.max_depth,
         };
         *limit = None;
@@ -1091,6 +1094,7 @@ fn default_limits_are_the_documented_numbers() {
             max_key_bytes: Some(256),
             max_string_bytes: Some(1024 * 1024),
             max_number_chars: Some(100),
+            max_exponent_digits: Some(3),
         }
     );
     // And each holds at its boundary in the default configuration.
@@ -1115,10 +1119,60 @@ fn default_limits_are_the_documented_numbers() {
         over(&d, &"1".repeat(101)),
         (K::NumberTooLong, Some(100), 100)
     );
+    passes(&d, "[1e999,1E-308,-2.5e+307]");
+    assert_eq!(over(&d, "[1e-1000]"), (K::ExponentTooLong, Some(3), 7));
     let string = |n: usize| format!("\"{}\"", "s".repeat(n));
     passes(&d, &string(1 << 20));
     assert_eq!(
         over(&d, &string((1 << 20) + 1)),
         (K::StringTooLong, Some(1 << 20), (1 << 20) + 1)
     );
+}
+
+/// The exponent's digits are counted from the first (leading zeros too), in
+/// every place a number may be, whole and in any chunks; the refusal points
+/// at the first digit over the limit. The cost of an exponent to a big
+/// decimal parser is in its value: `1e-100000000` takes Jackson 2.14 minutes.
+#[test]
+fn exponents_are_held_to_their_digit_limit() {
+    let four = only(|l| l.max_exponent_digits = Some(4));
+    for body in [
+        "1e9999",
+        "-1.5E+0001",
+        "[0e-9999,2E1234]",
+        "{\"a\":1e1000}",
+        "[[1e12],{\"b\":[3.0e-4567]}]",
+    ] {
+        assert_eq!(verdict_with(&four, &strict(), body.as_bytes()), Ok(()), "{body}");
+    }
+    for (body, offset) in [
+        ("1e10000", 6),
+        ("-1.5E+00001", 10),
+        ("[0e-9999,2E12345]", 15),
+        ("{\"a\":1e-100000000}", 12),
+        ("[[1e12],{\"b\":[3.0e45678]}]", 22),
+    ] {
+        let v = verdict_with(&four, &strict(), body.as_bytes()).unwrap_err();
+        assert_eq!(
+            (v.kind, v.limit, v.offset),
+            (K::ExponentTooLong, Some(4), Some(offset)),
+            "{body}"
+        );
+    }
+    // In long bodies too, where numbers are read by the fast path, in
+    // arrays of scalars and in members that follow a shape.
+    let item = |e: &str| format!("{{\"id\":1,\"x\":1.5e{e},\"v\":[1,2e{e}]}}");
+    for (e, refused) in [("999", false), ("1000", true), ("-0001", true)] {
+        let items: Vec<String> = (0..40).map(|_| item("1")).chain([item(e)]).collect();
+        let body = format!("[{}]", items.join(","));
+        let got = verdict(body.as_bytes()).map_err(|v| v.kind);
+        assert_eq!(got.is_err(), refused, "{e}");
+        if refused {
+            assert_eq!(got, Err(K::ExponentTooLong), "{e}");
+        }
+    }
+    // Below three is refused by the configuration; the inspector reads it as
+    // three.
+    let one = only(|l| l.max_exponent_digits = Some(1));
+    assert_eq!(verdict_with(&one, &strict(), b"1e100"), Ok(()));
 }

@@ -59,6 +59,9 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
         K::KeyTooLong => format!("A JSON key is longer than {limit} bytes{at}."),
         K::StringTooLong => format!("A JSON string is longer than {limit} bytes{at}."),
         K::NumberTooLong => format!("A JSON number is longer than {limit} characters{at}."),
+        K::ExponentTooLong => {
+            format!("A JSON number's exponent has more than {limit} digits{at}.")
+        }
         K::NumberOutOfRange if v.limit.is_some() => format!(
             "A JSON integer is beyond \u{b1}{limit}, where parsers that read numbers as doubles lose its value{at}."
         ),

@@ -6,7 +6,7 @@ use super::breaker::{BreakerConfig, Scope, ScopeInput};
 use super::error::ConfigError;
 use super::media::{ContentTypeClass, ContentTypes, MediaRange};
 use super::rules::{Rule, RuleMatch};
-use crate::inspector::{DuplicateKeys, JsonOptions, Limits, Numbers, REPORTABLE};
+use crate::inspector::{DuplicateKeys, JsonOptions, Limits, Numbers, MIN_EXPONENT_DIGITS, REPORTABLE};
 use crate::violation::ViolationKind;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -444,6 +444,17 @@ fn check_limits(limits: &Limits) -> Result<(), ConfigError> {
                 "must be at least 1 (use null for no limit)",
             ));
         }
+    }
+    if limits
+        .max_exponent_digits
+        .is_some_and(|d| d < MIN_EXPONENT_DIGITS)
+    {
+        return Err(ConfigError::new(
+            "max_exponent_digits",
+            format!(
+                "must be at least {MIN_EXPONENT_DIGITS} (every double's exponent has up to three digits; use null for no limit)"
+            ),
+        ));
     }
     Ok(())
 }

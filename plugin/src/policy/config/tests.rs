@@ -221,6 +221,14 @@ fn every_error_names_its_field() {
             "limits.max_number_chars",
         ),
         (
+            r#"{"limits":{"max_exponent_digits":2}}"#,
+            "limits.max_exponent_digits",
+        ),
+        (
+            r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_exponent_digits":0}}]}"#,
+            "rules[0].limits.max_exponent_digits",
+        ),
+        (
             r#"{"rules":[{"match":{"path_prefix":"/a"},"limits":{"max_key_bytes":0}}]}"#,
             "rules[0].limits.max_key_bytes",
         ),
