@@ -487,7 +487,7 @@ fn interoperable_numbers_stop_integers_beyond_two_to_the_fifty_three() {
         };
         for body in [
             format!(r#"{{"id":{max},"amount":-{max},"rate":1.7976931348623157e308}}"#),
-            r#"{"id":9007199254740993.5,"tiny":1e-400}"#.to_string(),
+            r#"{"id":9007199254740991.5,"tiny":1e-323,"mole":6.022e23}"#.to_string(),
         ] {
             assert_eq!(send(&mut vm, body.clone()).status(), None, "{body}");
         }
@@ -499,6 +499,11 @@ fn interoperable_numbers_stop_integers_beyond_two_to_the_fifty_three() {
                 17,
             ),
             (r#"{"rate":18e307}"#.to_string(), None, 8),
+            // An id written so that a double cannot hold it, and a value a
+            // double rounds to zero.
+            (r#"{"id":9.007199254740993e15}"#.to_string(), None, 6),
+            (r#"{"id":9007199254740993.0}"#.to_string(), None, 6),
+            (r#"{"tiny":1e-400}"#.to_string(), None, 8),
         ] {
             let o = send(&mut vm, body.clone());
             assert_eq!(o.status(), Some(400), "{body} in {chunk:?}");

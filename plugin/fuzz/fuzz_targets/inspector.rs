@@ -195,6 +195,9 @@ fn limits(mode: u8, picks: [u8; 7], body: &[u8]) -> Limits {
             max_key_bytes: pick(4),
             max_string_bytes: pick(5),
             max_number_chars: pick(6),
+            // From the number's own pick, within what the configuration
+            // allows (at least three) and where exponents are (a few digits).
+            max_exponent_digits: pick(6).map(|d| d.clamp(3, 8)),
         },
     }
 }

@@ -490,6 +490,9 @@ const PLAINLY_IN_RANGE_INTEGER_DIGITS: usize = 15;
 /// With at most 15 integer digits and an exponent of at most two digits,
 /// a number is below 10^114: no double overflows there.
 const PLAINLY_IN_RANGE_EXPONENT_DIGITS: usize = 2;
+/// Without an exponent, a fraction of up to 300 digits is above 10^-301:
+/// no double rounds it to zero.
+const PLAINLY_IN_RANGE_FRACTION_DIGITS: usize = 300;
 
 /// A complete, well-formed number token starting at `s[i]` (`-` or a
 /// digit): the index of the byte that ends it. `None` when it is malformed
@@ -548,6 +551,8 @@ fn number_end_guess(s: &[u8], i: usize) -> Option<usize> {
 #[inline(always)]
 fn number_walk<const RANGED: bool>(s: &[u8], i: usize) -> Option<usize> {
     let mut j = i + usize::from(s[i] == b'-');
+    // Where the digits start, to count them for `RANGED`.
+    let digits_from = j;
     match s.get(j)? {
         b'0' => {
             j += 1;
@@ -567,12 +572,16 @@ fn number_walk<const RANGED: bool>(s: &[u8], i: usize) -> Option<usize> {
     }
     if s.get(j) == Some(&b'.') {
         let k = skip_digits(s, j + 1);
-        if k == j + 1 {
+        if k == j + 1 || (RANGED && k - j > PLAINLY_IN_RANGE_FRACTION_DIGITS) {
             return None;
         }
         j = k;
     }
     if matches!(s.get(j), Some(b'e' | b'E')) {
+        // With an exponent, 16 digits may make an id beyond 2^53.
+        if RANGED && j - digits_from > PLAINLY_IN_RANGE_INTEGER_DIGITS + 1 {
+            return None;
+        }
         j += 1;
         if matches!(s.get(j), Some(b'+' | b'-')) {
             j += 1;

@@ -11,13 +11,23 @@
 //!
 //! - an integer (no fraction, no exponent) beyond ±(2^53 − 1), the range in
 //!   which every integer is exactly a double;
+//! - a number written otherwise with 16 or more significant digits and a
+//!   magnitude from 2^53 to 10^20 (`9007199254740993.0`,
+//!   `9.007199254740993e15`): a double cannot hold it, while readers of big
+//!   decimals (Jackson into a `BigInteger`, json-bigint) keep every digit, so
+//!   it is the same 64-bit id read two ways. Numbers with fewer digits
+//!   (`6.022e23`, `1e19`) and larger ones (`1.7976931348623157e308`, how
+//!   doubles print at full precision) pass: measurements, not ids;
 //! - any number whose magnitude rounds to infinity as a double (at least
-//!   2^1024 − 2^970, halfway between the largest double and 2^1024).
+//!   2^1024 − 2^970, halfway between the largest double and 2^1024);
+//! - a number that is not zero but below 10^-323, which a double rounds to
+//!   zero or to one of its two smallest values while a big decimal keeps it:
+//!   an amount that is `0` to one reader and positive to another.
 //!
-//! Both are decided from the digits alone, exactly and in constant memory: the
+//! All are decided from the digits alone, exactly and in constant memory: the
 //! integer as a saturating `u64`, the overflow by comparing the significant
-//! digits with those of the threshold and adding the exponent. Tiny numbers
-//! (`1e-400`) are left alone: they become zero everywhere alike.
+//! digits with those of the threshold and adding the exponent, the rest from
+//! the count and the first 16 of the significant digits.
 
 use std::cmp::Ordering;
 
@@ -36,6 +46,14 @@ const OVERFLOW_DIGITS: &[u8; 309] =
 
 /// The decimal exponent of [`OVERFLOW_DIGITS`] as `0.d1d2… × 10^309`.
 const OVERFLOW_MAGNITUDE: i64 = 309;
+
+/// The decimal exponents `d` of `0.d1d2… × 10^d` above 2^53 and under 10^20,
+/// where 64-bit ids are (2^53 itself is 0.9007… × 10^16).
+const ID_MAGNITUDES: std::ops::RangeInclusive<i64> = 17..=20;
+
+/// The decimal exponent `d` of `0.d1d2… × 10^d` at and below which a number
+/// that is not zero is under 10^-323.
+const TINY_MAGNITUDE: i64 = -323;
 
 /// Exponents are counted up to this; anything larger is out of range (or
 /// zero) whatever the digits before it.
@@ -69,6 +87,11 @@ pub(super) struct NumberRange {
     compared: u16,
     exponent: u64,
     negative_exponent: bool,
+    /// Significant digits so far (saturating), the place of the last that is
+    /// not a zero, and the value of the first 16.
+    significant_digits: u32,
+    last_nonzero: u32,
+    first16: u64,
 }
 
 impl Default for NumberRange {
@@ -82,6 +105,9 @@ impl Default for NumberRange {
             compared: 0,
             exponent: 0,
             negative_exponent: false,
+            significant_digits: 0,
+            last_nonzero: 0,
+            first16: 0,
         }
     }
 }
@@ -128,8 +154,15 @@ impl NumberRange {
         }
     }
 
-    /// The next significant digit against the threshold's.
+    /// The next significant digit against the threshold's, and counted.
     fn compare(&mut self, d: u8) {
+        self.significant_digits = self.significant_digits.saturating_add(1);
+        if self.significant_digits <= 16 {
+            self.first16 = self.first16 * 10 + u64::from(d);
+        }
+        if d != 0 {
+            self.last_nonzero = self.significant_digits;
+        }
         if self.order != Ordering::Equal {
             return;
         }
@@ -164,6 +197,19 @@ impl NumberRange {
         } else {
             self.magnitude.saturating_add(exponent)
         };
+        // Below 10^-323 (the value is 0.d… × 10^magnitude), if not zero.
+        if magnitude <= TINY_MAGNITUDE && self.last_nonzero > 0 {
+            return false;
+        }
+        // 16 digits or more from 2^53 to 10^20, where 64-bit ids live: more
+        // than a double holds there. (Larger numbers with that many digits
+        // are the full-precision printing of doubles, 1.7976931348623157e308.)
+        if self.last_nonzero >= 16
+            && (ID_MAGNITUDES.contains(&magnitude)
+                || (magnitude == 16 && self.first16 > MAX_EXACT_INTEGER))
+        {
+            return false;
+        }
         match magnitude.cmp(&OVERFLOW_MAGNITUDE) {
             Ordering::Less => true,
             Ordering::Greater => false,
@@ -253,11 +299,28 @@ mod tests {
             ("9007199254740993", false),
             ("18446744073709551616", false),
             ("1000000000000000000000000000000000000000", false),
-            // Written as a fraction or with an exponent, a number is read as a
-            // double everywhere alike.
-            ("9007199254740993.0", true),
+            // Written as a fraction or with an exponent, with 16 significant
+            // digits or more at 2^53 or beyond: a double cannot hold it, a big
+            // decimal does (the id read two ways).
+            ("9007199254740993.0", false),
+            ("9.007199254740993e15", false),
+            ("90071992547409930e-1", false),
+            ("9007199254740992.5", false),
+            ("-9007199254740993.0", false),
+            // Just below, or with fewer digits (measurements, not ids).
+            ("9007199254740991.0", true),
+            ("9.007199254740991e15", true),
+            ("900719925474099.3e1", false),
+            ("1.8446744073709552e19", false),
+            ("12345678901234567890.5", false),
+            ("1234567890123456.7", true),
             ("1e20", true),
-            ("90071992547409930e-1", true),
+            ("6.022e23", true),
+            ("900719925474099e5", true),
+            // The full-precision printing of doubles beyond 10^20.
+            ("1.2345678901234567e20", true),
+            ("123456789012345678e3", true),
+            ("1.7976931348623157e308", true),
         ] {
             assert_eq!(check(n), ok, "{n}");
         }
@@ -289,9 +352,15 @@ mod tests {
             (format!("0.{t}e309"), false),
             (format!("0.{}1e309", &t[..308]), true),
             ("1e99999999999999999999999999".to_string(), false),
-            // Tiny and zero values are zero everywhere.
-            ("1e-400".to_string(), true),
-            ("1e-99999999999999999999999999".to_string(), true),
+            // Tiny values a double rounds to zero (or to its two smallest)
+            // while a big decimal keeps them; zeros are zero everywhere.
+            ("1e-400".to_string(), false),
+            ("1e-324".to_string(), false),
+            ("9.9e-324".to_string(), false),
+            ("0.00001e-319".to_string(), false),
+            ("1e-323".to_string(), true),
+            ("2.5e-308".to_string(), true),
+            ("1e-99999999999999999999999999".to_string(), false),
             ("0e99999999999999".to_string(), true),
             ("0.000e400".to_string(), true),
             ("-0.0e+999".to_string(), true),
@@ -300,7 +369,7 @@ mod tests {
         ];
         for (n, ok) in cases {
             assert_eq!(check(&n), ok, "{n}");
-            if n.contains(['.', 'e', 'E']) {
+            if n.contains(['.', 'e', 'E']) && !n.contains("e-") {
                 let parsed: f64 = n.parse().unwrap();
                 assert_eq!(parsed.is_finite(), ok, "Rust's parser on {n}");
             }
@@ -316,6 +385,9 @@ mod tests {
             format!("{t}.0"),
             format!("{}.9e0", &t[..308]),
             "1.8e+308".to_string(),
+            "9.007199254740993e15".to_string(),
+            "90071992547409930e-1".to_string(),
+            "0.00001e-319".to_string(),
         ] {
             let whole = check(&n);
             for cut in 0..=n.len() {

@@ -6,7 +6,9 @@ use super::breaker::{BreakerConfig, Scope, ScopeInput};
 use super::error::ConfigError;
 use super::media::{ContentTypeClass, ContentTypes, MediaRange};
 use super::rules::{Rule, RuleMatch};
-use crate::inspector::{DuplicateKeys, JsonOptions, Limits, Numbers, MIN_EXPONENT_DIGITS, REPORTABLE};
+use crate::inspector::{
+    DuplicateKeys, JsonOptions, Limits, Numbers, MIN_EXPONENT_DIGITS, REPORTABLE,
+};
 use crate::violation::ViolationKind;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
