@@ -361,6 +361,9 @@ fn underscored_twins_of_the_headers_the_filter_reads_are_ambiguous() {
         ("x_http_method_override", "PATCH"),
         ("X_HTTP_Method", "PUT"),
         ("x_method_override", "DELETE"),
+        // PHP reads a `.` in a name as `_` too; Envoy never refuses it.
+        ("Content.Type", "application/json"),
+        ("X.HTTP.Method.Override", "PATCH"),
     ] {
         let o = vm
             .send(&typed("application/json", "[1]").header(name, value))
@@ -370,7 +373,7 @@ fn underscored_twins_of_the_headers_the_filter_reads_are_ambiguous() {
         assert_eq!(doc["status"], 400);
         assert_eq!(o.body_bytes_read, 0, "{name}");
     }
-    assert_eq!(counter(&host, "rejected.ambiguous_header"), 6);
+    assert_eq!(counter(&host, "rejected.ambiguous_header"), 8);
     // Framing and identity are read by their names only: a
     // `transfer_encoding` does not make a handshake declare a body (it would
     // pass as text), and `x_request_id` is not the request id.
@@ -487,7 +490,7 @@ fn interoperable_numbers_stop_integers_beyond_two_to_the_fifty_three() {
         };
         for body in [
             format!(r#"{{"id":{max},"amount":-{max},"rate":1.7976931348623157e308}}"#),
-            r#"{"id":9007199254740991.5,"tiny":1e-323,"mole":6.022e23}"#.to_string(),
+            r#"{"id":9007199254740990.5,"tiny":1e-323,"mole":6.022e23}"#.to_string(),
         ] {
             assert_eq!(send(&mut vm, body.clone()).status(), None, "{body}");
         }

@@ -9,7 +9,8 @@
 //! state shared by the workers, the metrics and the access log.
 //!
 //! Envoy is fetched once (see `live/mod.rs`); set `JSON_SANITIZER_ENVOY`
-//! to run another build (1.35 or later).
+//! to run another build (1.35 or later; the buffer-limit test states what
+//! 1.40 does, which another version may not).
 
 mod live;
 mod process;
@@ -91,7 +92,8 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
     assert_eq!(upstream.to("/api/text")[0].body, deep(65));
 
     // `content_type` would be the content type to a CGI-style upstream:
-    // the sample has Envoy refuse such names before any filter runs.
+    // the sample has Envoy refuse such names before any filter runs (its
+    // own 400, no problem document)...
     let r = envoy.send(&post(
         "/api/underscore",
         &[
@@ -101,7 +103,24 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
         &deep(65),
     ));
     assert_eq!(r.status, 400);
+    assert_ne!(r.header("content-type"), Some("application/problem+json"));
     assert!(upstream.to("/api/underscore").is_empty());
+    // ... but not `Content.Type`, which PHP also reads as the content
+    // type: the plugin refuses that one.
+    let r = envoy.send(&post(
+        "/api/dot",
+        &[
+            ("content-type", "text/plain"),
+            ("Content.Type", "application/json"),
+        ],
+        &deep(65),
+    ));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["violation"], "ambiguous_header");
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.rejected.ambiguous_header"),
+        1
+    );
 
     assert_eq!(
         envoy.counter("wasmcustom.json_sanitizer.requests_passed"),
@@ -121,7 +140,7 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
     );
     assert_eq!(
         envoy.counter("wasmcustom.json_sanitizer.rule.default.requests_rejected"),
-        2
+        3
     );
     // The sample's access log: response code details, then the violation
     // and the rule from the filter state.
@@ -289,11 +308,17 @@ fn the_breaker_opens_across_workers_and_sheds_with_retry_after() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After in seconds");
     assert!((1..=30).contains(&retry), "{retry}");
+    // Every later request on a new connection, whichever worker takes it,
+    // is shed too: the state is shared, not per worker.
+    for _ in 0..8 {
+        let r = envoy.send(&post("/api/orders", &[JSON], b"[1,2,3]"));
+        assert_eq!(r.status, 503);
+    }
     assert!(upstream.to("/api/orders").is_empty());
     assert_eq!(envoy.counter("wasmcustom.json_sanitizer.breaker.opened"), 1);
     assert_eq!(
         envoy.counter("wasmcustom.json_sanitizer.breaker.rejected"),
-        1
+        9
     );
 }
 

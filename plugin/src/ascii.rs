@@ -12,46 +12,47 @@ pub(crate) fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether header name `a` is `name` (lower-case, with `-`) spelt with `_`
-/// for at least one `-`, ignoring ASCII case: the same header to a CGI-style
-/// server (PHP and Rack turn both `Content-Type` and `Content_Type` into
-/// `HTTP_CONTENT_TYPE`), another to Envoy and most servers, which Envoy lets
-/// through by default. One pass that stops at the first byte that differs
-/// (most names differ in their first).
-pub(crate) fn underscored_twin(a: &[u8], name: &[u8]) -> bool {
+/// or `.` for at least one `-`, ignoring ASCII case: the same header to a
+/// CGI-style server (PHP and Rack turn `Content-Type`, `Content_Type` and,
+/// PHP, `Content.Type` all into `HTTP_CONTENT_TYPE`), another to Envoy and
+/// most servers, which Envoy lets through by default (`.` always: it is no
+/// underscore to `headers_with_underscores_action`). One pass that stops at
+/// the first byte that differs (most names differ in their first).
+pub(crate) fn cgi_twin(a: &[u8], name: &[u8]) -> bool {
     if a.len() != name.len() {
         return false;
     }
-    let mut underscored = false;
+    let mut respelt = false;
     for (&x, &y) in a.iter().zip(name) {
-        if x == b'_' && y == b'-' {
-            underscored = true;
+        if matches!(x, b'_' | b'.') && y == b'-' {
+            respelt = true;
         } else if x.to_ascii_lowercase() != y {
             return false;
         }
     }
-    underscored
+    respelt
 }
 
-/// Whether `name` holds an `_`: eight bytes at a time, the last eight
-/// overlapping the ones before (a header name is rarely longer than 24), so
-/// that the names that cannot be twins cost a few instructions.
-pub(crate) fn has_underscore(name: &[u8]) -> bool {
+/// Whether `name` holds an `_` or a `.`: eight bytes at a time, the last
+/// eight overlapping the ones before (a header name is rarely longer than
+/// 24), so that the names that cannot be twins cost a few instructions.
+pub(crate) fn has_underscore_or_dot(name: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let n = name.len();
     if n < 8 {
-        return name.contains(&b'_');
+        return name.iter().any(|&b| b == b'_' || b == b'.');
     }
     let word = |at: usize| {
         name.get(at..at + 8)
             .and_then(|w| <[u8; 8]>::try_from(w).ok())
             .map_or(0, u64::from_le_bytes)
     };
-    // A zero byte in `w ^ "________"` is an `_` (exact for "any").
-    let has = |w: u64| {
-        let x = w ^ (ONES * u64::from(b'_'));
-        x.wrapping_sub(ONES) & !x & HIGHS != 0
-    };
+    // A zero byte in `w ^ "________"` is an `_`, in `w ^ "........"` a `.`
+    // (each exact for "any").
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let has =
+        |w: u64| zero_byte(w ^ (ONES * u64::from(b'_'))) || zero_byte(w ^ (ONES * u64::from(b'.')));
     let mut at = 0;
     while at + 8 < n {
         if has(word(at)) {
@@ -109,9 +110,14 @@ mod tests {
     }
 
     #[test]
-    fn underscored_twins_are_the_name_with_an_underscore_for_a_dash() {
-        for twin in [&b"content_type"[..], b"CONTENT_TYPE", b"Content_Type"] {
-            assert!(underscored_twin(twin, b"content-type"), "{twin:?}");
+    fn cgi_twins_are_the_name_with_an_underscore_or_a_dot_for_a_dash() {
+        for twin in [
+            &b"content_type"[..],
+            b"CONTENT_TYPE",
+            b"Content_Type",
+            b"Content.Type",
+        ] {
+            assert!(cgi_twin(twin, b"content-type"), "{twin:?}");
         }
         for other in [
             &b"content-type"[..],
@@ -124,31 +130,35 @@ mod tests {
             b"x-request-id",
             b"x_request_id",
         ] {
-            assert!(!underscored_twin(other, b"content-type"), "{other:?}");
+            assert!(!cgi_twin(other, b"content-type"), "{other:?}");
         }
-        // Any dash, or several, at any place; an underscore elsewhere is no twin.
+        // Any dash, or several, at any place; elsewhere it is no twin.
         let name = b"x-http-method-override";
         for k in 0..name.len() {
-            let mut b = name.to_vec();
-            b[k] = b'_';
-            assert_eq!(underscored_twin(&b, name), name[k] == b'-', "{k}");
+            for respelt in [b'_', b'.'] {
+                let mut b = name.to_vec();
+                b[k] = respelt;
+                assert_eq!(cgi_twin(&b, name), name[k] == b'-', "{k}");
+            }
         }
-        assert!(underscored_twin(b"x_http_method_override", name));
+        assert!(cgi_twin(b"x_http.method_override", name));
     }
 
     #[test]
-    fn an_underscore_is_found_at_every_place_and_length() {
+    fn an_underscore_or_a_dot_is_found_at_every_place_and_length() {
         for n in 0..40 {
             let name = vec![b'a'; n];
-            assert!(!has_underscore(&name), "{n}");
+            assert!(!has_underscore_or_dot(&name), "{n}");
             for k in 0..n {
                 let mut with = name.clone();
-                with[k] = b'_';
-                assert!(has_underscore(&with), "{n} {k}");
-                // Its neighbours in the byte order are not underscores.
-                for other in [b'^', b'`', 0xDF, 0x5E] {
+                for found in [b'_', b'.'] {
+                    with[k] = found;
+                    assert!(has_underscore_or_dot(&with), "{n} {k}");
+                }
+                // Their neighbours in the byte order are neither.
+                for other in [b'^', b'`', 0xDF, b'-', b'/', 0xAE] {
                     with[k] = other;
-                    assert!(!has_underscore(&with), "{n} {k} {other:#x}");
+                    assert!(!has_underscore_or_dot(&with), "{n} {k} {other:#x}");
                 }
             }
         }

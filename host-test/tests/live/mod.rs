@@ -317,8 +317,22 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy with `bootstrap` (YAML whose listener, admin and
     /// upstream ports are the placeholders `LISTENER_PORT`, `ADMIN_PORT`
-    /// and `UPSTREAM_PORT`), and waits until it is ready.
+    /// and `UPSTREAM_PORT`), and waits until it is ready. A port that
+    /// another process took between [`free_port`] and Envoy's bind makes
+    /// Envoy exit: then it starts again on other ports, at most three times.
     pub fn start(bootstrap: &str, upstream: &Upstream) -> Envoy {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::try_start(bootstrap, upstream) {
+                Ok(envoy) => return envoy,
+                Err(log) if tries < 3 && log.contains("Address already in use") => {}
+                Err(log) => panic!("Envoy did not start: {log}"),
+            }
+        }
+    }
+
+    fn try_start(bootstrap: &str, upstream: &Upstream) -> Result<Envoy, String> {
         let (port, admin) = (free_port(), free_port());
         let yaml = bootstrap
             .replace("LISTENER_PORT", &port.to_string())
@@ -350,26 +364,24 @@ impl Envoy {
             admin,
             dir,
         };
-        envoy.wait_ready();
-        envoy
+        envoy.wait_ready()?;
+        Ok(envoy)
     }
 
-    fn wait_ready(&mut self) {
+    /// Until the admin interface says ready; the log if Envoy exits first
+    /// or is not ready in time.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("Envoy exited ({status}): {}", self.stderr());
+                return Err(format!("exited ({status}): {}", self.stderr()));
             }
-            if let Some(r) = get(self.admin, "/ready") {
-                if r.status == 200 {
-                    return;
-                }
+            if get(self.admin, "/ready").is_some_and(|r| r.status == 200) {
+                return Ok(());
             }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "Envoy not ready: {}",
-                self.stderr()
-            );
+            if start.elapsed() > PATIENCE {
+                return Err(format!("not ready in time: {}", self.stderr()));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

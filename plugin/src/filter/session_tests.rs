@@ -1906,6 +1906,8 @@ fn underscored_twins_are_found_only_for_the_names_asked_about() {
         (vec![("Content-Type", "a/b")], false),
         (vec![("content_type", "a/b")], true),
         (vec![("CONTENT_TYPE", "a/b")], true),
+        (vec![("Content.Type", "a/b")], true),
+        (vec![("x.http_method", "PUT")], true),
         (vec![("x-a", "1"), ("x_http_method", "PUT")], true),
         (vec![("x_http_method_override", "PUT")], false),
         (vec![("content_length", "1"), ("x_request_id", "a")], false),

@@ -25,11 +25,11 @@
 //! to be taken for JSON. Lenient parsers also skip more than JSON's
 //! whitespace before the value: Json.NET every `char.IsWhiteSpace` (vertical
 //! tab, form feed, U+00A0, U+2028, U+3000 and the other Unicode spaces) and
-//! NUL bytes, cJSON and yajl the vertical tab and form feed. These are read
-//! past too, so `\x0C{` looks like JSON (and is refused). Other control
-//! bytes are not: they start binary data (protobuf, gRPC frames, terminal
-//! logs with colour codes) far more often than text, though org.json and
-//! json-bigint skip them as well.
+//! NUL bytes, yajl the vertical tab and form feed. These are read past too,
+//! so `\x0C{` looks like JSON (and is refused). Other control bytes are
+//! not: they start binary data (protobuf, gRPC frames, terminal logs with
+//! colour codes) far more often than text, though cJSON, org.json and
+//! json-bigint skip every one of them (the README names the gap).
 
 /// The UTF-8 byte order mark.
 const UTF8_BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];

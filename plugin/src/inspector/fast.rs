@@ -572,7 +572,7 @@ fn number_walk<const RANGED: bool>(s: &[u8], i: usize) -> Option<usize> {
     }
     if s.get(j) == Some(&b'.') {
         let k = skip_digits(s, j + 1);
-        if k == j + 1 || (RANGED && k - j > PLAINLY_IN_RANGE_FRACTION_DIGITS) {
+        if k == j + 1 || (RANGED && k - j - 1 > PLAINLY_IN_RANGE_FRACTION_DIGITS) {
             return None;
         }
         j = k;

@@ -32,12 +32,14 @@ pub struct Limits {
     /// Characters in one number token.
     #[serde(default = "defaults::max_number_chars")]
     pub max_number_chars: Option<u64>,
-    /// Digits in one number's exponent (`1e400` has three). Parsers that
-    /// read numbers as big decimals (Jackson before 2.15 into `BigInteger`
-    /// or `BigDecimal`, Python's `Decimal`) spend time and memory in
-    /// proportion to the exponent's value: `1e-100000000`, 20 bytes, takes
-    /// Jackson 2.14 over a minute and 500 MiB. At least 3 (every double's
-    /// exponent fits in three digits).
+    /// Digits in one number's exponent (`1e400` has three). Code that turns
+    /// a big decimal into an integer or plain digits (Jackson before 2.15
+    /// reading into a `BigInteger`, `toPlainString`, `setScale`) spends time
+    /// and memory in proportion to the exponent's value: `1e-100000000`, 20
+    /// bytes, takes Jackson 2.14 over a minute and 500 MiB into a
+    /// `BigInteger`. At least 3 (every double's exponent fits in three
+    /// digits): the configuration refuses less, and the inspector reads a
+    /// smaller value as 3.
     #[serde(default = "defaults::max_exponent_digits")]
     pub max_exponent_digits: Option<u64>,
 }

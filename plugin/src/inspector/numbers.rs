@@ -12,7 +12,7 @@
 //! - an integer (no fraction, no exponent) beyond ±(2^53 − 1), the range in
 //!   which every integer is exactly a double;
 //! - a number written otherwise with 16 or more significant digits and a
-//!   magnitude from 2^53 to 10^20 (`9007199254740993.0`,
+//!   magnitude above 2^53 − 1 and under 10^20 (`9007199254740993.0`,
 //!   `9.007199254740993e15`): a double cannot hold it, while readers of big
 //!   decimals (Jackson into a `BigInteger`, json-bigint) keep every digit, so
 //!   it is the same 64-bit id read two ways. Numbers with fewer digits
@@ -204,9 +204,10 @@ impl NumberRange {
         // 16 digits or more from 2^53 to 10^20, where 64-bit ids live: more
         // than a double holds there. (Larger numbers with that many digits
         // are the full-precision printing of doubles, 1.7976931348623157e308.)
+        let above_exact = self.first16 > MAX_EXACT_INTEGER
+            || (self.first16 == MAX_EXACT_INTEGER && self.last_nonzero > 16);
         if self.last_nonzero >= 16
-            && (ID_MAGNITUDES.contains(&magnitude)
-                || (magnitude == 16 && self.first16 > MAX_EXACT_INTEGER))
+            && (ID_MAGNITUDES.contains(&magnitude) || (magnitude == 16 && above_exact))
         {
             return false;
         }
@@ -310,6 +311,11 @@ mod tests {
             // Just below, or with fewer digits (measurements, not ids).
             ("9007199254740991.0", true),
             ("9.007199254740991e15", true),
+            ("9007199254740990.5", true),
+            // Between 2^53 − 1 and 2^53: 9007199254740992 as a double.
+            ("9007199254740991.5", false),
+            ("9.0071992547409915e15", false),
+            ("-9007199254740991.000001", false),
             ("900719925474099.3e1", false),
             ("1.8446744073709552e19", false),
             ("12345678901234567890.5", false),

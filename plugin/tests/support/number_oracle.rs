@@ -9,7 +9,8 @@ use json_sanitizer::inspector::MAX_EXACT_INTEGER;
 /// integer (no fraction, no exponent) within ±(2^53 − 1) by exact `i128`
 /// arithmetic; any other number finite as a correctly rounded `f64`, not a
 /// non-zero value under 10^-323, and not one of 16 or more significant
-/// digits from 2^53 to under 10^20 (the 64-bit ids a double cannot hold).
+/// digits above 2^53 − 1 and under 10^20 (the 64-bit ids a double cannot
+/// hold).
 pub fn in_interoperable_range(token: &str) -> bool {
     if !token.contains(['.', 'e', 'E']) {
         return token
@@ -50,7 +51,9 @@ pub fn in_interoperable_range(token: &str) -> bool {
             .take(magnitude as usize)
             .collect();
         let floor: u128 = whole.parse().expect("at most 20 digits");
-        if floor > u128::from(MAX_EXACT_INTEGER) {
+        let fractional = significant.len() > magnitude as usize;
+        let max = u128::from(MAX_EXACT_INTEGER);
+        if floor > max || (floor == max && fractional) {
             return false;
         }
     }
