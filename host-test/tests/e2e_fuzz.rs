@@ -338,6 +338,7 @@ proptest! {
             max_string_bytes: Some(tight + 10),
             max_number_chars: Some(2 + tight / 2),
             max_exponent_digits: Some(3 + tight % 3),
+            max_containers: Some(3 + tight),
         };
         let interoperable = JsonOptions { numbers: Numbers::Interoperable, ..JsonOptions::default() };
         let tight_config = serde_json::json!({
@@ -349,6 +350,7 @@ proptest! {
                 "max_key_bytes": limits.max_key_bytes, "max_string_bytes": limits.max_string_bytes,
                 "max_number_chars": limits.max_number_chars,
                 "max_exponent_digits": limits.max_exponent_digits,
+                "max_containers": limits.max_containers,
             },
             "json": {"numbers": "interoperable"},
         })

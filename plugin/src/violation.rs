@@ -21,6 +21,8 @@ pub enum ViolationKind {
     KeyTooLong,
     /// A string value longer than `max_string_bytes` raw bytes.
     StringTooLong,
+    /// More objects and arrays in the body than `max_containers`.
+    TooManyContainers,
     /// A number whose exponent has more than `max_exponent_digits` digits.
     ExponentTooLong,
     /// A number token longer than `max_number_chars`.
@@ -70,7 +72,7 @@ pub enum ViolationKind {
 
 impl ViolationKind {
     /// All kinds, in a fixed order (metrics are defined in this order).
-    pub const ALL: [ViolationKind; 24] = [
+    pub const ALL: [ViolationKind; 25] = [
         Self::BodyTooLarge,
         Self::TooDeep,
         Self::ArrayTooLong,
@@ -79,6 +81,7 @@ impl ViolationKind {
         Self::StringTooLong,
         Self::NumberTooLong,
         Self::ExponentTooLong,
+        Self::TooManyContainers,
         Self::NumberOutOfRange,
         Self::DuplicateKey,
         Self::InvalidUtf8,
@@ -108,6 +111,7 @@ impl ViolationKind {
             Self::StringTooLong => "string_too_long",
             Self::NumberTooLong => "number_too_long",
             Self::ExponentTooLong => "exponent_too_long",
+            Self::TooManyContainers => "too_many_containers",
             Self::NumberOutOfRange => "number_out_of_range",
             Self::DuplicateKey => "duplicate_key",
             Self::InvalidUtf8 => "invalid_utf8",
@@ -157,6 +161,7 @@ impl ViolationKind {
             Self::StringTooLong => "JSON string too long",
             Self::NumberTooLong => "JSON number too long",
             Self::ExponentTooLong => "JSON number exponent too long",
+            Self::TooManyContainers => "JSON has too many objects and arrays",
             Self::NumberOutOfRange => "JSON number out of interoperable range",
             Self::DuplicateKey => "Duplicate key in JSON object",
             Self::InvalidUtf8 => "Invalid UTF-8 in JSON string",

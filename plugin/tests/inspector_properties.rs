@@ -622,6 +622,7 @@ proptest! {
             max_string_bytes: Some(small + 1),
             max_number_chars: Some(small + 2),
             max_exponent_digits: Some(small + 2),
+            max_containers: Some(small * 3),
         };
         same_verdict_for_any_chunking(&limits, &doc, &cuts)?;
     }
@@ -644,6 +645,7 @@ proptest! {
             max_string_bytes: Some(tight + 10),
             max_number_chars: Some(5 + tight / 2),
             max_exponent_digits: Some(3 + tight % 3),
+            max_containers: Some(2 + tight),
         };
         for limits in [Limits::default(), near] {
             same_verdict_for_any_chunking(&limits, &doc, &cuts)?;

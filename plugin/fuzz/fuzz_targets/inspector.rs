@@ -198,6 +198,8 @@ fn limits(mode: u8, picks: [u8; 7], body: &[u8]) -> Limits {
             // From the number's own pick, within what the configuration
             // allows (at least three) and where exponents are (a few digits).
             max_exponent_digits: pick(6).map(|d| d.clamp(3, 8)),
+            // From the depth's pick: a body has at least as many containers.
+            max_containers: pick(1),
         },
     }
 }

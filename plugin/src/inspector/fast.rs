@@ -263,9 +263,10 @@ impl Inspector {
             b'[' => false,
             _ => return None,
         };
-        if self.at_depth_limit() {
+        if self.at_depth_limit() || self.at_container_limit() {
             return None;
         }
+        self.containers += 1;
         self.set_count(top, count);
         self.frames.push(Frame {
             count: 0,
@@ -294,8 +295,10 @@ impl Inspector {
         if b != b'[' {
             return scalar_end::<RANGED>(s, i, b, &self.room);
         }
-        // The array would be one level deeper than the innermost frame.
-        if self.at_depth_limit() {
+        // The array would be one level deeper than the innermost frame (and
+        // with `max_containers` set none is taken whole: arrays are counted
+        // as they open a frame).
+        if self.frames.len() as u64 >= self.bounds.whole_array_depth {
             return None;
         }
         let mut j = skip_ws(s, i + 1);

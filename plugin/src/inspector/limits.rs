@@ -42,6 +42,14 @@ pub struct Limits {
     /// smaller value as 3.
     #[serde(default = "defaults::max_exponent_digits")]
     pub max_exponent_digits: Option<u64>,
+    /// Objects and arrays in the whole body (in JSON Lines, in all its
+    /// values together). A parser that builds the document pays per
+    /// container far more than its bytes: 2 MiB of `[{"":0},…]` is 100 MB
+    /// as Go's `map[string]interface{}` and 117 MB in PHP, within every
+    /// other limit. Unlimited by default: legitimate bodies differ too much
+    /// (GeoJSON with short coordinates is one container per eight bytes).
+    #[serde(default = "defaults::max_containers")]
+    pub max_containers: Option<u64>,
 }
 
 /// The documented defaults (README "Configuration reference").
@@ -78,6 +86,10 @@ pub mod defaults {
     pub fn max_exponent_digits() -> Option<u64> {
         Some(3)
     }
+    /// Unlimited: set it for the services behind (see the field).
+    pub fn max_containers() -> Option<u64> {
+        None
+    }
 }
 
 /// The smallest `max_exponent_digits`: a double's exponent needs three, and
@@ -96,6 +108,7 @@ impl Default for Limits {
             max_string_bytes: defaults::max_string_bytes(),
             max_number_chars: defaults::max_number_chars(),
             max_exponent_digits: defaults::max_exponent_digits(),
+            max_containers: defaults::max_containers(),
         }
     }
 }
@@ -111,10 +124,11 @@ impl Limits {
         max_string_bytes: None,
         max_number_chars: None,
         max_exponent_digits: None,
+        max_containers: None,
     };
 
     /// Each limit by its configuration name, for validation and docs.
-    pub fn named(&self) -> [(&'static str, Option<u64>); 8] {
+    pub fn named(&self) -> [(&'static str, Option<u64>); 9] {
         [
             ("max_body_bytes", self.max_body_bytes),
             ("max_depth", self.max_depth),
@@ -124,6 +138,7 @@ impl Limits {
             ("max_string_bytes", self.max_string_bytes),
             ("max_number_chars", self.max_number_chars),
             ("max_exponent_digits", self.max_exponent_digits),
+            ("max_containers", self.max_containers),
         ]
     }
 }

@@ -148,6 +148,13 @@ struct Bounds {
     /// Digits in an exponent; never below [`MIN_EXPONENT_DIGITS`], which the
     /// fast path reads without asking (the configuration refuses less).
     exponent: u64,
+    /// Objects and arrays in the body.
+    containers: u64,
+    /// The depth from which the fast path leaves an array of scalars to the
+    /// frame-by-frame path instead of taking it whole: `depth`, or 0 with
+    /// `max_containers` set, so that every array is counted as it opens a
+    /// frame (one field for both: no test of its own per array).
+    whole_array_depth: u64,
 }
 
 impl Bounds {
@@ -162,6 +169,12 @@ impl Bounds {
             string: f(limits.max_string_bytes),
             number: f(limits.max_number_chars),
             exponent: f(limits.max_exponent_digits).max(MIN_EXPONENT_DIGITS),
+            containers: f(limits.max_containers),
+            whole_array_depth: if limits.max_containers.is_some() {
+                0
+            } else {
+                f(limits.max_depth)
+            },
         }
     }
 }
@@ -183,6 +196,8 @@ pub struct Inspector {
     lines: bool,
     /// With `lines`, the values begun so far (bounded like array elements).
     values: u64,
+    /// Objects and arrays opened so far in the body.
+    containers: u64,
     /// Numbers must be in range ([`Numbers::Interoperable`]).
     check_number_range: bool,
     /// The kinds of `report_only`, as a set of [`ViolationKind`] bits.
@@ -260,6 +275,7 @@ impl Inspector {
             allow_empty_body: options.allow_empty_body,
             lines: options.lines,
             values: 0,
+            containers: 0,
             check_number_range: options.numbers == Numbers::Interoperable,
             report_only: options
                 .report_only
@@ -305,6 +321,7 @@ impl Inspector {
         self.noted = None;
         self.high = 0;
         self.values = 0;
+        self.containers = 0;
     }
 
     /// Inspects the next chunk of the body. Returns the first violation as
@@ -364,6 +381,13 @@ impl Inspector {
     #[inline(always)]
     fn at_depth_limit(&self) -> bool {
         self.frames.len() as u64 >= self.bounds.depth
+    }
+
+    /// Whether opening one more object or array would go over
+    /// `max_containers`.
+    #[inline(always)]
+    fn at_container_limit(&self) -> bool {
+        self.containers >= self.bounds.containers
     }
 
     /// Heap bytes this inspector holds (its stack and key tables), which

@@ -431,6 +431,14 @@ impl Inspector {
                 if self.at_depth_limit() {
                     return Err(Violation::over(Kind::TooDeep, self.bounds.depth, pos));
                 }
+                if self.at_container_limit() {
+                    return Err(Violation::over(
+                        Kind::TooManyContainers,
+                        self.bounds.containers,
+                        pos,
+                    ));
+                }
+                self.containers += 1;
                 let is_object = b == b'{';
                 self.frames.push(Frame {
                     count: 0,

@@ -1100,6 +1100,7 @@ fn default_limits_are_the_documented_numbers() {
             max_string_bytes: Some(1024 * 1024),
             max_number_chars: Some(100),
             max_exponent_digits: Some(3),
+            max_containers: None,
         }
     );
     // And each holds at its boundary in the default configuration.
@@ -1184,4 +1185,58 @@ fn exponents_are_held_to_their_digit_limit() {
     // three.
     let one = only(|l| l.max_exponent_digits = Some(1));
     assert_eq!(verdict_with(&one, &strict(), b"1e100"), Ok(()));
+}
+
+/// Containers are counted over the whole body (arrays of scalars, which the
+/// fast path otherwise takes whole, included): at the limit passes, one
+/// over is refused at its opening bracket, in any chunking; in JSON Lines
+/// the count runs over all the values.
+#[test]
+fn containers_are_counted_over_the_whole_body() {
+    let five = only(|l| l.max_containers = Some(5));
+    for body in [
+        "[[],{},[1,2],{\"a\":3}]",
+        "{\"a\":{\"b\":{\"c\":{\"d\":[]}}}}",
+        "[1,2,3,\"[{\",{}]",
+    ] {
+        assert_eq!(
+            verdict_with(&five, &strict(), body.as_bytes()),
+            Ok(()),
+            "{body}"
+        );
+    }
+    for (body, offset) in [
+        ("[[],{},[1,2],{\"a\":[3]}]", 18),
+        ("[[1],[2],[3],[4],[5]]", 17),
+        ("{\"a\":{\"b\":{\"c\":{\"d\":[{}]}}}}", 21),
+    ] {
+        let v = verdict_with(&five, &strict(), body.as_bytes()).unwrap_err();
+        assert_eq!(
+            (v.kind, v.limit, v.offset),
+            (K::TooManyContainers, Some(5), Some(offset)),
+            "{body}"
+        );
+    }
+    // In a long body, where the fast path reads items by their shape.
+    let item = "{\"id\":1,\"tags\":[1,2],\"at\":{\"x\":1}}";
+    let body = |n: usize| format!("[{}]", vec![item; n].join(","));
+    let limit = only(|l| l.max_containers = Some(1 + 3 * 40));
+    assert_eq!(verdict_with(&limit, &strict(), body(40).as_bytes()), Ok(()));
+    let v = verdict_with(&limit, &strict(), body(41).as_bytes()).unwrap_err();
+    assert_eq!(
+        (v.kind, v.offset),
+        (K::TooManyContainers, Some(1 + 40 * (item.len() as u64 + 1)))
+    );
+    // JSON Lines: one count for the body.
+    let lines = JsonOptions {
+        lines: true,
+        ..strict()
+    };
+    let two = only(|l| l.max_containers = Some(2));
+    assert_eq!(verdict_with(&two, &lines, b"[1]\n{}\n3"), Ok(()));
+    let v = verdict_with(&two, &lines, b"[1]\n{}\n[]").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::TooManyContainers, Some(7)));
+    // Unset (the default), nothing counts them.
+    assert_eq!(Limits::default().max_containers, None);
+    assert_eq!(verdict(body(400).as_bytes()), Ok(()));
 }

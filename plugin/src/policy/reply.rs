@@ -62,6 +62,9 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
         K::ExponentTooLong => {
             format!("A JSON number's exponent has more than {limit} digits{at}.")
         }
+        K::TooManyContainers => {
+            format!("The JSON body has more than {limit} objects and arrays{at}.")
+        }
         K::NumberOutOfRange if v.limit.is_some() => format!(
             "A JSON integer is beyond \u{b1}{limit}, where parsers that read numbers as doubles lose its value{at}."
         ),
