@@ -117,6 +117,7 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
     ));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["violation"], "ambiguous_header");
+    assert!(upstream.to("/api/dot").is_empty());
     assert_eq!(
         envoy.counter("wasmcustom.json_sanitizer.rejected.ambiguous_header"),
         1

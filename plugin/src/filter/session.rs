@@ -16,7 +16,7 @@ use crate::policy::breaker::{
 };
 use crate::policy::config::{
     ContentTypeAction, EncodedBodyAction, Mode, OtherCharsetAction, PassOrReject, Policy,
-    METHOD_OVERRIDES, TWINNED_HEADERS,
+    METHOD_OVERRIDES,
 };
 use crate::policy::media::ContentTypeClass;
 use crate::policy::reply::{self, Reply};
@@ -146,14 +146,15 @@ impl RequestHead {
         self.values(name).map(|v| self.text(v))
     }
 
-    /// Whether any header is one of `names` (at most 63 bytes each) spelt
-    /// with `_` or `.` for `-` (see [`crate::ascii::cgi_twin`]). A mask of
-    /// their lengths first: most headers have none of those lengths, and
-    /// cost one test, and a name of such a length without an `_` a few more
-    /// (a default request pays about 360 instructions in wasm for this).
+    /// Whether any header is one of `names` spelt with `_` or `.` for `-`
+    /// (see [`crate::ascii::cgi_twin`]), where bit `n` of `lengths` is set
+    /// for each length `n` among them (those under 64 bytes; a longer name
+    /// is never looked for). The mask first: most headers have none of
+    /// those lengths and cost one test, and a name of such a length with
+    /// neither byte a few more (a default request pays about 360
+    /// instructions in wasm for this).
     #[inline]
-    pub fn has_underscored(&self, names: &[&str]) -> bool {
-        let lengths = length_mask(names);
+    pub fn has_underscored(&self, names: &[String], lengths: u64) -> bool {
         for (k, _) in &self.spans {
             let len = k.end.wrapping_sub(k.start);
             if len >= 64 || lengths & (1 << len) == 0 {
@@ -188,21 +189,6 @@ impl RequestHead {
             })
             .map(|(_, v)| v)
     }
-}
-
-/// Bit `n` set for each length `n` of `names` (those under 64): a constant
-/// where `names` is one, so that a request does not compute it.
-#[inline(always)]
-const fn length_mask(names: &[&str]) -> u64 {
-    let mut mask = 0;
-    let mut i = 0;
-    while i < names.len() {
-        if names[i].len() < 64 {
-            mask |= 1 << names[i].len();
-        }
-        i += 1;
-    }
-    mask
 }
 
 /// What the glue returns to the host for a callback.
@@ -330,10 +316,10 @@ impl Session {
         self.request_id = head
             .get("x-request-id")
             .and_then(|id| reply::clean_request_id(&id));
-        if head.has_underscored(&TWINNED_HEADERS) {
+        let config = &self.plugin.config;
+        if head.has_underscored(&config.twinned_headers, config.twinned_lengths) {
             return self.reject(host, header_violation(ViolationKind::AmbiguousHeader, None));
         }
-        let config = &self.plugin.config;
         let route = config.select_overridden(
             || [":method", ":path", ":authority"].map(|name| head.get(name).unwrap_or_default()),
             || {

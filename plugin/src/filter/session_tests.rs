@@ -1900,7 +1900,8 @@ proptest::proptest! {
 
 #[test]
 fn underscored_twins_are_found_only_for_the_names_asked_about() {
-    let names = ["content-type", "x-http-method"];
+    let names = ["content-type", "x-http-method"].map(String::from);
+    let lengths = 1 << 12 | 1 << 13;
     for (pairs, want) in [
         (vec![("content-type", "a/b")], false),
         (vec![("Content-Type", "a/b")], false),
@@ -1917,6 +1918,29 @@ fn underscored_twins_are_found_only_for_the_names_asked_about() {
         ),
     ] {
         let head = RequestHead::from_pairs(&pairs);
-        assert_eq!(head.has_underscored(&names), want, "{pairs:?}");
+        assert_eq!(head.has_underscored(&names, lengths), want, "{pairs:?}");
+    }
+}
+
+/// The header a breaker is scoped by is read by its name too: its `_` and
+/// `.` spellings, which PHP reads as it, are `ambiguous_header` while that
+/// breaker is on, so a client cannot be shed by one key and served by another.
+#[test]
+fn a_breaker_scope_header_has_no_twin() {
+    let on = plugin(r#"{"breaker":{"enabled":true,"scope":{"header":"x-api-key"}}}"#);
+    let off = plugin(r#"{"breaker":{"enabled":false,"scope":{"header":"x-api-key"}}}"#);
+    for (name, refused) in [
+        ("x.api.key", true),
+        ("X_Api_Key", true),
+        ("x-api-key", false),
+    ] {
+        let headers = [("x-api-key", "fresh"), (name, "real")];
+        let mut host = FakeHost::default();
+        let run = drive(&on, &mut host, &head(&headers), &[b"[1]"], false);
+        let want = refused.then_some(400);
+        assert_eq!(run.status(), want, "{name}");
+        let mut host = FakeHost::default();
+        let run = drive(&off, &mut host, &head(&headers), &[b"[1]"], false);
+        assert_eq!(run.status(), None, "{name} with the breaker off");
     }
 }

@@ -214,6 +214,13 @@ pub struct Config {
     /// Some rule matches on `methods`: only then can a method override
     /// header change the rule (see [`Config::select_overridden`]).
     pub methods_matter: bool,
+    /// The headers whose `_` or `.` spellings make a request
+    /// `ambiguous_header`: [`TWINNED_HEADERS`] and the header any breaker
+    /// is scoped by (PHP reads `x.api.key` as `x-api-key`: a client could
+    /// be shed by one key and served by another).
+    pub twinned_headers: Vec<String>,
+    /// Bit `n` set for each length `n` among `twinned_headers`.
+    pub twinned_lengths: u64,
     /// Local reply settings.
     pub reply: ReplyConfig,
 }
@@ -723,6 +730,19 @@ impl Config {
         }
 
         let methods_matter = rules.iter().any(|r| r.matcher.methods.is_some());
+        let mut twinned_headers: Vec<String> = TWINNED_HEADERS.map(String::from).to_vec();
+        let policies = std::iter::once(&default_policy).chain(rules.iter().map(|r| &r.policy));
+        for policy in policies {
+            if let (Scope::Header(name), true) = (&policy.breaker.scope, policy.breaker.enabled) {
+                if name.contains('-') && !twinned_headers.contains(name) {
+                    twinned_headers.push(name.clone());
+                }
+            }
+        }
+        let twinned_lengths = twinned_headers
+            .iter()
+            .filter(|name| name.len() < 64)
+            .fold(0, |mask, name| mask | 1 << name.len());
         Ok(Config {
             default_policy,
             rules,
@@ -735,6 +755,8 @@ impl Config {
             hold_headers: raw.hold_headers,
             case_insensitive_paths: raw.case_insensitive_paths,
             methods_matter,
+            twinned_headers,
+            twinned_lengths,
             reply,
         })
     }
