@@ -107,14 +107,6 @@ fn fetch_envoy() -> Result<PathBuf, String> {
     }
 }
 
-/// A port nothing listens on yet.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// One request as it reached the upstream.
 #[derive(Debug, Clone, Default)]
 pub struct Received {
@@ -317,26 +309,14 @@ pub struct Envoy {
 impl Envoy {
     /// Starts Envoy with `bootstrap` (YAML whose listener, admin and
     /// upstream ports are the placeholders `LISTENER_PORT`, `ADMIN_PORT`
-    /// and `UPSTREAM_PORT`), and waits until it is ready. A port that
-    /// another process took between [`free_port`] and Envoy's bind makes
-    /// Envoy exit: then it starts again on other ports, at most three times.
+    /// and `UPSTREAM_PORT`), and waits until it is ready. Envoy picks its
+    /// own listener and admin ports (port 0) and says which: no other
+    /// process can take them in between, and no other Envoy's admin
+    /// interface can answer for this one.
     pub fn start(bootstrap: &str, upstream: &Upstream) -> Envoy {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match Self::try_start(bootstrap, upstream) {
-                Ok(envoy) => return envoy,
-                Err(log) if tries < 3 && log.contains("Address already in use") => {}
-                Err(log) => panic!("Envoy did not start: {log}"),
-            }
-        }
-    }
-
-    fn try_start(bootstrap: &str, upstream: &Upstream) -> Result<Envoy, String> {
-        let (port, admin) = (free_port(), free_port());
         let yaml = bootstrap
-            .replace("LISTENER_PORT", &port.to_string())
-            .replace("ADMIN_PORT", &admin.to_string())
+            .replace("LISTENER_PORT", "0")
+            .replace("ADMIN_PORT", "0")
             .replace("UPSTREAM_PORT", &upstream.port.to_string());
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("envoy.yaml");
@@ -346,6 +326,8 @@ impl Envoy {
         let child = Command::new(envoy_binary())
             .arg("-c")
             .arg(&config)
+            .arg("--admin-address-path")
+            .arg(dir.path().join("admin"))
             .args([
                 "--concurrency",
                 "2",
@@ -360,23 +342,34 @@ impl Envoy {
             .expect("start Envoy");
         let mut envoy = Envoy {
             child,
-            port,
-            admin,
+            port: 0,
+            admin: 0,
             dir,
         };
-        envoy.wait_ready()?;
-        Ok(envoy)
+        if let Err(why) = envoy.wait_ready() {
+            panic!("Envoy did not start: {why}");
+        }
+        envoy
     }
 
-    /// Until the admin interface says ready; the log if Envoy exits first
-    /// or is not ready in time.
+    /// Until Envoy has written its admin address, the admin interface says
+    /// ready and the listener has its port; the log if Envoy exits first or
+    /// is not ready in time.
     fn wait_ready(&mut self) -> Result<(), String> {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("exited ({status}): {}", self.stderr()));
             }
-            if get(self.admin, "/ready").is_some_and(|r| r.status == 200) {
+            if self.admin == 0 {
+                let written = std::fs::read_to_string(self.dir.path().join("admin"));
+                self.admin = written
+                    .ok()
+                    .and_then(|a| a.trim().rsplit(':').next()?.parse().ok())
+                    .unwrap_or(0);
+            }
+            if self.admin != 0 && get(self.admin, "/ready").is_some_and(|r| r.status == 200) {
+                self.port = self.listener_port()?;
                 return Ok(());
             }
             if start.elapsed() > PATIENCE {
@@ -384,6 +377,18 @@ impl Envoy {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The port Envoy bound for its one listener.
+    fn listener_port(&self) -> Result<u16, String> {
+        let listeners = get(self.admin, "/listeners?format=json").ok_or("no /listeners")?;
+        let doc: serde_json::Value = serde_json::from_slice(&listeners.body)
+            .map_err(|e| format!("/listeners is not JSON: {e}"))?;
+        doc["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("no listener port in {doc}"))
     }
 
     /// Envoy's own log (warnings and the plugin's lines).

@@ -96,9 +96,9 @@ pub const METHOD_OVERRIDES: [&str; 3] = [
     "x-method-override",
 ];
 
-/// The headers the filter decides by whose `_` spellings CGI-style
-/// upstreams (PHP, Rack) read as the same header: sent both ways, a request
-/// is `ambiguous_header`.
+/// The headers the filter decides by whose `_` and `.` spellings PHP reads
+/// as the same header (Rack the `_` ones of the method overrides): a request
+/// that sends one so is `ambiguous_header`.
 pub const TWINNED_HEADERS: [&str; 5] = [
     "content-type",
     "content-encoding",
