@@ -15,15 +15,15 @@
 mod live;
 mod process;
 
+use json_sanitizer::samples::nested_arrays;
 use live::{post, replace_once, shipped_bootstrap, Envoy, Upstream};
 use std::io::Write as _;
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
-fn deep(levels: usize) -> Vec<u8> {
-    ["[".repeat(levels), "]".repeat(levels)]
-        .concat()
-        .into_bytes()
+/// One level over the sample's `max_depth` of 64.
+fn too_deep() -> Vec<u8> {
+    nested_arrays(65)
 }
 
 /// The sample as shipped: good JSON reaches the upstream byte for byte,
@@ -50,7 +50,7 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
     let r = envoy.send(&post(
         "/api/deep",
         &[JSON, ("x-request-id", "live-1")],
-        &deep(65),
+        &too_deep(),
     ));
     assert_eq!(r.status, 400);
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
@@ -86,10 +86,10 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
     let r = envoy.send(&post(
         "/api/text",
         &[("content-type", "text/plain")],
-        &deep(65),
+        &too_deep(),
     ));
     assert_eq!(r.status, 200);
-    assert_eq!(upstream.to("/api/text")[0].body, deep(65));
+    assert_eq!(upstream.to("/api/text")[0].body, too_deep());
 
     // `content_type` would be the content type to a CGI-style upstream:
     // the sample has Envoy refuse such names before any filter runs (its
@@ -100,7 +100,7 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
             ("content-type", "text/plain"),
             ("content_type", "application/json"),
         ],
-        &deep(65),
+        &too_deep(),
     ));
     assert_eq!(r.status, 400);
     assert_ne!(r.header("content-type"), Some("application/problem+json"));
@@ -113,7 +113,7 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
             ("content-type", "text/plain"),
             ("Content.Type", "application/json"),
         ],
-        &deep(65),
+        &too_deep(),
     ));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["violation"], "ambiguous_header");
@@ -280,7 +280,7 @@ fn held_headers_keep_a_refused_request_from_the_upstream_entirely() {
         r#""mode": "enforce", "hold_headers": true,"#,
     );
     let envoy = Envoy::start(&bootstrap, &upstream);
-    let r = envoy.send(&post("/api/deep", &[JSON], &deep(65)));
+    let r = envoy.send(&post("/api/deep", &[JSON], &too_deep()));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["violation"], "too_deep");
     let r = envoy.send(&post("/api/orders", &[JSON], b"[1,2,3]"));
@@ -387,7 +387,7 @@ fn gzipped_bodies_are_judged_decoded_by_the_plugin_or_by_envoy() {
         r#""on_encoded_body": "inspect","#,
     );
     let envoy = Envoy::start(&bootstrap, &upstream);
-    let r = envoy.send(&post("/api/deep", &headers, &gzip(&deep(65))));
+    let r = envoy.send(&post("/api/deep", &headers, &gzip(&too_deep())));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["violation"], "too_deep");
     let sent = gzip(good);
@@ -423,7 +423,7 @@ fn gzipped_bodies_are_judged_decoded_by_the_plugin_or_by_envoy() {
         decompressor,
     );
     let envoy = Envoy::start(&bootstrap, &upstream);
-    let r = envoy.send(&post("/api/deep", &headers, &gzip(&deep(65))));
+    let r = envoy.send(&post("/api/deep", &headers, &gzip(&too_deep())));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["violation"], "too_deep");
     let r = envoy.send(&post("/api/orders", &headers, &gzip(good)));

@@ -1,6 +1,8 @@
 //! Case-blind comparison of header names and media types, which every
 //! request does a few times.
 
+use crate::inspector::swar::lanes_equal;
+
 /// Whether `a` and `b` are equal ignoring ASCII case, like
 /// `<[u8]>::eq_ignore_ascii_case`. Header names reach the filter lower-case
 /// (Envoy lowers them) and clients send `application/json` as written, so
@@ -11,14 +13,59 @@ pub(crate) fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && (same_words(a, b) || a.eq_ignore_ascii_case(b))
 }
 
+/// Header names looked for in their CGI spellings (see [`cgi_twin`]), with
+/// a mask of their lengths, so that a header of none of them is dismissed
+/// with one test (a default request looks at every header this way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgiNames {
+    names: Vec<String>,
+    /// Bit `n` set for each length `n` among `names` (those under 64: a
+    /// longer name is never looked for).
+    lengths: u64,
+}
+
+impl CgiNames {
+    /// The given names (lower-case), each once; a name without a `-` has
+    /// no CGI spelling of its own and is left out.
+    pub fn new<I: IntoIterator<Item = String>>(names: I) -> Self {
+        let mut set = CgiNames {
+            names: Vec::new(),
+            lengths: 0,
+        };
+        for name in names {
+            if name.len() < 64 && name.contains('-') && !set.names.contains(&name) {
+                set.lengths |= 1 << name.len();
+                set.names.push(name);
+            }
+        }
+        set
+    }
+
+    /// Whether a header name of `len` bytes may be one of them: the test
+    /// that dismisses most names before their bytes are looked up.
+    #[inline(always)]
+    pub fn may_be(&self, len: usize) -> bool {
+        len < 64 && self.lengths & (1 << len) != 0
+    }
+
+    /// Whether header name `k` is one of them spelt with `_` or `.` for `-`.
+    #[inline]
+    pub fn twin(&self, k: &[u8]) -> bool {
+        self.may_be(k.len())
+            && has_underscore_or_dot(k)
+            && self.names.iter().any(|name| cgi_twin(k, name.as_bytes()))
+    }
+}
+
 /// Whether header name `a` is `name` (lower-case, with `-`) spelt with `_`
 /// or `.` for at least one `-`, ignoring ASCII case: the same header to a
-/// CGI-style server (PHP and Rack turn `Content-Type`, `Content_Type` and,
-/// PHP, `Content.Type` all into `HTTP_CONTENT_TYPE`), another to Envoy and
-/// most servers, which Envoy lets through by default (`.` always: it is no
-/// underscore to `headers_with_underscores_action`). One pass that stops at
-/// the first byte that differs (most names differ in their first).
-pub(crate) fn cgi_twin(a: &[u8], name: &[u8]) -> bool {
+/// CGI-style server (PHP turns `Content-Type`, `Content_Type` and
+/// `Content.Type` all into `HTTP_CONTENT_TYPE`, Rack the first two),
+/// another to Envoy and most servers, which Envoy lets through by default
+/// (`.` always: it is no underscore to `headers_with_underscores_action`).
+/// One pass that stops at the first byte that differs (most names differ
+/// in their first).
+fn cgi_twin(a: &[u8], name: &[u8]) -> bool {
     if a.len() != name.len() {
         return false;
     }
@@ -33,34 +80,25 @@ pub(crate) fn cgi_twin(a: &[u8], name: &[u8]) -> bool {
     respelt
 }
 
-/// Whether `name` holds an `_` or a `.`: eight bytes at a time, the last
-/// eight overlapping the ones before (a header name is rarely longer than
-/// 24), so that the names that cannot be twins cost a few instructions.
-pub(crate) fn has_underscore_or_dot(name: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
+/// Whether `name` holds an `_` or a `.`, a word at a time (as
+/// [`same_words`] walks), so that the names that cannot be twins cost a few
+/// instructions.
+fn has_underscore_or_dot(name: &[u8]) -> bool {
     let n = name.len();
     if n < 8 {
         return name.iter().any(|&b| b == b'_' || b == b'.');
     }
-    let word = |at: usize| {
-        name.get(at..at + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map_or(0, u64::from_le_bytes)
+    let found = |at: usize| {
+        word(name, at).is_some_and(|w| lanes_equal(w, b'_') | lanes_equal(w, b'.') != 0)
     };
-    // A zero byte in `w ^ "________"` is an `_`, in `w ^ "........"` a `.`
-    // (each exact for "any").
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    let has =
-        |w: u64| zero_byte(w ^ (ONES * u64::from(b'_'))) || zero_byte(w ^ (ONES * u64::from(b'.')));
     let mut at = 0;
     while at + 8 < n {
-        if has(word(at)) {
+        if found(at) {
             return true;
         }
         at += 8;
     }
-    has(word(n - 8))
+    found(n - 8)
 }
 
 /// Whether `a` and `b` (of equal length) are the same bytes: eight at a
@@ -71,11 +109,6 @@ fn same_words(a: &[u8], b: &[u8]) -> bool {
     if n < 8 {
         return a.iter().zip(b).all(|(x, y)| x == y);
     }
-    let word = |s: &[u8], at: usize| {
-        s.get(at..at + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map(u64::from_le_bytes)
-    };
     let mut at = 0;
     while at + 8 < n {
         if word(a, at) != word(b, at) {
@@ -84,6 +117,16 @@ fn same_words(a: &[u8], b: &[u8]) -> bool {
         at += 8;
     }
     word(a, n - 8) == word(b, n - 8)
+}
+
+/// The eight bytes at `s[at..at + 8]` as a little-endian word, if there
+/// are eight (no panic path: measured dearer in wasm than this, on every
+/// header lookup).
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> Option<u64> {
+    s.get(at..at + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map(u64::from_le_bytes)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use super::metrics::{Metric, RuleCounter};
 use super::pairs::{decode_spans, Span};
 use super::plugin::Plugin;
 use super::sniff::Sniffer;
+use crate::ascii::CgiNames;
 use crate::inspector::Inspector;
 use crate::policy::breaker::{
     self, admit, record, Decision, Event, Outcome, Report, Scope, ScopeInput, Snapshot, Store,
@@ -147,31 +148,13 @@ impl RequestHead {
     }
 
     /// Whether any header is one of `names` spelt with `_` or `.` for `-`
-    /// (see [`crate::ascii::cgi_twin`]), where bit `n` of `lengths` is set
-    /// for each length `n` among them (those under 64 bytes; a longer name
-    /// is never looked for). The mask first: most headers have none of
-    /// those lengths and cost one test, and a name of such a length with
-    /// neither byte a few more (a default request pays about 360
-    /// instructions in wasm for this).
+    /// (a default request pays about 360 instructions in wasm for this).
     #[inline]
-    pub fn has_underscored(&self, names: &[String], lengths: u64) -> bool {
-        for (k, _) in &self.spans {
-            let len = k.end.wrapping_sub(k.start);
-            if len >= 64 || lengths & (1 << len) == 0 {
-                continue;
-            }
-            let Some(k) = self.raw.get(k.clone()) else {
-                continue;
-            };
-            if crate::ascii::has_underscore_or_dot(k)
-                && names
-                    .iter()
-                    .any(|name| crate::ascii::cgi_twin(k, name.as_bytes()))
-            {
-                return true;
-            }
-        }
-        false
+    pub fn has_underscored(&self, names: &CgiNames) -> bool {
+        self.spans.iter().any(|(k, _)| {
+            names.may_be(k.end.wrapping_sub(k.start))
+                && self.raw.get(k.clone()).is_some_and(|k| names.twin(k))
+        })
     }
 
     /// Where each value of header `name` is in `raw`. Names compare ignoring
@@ -317,7 +300,7 @@ impl Session {
             .get("x-request-id")
             .and_then(|id| reply::clean_request_id(&id));
         let config = &self.plugin.config;
-        if head.has_underscored(&config.twinned_headers, config.twinned_lengths) {
+        if head.has_underscored(&config.twinned_headers) {
             return self.reject(host, header_violation(ViolationKind::AmbiguousHeader, None));
         }
         let route = config.select_overridden(

@@ -24,7 +24,7 @@ mod numbers;
 mod scan;
 mod shapes;
 mod simd;
-mod swar;
+pub(crate) mod swar;
 mod utf8;
 
 pub use limits::{

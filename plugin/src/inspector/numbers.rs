@@ -76,19 +76,18 @@ pub(super) struct NumberRange {
     part: Part,
     /// The integer part, saturating above [`MAX_EXACT_INTEGER`].
     integer: u64,
-    /// A non-zero digit has been seen in the integer part or the fraction.
-    significant: bool,
-    /// With `significant`, the decimal exponent `d` of the value written as
-    /// `0.d1d2… × 10^d`, before the exponent part is added.
+    /// Once a digit is significant (from the first that is not a zero),
+    /// the decimal exponent `d` of the value written as `0.d1d2… × 10^d`,
+    /// before the exponent part is added.
     magnitude: i64,
     /// How the significant digits so far compare with [`OVERFLOW_DIGITS`]
-    /// (padded with zeros), and how many of them have been compared.
+    /// (padded with zeros).
     order: Ordering,
-    compared: u16,
     exponent: u64,
     negative_exponent: bool,
-    /// Significant digits so far (saturating), the place of the last that is
-    /// not a zero, and the value of the first 16.
+    /// Significant digits so far (saturating; none before the first that
+    /// is not a zero), the place of the last that is not a zero, and the
+    /// value of the first 16.
     significant_digits: u32,
     last_nonzero: u32,
     first16: u64,
@@ -99,10 +98,8 @@ impl Default for NumberRange {
         Self {
             part: Part::Integer,
             integer: 0,
-            significant: false,
             magnitude: 0,
             order: Ordering::Equal,
-            compared: 0,
             exponent: 0,
             negative_exponent: false,
             significant_digits: 0,
@@ -134,16 +131,14 @@ impl NumberRange {
                     .saturating_mul(10)
                     .saturating_add(u64::from(d))
                     .min(MAX_EXACT_INTEGER + 1);
-                if self.significant || d != 0 {
-                    self.significant = true;
+                if self.significant_digits > 0 || d != 0 {
                     self.magnitude = self.magnitude.saturating_add(1);
-                    self.compare(d);
+                    self.significant_digit(d);
                 }
             }
             Part::Fraction => {
-                if self.significant || d != 0 {
-                    self.significant = true;
-                    self.compare(d);
+                if self.significant_digits > 0 || d != 0 {
+                    self.significant_digit(d);
                 } else {
                     self.magnitude = self.magnitude.saturating_sub(1);
                 }
@@ -154,8 +149,10 @@ impl NumberRange {
         }
     }
 
-    /// The next significant digit against the threshold's, and counted.
-    fn compare(&mut self, d: u8) {
+    /// The next significant digit: counted, and compared with the
+    /// threshold's while the digits so far are equal to it.
+    fn significant_digit(&mut self, d: u8) {
+        let place = self.significant_digits as usize;
         self.significant_digits = self.significant_digits.saturating_add(1);
         if self.significant_digits <= 16 {
             self.first16 = self.first16 * 10 + u64::from(d);
@@ -166,11 +163,8 @@ impl NumberRange {
         if self.order != Ordering::Equal {
             return;
         }
-        match OVERFLOW_DIGITS.get(usize::from(self.compared)) {
-            Some(&t) => {
-                self.order = d.cmp(&(t - b'0'));
-                self.compared += 1;
-            }
+        match OVERFLOW_DIGITS.get(place) {
+            Some(&t) => self.order = d.cmp(&(t - b'0')),
             // Past the threshold's last digit it is padded with zeros.
             None if d != 0 => self.order = Ordering::Greater,
             None => {}
@@ -185,7 +179,7 @@ impl NumberRange {
     /// Whether the whole number, now complete, is one every parser reads
     /// alike.
     pub(super) fn in_range(&self) -> bool {
-        if !self.significant {
+        if self.significant_digits == 0 {
             return true;
         }
         if self.part == Part::Integer {
@@ -218,7 +212,7 @@ impl NumberRange {
             // remaining digits end in a 2, so the number is smaller.
             Ordering::Equal => match self.order {
                 Ordering::Less => true,
-                Ordering::Equal => usize::from(self.compared) < OVERFLOW_DIGITS.len(),
+                Ordering::Equal => (self.significant_digits as usize) < OVERFLOW_DIGITS.len(),
                 Ordering::Greater => false,
             },
         }

@@ -30,12 +30,17 @@ pub(super) fn load8(s: &[u8], i: usize) -> u64 {
 /// callers never read (they want where a plain run ends).
 #[inline(always)]
 pub(super) fn string_specials(w: u64) -> u64 {
-    let quote = w ^ (ONES * u64::from(b'"'));
-    let backslash = w ^ (ONES * u64::from(b'\\'));
-    let has_quote = quote.wrapping_sub(ONES) & !quote;
-    let has_backslash = backslash.wrapping_sub(ONES) & !backslash;
     let control = w.wrapping_sub(ONES * 0x20) & !w;
-    (has_quote | has_backslash | control | w) & HIGHS
+    lanes_equal(w, b'"') | lanes_equal(w, b'\\') | (control | w) & HIGHS
+}
+
+/// High bit set in the first byte lane of `w` that is `byte` (and maybe,
+/// by a borrow, in lanes above it): not zero exactly when some lane is.
+/// Also the header names' search for `_` and `.` (`crate::ascii`).
+#[inline(always)]
+pub(crate) fn lanes_equal(w: u64, byte: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & HIGHS
 }
 
 /// The byte-wise twin of [`string_specials`].

@@ -6,6 +6,7 @@ use super::breaker::{BreakerConfig, Scope, ScopeInput};
 use super::error::ConfigError;
 use super::media::{ContentTypeClass, ContentTypes, MediaRange};
 use super::rules::{Rule, RuleMatch};
+use crate::ascii::CgiNames;
 use crate::inspector::{
     DuplicateKeys, JsonOptions, Limits, Numbers, MIN_EXPONENT_DIGITS, REPORTABLE,
 };
@@ -218,9 +219,7 @@ pub struct Config {
     /// `ambiguous_header`: [`TWINNED_HEADERS`] and the header any breaker
     /// is scoped by (PHP reads `x.api.key` as `x-api-key`: a client could
     /// be shed by one key and served by another).
-    pub twinned_headers: Vec<String>,
-    /// Bit `n` set for each length `n` among `twinned_headers`.
-    pub twinned_lengths: u64,
+    pub(crate) twinned_headers: CgiNames,
     /// Local reply settings.
     pub reply: ReplyConfig,
 }
@@ -730,19 +729,18 @@ impl Config {
         }
 
         let methods_matter = rules.iter().any(|r| r.matcher.methods.is_some());
-        let mut twinned_headers: Vec<String> = TWINNED_HEADERS.map(String::from).to_vec();
-        let policies = std::iter::once(&default_policy).chain(rules.iter().map(|r| &r.policy));
-        for policy in policies {
-            if let (Scope::Header(name), true) = (&policy.breaker.scope, policy.breaker.enabled) {
-                if name.contains('-') && !twinned_headers.contains(name) {
-                    twinned_headers.push(name.clone());
-                }
-            }
-        }
-        let twinned_lengths = twinned_headers
-            .iter()
-            .filter(|name| name.len() < 64)
-            .fold(0, |mask, name| mask | 1 << name.len());
+        let scope_headers = std::iter::once(&default_policy)
+            .chain(rules.iter().map(|r| &r.policy))
+            .filter_map(|policy| match &policy.breaker.scope {
+                Scope::Header(name) if policy.breaker.enabled => Some(name.clone()),
+                _ => None,
+            });
+        let twinned_headers = CgiNames::new(
+            TWINNED_HEADERS
+                .map(String::from)
+                .into_iter()
+                .chain(scope_headers),
+        );
         Ok(Config {
             default_policy,
             rules,
@@ -756,7 +754,6 @@ impl Config {
             case_insensitive_paths: raw.case_insensitive_paths,
             methods_matter,
             twinned_headers,
-            twinned_lengths,
             reply,
         })
     }

@@ -40,17 +40,13 @@ fn empty_configuration_means_all_defaults() {
         assert!(c.is_json_content_type("application/json; charset=utf-8"));
         assert!(c.is_json_content_type("application/merge-patch+json"));
         assert!(!c.is_json_content_type("text/plain"));
+        // What Rails, ASP.NET Core, Fastify 4 and Echo read as JSON
+        // unasked, and Koa's body parsers a CSP report.
         for alias in [
             "text/json",
             "Text/X-JSON; charset=utf-8",
             "application/x-json",
             "application/JSONRequest",
-        ] {
-            assert!(c.is_json_content_type(alias), "{alias}");
-        }
-        // Fastify 4, Echo and ASP.NET Core read these as JSON too; Koa's
-        // body parsers a CSP report.
-        for loose in [
             "application/jsonx",
             "application/json5",
             "Application/JSONP",
@@ -58,7 +54,7 @@ fn empty_configuration_means_all_defaults() {
             "foo/bar+json; v=1",
             "application/csp-report",
         ] {
-            assert!(c.is_json_content_type(loose), "{loose}");
+            assert!(c.is_json_content_type(alias), "{alias}");
         }
         for other in [
             "application/x-ndjson",
