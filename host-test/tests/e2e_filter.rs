@@ -736,6 +736,34 @@ fn a_violation_past_the_hold_window_resets_the_upstream() {
     assert!(o.completed);
 }
 
+/// Envoy's HTTP/1 codec hands the last bytes of a body over as an ordinary
+/// chunk and the end of the stream as an empty one after them. With a
+/// `content-length`, a streamed body whose end is what is wrong with it is
+/// refused with its last bytes: the upstream never gets all the bytes the
+/// length promised (a complete request to it), only a reset.
+#[test]
+fn a_streamed_body_cut_short_never_reaches_the_upstream_whole() {
+    let (_h, mut vm) = host_pair(r#"{"hold_bytes":0}"#);
+    let cut_short = format!("[{}1", "1,".repeat(1000));
+    let whole = format!("{cut_short}]");
+    for (body, refused) in [(&cut_short, true), (&whole, false)] {
+        let (first, last) = body.split_at(1024);
+        let request = post(body)
+            .with_content_length()
+            .chunks([first, last, ""])
+            .capture_forwarded();
+        let o = vm.send(&request).unwrap();
+        if refused {
+            assert_eq!(o.problem().unwrap()["violation"], "truncated");
+            assert_eq!(o.forwarded_bytes, 1024, "only the first chunk went up");
+            assert!(o.upstream_reset);
+        } else {
+            assert!(o.completed, "{o:?}");
+            assert_eq!(o.forwarded_body.as_deref(), Some(body.as_bytes()));
+        }
+    }
+}
+
 /// DESIGN: a local reply after the response headers went downstream resets
 /// the stream. An upstream that answers early (here after the first 256
 /// bytes) and a violation found later: the client gets a reset, not the

@@ -61,8 +61,8 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
         (Some(64), Some(64))
     );
     assert_eq!(doc["request_id"], "live-1");
-    assert!(upstream
-        .to("/api/deep")
+    assert!(envoy
+        .settled(&upstream, "/api/deep")
         .iter()
         .all(|r| r.body.is_empty() && !r.complete));
 
@@ -80,7 +80,7 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
     let r = envoy.send(head.as_bytes());
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["violation"], "body_too_large");
-    assert!(upstream.to("/api/big").is_empty());
+    assert!(envoy.settled(&upstream, "/api/big").is_empty());
 
     // Another content type passes uninspected.
     let r = envoy.send(&post(
@@ -104,7 +104,7 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
     ));
     assert_eq!(r.status, 400);
     assert_ne!(r.header("content-type"), Some("application/problem+json"));
-    assert!(upstream.to("/api/underscore").is_empty());
+    assert!(envoy.settled(&upstream, "/api/underscore").is_empty());
     // ... but not `Content.Type`, which PHP also reads as the content
     // type: the plugin refuses that one.
     let r = envoy.send(&post(
@@ -117,7 +117,7 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
     ));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["violation"], "ambiguous_header");
-    assert!(upstream.to("/api/dot").is_empty());
+    assert!(envoy.settled(&upstream, "/api/dot").is_empty());
     assert_eq!(
         envoy.counter("wasmcustom.json_sanitizer.rejected.ambiguous_header"),
         1
@@ -181,6 +181,42 @@ fn a_late_violation_in_a_streamed_body_resets_the_upstream_request() {
     assert!(!request.body.is_empty() && request.body.len() <= first.len());
     assert!(first.as_bytes().starts_with(&request.body));
     assert!(!request.body.contains(&b'x'));
+}
+
+/// Envoy's HTTP/1 codec hands a body's last bytes to the plugin as an
+/// ordinary chunk and the end of the stream as an empty one after them. A
+/// streamed body with a `content-length` whose end is what is wrong with
+/// it (cut short, or nothing but whitespace) is refused with those last
+/// bytes, so the upstream never gets the complete request the length
+/// promised; a whole one arrives whole.
+#[test]
+fn a_streamed_body_cut_short_never_reaches_the_upstream_whole() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&shipped_bootstrap(), &upstream);
+    let cut_short = format!("[{}1", "1,".repeat(100_000)).into_bytes();
+    let blank = vec![b' '; 200_000];
+    for (path, body, kind) in [
+        ("/api/bulk/cut", &cut_short, "truncated"),
+        ("/api/bulk/blank", &blank, "empty_body"),
+    ] {
+        let r = envoy.send(&post(path, &[JSON], body));
+        assert_eq!(r.status, 400, "{path}");
+        assert_eq!(r.json()["violation"], kind);
+        let seen = envoy.settled(&upstream, path);
+        assert!(
+            seen.iter()
+                .all(|r| !r.complete && r.body.len() < body.len()),
+            "{path}: {:?}",
+            seen.iter()
+                .map(|r| (r.body.len(), r.complete))
+                .collect::<Vec<_>>()
+        );
+    }
+    let mut whole = cut_short.clone();
+    whole.push(b']');
+    let r = envoy.send(&post("/api/bulk/whole", &[JSON], &whole));
+    assert_eq!(r.status, 200, "{}", envoy.stderr());
+    assert_eq!(upstream.to("/api/bulk/whole")[0].body, whole);
 }
 
 /// DESIGN: while a body is paused, Envoy's buffer limit applies, and past
@@ -258,7 +294,10 @@ fn trailers_end_the_body_in_envoy_too() {
     let r = envoy.send(chunked("/api/cut", "[1,2").as_bytes());
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["violation"], "truncated");
-    assert!(upstream.to("/api/cut").iter().all(|r| !r.complete));
+    assert!(envoy
+        .settled(&upstream, "/api/cut")
+        .iter()
+        .all(|r| !r.complete));
     let r = envoy.send(chunked("/api/whole", "[1,2]").as_bytes());
     assert_eq!(r.status, 200, "{}", envoy.stderr());
     assert_eq!(upstream.to("/api/whole")[0].body, b"[1,2]");
@@ -286,13 +325,17 @@ fn held_headers_keep_a_refused_request_from_the_upstream_entirely() {
     let r = envoy.send(&post("/api/orders", &[JSON], b"[1,2,3]"));
     assert_eq!(r.status, 200, "{}", envoy.stderr());
     assert_eq!(upstream.to("/api/orders")[0].body, b"[1,2,3]");
-    assert!(upstream.to("/api/deep").is_empty(), "{:?}", upstream.seen());
+    assert!(
+        envoy.settled(&upstream, "/api/deep").is_empty(),
+        "{:?}",
+        upstream.seen()
+    );
 }
 
 /// The breaker's state lives in shared data, which Envoy's two workers
-/// share: three failures in a row, on connections that Envoy spreads over
-/// its workers, open it, and the next request is shed with 503 and
-/// `Retry-After`, its body never read or forwarded.
+/// share: three failures in a row open it, and the next requests are shed
+/// with 503 and `Retry-After` by both workers, their bodies never read or
+/// forwarded.
 #[test]
 fn the_breaker_opens_across_workers_and_sheds_with_retry_after() {
     let upstream = Upstream::start();
@@ -309,17 +352,27 @@ fn the_breaker_opens_across_workers_and_sheds_with_retry_after() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After in seconds");
     assert!((1..=30).contains(&retry), "{retry}");
-    // Every later request on a new connection, whichever worker takes it,
-    // is shed too: the state is shared, not per worker.
-    for _ in 0..8 {
+    // Every later request on a new connection is shed too, until each of
+    // the two workers has taken some (the kernel spreads connections over
+    // them, so at most a few dozen): the state is shared, not per worker.
+    let before = envoy.connections_by_worker();
+    assert_eq!(before.len(), 2, "{}", envoy.stats("downstream_cx_total"));
+    let mut shed = 1;
+    loop {
         let r = envoy.send(&post("/api/orders", &[JSON], b"[1,2,3]"));
         assert_eq!(r.status, 503);
+        shed += 1;
+        let now = envoy.connections_by_worker();
+        if now.iter().zip(&before).all(|(now, before)| now > before) {
+            break;
+        }
+        assert!(shed < 64, "one worker took every connection: {now:?}");
     }
-    assert!(upstream.to("/api/orders").is_empty());
+    assert!(envoy.settled(&upstream, "/api/orders").is_empty());
     assert_eq!(envoy.counter("wasmcustom.json_sanitizer.breaker.opened"), 1);
     assert_eq!(
         envoy.counter("wasmcustom.json_sanitizer.breaker.rejected"),
-        9
+        shed
     );
 }
 

@@ -606,6 +606,42 @@ proptest! {
         same_verdict_for_any_chunking(&Limits::default(), &doc, &cuts)?;
     }
 
+    /// Asking for the verdict at the end before the end changes nothing
+    /// when there is none: bytes fed after it get the verdict and the note
+    /// they would have had without it (the filter asks at a body's declared
+    /// length). Top-level numbers, JSON Lines and interoperable numbers
+    /// (whose range a number's end decides) are where an end has something
+    /// to check.
+    #[test]
+    fn an_end_verdict_asked_early_leaves_the_inspector_as_it_was(
+        doc in prop_oneof![document(), "-?[0-9]{1,22}(\\.[0-9]{1,4})?( |\n)?".prop_map(String::into_bytes)],
+        cut in any::<usize>(),
+        options in prop_oneof![
+            Just(JsonOptions::default()),
+            Just(JsonOptions { lines: true, ..JsonOptions::default() }),
+            Just(JsonOptions {
+                numbers: Numbers::Interoperable,
+                report_only: vec![ViolationKind::NumberOutOfRange],
+                ..JsonOptions::default()
+            }),
+        ],
+    ) {
+        let limits = Limits::default();
+        let cut = cut % (doc.len() + 1);
+        let mut ins = Inspector::new(&limits, &options);
+        let early = ins.feed(&doc[..cut]).err().or_else(|| ins.verdict_if_ended());
+        if let Some(v) = early {
+            // A prefix that cannot end there: refused for good.
+            prop_assert_eq!(ins.finish(), Err(v));
+            return Ok(());
+        }
+        let later = ins.feed(&doc[cut..]).and_then(|()| ins.finish());
+        let mut once = Inspector::new(&limits, &options);
+        let whole = once.feed(&doc).and_then(|()| once.finish());
+        prop_assert_eq!(later, whole);
+        prop_assert_eq!(ins.noted(), once.noted());
+    }
+
     /// Tight limits too: limit violations are split-invariant.
     #[test]
     fn limit_verdicts_are_independent_of_chunking(

@@ -9,8 +9,10 @@
 use json_sanitizer_host::engine;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -125,6 +127,17 @@ pub struct Received {
 pub struct Upstream {
     pub port: u16,
     seen: Arc<Mutex<Vec<Received>>>,
+    connections: Arc<Connections>,
+}
+
+/// The upstream's connections, to tell when it has read everything Envoy
+/// sent (see [`Envoy::settled`]).
+#[derive(Default)]
+struct Connections {
+    /// Accepted so far.
+    accepted: AtomicUsize,
+    /// Accepted and not yet closed by Envoy (or cut short).
+    open: AtomicUsize,
 }
 
 impl Upstream {
@@ -132,15 +145,25 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the upstream");
         let port = listener.local_addr().expect("its address").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&seen);
+        let connections = Arc::new(Connections::default());
+        let (record, counts) = (Arc::clone(&seen), Arc::clone(&connections));
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { return };
-                let record = Arc::clone(&record);
-                std::thread::spawn(move || serve(conn, &record));
+                counts.accepted.fetch_add(1, Ordering::SeqCst);
+                counts.open.fetch_add(1, Ordering::SeqCst);
+                let (record, counts) = (Arc::clone(&record), Arc::clone(&counts));
+                std::thread::spawn(move || {
+                    serve(conn, &record);
+                    counts.open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
-        Upstream { port, seen }
+        Upstream {
+            port,
+            seen,
+            connections,
+        }
     }
 
     /// Every request so far.
@@ -323,7 +346,8 @@ impl Envoy {
         std::fs::write(&config, yaml).expect("write the bootstrap");
         let out = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
         let err = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
-        let child = Command::new(envoy_binary())
+        let mut command = Command::new(envoy_binary());
+        command
             .arg("-c")
             .arg(&config)
             .arg("--admin-address-path")
@@ -337,9 +361,20 @@ impl Envoy {
             ])
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start Envoy");
+            .stderr(err);
+        // Envoy goes when the thread that started it does, even when the
+        // test process is killed and no `Drop` runs.
+        // SAFETY: only prctl, which is async-signal-safe, runs between fork
+        // and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("start Envoy");
         let mut envoy = Envoy {
             child,
             port: 0,
@@ -415,17 +450,84 @@ impl Envoy {
 
     /// A counter from the admin interface's `/stats`.
     pub fn counter(&self, name: &str) -> u64 {
-        let stats = get(self.admin, "/stats?filter=json_sanitizer").expect("admin answers");
-        let text = String::from_utf8_lossy(&stats.body).into_owned();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(name)?
-                    .strip_prefix(": ")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no counter {name} in {text}"))
+        self.stat(name)
+            .unwrap_or_else(|| panic!("no counter {name} in {}", self.stats(name)))
+    }
+
+    /// The statistics whose names contain `filter`, as `/stats` lists them.
+    pub fn stats(&self, filter: &str) -> String {
+        // A regular expression to Envoy; a `.` that matches any character
+        // only widens the list, which the callers search by exact name.
+        let stats = get(self.admin, &format!("/stats?filter={filter}")).expect("admin answers");
+        String::from_utf8_lossy(&stats.body).into_owned()
+    }
+
+    /// Connections each worker thread has taken so far on the listener,
+    /// by worker index.
+    pub fn connections_by_worker(&self) -> Vec<u64> {
+        let mut by_worker = Vec::new();
+        for line in self.stats("downstream_cx_total").lines() {
+            let Some(rest) = line.strip_prefix("listener.") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(": ") else {
+                continue;
+            };
+            let Some(worker) = name
+                .strip_suffix(".downstream_cx_total")
+                .and_then(|n| n.rsplit_once(".worker_"))
+                .and_then(|(_, w)| w.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            if by_worker.len() <= worker {
+                by_worker.resize(worker + 1, 0);
+            }
+            by_worker[worker] = value.trim().parse().expect("a count");
+        }
+        by_worker
+    }
+
+    /// The value of the statistic (counter or gauge) named `name`.
+    fn stat(&self, name: &str) -> Option<u64> {
+        self.stats(name).lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(": ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// What reached `upstream` for `path`, once nothing is in flight between the two:
+    /// Envoy has no upstream request active, the upstream has accepted
+    /// every connection Envoy opened and seen every one Envoy closed, and
+    /// each request it read ended (whole, or cut short by a reset). A
+    /// check that nothing of a refused request arrived is only meaningful
+    /// then, not while its bytes may still be on their way. (A connection
+    /// Envoy keeps open carried whole exchanges only: Envoy closes one
+    /// whose request it reset.)
+    pub fn settled(&self, upstream: &Upstream, path: &str) -> Vec<Received> {
+        let cluster = |stat: &str| self.stat(&format!("cluster.upstream.{stat}"));
+        let start = Instant::now();
+        loop {
+            let seen = upstream.seen();
+            let quiet = cluster("upstream_rq_active") == Some(0)
+                && cluster("upstream_cx_total")
+                    == Some(upstream.connections.accepted.load(Ordering::SeqCst) as u64)
+                && cluster("upstream_cx_active")
+                    == Some(upstream.connections.open.load(Ordering::SeqCst) as u64)
+                && seen.iter().all(|r| r.complete || r.cut);
+            if quiet {
+                return seen.into_iter().filter(|r| r.path == path).collect();
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "Envoy and the upstream never settled: {}\n{seen:?}",
+                self.stats("cluster.upstream.upstream_")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Sends `raw` (a whole request) on a new connection and reads the reply.

@@ -226,6 +226,9 @@ pub struct Session {
     awaiting: Option<Tunnel>,
     /// A sniffed body's `content-length` is over `max_body_bytes`.
     declared_too_large: bool,
+    /// The body's `content-length`, if it has one (see
+    /// [`Session::refused_at_declared_end`]).
+    declared: Option<u64>,
     /// The body is sent in a coding the filter sees through
     /// (`on_encoded_body: inspect`): what is read goes through this, and the
     /// sniffer and the inspector get the decoded bytes.
@@ -264,6 +267,7 @@ impl Session {
             sniffer: None,
             awaiting: None,
             declared_too_large: false,
+            declared: None,
             decoder: None,
             reason: None,
             ticket: None,
@@ -401,6 +405,7 @@ impl Session {
                 self.declared_too_large = true;
             }
         }
+        self.declared = length;
         let policy = self.policy();
         let inspector = self.plugin.inspector(self.policy);
         let hold_headers = self.plugin.config.hold_headers && policy.hold_bytes > 0;
@@ -523,7 +528,7 @@ impl Session {
         if len > 0 {
             host.count(Metric::BytesInspected, len as u64);
         }
-        if end_of_stream {
+        if end_of_stream || self.refused_at_declared_end() {
             return self.finish(host);
         }
         let hold = self.policy().hold_bytes;
@@ -569,6 +574,27 @@ impl Session {
     pub fn on_done(&mut self, host: &mut dyn Host) {
         self.record_outcome(host, Outcome::Abandoned);
         self.phase = Phase::Done;
+    }
+
+    /// Whether the body, now that it has every byte its `content-length`
+    /// declared, would be refused if it ended here. Envoy's HTTP/1 codec
+    /// hands the last bytes over as an ordinary chunk and the end of the
+    /// stream as an empty callback after it: let through, those bytes
+    /// complete the upstream's request before any reset could follow. So a
+    /// body whose end is what is wrong with it (truncated, empty, a
+    /// compressed stream cut short) is refused with them, not after; one
+    /// that would pass waits for its end as usual, and any byte a host sent
+    /// beyond the declared length would be inspected like the others.
+    fn refused_at_declared_end(&mut self) -> bool {
+        // A sniffed body still undecided is whitespace: not JSON, passed.
+        if self.declared != Some(self.inspected) || self.sniffer.is_some() {
+            return false;
+        }
+        if self.decoder.as_ref().is_some_and(|d| d.finish().is_err()) {
+            return true;
+        }
+        let inspector = self.inspector.as_mut();
+        inspector.is_some_and(|i| i.verdict_if_ended().is_some())
     }
 
     fn finish(&mut self, host: &mut dyn Host) -> Action {

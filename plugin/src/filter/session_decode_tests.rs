@@ -170,6 +170,30 @@ fn a_broken_encoding_is_malformed_encoding_with_the_reason_logged() {
         .any(|(kind, _)| *kind == ViolationKind::MalformedEncoding));
 }
 
+/// A compressed stream cut short, with a `content-length` saying that is
+/// all of it: refused with its last bytes, when Envoy hands them over
+/// before the end of the stream (see `session_tests.rs`), even though all
+/// the JSON it decodes to is whole.
+#[test]
+fn a_compressed_stream_cut_short_is_refused_with_its_declared_last_bytes() {
+    let p = plugin(r#"{"on_encoded_body":"inspect","hold_bytes":0}"#);
+    let good = gzip(b"{\"a\":1}");
+    for (body, refused) in [(&good[..good.len() - 4], true), (&good[..], false)] {
+        let length = body.len().to_string();
+        let mut host = FakeHost::default();
+        let headers = head(&[("content-encoding", "gzip"), ("content-length", &length)]);
+        let (first, last) = body.split_at(body.len() / 2);
+        let run = drive(&p, &mut host, &headers, &[first, last, b""], false);
+        if refused {
+            assert_eq!(run.body.len(), 2, "refused with its last bytes");
+            assert_eq!(answer(&run).1.as_deref(), Some("malformed_encoding"));
+        } else {
+            assert_eq!(run.body, vec![Action::Continue; 3]);
+            assert_eq!(host.metric("requests_passed"), 1);
+        }
+    }
+}
+
 #[test]
 fn max_body_bytes_holds_for_the_decoded_body_and_for_the_body_as_sent() {
     // Decoded: at the limit passes, one over is body_too_large at the first

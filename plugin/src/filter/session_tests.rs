@@ -493,6 +493,85 @@ fn trailers_end_the_body_so_they_are_no_bypass() {
     assert_eq!(host.metric("requests_passed"), 1);
 }
 
+/// Envoy's HTTP/1 codec hands the last bytes of a body over as an ordinary
+/// chunk and the end of the stream as an empty callback after them. A body
+/// with a `content-length` is judged as soon as all of it has arrived: one
+/// whose end is what is wrong with it is refused with its last bytes, which
+/// then never complete the upstream's request; one that passes goes on and
+/// passes at the end, counted once.
+#[test]
+fn a_body_is_judged_as_soon_as_its_declared_length_has_arrived() {
+    for hold in [0, 64] {
+        let p = plugin(&format!(r#"{{"hold_bytes": {hold}}}"#));
+        let go_on = || {
+            if hold == 0 {
+                Action::Continue
+            } else {
+                Action::Pause
+            }
+        };
+        for (body, refused) in [
+            ("[1,2", Some("truncated")),
+            ("   ", Some("empty_body")),
+            ("12", None),
+            ("[1,2] ", None),
+        ] {
+            let (first, last) = body.as_bytes().split_at(1);
+            let length = body.len().to_string();
+            let mut host = FakeHost::default();
+            let run = drive(
+                &p,
+                &mut host,
+                &head(&[("content-length", &length)]),
+                &[first, last, b""],
+                false,
+            );
+            assert_eq!(run.body[0], go_on(), "{body:?}");
+            match refused {
+                Some(kind) => {
+                    assert_eq!(run.body.len(), 2, "refused with its last bytes: {body:?}");
+                    assert_eq!(run.violation().as_deref(), Some(kind));
+                    assert_eq!(host.metric("requests_rejected"), 1);
+                }
+                None => {
+                    assert_eq!(
+                        run.body,
+                        vec![go_on(), go_on(), Action::Continue],
+                        "{body:?}"
+                    );
+                    assert_eq!(host.metric("requests_passed"), 1);
+                    assert_eq!(host.metric("requests_rejected"), 0);
+                }
+            }
+        }
+        // Without a declared length (chunked), or short of it, only the end
+        // of the stream says the body is over.
+        for extra in [vec![], vec![("content-length", "5")]] {
+            let mut host = FakeHost::default();
+            let run = drive(&p, &mut host, &head(&extra), &[b"[", b"1,2", b""], false);
+            assert_eq!(run.body.len(), 3, "{extra:?}");
+            assert_eq!(run.violation().as_deref(), Some("truncated"));
+        }
+    }
+    // Report mode reports it once, and lets it through.
+    let p = plugin(r#"{"mode": "report", "hold_bytes": 0}"#);
+    let mut host = FakeHost::default();
+    let run = drive(
+        &p,
+        &mut host,
+        &head(&[("content-length", "4")]),
+        &[b"[1", b",2", b""],
+        false,
+    );
+    assert_eq!(run.body, vec![Action::Continue; 3]);
+    assert_eq!(host.metric("report_only.would_reject.truncated"), 1);
+    assert_eq!(host.metric("requests_rejected"), 0);
+    assert_eq!(
+        host.noted,
+        vec![(ViolationKind::Truncated, "default".to_string())]
+    );
+}
+
 #[test]
 fn an_unreadable_body_is_never_taken_for_an_empty_one() {
     let mut host = FakeHost {

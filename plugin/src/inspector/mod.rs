@@ -377,6 +377,20 @@ impl Inspector {
         result
     }
 
+    /// The violation [`Inspector::finish`] would return if the body ended
+    /// here, without ending it: when there is none, the inspector is left
+    /// exactly as it was (nothing noted either), and more bytes may be fed.
+    /// The filter asks when a body has every byte its `content-length`
+    /// declared, before the host says that it ended.
+    pub fn verdict_if_ended(&mut self) -> Option<Violation> {
+        let noted = self.noted;
+        let verdict = self.finish().err();
+        if verdict.is_none() {
+            self.noted = noted;
+        }
+        verdict
+    }
+
     /// Whether a container opened now would be one level too deep.
     #[inline(always)]
     fn at_depth_limit(&self) -> bool {
