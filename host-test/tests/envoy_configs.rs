@@ -11,8 +11,9 @@ use std::path::PathBuf;
 
 /// Envoy's default per-connection buffer limit, which Istio sidecars keep.
 const ENVOY_DEFAULT_BUFFER_LIMIT: u64 = 1 << 20;
-/// Room for the chunk that crosses the hold window (see envoy/README.md).
-const CHUNK_HEADROOM: u64 = 64 << 10;
+/// How far one read of Envoy's can overshoot the listener's buffer limit
+/// (see envoy/README.md).
+const READ_OVERSHOOT: u64 = 64 << 10;
 
 const TOP_LEVEL: &[&str] = &[
     "mode",
@@ -202,16 +203,32 @@ fn keys_within(what: &str, v: &Json, allowed: &[&str]) {
 
 /// Largest `hold_bytes` of the top level and every rule (the default is 65536
 /// per issue 3's example when omitted; every sample states it explicitly).
-fn max_hold(cfg: &Json) -> u64 {
-    let top = cfg["hold_bytes"]
+/// The buffer a held body may need in Envoy behind a listener whose buffer
+/// limit is `listener`: for each policy that holds bodies, its held bytes plus
+/// one read of Envoy's (up to the listener's limit and a little more, all
+/// appended at once), but never more than the largest body it takes.
+fn pause_room_needed(cfg: &Json, listener: u64) -> u64 {
+    let top_hold = cfg["hold_bytes"]
         .as_u64()
         .expect("samples state hold_bytes");
-    cfg["rules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["hold_bytes"].as_u64())
-        .fold(top, u64::max)
+    let top_max = cfg["limits"]["max_body_bytes"]
+        .as_u64()
+        .expect("samples state max_body_bytes");
+    let rules = cfg["rules"].as_array().into_iter().flatten();
+    let policies = std::iter::once((top_hold, top_max)).chain(
+        rules
+            .filter(|r| r["skip"].as_bool() != Some(true))
+            .map(|r| {
+                let hold = r["hold_bytes"].as_u64().unwrap_or(top_hold);
+                let max = r["limits"]["max_body_bytes"].as_u64().unwrap_or(top_max);
+                (hold, max)
+            }),
+    );
+    policies
+        .filter(|&(hold, _)| hold > 0)
+        .map(|(hold, max)| max.min(hold + listener + READ_OVERSHOOT))
+        .max()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -335,10 +352,8 @@ fn envoy_gateway_policies_are_wired_as_documented() {
     );
     let limit = quantity_bytes(&docs[1]["spec"]["connection"]["bufferLimit"]);
     for (name, cfg) in gateway_plugin_configs() {
-        assert!(
-            limit >= max_hold(&cfg) + CHUNK_HEADROOM,
-            "{name}: bufferLimit {limit} < hold_bytes + {CHUNK_HEADROOM}"
-        );
+        let needed = pause_room_needed(&cfg, limit);
+        assert!(limit >= needed, "{name}: bufferLimit {limit} < {needed}");
     }
 }
 
@@ -395,22 +410,21 @@ fn envoy_yaml_is_wired_as_documented() {
     let route = &hcm["route_config"]["virtual_hosts"][0]["routes"][0];
     assert_eq!(route["route"]["cluster"], cluster["name"]);
 
-    // Buffer limits hold everything the plugin may pause on.
+    // Buffer limits hold everything the plugin may pause on: a held body
+    // may grow to the larger of the two limits.
     let cfg = envoy_plugin_config();
-    let limit = as_u64(
+    let listener_limit = as_u64(
         &listener["per_connection_buffer_limit_bytes"],
         "per_connection_buffer_limit_bytes",
     );
-    assert!(
-        limit >= max_hold(&cfg) + CHUNK_HEADROOM,
-        "per_connection_buffer_limit_bytes {limit} < hold_bytes + {CHUNK_HEADROOM}"
+    let route_limit = as_u64(
+        &route["per_request_buffer_limit_bytes"],
+        "per_request_buffer_limit_bytes",
     );
-    assert_eq!(
-        as_u64(
-            &route["per_request_buffer_limit_bytes"],
-            "per_request_buffer_limit_bytes"
-        ),
-        limit
+    let needed = pause_room_needed(&cfg, listener_limit);
+    assert!(
+        listener_limit.max(route_limit) >= needed,
+        "buffer limits {listener_limit} and {route_limit} < {needed}"
     );
 }
 
@@ -451,7 +465,8 @@ fn wasm_plugins_are_wired_as_documented() {
         assert_eq!(spec["pluginName"].as_str(), Some("json_sanitizer"));
         assert!(spec["pluginConfig"].is_mapping());
         let cfg = serde_json::to_value(&spec["pluginConfig"]).unwrap();
-        assert!(max_hold(&cfg) + CHUNK_HEADROOM <= ENVOY_DEFAULT_BUFFER_LIMIT);
+        let needed = pause_room_needed(&cfg, ENVOY_DEFAULT_BUFFER_LIMIT);
+        assert!(needed <= ENVOY_DEFAULT_BUFFER_LIMIT, "{needed}");
     }
     // The per-route example narrows with `match` and routes with `rules`.
     let per_route = &docs[1]["spec"];

@@ -183,6 +183,43 @@ fn a_late_violation_in_a_streamed_body_resets_the_upstream_request() {
     assert!(!request.body.contains(&b'x'));
 }
 
+/// A client that sends a little of the body, then the rest at once: the
+/// plugin holds the first bytes, and Envoy hands all of the burst over in
+/// one callback (one read can be about as large as the listener's buffer
+/// limit), appending it to the held bytes first. The sample's route buffer
+/// limit (hold_bytes + the listener's limit + 64 KiB, the larger of the two
+/// limits bounding a held body) takes that, so good JSON is not Envoy's 413.
+#[test]
+fn a_burst_after_a_held_first_read_stays_within_the_samples_buffers() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&shipped_bootstrap(), &upstream);
+    for (n, rest) in [(1, 131_000), (2, 200_000)] {
+        let path = format!("/api/burst/{n}");
+        // One string within max_string_bytes (256 KiB).
+        let body = format!(r#"["{}"]"#, "a".repeat(rest + 100 - 4));
+        let (first, burst) = body.as_bytes().split_at(100);
+        let mut conn = envoy.connect();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).unwrap();
+        conn.write_all(first).unwrap();
+        // The headers went on, the first bytes are held: then the burst.
+        upstream.wait_for("the headers", |seen| seen.iter().any(|r| r.path == path));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        conn.write_all(burst).unwrap();
+        let r = live::read_response(&mut conn).expect("a reply");
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(upstream.to(&path)[0].body, body.as_bytes());
+    }
+}
+
 /// Envoy's HTTP/1 codec hands a body's last bytes to the plugin as an
 /// ordinary chunk and the end of the stream as an empty one after them. A
 /// streamed body with a `content-length` whose end is what is wrong with
@@ -223,8 +260,8 @@ fn a_streamed_body_cut_short_never_reaches_the_upstream_whole() {
 /// it Envoy answers 413 itself (no problem document, no plugin counter).
 /// Which limit: in Envoy 1.40 the larger of the listener's
 /// `per_connection_buffer_limit_bytes` and the route's
-/// `per_request_buffer_limit_bytes` (the sample keeps the two equal), so a
-/// route's limit raises the pause buffer for the requests it routes.
+/// `per_request_buffer_limit_bytes`, so a route's limit raises the pause
+/// buffer for the requests it routes.
 #[test]
 fn envoy_answers_413_itself_when_a_held_body_outgrows_its_buffer() {
     let upstream = Upstream::start();
@@ -234,7 +271,7 @@ fn envoy_answers_413_itself_when_a_held_body_outgrows_its_buffer() {
         "per_connection_buffer_limit_bytes: 16384",
     );
     let route = (
-        "per_request_buffer_limit_bytes: 131072",
+        "per_request_buffer_limit_bytes: 262144",
         "per_request_buffer_limit_bytes: 16384",
     );
     // Within every limit of the plugin's (one 40 KB string), so only
