@@ -4,7 +4,7 @@
 //! report mode, per-route rules, metrics, bad configurations.
 
 mod plugin;
-use json_sanitizer_host::{Action, ReplySource, Request, Verdict};
+use json_sanitizer_host::{Action, HostBuilder, ReplySource, Request, Verdict};
 use plugin::{counter, gzip, host, post, try_host, try_host_with};
 
 /// Body, expected violation, status, limit and offset.
@@ -762,6 +762,39 @@ fn a_streamed_body_cut_short_never_reaches_the_upstream_whole() {
             assert_eq!(o.forwarded_body.as_deref(), Some(body.as_bytes()));
         }
     }
+}
+
+/// The VM's memory is capped (1 GiB in Envoy's V8, 8 MiB here), and a
+/// request whose key tables do not fit traps the plugin: Envoy then fails
+/// every request on that worker. `max_memory_bytes` under the cap refuses
+/// that request with 503 `overloaded` instead, and the VM serves on.
+#[test]
+fn max_memory_bytes_keeps_a_flood_of_keys_from_trapping_the_vm() {
+    let limits =
+        r#""limits":{"max_object_entries":1000000,"max_body_bytes":16777216},"hold_bytes":0"#;
+    // One object of 300,000 keys, never closed: some 16 MB of key tables.
+    let mut body = b"{".to_vec();
+    for k in 0..300_000 {
+        body.extend_from_slice(format!("\"{k}\":0,").as_bytes());
+    }
+    let flood = post(&body).chunk_size(65_536);
+    let cap = |b: HostBuilder| b.max_memory(8 << 20);
+
+    let unbounded = format!(r#"{{{limits},"max_memory_bytes":null}}"#);
+    let (_h, mut vm) = try_host_with(&unbounded, cap).unwrap();
+    let o = vm.send(&flood).unwrap();
+    assert!(o.trap.is_some(), "{o:?}");
+    assert!(vm.broken().is_some());
+
+    let bounded = format!(r#"{{{limits},"max_memory_bytes":2097152}}"#);
+    let (h, mut vm) = try_host_with(&bounded, cap).unwrap();
+    let o = vm.send(&flood).unwrap();
+    assert!(o.trap.is_none(), "{:?}", o.trap);
+    assert_eq!(o.status(), Some(503));
+    assert_eq!(o.problem().unwrap()["violation"], "overloaded");
+    assert_eq!(o.reply().unwrap().header("retry-after"), Some("1"));
+    assert_eq!(counter(&h, "rejected.overloaded"), 1);
+    assert!(vm.send(&post("[1,2,3]")).unwrap().completed);
 }
 
 /// DESIGN: a local reply after the response headers went downstream resets

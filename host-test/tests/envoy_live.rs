@@ -220,6 +220,44 @@ fn a_burst_after_a_held_first_read_stays_within_the_samples_buffers() {
     }
 }
 
+/// What the requests in inspection hold is bounded (`max_memory_bytes`,
+/// here at its least, 1 MiB): a body that keeps 64 objects of 1,000 keys
+/// open, within every limit of the sample's, is refused with 503
+/// `overloaded` in V8 too, and the VM serves on (a trap would have failed
+/// every request on the worker).
+#[test]
+fn a_request_past_the_memory_bound_is_overloaded_and_the_vm_serves_on() {
+    let upstream = Upstream::start();
+    let bootstrap = replace_once(
+        &shipped_bootstrap(),
+        r#""mode": "enforce","#,
+        r#""mode": "enforce", "max_memory_bytes": 1048576,"#,
+    );
+    let envoy = Envoy::start(&bootstrap, &upstream);
+    let mut body = String::new();
+    for _ in 0..64 {
+        body.push('{');
+        for k in 0..999 {
+            body.push_str(&format!(r#""k{k}":0,"#));
+        }
+        body.push_str(r#""next":"#);
+    }
+    let r = envoy.send(&post("/api/keys", &[JSON], body.as_bytes()));
+    assert_eq!(r.status, 503, "{}", envoy.stderr());
+    assert_eq!(r.json()["violation"], "overloaded");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(envoy
+        .settled(&upstream, "/api/keys")
+        .iter()
+        .all(|r| r.body.is_empty()));
+    let r = envoy.send(&post("/api/orders", &[JSON], b"[1,2,3]"));
+    assert_eq!(r.status, 200, "{}", envoy.stderr());
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.rejected.overloaded"),
+        1
+    );
+}
+
 /// Envoy's HTTP/1 codec hands a body's last bytes to the plugin as an
 /// ordinary chunk and the end of the stream as an empty one after them. A
 /// streamed body with a `content-length` whose end is what is wrong with

@@ -68,11 +68,14 @@ pub enum ViolationKind {
     /// CGI-style upstreams (PHP, Rack) read as the same header and others
     /// ignore: the request can be read two ways.
     AmbiguousHeader,
+    /// The requests being inspected at once hold as much memory as
+    /// `max_memory_bytes` allows: this one would take them past it.
+    Overloaded,
 }
 
 impl ViolationKind {
     /// All kinds, in a fixed order (metrics are defined in this order).
-    pub const ALL: [ViolationKind; 25] = [
+    pub const ALL: [ViolationKind; 26] = [
         Self::BodyTooLarge,
         Self::TooDeep,
         Self::ArrayTooLong,
@@ -98,6 +101,7 @@ impl ViolationKind {
         Self::BodyUnreadable,
         Self::AmbiguousPath,
         Self::AmbiguousHeader,
+        Self::Overloaded,
     ];
 
     /// The stable snake_case name.
@@ -128,6 +132,7 @@ impl ViolationKind {
             Self::BodyUnreadable => "body_unreadable",
             Self::AmbiguousPath => "ambiguous_path",
             Self::AmbiguousHeader => "ambiguous_header",
+            Self::Overloaded => "overloaded",
         }
     }
 
@@ -147,6 +152,7 @@ impl ViolationKind {
                 | Self::BodyUnreadable
                 | Self::AmbiguousPath
                 | Self::AmbiguousHeader
+                | Self::Overloaded
         )
     }
 
@@ -178,6 +184,7 @@ impl ViolationKind {
             Self::BodyUnreadable => "Request body could not be read",
             Self::AmbiguousPath => "Request path is ambiguous",
             Self::AmbiguousHeader => "Request header is ambiguous",
+            Self::Overloaded => "Too many request bodies in inspection; try again shortly",
         }
     }
 }

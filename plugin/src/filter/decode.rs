@@ -241,6 +241,15 @@ impl std::fmt::Debug for Decoder {
 }
 
 impl Decoder {
+    /// Bytes this decoder holds, itself included (its window and inflater
+    /// state): what a request decoding a body counts against
+    /// `max_memory_bytes`.
+    pub fn footprint(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + std::mem::size_of::<DecompressorOxide>()
+            + self.window.capacity()
+    }
+
     /// A decoder for a body in `coding`.
     pub fn new(coding: Coding) -> Self {
         let mut decoder = Self {

@@ -5,7 +5,7 @@ use super::decode::{Coding, Decoder};
 use crate::inspector::Inspector;
 use crate::policy::breaker;
 use crate::policy::config::{Config, Policy};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// The most heap a recycled inspector may keep between requests.
 pub const RECYCLE_MAX_BYTES: usize = 64 << 10;
@@ -33,6 +33,9 @@ pub struct Plugin {
     /// a new one costs an allocation and the zeroing of its 43 KiB, about
     /// as much as decoding a small body.
     spare_decoder: RefCell<Option<Box<Decoder>>>,
+    /// Bytes the requests being inspected now hold for it, which
+    /// `max_memory_bytes` bounds (see [`Plugin::hold_memory`]).
+    in_flight: Cell<u64>,
 }
 
 impl Plugin {
@@ -57,7 +60,28 @@ impl Plugin {
             namespaces,
             spare_inspectors: RefCell::default(),
             spare_decoder: RefCell::default(),
+            in_flight: Cell::new(0),
         }
+    }
+
+    /// Moves one request's share of the memory in flight from `held` bytes
+    /// to `now`. False, with nothing moved, when growing to `now` would take
+    /// the total past `max_memory_bytes`: the VM's memory is the workers'
+    /// last line, and a trap there fails every request after it.
+    pub fn hold_memory(&self, held: u64, now: u64) -> bool {
+        let others = self.in_flight.get().saturating_sub(held);
+        let total = others.saturating_add(now);
+        let over = self.config.max_memory_bytes.is_some_and(|max| total > max);
+        if now > held && over {
+            return false;
+        }
+        self.in_flight.set(total);
+        true
+    }
+
+    /// Bytes the requests being inspected now hold for it.
+    pub fn memory_in_flight(&self) -> u64 {
+        self.in_flight.get()
     }
 
     /// A fresh-state inspector for policy `index`: a recycled one when a

@@ -229,6 +229,9 @@ pub struct Session {
     /// The body's `content-length`, if it has one (see
     /// [`Session::refused_at_declared_end`]).
     declared: Option<u64>,
+    /// Bytes this request's inspector and decoder hold, counted in the
+    /// plugin's memory in flight (see [`Session::memory_fits`]).
+    memory: u64,
     /// The body is sent in a coding the filter sees through
     /// (`on_encoded_body: inspect`): what is read goes through this, and the
     /// sniffer and the inspector get the decoded bytes.
@@ -243,6 +246,7 @@ impl Drop for Session {
     /// Leaves the inspector for the next request under the same policy, and
     /// the decoder for the next encoded one.
     fn drop(&mut self) {
+        self.plugin.hold_memory(self.memory, 0);
         if let Some(inspector) = self.inspector.take() {
             self.plugin.recycle(self.policy, inspector);
         }
@@ -268,6 +272,7 @@ impl Session {
             awaiting: None,
             declared_too_large: false,
             declared: None,
+            memory: 0,
             decoder: None,
             reason: None,
             ticket: None,
@@ -415,6 +420,9 @@ impl Session {
             host.count(Metric::RequestsDecoded, 1);
         }
         self.phase = Phase::Body;
+        if !self.memory_fits() {
+            return self.overloaded(host);
+        }
         let lines = self.policy().json.lines;
         self.sniffer = sniff.then(|| Sniffer::new(lines));
         if !sniff {
@@ -516,6 +524,10 @@ impl Session {
                     taken
                 }
             };
+            let taken = match taken {
+                Ok(()) if !self.memory_fits() => Err(Stop::Refused(self.overloaded(host))),
+                taken => taken,
+            };
             match taken {
                 Ok(()) => {}
                 Err(Stop::Decided(action)) => return action,
@@ -574,6 +586,36 @@ impl Session {
     pub fn on_done(&mut self, host: &mut dyn Host) {
         self.record_outcome(host, Outcome::Abandoned);
         self.phase = Phase::Done;
+    }
+
+    /// Counts what this request's inspector and decoder hold now in the
+    /// plugin's memory in flight; false, with nothing counted, when that
+    /// would take it past `max_memory_bytes` (see [`Session::overloaded`]).
+    #[inline(always)]
+    fn memory_fits(&mut self) -> bool {
+        let inspector = self.inspector.as_ref();
+        let decoder = self.decoder.as_ref();
+        let now = inspector.map_or(0, |i| std::mem::size_of::<Inspector>() + i.footprint())
+            + decoder.map_or(0, |d| d.footprint());
+        let fits = self.plugin.hold_memory(self.memory, now as u64);
+        if fits {
+            self.memory = now as u64;
+        }
+        fits
+    }
+
+    /// Refuses a request whose memory does not fit as `overloaded` (in
+    /// report mode, reports it and lets it through uninspected), and lets
+    /// that memory go at once.
+    #[cold]
+    #[inline(never)]
+    fn overloaded(&mut self, host: &mut dyn Host) -> Action {
+        self.plugin.hold_memory(self.memory, 0);
+        self.memory = 0;
+        // Grown past the usual size: freed, not recycled.
+        (self.inspector, self.decoder) = (None, None);
+        let max = self.plugin.config.max_memory_bytes;
+        self.reject(host, header_violation(ViolationKind::Overloaded, max))
     }
 
     /// Whether the body, now that it has every byte its `content-length`
@@ -883,11 +925,13 @@ impl Session {
         }
         self.tally(host, RuleCounter::Rejected);
         host.count(Metric::Rejected(v.kind), 1);
+        // The memory an overloaded request could not have is soon free.
+        let retry_after = (v.kind == ViolationKind::Overloaded).then_some(1);
         Action::Reply(reply::build(
             &self.plugin.config.reply,
             &v,
             self.request_id.as_deref(),
-            None,
+            retry_after,
         ))
     }
 

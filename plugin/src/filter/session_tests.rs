@@ -1005,6 +1005,101 @@ fn large_chunks_are_read_in_bounded_slices() {
     assert_eq!(host.metric("bytes_inspected"), body.len() as u64);
 }
 
+/// One object of `keys` distinct keys, left open: its key table is held
+/// until the request ends.
+fn open_object(keys: usize) -> Vec<u8> {
+    let mut body = b"{".to_vec();
+    for k in 0..keys {
+        body.extend_from_slice(format!("\"k{k}\":0,").as_bytes());
+    }
+    body
+}
+
+/// A request whose headers and first body bytes have arrived (held), and
+/// that is still open: what a slow client keeps in flight. The answer to
+/// its headers if they were refused, else to its body.
+fn in_flight(p: &Rc<Plugin>, host: &mut FakeHost, body: &[u8]) -> (Session, Action) {
+    let mut s = Session::new(p.clone());
+    let headers = s.on_request_headers(&head(&[]), false, host);
+    if headers != Action::Continue {
+        return (s, headers);
+    }
+    host.buffer = body.to_vec();
+    let action = s.on_request_body(body.len(), false, host);
+    (s, action)
+}
+
+/// The memory the requests being inspected hold between them is bounded
+/// by `max_memory_bytes`: at the bound they are all served, the one that
+/// would take them past it gets 503 `overloaded` with `Retry-After` (and
+/// lets its memory go at once); once a request ends, its memory is free for
+/// the next. In report mode the request over the bound is reported and let
+/// through uninspected.
+#[test]
+fn max_memory_bytes_bounds_what_requests_in_flight_hold_together() {
+    let limits = r#""limits": {"max_object_entries": 100000}, "hold_bytes": 1048576"#;
+    let body = open_object(20_000);
+    let unbounded = plugin(&format!(r#"{{{limits}, "max_memory_bytes": null}}"#));
+    let mut host = FakeHost::default();
+    let (one, action) = in_flight(&unbounded, &mut host, &body);
+    assert_eq!(action, Action::Pause);
+    let each = unbounded.memory_in_flight();
+    assert!(each > 1 << 20, "{each}");
+    drop(one);
+    assert_eq!(unbounded.memory_in_flight(), 0);
+
+    for (max, second_served) in [(2 * each, true), (2 * each - 1, false)] {
+        let p = plugin(&format!(r#"{{{limits}, "max_memory_bytes": {max}}}"#));
+        let mut host = FakeHost::default();
+        let (first, action) = in_flight(&p, &mut host, &body);
+        assert_eq!(action, Action::Pause);
+        let (second, action) = in_flight(&p, &mut host, &body);
+        if second_served {
+            assert_eq!(action, Action::Pause, "at the bound");
+            assert_eq!(p.memory_in_flight(), max);
+            let (_third, action) = in_flight(&p, &mut host, &body);
+            let Action::Reply(reply) = action else {
+                panic!("{action:?}")
+            };
+            assert_eq!(reply.status, 503);
+            assert!(reply
+                .headers
+                .iter()
+                .any(|(k, v)| k == "retry-after" && v == "1"));
+            let doc: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+            assert_eq!(doc["violation"], "overloaded");
+            assert_eq!(doc["limit"], max);
+            assert_eq!(host.metric("rejected.overloaded"), 1);
+            drop(second);
+        } else {
+            assert!(
+                matches!(action, Action::Reply(ref r) if r.status == 503),
+                "one over"
+            );
+            drop(second);
+        }
+        // What the refused request held is free again, and so is the
+        // memory of a request once it ends: the next one is served.
+        assert_eq!(p.memory_in_flight(), each);
+        drop(first);
+        assert_eq!(p.memory_in_flight(), 0);
+        let (_next, action) = in_flight(&p, &mut host, &body);
+        assert_eq!(action, Action::Pause);
+    }
+
+    let p = plugin(&format!(
+        r#"{{{limits}, "mode": "report", "max_memory_bytes": {}}}"#,
+        each - 1
+    ));
+    let mut host = FakeHost::default();
+    let (mut s, action) = in_flight(&p, &mut host, &body);
+    assert_eq!(action, Action::Continue, "let through");
+    assert_eq!(p.memory_in_flight(), 0, "uninspected from there on");
+    assert_eq!(host.metric("report_only.would_reject.overloaded"), 1);
+    host.buffer = b"}".to_vec();
+    assert_eq!(s.on_request_body(1, true, &mut host), Action::Continue);
+}
+
 #[test]
 fn a_recycled_inspector_starts_clean_whatever_the_last_request_left() {
     let p = plugin(r#"{"limits":{"max_object_entries":2}}"#);

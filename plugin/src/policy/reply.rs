@@ -80,7 +80,8 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
         K::Bom => "The body starts with a byte order mark.".to_string(),
         K::EmptyBody => "The request body is empty; a JSON value was expected.".to_string(),
         K::UnsupportedMediaType => {
-            "This endpoint accepts JSON bodies only (see the content-type header).".to_string()
+            "This endpoint accepts JSON bodies only, in UTF-8 (see the content-type header)."
+                .to_string()
         }
         K::UnsupportedEncoding => {
             "This content-encoding is not accepted here.".to_string()
@@ -99,6 +100,10 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
         }
         K::AmbiguousHeader => {
             "A header was also sent with '_' in place of '-' in its name; send it once, with '-'."
+                .to_string()
+        }
+        K::Overloaded => {
+            "The proxy is inspecting too many request bodies at once; retry in a moment."
                 .to_string()
         }
     }

@@ -153,7 +153,7 @@ impl ReplyConfig {
         match kind {
             ViolationKind::BodyTooLarge => 413,
             ViolationKind::UnsupportedMediaType | ViolationKind::UnsupportedEncoding => 415,
-            ViolationKind::BreakerOpen => 503,
+            ViolationKind::BreakerOpen | ViolationKind::Overloaded => 503,
             ViolationKind::BodyUnreadable => 500,
             _ => 400,
         }
@@ -220,9 +220,25 @@ pub struct Config {
     /// is scoped by (PHP reads `x.api.key` as `x-api-key`: a client could
     /// be shed by one key and served by another).
     pub(crate) twinned_headers: CgiNames,
+    /// Bytes the requests being inspected at once on one worker may hold
+    /// between them for their inspection (key tables, nesting stacks,
+    /// decoders); `None` for no bound. The VM's memory is capped (1 GiB in
+    /// Envoy's V8), and running out traps the plugin, which under
+    /// `FAIL_CLOSED` fails every request on that worker from then on: a
+    /// request that would take the total past this bound is refused with
+    /// 503 `overloaded` instead.
+    pub max_memory_bytes: Option<u64>,
     /// Local reply settings.
     pub reply: ReplyConfig,
 }
+
+/// The default `max_memory_bytes`: 256 MiB, a quarter of the memory Envoy's
+/// V8 gives a VM, which leaves the rest for everything else a request holds.
+pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 256 << 20;
+
+/// The least `max_memory_bytes` may be: one request with the default limits
+/// can need a few MiB for its keys, and a smaller bound refuses it.
+pub const MIN_MAX_MEMORY_BYTES: u64 = 1 << 20;
 
 /// The default `hold_bytes`: 64 KiB, the size of one Envoy read, so typical
 /// API bodies are answered cleanly before the upstream sees a body byte.
@@ -258,6 +274,9 @@ fn default_other() -> ContentTypeAction {
 fn yes() -> bool {
     true
 }
+fn default_max_memory() -> Option<u64> {
+    Some(DEFAULT_MAX_MEMORY_BYTES)
+}
 
 /// The configuration as written, before sections are merged and checked.
 #[derive(Debug, Deserialize)]
@@ -289,6 +308,8 @@ struct RawConfig {
     hold_headers: bool,
     #[serde(default)]
     case_insensitive_paths: bool,
+    #[serde(default = "default_max_memory")]
+    max_memory_bytes: Option<u64>,
     #[serde(default)]
     rules: Vec<Value>,
     #[serde(default)]
@@ -728,6 +749,15 @@ impl Config {
             reply.statuses[index] = status;
         }
 
+        if let Some(bytes) = raw.max_memory_bytes {
+            if bytes < MIN_MAX_MEMORY_BYTES {
+                return Err(ConfigError::new(
+                    "max_memory_bytes",
+                    format!("{bytes} is below {MIN_MAX_MEMORY_BYTES} (1 MiB), which one request's keys can need; null for no bound"),
+                ));
+            }
+        }
+
         let methods_matter = rules.iter().any(|r| r.matcher.methods.is_some());
         let scope_headers = std::iter::once(&default_policy)
             .chain(rules.iter().map(|r| &r.policy))
@@ -754,6 +784,7 @@ impl Config {
             case_insensitive_paths: raw.case_insensitive_paths,
             methods_matter,
             twinned_headers,
+            max_memory_bytes: raw.max_memory_bytes,
             reply,
         })
     }

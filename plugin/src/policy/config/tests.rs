@@ -31,11 +31,13 @@ fn empty_configuration_means_all_defaults() {
         assert_eq!(c.on_encoded_body, EncodedBodyAction::Reject);
         assert_eq!(c.on_unreadable_body, PassOrReject::Reject);
         assert!(!c.hold_headers);
+        assert_eq!(c.max_memory_bytes, Some(256 << 20));
         assert!(c.reply.detail);
         assert_eq!(c.reply.status(ViolationKind::TooDeep), 400);
         assert_eq!(c.reply.status(ViolationKind::BodyTooLarge), 413);
         assert_eq!(c.reply.status(ViolationKind::UnsupportedEncoding), 415);
         assert_eq!(c.reply.status(ViolationKind::BreakerOpen), 503);
+        assert_eq!(c.reply.status(ViolationKind::Overloaded), 503);
         assert_eq!(c.reply.status(ViolationKind::BodyUnreadable), 500);
         assert!(c.is_json_content_type("application/json; charset=utf-8"));
         assert!(c.is_json_content_type("application/merge-patch+json"));
@@ -245,6 +247,9 @@ fn every_error_names_its_field() {
         (r#"{"on_other_charset":"sniff"}"#, "on_other_charset"),
         (r#"{"hold_headers":"true"}"#, "hold_headers"),
         (r#"{"case_insensitive_paths":1}"#, "case_insensitive_paths"),
+        (r#"{"max_memory_bytes":1048575}"#, "max_memory_bytes"),
+        (r#"{"max_memory_bytes":-1}"#, "max_memory_bytes"),
+        (r#"{"max_memory_bytes":"1Gi"}"#, "max_memory_bytes"),
         (r#"{"reply":{"detail":"no"}}"#, "reply.detail"),
         (r#"{"limits":{"max_depth":-5}}"#, "limits.max_depth"),
         (
@@ -831,4 +836,15 @@ fn route_scoped_rules_need_a_slot_each() {
     // Other scopes key on what only requests carry: not checked.
     let global = config(2, false, false, true).replace(r#""route""#, r#""global""#);
     parse(&global).unwrap();
+}
+
+/// `max_memory_bytes`: 1 MiB is the least it may be, `null` lifts the bound.
+#[test]
+fn max_memory_bytes_is_at_least_a_mebibyte_or_null() {
+    let at = |v: &str| parse(&format!(r#"{{"max_memory_bytes": {v}}}"#));
+    assert_eq!(at("1048576").unwrap().max_memory_bytes, Some(1 << 20));
+    assert_eq!(at("null").unwrap().max_memory_bytes, None);
+    let err = at("1048575").unwrap_err();
+    assert_eq!(err.field, "max_memory_bytes");
+    assert!(err.reason.contains("1048576"), "{}", err.reason);
 }
