@@ -11,8 +11,9 @@ use std::path::PathBuf;
 
 /// Envoy's default per-connection buffer limit, which Istio sidecars keep.
 const ENVOY_DEFAULT_BUFFER_LIMIT: u64 = 1 << 20;
-/// How far one read of Envoy's can overshoot the listener's buffer limit
-/// (see envoy/README.md).
+/// How far one read of Envoy's may overshoot the listener's buffer limit,
+/// with margin (its read reservations make it under 16 KiB; see
+/// envoy/README.md).
 const READ_OVERSHOOT: u64 = 64 << 10;
 
 const TOP_LEVEL: &[&str] = &[

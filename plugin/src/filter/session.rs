@@ -246,13 +246,7 @@ impl Drop for Session {
     /// Leaves the inspector for the next request under the same policy, and
     /// the decoder for the next encoded one.
     fn drop(&mut self) {
-        self.plugin.hold_memory(self.memory, 0);
-        if let Some(inspector) = self.inspector.take() {
-            self.plugin.recycle(self.policy, inspector);
-        }
-        if let Some(decoder) = self.decoder.take() {
-            self.plugin.recycle_decoder(decoder);
-        }
+        self.let_go();
     }
 }
 
@@ -345,7 +339,7 @@ impl Session {
                 // the answer, and Envoy holds them until it (or ends the
                 // tunnel itself): nothing of it is JSON to inspect.
                 Some(Tunnel::ConnectUdp) => return self.skip(host),
-                Some(tunnel) => return self.await_response(tunnel),
+                Some(tunnel) => return self.await_response(tunnel, host),
                 None => {}
             }
         }
@@ -520,7 +514,12 @@ impl Session {
                 None => self.take(&bytes, host),
                 Some(mut decoder) => {
                     let taken = self.decode(&mut decoder, read, &bytes, host);
-                    self.decoder = Some(decoder);
+                    if self.phase == Phase::Body {
+                        self.decoder = Some(decoder);
+                    } else {
+                        // Decided while decoding: let go with the rest.
+                        self.plugin.recycle_decoder(decoder);
+                    }
                     taken
                 }
             };
@@ -604,6 +603,21 @@ impl Session {
         fits
     }
 
+    /// The request has its verdict: what it held for inspection is counted
+    /// no more, and its inspector and decoder go back for the next request
+    /// now, not when Envoy ends the stream (a passed request may wait long
+    /// for its upstream, and must not hold the memory others need).
+    fn let_go(&mut self) {
+        self.plugin.hold_memory(self.memory, 0);
+        self.memory = 0;
+        if let Some(inspector) = self.inspector.take() {
+            self.plugin.recycle(self.policy, inspector);
+        }
+        if let Some(decoder) = self.decoder.take() {
+            self.plugin.recycle_decoder(decoder);
+        }
+    }
+
     /// Refuses a request whose memory does not fit as `overloaded` (in
     /// report mode, reports it and lets it through uninspected), and lets
     /// that memory go at once.
@@ -659,6 +673,7 @@ impl Session {
                     Some(v) => self.report_only(host, &v),
                     None => self.tally(host, RuleCounter::Passed),
                 }
+                self.let_go();
                 Action::Continue
             }
             Err(v) => self.reject(host, v),
@@ -854,11 +869,16 @@ impl Session {
     /// with `hold_headers`: the client sends nothing before the answer), the
     /// breaker is not asked (there is no JSON to count), and the body waits
     /// for the response; bytes before it are inspected.
-    fn await_response(&mut self, tunnel: Tunnel) -> Action {
+    fn await_response(&mut self, tunnel: Tunnel, host: &mut dyn Host) -> Action {
         self.inspector = Some(self.plugin.inspector(self.policy));
         self.sniffer = Some(Sniffer::tunnel());
         self.awaiting = Some(tunnel);
         self.phase = Phase::Body;
+        // Counted while the tunnel waits (for as long as it likes); an
+        // opened one lets it go with the rest (see `not_json`).
+        if !self.memory_fits() {
+            return self.overloaded(host);
+        }
         Action::Continue
     }
 
@@ -875,6 +895,7 @@ impl Session {
     fn skip(&mut self, host: &mut dyn Host) -> Action {
         self.phase = Phase::Done;
         self.tally(host, RuleCounter::Skipped);
+        self.let_go();
         Action::Continue
     }
 
@@ -899,6 +920,7 @@ impl Session {
             if let Some(v) = self.inspector.as_ref().and_then(|i| i.noted()) {
                 self.log_violation(host, "would reject", &v);
             }
+            self.let_go();
             return Action::Continue;
         }
         self.reject(host, header_violation(ViolationKind::BodyUnreadable, None))
@@ -918,6 +940,7 @@ impl Session {
                 Outcome::Abandoned
             },
         );
+        self.let_go();
         if report {
             self.tally(host, RuleCounter::WouldReject);
             host.count(Metric::WouldRejectKind(v.kind), 1);

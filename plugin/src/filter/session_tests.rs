@@ -1100,6 +1100,59 @@ fn max_memory_bytes_bounds_what_requests_in_flight_hold_together() {
     assert_eq!(s.on_request_body(1, true, &mut host), Action::Continue);
 }
 
+/// A request holds memory only until its verdict: one that passed, or was
+/// refused, and whose stream Envoy has not ended yet (a passed request may
+/// wait long for its upstream) counts for nothing. A WebSocket handshake
+/// waiting for its answer counts its inspector until the tunnel opens.
+#[test]
+fn memory_is_held_only_until_the_verdict() {
+    let p = plugin(r#"{"hold_bytes": 1048576, "limits": {"max_object_entries": 100000}}"#);
+    let mut host = FakeHost::default();
+    for (end, passes) in [(&b"\"end\":0}"[..], true), (b"\"k0\":1}", false)] {
+        let (mut s, action) = in_flight(&p, &mut host, &open_object(20_000));
+        assert_eq!(action, Action::Pause);
+        assert!(p.memory_in_flight() > 1 << 20);
+        host.buffer.extend_from_slice(end);
+        let action = s.on_request_body(host.buffer.len(), true, &mut host);
+        assert_eq!(action == Action::Continue, passes, "{action:?}");
+        assert_eq!(p.memory_in_flight(), 0, "before the stream ends");
+        drop(s);
+        assert_eq!(p.memory_in_flight(), 0);
+    }
+
+    let websocket = head(&[
+        (":method", "GET"),
+        ("content-type", ""),
+        ("upgrade", "websocket"),
+        ("connection", "Upgrade"),
+    ]);
+    let mut s = Session::new(p.clone());
+    assert_eq!(
+        s.on_request_headers(&websocket, false, &mut host),
+        Action::Continue
+    );
+    assert!(p.memory_in_flight() > 0, "waiting for its answer");
+    s.on_response_headers(Some(101), &mut host);
+    assert_eq!(p.memory_in_flight(), 0, "the tunnel is open");
+    // With no room left, the handshake is refused rather than left out.
+    let p = plugin(r#"{"max_memory_bytes": 1048576}"#);
+    let mut held: Vec<Session> = Vec::new();
+    let refused = (0..10_000).find_map(|_| {
+        let mut s = Session::new(p.clone());
+        let action = s.on_request_headers(&websocket, false, &mut host);
+        held.push(s);
+        match action {
+            Action::Reply(r) => Some(r),
+            _ => None,
+        }
+    });
+    let reply = refused.expect("refused once the bound is reached");
+    assert_eq!(reply.status, 503);
+    assert!(p.memory_in_flight() <= 1 << 20);
+    drop(held);
+    assert_eq!(p.memory_in_flight(), 0);
+}
+
 #[test]
 fn a_recycled_inspector_starts_clean_whatever_the_last_request_left() {
     let p = plugin(r#"{"limits":{"max_object_entries":2}}"#);

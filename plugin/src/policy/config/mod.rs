@@ -220,9 +220,9 @@ pub struct Config {
     /// is scoped by (PHP reads `x.api.key` as `x-api-key`: a client could
     /// be shed by one key and served by another).
     pub(crate) twinned_headers: CgiNames,
-    /// Bytes the requests being inspected at once on one worker may hold
-    /// between them for their inspection (key tables, nesting stacks,
-    /// decoders); `None` for no bound. The VM's memory is capped (1 GiB in
+    /// Bytes the requests not yet judged may hold between them for their
+    /// inspection (key tables, nesting stacks, decoders), in one VM for this
+    /// configuration; `None` for no bound. The VM's memory is capped (1 GiB in
     /// Envoy's V8), and running out traps the plugin, which under
     /// `FAIL_CLOSED` fails every request on that worker from then on: a
     /// request that would take the total past this bound is refused with
@@ -236,8 +236,9 @@ pub struct Config {
 /// V8 gives a VM, which leaves the rest for everything else a request holds.
 pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 256 << 20;
 
-/// The least `max_memory_bytes` may be: one request with the default limits
-/// can need a few MiB for its keys, and a smaller bound refuses it.
+/// The least `max_memory_bytes` may be. One request within the default
+/// limits can need about 5 MiB for its keys (and is refused under a smaller
+/// bound); below 1 MiB even ordinary bodies would be.
 pub const MIN_MAX_MEMORY_BYTES: u64 = 1 << 20;
 
 /// The default `hold_bytes`: 64 KiB, the size of one Envoy read, so typical
@@ -753,7 +754,7 @@ impl Config {
             if bytes < MIN_MAX_MEMORY_BYTES {
                 return Err(ConfigError::new(
                     "max_memory_bytes",
-                    format!("{bytes} is below {MIN_MAX_MEMORY_BYTES} (1 MiB), which one request's keys can need; null for no bound"),
+                    format!("{bytes} is below {MIN_MAX_MEMORY_BYTES} (1 MiB), too little for ordinary requests; null for no bound"),
                 ));
             }
         }
