@@ -374,6 +374,8 @@ fn envoy_yaml_is_wired_as_documented() {
     // One resolved path for rules, router and upstream.
     assert_eq!(hcm["normalize_path"].as_bool(), Some(true));
     assert_eq!(hcm["merge_slashes"].as_bool(), Some(true));
+    // The client's address is the connection's (the source_ip scope).
+    assert_eq!(hcm["use_remote_address"].as_bool(), Some(true));
     // One client cannot keep more requests in inspection than this.
     let streams = &hcm["http2_protocol_options"]["max_concurrent_streams"];
     assert!(streams.as_u64().is_some_and(|n| (1..=1000).contains(&n)));
