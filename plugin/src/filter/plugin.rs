@@ -33,7 +33,7 @@ pub struct Plugin {
     /// a new one costs an allocation and the zeroing of its 43 KiB, about
     /// as much as decoding a small body.
     spare_decoder: RefCell<Option<Box<Decoder>>>,
-    /// Bytes the requests being inspected now hold for it, which
+    /// Bytes the requests not yet judged hold for their inspection, which
     /// `max_memory_bytes` bounds (see [`Plugin::hold_memory`]).
     in_flight: Cell<u64>,
 }
@@ -79,7 +79,7 @@ impl Plugin {
         true
     }
 
-    /// Bytes the requests being inspected now hold for it.
+    /// Bytes the requests not yet judged hold for their inspection.
     pub fn memory_in_flight(&self) -> u64 {
         self.in_flight.get()
     }
