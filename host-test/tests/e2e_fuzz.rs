@@ -227,6 +227,8 @@ fn ten_thousand_random_requests_never_trap_or_stall() {
     configs.push(r#"{"limits":{"max_depth":null,"max_body_bytes":null},"json":{"allow_bom":true,"allow_empty_body":true,"allow_lone_surrogates":true,"duplicate_keys":"allow"}}"#.into());
     configs.push(r#"{"on_other_content_type":"sniff","on_missing_content_type":"sniff","json":{"numbers":"interoperable","report_only":["duplicate_key","lone_surrogate","number_out_of_range"]}}"#.into());
     configs.push(r#"{"limits":{"max_array_elements":50},"json":{"lines":true}}"#.into());
+    // The least memory bound, under which key-heavy bodies are overloaded.
+    configs.push(r#"{"max_memory_bytes":1048576,"limits":{"max_object_entries":null}}"#.into());
     // Headers held too, in an Envoy that allows it (the last configuration).
     configs.push(r#"{"hold_headers":true,"hold_bytes":4096}"#.into());
     let last = configs.len() - 1;

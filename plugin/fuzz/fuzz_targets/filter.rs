@@ -20,7 +20,9 @@
 //!   with the same violation and offset, however Envoy's buffering cut them;
 //!   and so it does under the defaults with `on_encoded_body: inspect` for
 //!   the same bodies sent compressed (gzip or deflate, cut anywhere),
-//!   through the recycled decoder.
+//!   through the recycled decoder;
+//! - every request, however it ended, leaves no memory counted against
+//!   `max_memory_bytes`.
 //!
 //! Run with `cargo +nightly fuzz run --fuzz-dir plugin/fuzz filter`.
 
@@ -70,6 +72,13 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         request(&plugin, &mut host, &mut input, choice);
+        // Whatever way it ended, the request let go of the memory it held
+        // for inspection: a leak would make every later request overloaded.
+        assert_eq!(
+            plugin.memory_in_flight(),
+            0,
+            "memory held after the request"
+        );
     }
 });
 
