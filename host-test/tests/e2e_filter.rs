@@ -773,11 +773,7 @@ fn max_memory_bytes_keeps_a_flood_of_keys_from_trapping_the_vm() {
     let limits =
         r#""limits":{"max_object_entries":1000000,"max_body_bytes":16777216},"hold_bytes":0"#;
     // One object of 300,000 keys, never closed: some 16 MB of key tables.
-    let mut body = b"{".to_vec();
-    for k in 0..300_000 {
-        body.extend_from_slice(format!("\"{k}\":0,").as_bytes());
-    }
-    let flood = post(&body).chunk_size(65_536);
+    let flood = post(json_sanitizer::samples::open_object(300_000)).chunk_size(65_536);
     let cap = |b: HostBuilder| b.max_memory(8 << 20);
 
     let unbounded = format!(r#"{{{limits},"max_memory_bytes":null}}"#);

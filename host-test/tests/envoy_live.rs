@@ -99,30 +99,21 @@ fn the_shipped_envoy_yaml_passes_good_json_and_refuses_the_rest() {
     assert_eq!(r.status, 200);
     assert_eq!(upstream.to("/api/text")[0].body, too_deep());
 
-    // `content_type` would be the content type to a CGI-style upstream:
-    // the sample has Envoy refuse such names before any filter runs (its
-    // own 400, no problem document)...
-    let r = envoy.send(&post(
-        "/api/underscore",
-        &[
-            ("content-type", "text/plain"),
-            ("content_type", "application/json"),
-        ],
-        &too_deep(),
-    ));
+    // A deep body sent as text, with a twin of `content-type` that a
+    // CGI-style upstream reads as the content type.
+    let twinned = |path: &str, twin: &str| {
+        let headers = [("content-type", "text/plain"), (twin, "application/json")];
+        envoy.send(&post(path, &headers, &too_deep()))
+    };
+    // The sample has Envoy refuse `content_type` before any filter runs
+    // (its own 400, no problem document)...
+    let r = twinned("/api/underscore", "content_type");
     assert_eq!(r.status, 400);
     assert_ne!(r.header("content-type"), Some("application/problem+json"));
     assert!(envoy.settled(&upstream, "/api/underscore").is_empty());
     // ... but not `Content.Type`, which PHP also reads as the content
     // type: the plugin refuses that one.
-    let r = envoy.send(&post(
-        "/api/dot",
-        &[
-            ("content-type", "text/plain"),
-            ("Content.Type", "application/json"),
-        ],
-        &too_deep(),
-    ));
+    let r = twinned("/api/dot", "Content.Type");
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["violation"], "ambiguous_header");
     assert!(envoy.settled(&upstream, "/api/dot").is_empty());

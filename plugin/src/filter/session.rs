@@ -150,7 +150,7 @@ impl RequestHead {
     /// Whether any header is one of `names` spelt with `_` or `.` for `-`
     /// (a default request pays about 360 instructions in wasm for this).
     #[inline]
-    pub fn has_underscored(&self, names: &CgiNames) -> bool {
+    pub fn has_cgi_twin(&self, names: &CgiNames) -> bool {
         self.spans.iter().any(|(k, _)| {
             names.may_be(k.end.wrapping_sub(k.start))
                 && self.raw.get(k.clone()).is_some_and(|k| names.twin(k))
@@ -224,9 +224,8 @@ pub struct Session {
     /// A WebSocket handshake or a CONNECT waiting for the response that
     /// opens its tunnel (see [`Session::on_response_headers`]).
     awaiting: Option<Tunnel>,
-    /// A sniffed body's `content-length` is over `max_body_bytes`.
-    declared_too_large: bool,
     /// The body's `content-length`, if it has one (see
+    /// [`Session::declared_too_large`] and
     /// [`Session::refused_at_declared_end`]).
     declared: Option<u64>,
     /// Bytes this request's inspector and decoder hold, counted in the
@@ -264,7 +263,6 @@ impl Session {
             inspected: 0,
             sniffer: None,
             awaiting: None,
-            declared_too_large: false,
             declared: None,
             memory: 0,
             decoder: None,
@@ -303,7 +301,7 @@ impl Session {
             .get("x-request-id")
             .and_then(|id| reply::clean_request_id(&id));
         let config = &self.plugin.config;
-        if head.has_underscored(&config.twinned_headers) {
+        if head.has_cgi_twin(&config.twinned_headers) {
             return self.reject(host, header_violation(ViolationKind::AmbiguousHeader, None));
         }
         let route = config.select_overridden(
@@ -389,22 +387,13 @@ impl Session {
         // A body being sniffed may not be JSON at all: its declared length
         // is held against it only once it looks like JSON.
         let sniff = action == ContentTypeAction::Sniff;
-        let max = self.policy().limits.max_body_bytes;
-        let length = head
+        self.declared = head
             .get("content-length")
             .and_then(|v| v.trim_ascii().parse::<u64>().ok());
-        if let (Some(max), Some(length)) = (max, length) {
-            if length > max {
-                if !sniff {
-                    return self.reject(
-                        host,
-                        header_violation(ViolationKind::BodyTooLarge, Some(max)),
-                    );
-                }
-                self.declared_too_large = true;
-            }
+        if !sniff && self.declared_too_large() {
+            let max = self.policy().limits.max_body_bytes;
+            return self.reject(host, header_violation(ViolationKind::BodyTooLarge, max));
         }
-        self.declared = length;
         let policy = self.policy();
         let inspector = self.plugin.inspector(self.policy);
         let hold_headers = self.plugin.config.hold_headers && policy.hold_bytes > 0;
@@ -619,17 +608,25 @@ impl Session {
     }
 
     /// Refuses a request whose memory does not fit as `overloaded` (in
-    /// report mode, reports it and lets it through uninspected), and lets
-    /// that memory go at once.
+    /// report mode, reports it and lets it through uninspected); the
+    /// refusal lets that memory go at once, like any verdict.
     #[cold]
     #[inline(never)]
     fn overloaded(&mut self, host: &mut dyn Host) -> Action {
-        self.plugin.hold_memory(self.memory, 0);
-        self.memory = 0;
         // Grown past the usual size: freed, not recycled.
         (self.inspector, self.decoder) = (None, None);
         let max = self.plugin.config.max_memory_bytes;
         self.reject(host, header_violation(ViolationKind::Overloaded, max))
+    }
+
+    /// Whether the body's declared length is over `max_body_bytes`: refused
+    /// at the headers, or, for a sniffed body, once it looks like JSON.
+    #[inline(always)]
+    fn declared_too_large(&self) -> bool {
+        let max = self.policy().limits.max_body_bytes;
+        self.declared
+            .zip(max)
+            .is_some_and(|(length, max)| length > max)
     }
 
     /// Whether the body, now that it has every byte its `content-length`
@@ -690,7 +687,7 @@ impl Session {
                 Some(true) => {
                     self.sniffer = None;
                     self.tally(host, RuleCounter::Inspected);
-                    if self.declared_too_large {
+                    if self.declared_too_large() {
                         let max = self.policy().limits.max_body_bytes;
                         let v = header_violation(ViolationKind::BodyTooLarge, max);
                         return Err(Stop::Decided(self.reject(host, v)));

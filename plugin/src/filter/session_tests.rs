@@ -1005,16 +1005,6 @@ fn large_chunks_are_read_in_bounded_slices() {
     assert_eq!(host.metric("bytes_inspected"), body.len() as u64);
 }
 
-/// One object of `keys` distinct keys, left open: its key table is held
-/// until the request ends.
-fn open_object(keys: usize) -> Vec<u8> {
-    let mut body = b"{".to_vec();
-    for k in 0..keys {
-        body.extend_from_slice(format!("\"k{k}\":0,").as_bytes());
-    }
-    body
-}
-
 /// A request whose headers and first body bytes have arrived (held), and
 /// that is still open: what a slow client keeps in flight. The answer to
 /// its headers if they were refused, else to its body.
@@ -1038,7 +1028,7 @@ fn in_flight(p: &Rc<Plugin>, host: &mut FakeHost, body: &[u8]) -> (Session, Acti
 #[test]
 fn max_memory_bytes_bounds_what_requests_in_flight_hold_together() {
     let limits = r#""limits": {"max_object_entries": 100000}, "hold_bytes": 1048576"#;
-    let body = open_object(20_000);
+    let body = crate::samples::open_object(20_000);
     let unbounded = plugin(&format!(r#"{{{limits}, "max_memory_bytes": null}}"#));
     let mut host = FakeHost::default();
     let (one, action) = in_flight(&unbounded, &mut host, &body);
@@ -1109,7 +1099,7 @@ fn memory_is_held_only_until_the_verdict() {
     let p = plugin(r#"{"hold_bytes": 1048576, "limits": {"max_object_entries": 100000}}"#);
     let mut host = FakeHost::default();
     for (end, passes) in [(&b"\"end\":0}"[..], true), (b"\"k0\":1}", false)] {
-        let (mut s, action) = in_flight(&p, &mut host, &open_object(20_000));
+        let (mut s, action) = in_flight(&p, &mut host, &crate::samples::open_object(20_000));
         assert_eq!(action, Action::Pause);
         assert!(p.memory_in_flight() > 1 << 20);
         host.buffer.extend_from_slice(end);
@@ -2145,7 +2135,7 @@ fn underscored_twins_are_found_only_for_the_names_asked_about() {
         ),
     ] {
         let head = RequestHead::from_pairs(&pairs);
-        assert_eq!(head.has_underscored(&names), want, "{pairs:?}");
+        assert_eq!(head.has_cgi_twin(&names), want, "{pairs:?}");
     }
 }
 

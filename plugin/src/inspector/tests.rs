@@ -292,6 +292,17 @@ fn passes(limits: &Limits, body: &str) {
     );
 }
 
+/// Each of `passing` passes under `limits`, and each of `refused` is
+/// refused as `kind` with `limit`, at its offset.
+fn judged(limits: &Limits, (kind, limit): (K, u64), passing: &[&str], refused: &[(&str, u64)]) {
+    for body in passing {
+        passes(limits, body);
+    }
+    for &(body, offset) in refused {
+        assert_eq!(over(limits, body), (kind, Some(limit), offset), "{body}");
+    }
+}
+
 #[test]
 fn max_body_bytes_boundary() {
     let l = only(|l| l.max_body_bytes = Some(7));
@@ -1142,28 +1153,24 @@ fn default_limits_are_the_documented_numbers() {
 #[test]
 fn exponents_are_held_to_their_digit_limit() {
     let four = only(|l| l.max_exponent_digits = Some(4));
-    for body in [
-        "1e9999",
-        "-1.5E+0001",
-        "[0e-9999,2E1234]",
-        "{\"a\":1e1000}",
-        "[[1e12],{\"b\":[3.0e-4567]}]",
-    ] {
-        passes(&four, body);
-    }
-    for (body, offset) in [
-        ("1e10000", 6),
-        ("-1.5E+00001", 10),
-        ("[0e-9999,2E12345]", 15),
-        ("{\"a\":1e-100000000}", 12),
-        ("[[1e12],{\"b\":[3.0e45678]}]", 22),
-    ] {
-        assert_eq!(
-            over(&four, body),
-            (K::ExponentTooLong, Some(4), offset),
-            "{body}"
-        );
-    }
+    judged(
+        &four,
+        (K::ExponentTooLong, 4),
+        &[
+            "1e9999",
+            "-1.5E+0001",
+            "[0e-9999,2E1234]",
+            "{\"a\":1e1000}",
+            "[[1e12],{\"b\":[3.0e-4567]}]",
+        ],
+        &[
+            ("1e10000", 6),
+            ("-1.5E+00001", 10),
+            ("[0e-9999,2E12345]", 15),
+            ("{\"a\":1e-100000000}", 12),
+            ("[[1e12],{\"b\":[3.0e45678]}]", 22),
+        ],
+    );
     // In long bodies too, where numbers are read by the fast path, in
     // arrays of scalars and in members that follow a shape.
     let item = |e: &str| format!("{{\"id\":1,\"x\":1.5e{e},\"v\":[1,2e{e}]}}");
@@ -1189,24 +1196,20 @@ fn exponents_are_held_to_their_digit_limit() {
 #[test]
 fn containers_are_counted_over_the_whole_body() {
     let five = only(|l| l.max_containers = Some(5));
-    for body in [
-        "[[],{},[1,2],{\"a\":3}]",
-        "{\"a\":{\"b\":{\"c\":{\"d\":[]}}}}",
-        "[1,2,3,\"[{\",{}]",
-    ] {
-        passes(&five, body);
-    }
-    for (body, offset) in [
-        ("[[],{},[1,2],{\"a\":[3]}]", 18),
-        ("[[1],[2],[3],[4],[5]]", 17),
-        ("{\"a\":{\"b\":{\"c\":{\"d\":[{}]}}}}", 21),
-    ] {
-        assert_eq!(
-            over(&five, body),
-            (K::TooManyContainers, Some(5), offset),
-            "{body}"
-        );
-    }
+    judged(
+        &five,
+        (K::TooManyContainers, 5),
+        &[
+            "[[],{},[1,2],{\"a\":3}]",
+            "{\"a\":{\"b\":{\"c\":{\"d\":[]}}}}",
+            "[1,2,3,\"[{\",{}]",
+        ],
+        &[
+            ("[[],{},[1,2],{\"a\":[3]}]", 18),
+            ("[[1],[2],[3],[4],[5]]", 17),
+            ("{\"a\":{\"b\":{\"c\":{\"d\":[{}]}}}}", 21),
+        ],
+    );
     // In a long body, where the fast path reads items by their shape.
     let item = "{\"id\":1,\"tags\":[1,2],\"at\":{\"x\":1}}";
     let body = |n: usize| format!("[{}]", vec![item; n].join(","));
