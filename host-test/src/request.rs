@@ -29,6 +29,13 @@ pub struct Request {
     pub chunks: Vec<Arc<[u8]>>,
     /// Trailers; `Some` makes the last body chunk arrive with `end_of_stream = false`.
     pub trailers: Option<Vec<(String, String)>>,
+    /// The last body chunk arrives with `end_of_stream = false`, and the end
+    /// follows alone, in a body callback with no new bytes. That is how
+    /// Envoy's HTTP/1 codec delivers every body (and its HTTP/2 codec one
+    /// whose `END_STREAM` comes on an empty DATA frame), so a verdict left
+    /// for the end comes after the last bytes went upstream. Off, the last
+    /// chunk carries the end, as an HTTP/2 client's last DATA frame does.
+    pub end_apart: bool,
     /// Stream properties readable with `proxy_get_property` (dotted names).
     pub properties: Vec<(String, Vec<u8>)>,
     /// Simulates a host that reports `body_size > 0` but returns no bytes
@@ -76,6 +83,7 @@ impl Request {
             headers: Vec::new(),
             chunks: Vec::new(),
             trailers: None,
+            end_apart: false,
             properties: vec![("source.address".to_string(), b"10.0.0.1:1234".to_vec())],
             unreadable_body: false,
             capture_forwarded: false,
@@ -157,6 +165,13 @@ impl Request {
     pub fn chunk_size(self, size: usize) -> Self {
         let body = self.body_bytes();
         self.body_chunked(body, size)
+    }
+
+    /// Ends the body in a callback of its own, as HTTP/1 does (see
+    /// [`Request::end_apart`]).
+    pub fn end_apart(mut self) -> Self {
+        self.end_apart = true;
+        self
     }
 
     /// Adds a trailer (and so makes the body end without `end_of_stream`).

@@ -983,8 +983,13 @@ impl Vm {
 
         let limit = self.store.data().env.options.buffer_limit;
         let mut body_paused = false;
-        for (i, chunk) in req.chunks.iter().enumerate() {
-            let eos = i + 1 == req.chunks.len() && !has_trailers;
+        // An end apart is an empty chunk after the others (trailers end the
+        // body themselves).
+        let apart = req.end_apart && !has_trailers;
+        let end_alone = apart.then(|| Arc::<[u8]>::from(&[][..]));
+        let last = req.chunks.len() + usize::from(apart);
+        for (i, chunk) in req.chunks.iter().chain(end_alone.as_ref()).enumerate() {
+            let eos = i + 1 == last && !has_trailers;
             let size = {
                 let r = self.store.data_mut().req.as_mut().expect("request state");
                 if body_paused {

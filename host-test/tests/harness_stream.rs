@@ -2,7 +2,7 @@
 
 mod common;
 use common::{host, probes, probes_i, start_with_imports};
-use json_sanitizer_host::{ReplySource, Request, Status};
+use json_sanitizer_host::{Outcome, ReplySource, Request, Status};
 
 const CONTINUE: &str = "i32.const 0";
 
@@ -20,6 +20,15 @@ const PAUSE_TWICE: &str = r#"
     (if (result i32) (i32.le_u (global.get $calls) (i32.const 2))
       (then (i32.const 1)) (else (i32.const 0))))
 "#;
+
+/// The `end_of_stream` argument of each body callback, in order.
+fn end_of_stream_flags(o: &Outcome) -> Vec<u64> {
+    o.callbacks
+        .iter()
+        .filter(|c| c.name == "proxy_on_request_body")
+        .map(|c| c.args[1])
+        .collect()
+}
 
 #[test]
 fn body_size_is_cumulative_while_paused_and_per_chunk_after_continue() {
@@ -40,13 +49,35 @@ fn body_size_is_cumulative_while_paused_and_per_chunk_after_continue() {
     assert_eq!(o.forwarded_body.as_deref(), Some(&req.body_bytes()[..]));
     assert_eq!(o.body_bytes_read, 10 + 30 + 60 + 40);
     assert!(o.completed && !o.stalled && o.reply().is_none());
-    let eos: Vec<u64> = o
-        .callbacks
-        .iter()
-        .filter(|c| c.name == "proxy_on_request_body")
-        .map(|c| c.args[1])
-        .collect();
-    assert_eq!(eos, vec![0, 0, 0, 1]);
+    assert_eq!(end_of_stream_flags(&o), vec![0, 0, 0, 1]);
+}
+
+/// An HTTP/1 body's end comes alone: the last bytes without
+/// `end_of_stream`, then a callback with nothing new (`body_size` 0 after a
+/// `Continue`, the whole buffer after a `Pause`).
+#[test]
+fn an_end_apart_comes_in_a_body_callback_of_its_own() {
+    let h = host(PAUSE_TWICE).build().unwrap();
+    let mut vm = h.start_vm().unwrap();
+    let req = Request::post("/")
+        .chunks([vec![b'a'; 10], vec![b'b'; 20], vec![b'c'; 30]])
+        .end_apart()
+        .capture_forwarded();
+    let o = vm.send(&req).unwrap();
+    assert_eq!(probes(&h), vec![10, 10, 30, 30, 60, 60, 0, 0]);
+    assert_eq!(end_of_stream_flags(&o), vec![0, 0, 0, 1]);
+    assert_eq!(o.forwarded_body.as_deref(), Some(&req.body_bytes()[..]));
+    assert!(o.completed && !o.stalled);
+
+    // Paused on the last bytes, the end alone finds them all buffered.
+    let mut vm = h.start_vm().unwrap();
+    let req = Request::post("/")
+        .chunks([vec![b'a'; 10], vec![b'b'; 20]])
+        .end_apart();
+    let o = vm.send(&req).unwrap();
+    assert_eq!(probes(&h)[8..], [10, 10, 30, 30, 30, 30]);
+    assert_eq!(o.forwarded_bytes, 30);
+    assert!(o.completed);
 }
 
 const ALWAYS_PAUSE_BODY: &str = r#"

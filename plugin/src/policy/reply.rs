@@ -99,7 +99,7 @@ pub fn detail(v: &Violation, retry_after: Option<u32>) -> String {
                 .to_string()
         }
         K::AmbiguousHeader => {
-            "A header was also sent with '_' in place of '-' in its name; send it once, with '-'."
+            "A header was also sent with '_' or '.' in place of '-' in its name; send it once, with '-'."
                 .to_string()
         }
         K::Overloaded => {
