@@ -17,7 +17,7 @@ mod process;
 
 use json_sanitizer::samples::nested_arrays;
 use live::{post, replace_once, shipped_bootstrap, Envoy, Upstream};
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
@@ -291,6 +291,51 @@ fn a_streamed_body_cut_short_never_reaches_the_upstream_whole() {
     let r = envoy.send(&post("/api/bulk/whole", &[JSON], &whole));
     assert_eq!(r.status, 200, "{}", envoy.stderr());
     assert_eq!(upstream.to("/api/bulk/whole")[0].body, whole);
+}
+
+/// On HTTP/1.1 a refusal ends the client's connection (`connection:
+/// close`), also one that comes after the whole body was read: what the
+/// client wrote behind the refused request (one pipelined after it, or one
+/// hidden in a body refused at its first byte) is never read as a request,
+/// so nothing reaches the upstream past a refusal. A request that passes
+/// keeps the connection open.
+#[test]
+fn a_refusal_closes_the_http1_connection_and_nothing_behind_it_goes_up() {
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&shipped_bootstrap(), &upstream);
+    let kept_alive = |path: &str, body: &[u8]| {
+        let mut raw = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        raw.extend_from_slice(body);
+        raw
+    };
+    let smuggled = kept_alive("/api/smuggled", b"[1]");
+    let mut hiding = b"]".to_vec();
+    hiding.extend_from_slice(&smuggled);
+    for (n, body) in [(1, b"[1,]".to_vec()), (2, hiding)] {
+        let mut conn = envoy.connect();
+        conn.write_all(&kept_alive(&format!("/api/first/{n}"), b"[1]"))
+            .unwrap();
+        let r = live::read_response(&mut conn).expect("a reply");
+        assert_eq!(r.status, 200, "{}", envoy.stderr());
+        assert_ne!(r.header("connection"), Some("close"));
+
+        let mut rest = kept_alive(&format!("/api/refused/{n}"), &body);
+        rest.extend_from_slice(&smuggled);
+        conn.write_all(&rest).unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer)
+            .expect("Envoy closes the connection after the refusal");
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 400"), "{answer}");
+        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+        assert_eq!(answer.matches("http/1.1 ").count(), 1, "{answer}");
+    }
+    assert!(envoy.settled(&upstream, "/api/smuggled").is_empty());
+    assert_eq!(upstream.to("/api/first/1").len(), 1);
 }
 
 /// DESIGN: while a body is paused, Envoy's buffer limit applies, and past
