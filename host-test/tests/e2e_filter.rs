@@ -4,7 +4,7 @@
 //! report mode, per-route rules, metrics, bad configurations.
 
 mod plugin;
-use json_sanitizer_host::{Action, HostBuilder, ReplySource, Request, Verdict};
+use json_sanitizer_host::{Action, HostBuilder, Metrics, ReplySource, Request, Verdict};
 use plugin::{counter, gzip, host, post, try_host, try_host_with};
 
 /// Body, expected violation, status, limit and offset.
@@ -1206,6 +1206,51 @@ fn metrics_count_requests_bytes_and_outcomes() {
         .filter(|name| name.starts_with("json_sanitizer.rule."))
         .collect();
     assert!(per_rule.is_empty(), "{per_rule:?}");
+}
+
+/// Envoy adds up the counters of one name from every instance of the
+/// plugin in the process (one registry here, shared by two hosts):
+/// instances with their own `metrics_prefix` count apart, per-rule
+/// counters included, and ones without add up under `json_sanitizer`.
+#[test]
+fn a_metrics_prefix_counts_an_instance_apart() {
+    let shared = Metrics::default();
+    let with = |config: &str| {
+        try_host_with(config, |b| b.metrics(shared.clone())).unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let (_a, mut public) = with("{}");
+    let (_b, mut also_public) = with(r#"{"hold_bytes":0}"#);
+    let (_c, mut internal) = with(
+        r#"{"metrics_prefix":"json_sanitizer_internal","rules":[{"name":"bulk","match":{"path_prefix":"/bulk"}}]}"#,
+    );
+    public.send(&post("[1]")).unwrap();
+    also_public.send(&post("[1,]")).unwrap();
+    for body in ["[1]", "[2]", "{"] {
+        internal.send(&post(body)).unwrap();
+    }
+    let count = |name: &str| {
+        shared
+            .counter(name)
+            .unwrap_or_else(|| panic!("{name} undefined"))
+    };
+    assert_eq!(count("json_sanitizer.requests_inspected"), 2);
+    assert_eq!(count("json_sanitizer.rejected.syntax_error"), 1);
+    assert_eq!(count("json_sanitizer_internal.requests_inspected"), 3);
+    assert_eq!(count("json_sanitizer_internal.requests_passed"), 2);
+    assert_eq!(count("json_sanitizer_internal.rejected.truncated"), 1);
+    assert_eq!(
+        count("json_sanitizer_internal.rule.default.requests_rejected"),
+        1
+    );
+    assert_eq!(
+        count("json_sanitizer_internal.rule.bulk.requests_inspected"),
+        0
+    );
+    let names = shared.snapshot().into_keys();
+    let stray: Vec<String> = names
+        .filter(|n| n.starts_with("json_sanitizer.rule."))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
 }
 
 /// `reject_case_insensitive` through the wasm: keys Go would match to one

@@ -223,14 +223,15 @@ fn a_burst_after_a_held_first_read_stays_within_the_samples_buffers() {
 /// here at its least, 1 MiB): a body that keeps 64 objects of 1,000 keys
 /// open, within every limit of the sample's, is refused with 503
 /// `overloaded` in V8 too, and the VM serves on (a trap would have failed
-/// every request on the worker).
+/// every request on the worker). Its counters go under the configuration's
+/// `metrics_prefix`.
 #[test]
 fn a_request_past_the_memory_bound_is_overloaded_and_the_vm_serves_on() {
     let upstream = Upstream::start();
     let bootstrap = replace_once(
         &shipped_bootstrap(),
         r#""mode": "enforce","#,
-        r#""mode": "enforce", "max_memory_bytes": 1048576,"#,
+        r#""mode": "enforce", "max_memory_bytes": 1048576, "metrics_prefix": "json_sanitizer_edge","#,
     );
     let envoy = Envoy::start(&bootstrap, &upstream);
     let mut body = String::new();
@@ -251,9 +252,18 @@ fn a_request_past_the_memory_bound_is_overloaded_and_the_vm_serves_on() {
         .all(|r| r.body.is_empty()));
     let r = envoy.send(&post("/api/orders", &[JSON], b"[1,2,3]"));
     assert_eq!(r.status, 200, "{}", envoy.stderr());
+    // Counted under the configuration's own prefix, and only there.
     assert_eq!(
-        envoy.counter("wasmcustom.json_sanitizer.rejected.overloaded"),
+        envoy.counter("wasmcustom.json_sanitizer_edge.rejected.overloaded"),
         1
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer_edge.requests_passed"),
+        1
+    );
+    assert_eq!(
+        envoy.stat("wasmcustom.json_sanitizer.requests_passed"),
+        None
     );
 }
 

@@ -517,7 +517,7 @@ impl Envoy {
     }
 
     /// The value of the statistic (counter or gauge) named `name`.
-    fn stat(&self, name: &str) -> Option<u64> {
+    pub fn stat(&self, name: &str) -> Option<u64> {
         self.stats(name).lines().find_map(|l| {
             l.strip_prefix(name)?
                 .strip_prefix(": ")?

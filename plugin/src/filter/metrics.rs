@@ -10,9 +10,6 @@
 use crate::policy::rules::metric_label;
 use crate::violation::ViolationKind;
 
-/// Name prefix of every metric.
-pub const PREFIX: &str = "json_sanitizer";
-
 /// One counter. Per-kind counters carry their [`ViolationKind`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -96,9 +93,10 @@ impl Metric {
         }
     }
 
-    /// The full metric name, e.g. `json_sanitizer.rejected.too_deep`.
-    pub fn name(self) -> String {
-        format!("{PREFIX}.{}", self.tail())
+    /// The full metric name under `prefix`, e.g.
+    /// `json_sanitizer.rejected.too_deep`.
+    pub fn name(self, prefix: &str) -> String {
+        format!("{prefix}.{}", self.tail())
     }
 
     /// The name after the prefix, e.g. `rejected.too_deep` (per-rule
@@ -174,11 +172,11 @@ impl RuleCounter {
         policy * Self::ALL.len() + self as usize
     }
 
-    /// The full name for the policy named `policy`, e.g.
+    /// The full name under `prefix` for the policy named `policy`, e.g.
     /// `json_sanitizer.rule.search.requests_rejected`.
-    pub fn name(self, policy: &str) -> String {
+    pub fn name(self, prefix: &str, policy: &str) -> String {
         format!(
-            "{PREFIX}.rule.{}.{}",
+            "{prefix}.rule.{}.{}",
             metric_label(policy),
             self.total().tail()
         )
@@ -188,6 +186,7 @@ impl RuleCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::config::DEFAULT_METRICS_PREFIX as DEFAULT_PREFIX;
     use std::collections::HashSet;
 
     #[test]
@@ -196,7 +195,7 @@ mod tests {
         assert_eq!(all.len(), COUNT);
         let indexes: HashSet<usize> = all.iter().map(|m| m.index()).collect();
         assert_eq!(indexes, (0..COUNT).collect());
-        let names: HashSet<String> = all.iter().map(|m| m.name()).collect();
+        let names: HashSet<String> = all.iter().map(|m| m.name(DEFAULT_PREFIX)).collect();
         assert_eq!(names.len(), COUNT);
         assert!(names.contains("json_sanitizer.rejected.too_deep"));
         assert!(names.contains("json_sanitizer.report_only.would_reject.duplicate_key"));
@@ -210,7 +209,9 @@ mod tests {
             .flat_map(|p| RuleCounter::ALL.map(|c| c.slot(p)))
             .collect();
         assert_eq!(slots, (0..3 * RuleCounter::ALL.len()).collect());
-        let names: Vec<String> = RuleCounter::ALL.map(|c| c.name("bulk.import-v2")).to_vec();
+        let names: Vec<String> = RuleCounter::ALL
+            .map(|c| c.name(DEFAULT_PREFIX, "bulk.import-v2"))
+            .to_vec();
         assert_eq!(
             names,
             [

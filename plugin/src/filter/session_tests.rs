@@ -5,7 +5,7 @@ use super::*;
 use crate::ascii::CgiNames;
 use crate::filter::plugin::RECYCLE_MAX_BYTES;
 use crate::policy::breaker::testing::EnvoyStore;
-use crate::policy::config::Config;
+use crate::policy::config::{Config, DEFAULT_METRICS_PREFIX};
 use std::collections::HashMap;
 
 #[path = "session_decode_tests.rs"]
@@ -63,11 +63,17 @@ impl Host for FakeHost {
     }
     fn count(&mut self, metric: Metric, delta: u64) {
         assert!(delta > 0, "Envoy refuses increments <= 0");
-        *self.metrics.entry(metric.name()).or_default() += delta;
+        *self
+            .metrics
+            .entry(metric.name(DEFAULT_METRICS_PREFIX))
+            .or_default() += delta;
     }
     fn count_rule(&mut self, policy: usize, rule: &str, counter: RuleCounter) {
         self.rule_counts.push((policy, counter));
-        *self.metrics.entry(counter.name(rule)).or_default() += 1;
+        *self
+            .metrics
+            .entry(counter.name(DEFAULT_METRICS_PREFIX, rule))
+            .or_default() += 1;
     }
     fn note_violation(&mut self, kind: ViolationKind, rule: &str) {
         self.noted.push((kind, rule.to_string()));
@@ -859,7 +865,7 @@ fn with_rules_each_policy_counts_its_own_requests() {
             .iter()
             .filter(|(_, c)| *c == counter)
             .count();
-        let total = counter.total().name();
+        let total = counter.total().name(DEFAULT_METRICS_PREFIX);
         let total = total.strip_prefix("json_sanitizer.").unwrap();
         assert_eq!(per_policy as u64, host.metric(total), "{counter:?}");
     }

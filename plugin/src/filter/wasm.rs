@@ -81,22 +81,23 @@ impl RootContext for Root {
             text(&["plugin_name"]).unwrap_or_default()
         );
         let seed = RandomState::new().build_hasher().finish();
-        if self.metrics.is_empty() {
-            let mut ids = vec![None; metrics::COUNT];
-            for metric in Metric::all() {
-                if let Some(slot) = ids.get_mut(metric.index()) {
-                    *slot = hostcalls::define_counter(&metric.name());
-                }
+        // Per configuration: the prefix and the rules may have changed.
+        // Envoy hands back the same counter for a name defined again.
+        let prefix = &config.metrics_prefix;
+        let mut ids = vec![None; metrics::COUNT];
+        for metric in Metric::all() {
+            if let Some(slot) = ids.get_mut(metric.index()) {
+                *slot = hostcalls::define_counter(&metric.name(prefix));
             }
-            self.metrics = Rc::new(ids);
         }
-        // Per configuration: the rules may have changed. Envoy hands back
-        // the same counter for a name defined again.
+        self.metrics = Rc::new(ids);
         let mut rule_ids = Vec::new();
         if !config.rules.is_empty() {
             for policy in config.policies() {
                 for counter in RuleCounter::ALL {
-                    rule_ids.push(hostcalls::define_counter(&counter.name(&policy.name)));
+                    rule_ids.push(hostcalls::define_counter(
+                        &counter.name(prefix, &policy.name),
+                    ));
                 }
             }
         }

@@ -228,8 +228,47 @@ pub struct Config {
     /// request that would take the total past this bound is refused with
     /// 503 `overloaded` instead.
     pub max_memory_bytes: Option<u64>,
+    /// What the counters' names start with (`json_sanitizer`). Envoy adds
+    /// up every instance's counters of one name, whatever its listener,
+    /// `vm_id` or configuration: instances that must be told apart on a
+    /// dashboard need prefixes of their own.
+    pub metrics_prefix: String,
     /// Local reply settings.
     pub reply: ReplyConfig,
+}
+
+/// The default `metrics_prefix`, the plugin's name.
+pub const DEFAULT_METRICS_PREFIX: &str = "json_sanitizer";
+
+/// The most characters `metrics_prefix` may have.
+pub const MAX_METRICS_PREFIX_CHARS: usize = 64;
+
+/// A `metrics_prefix` is a letter, then letters, digits and `_`: one word,
+/// which Envoy's `/stats` and its Prometheus names keep as written (a `.`
+/// would make it two segments of the stat name, and Prometheus turns `.`
+/// and `-` into `_`, so `a.b` and `a_b` would be one series there).
+fn check_metrics_prefix(prefix: &str) -> Result<(), ConfigError> {
+    let fault = if prefix.is_empty() {
+        Some("is empty".to_string())
+    } else if prefix.len() > MAX_METRICS_PREFIX_CHARS {
+        Some(format!(
+            "has {} characters, more than {MAX_METRICS_PREFIX_CHARS}",
+            prefix.len()
+        ))
+    } else if !prefix.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        Some("must start with an ASCII letter".to_string())
+    } else if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        Some("may hold only ASCII letters, digits and `_`".to_string())
+    } else {
+        None
+    };
+    match fault {
+        Some(why) => Err(ConfigError::new("metrics_prefix", why)),
+        None => Ok(()),
+    }
 }
 
 /// The default `max_memory_bytes`: 256 MiB, a quarter of the memory Envoy's
@@ -278,6 +317,9 @@ fn yes() -> bool {
 fn default_max_memory() -> Option<u64> {
     Some(DEFAULT_MAX_MEMORY_BYTES)
 }
+fn default_metrics_prefix() -> String {
+    DEFAULT_METRICS_PREFIX.to_string()
+}
 
 /// The configuration as written, before sections are merged and checked.
 #[derive(Debug, Deserialize)]
@@ -311,6 +353,8 @@ struct RawConfig {
     case_insensitive_paths: bool,
     #[serde(default = "default_max_memory")]
     max_memory_bytes: Option<u64>,
+    #[serde(default = "default_metrics_prefix")]
+    metrics_prefix: String,
     #[serde(default)]
     rules: Vec<Value>,
     #[serde(default)]
@@ -759,6 +803,8 @@ impl Config {
             }
         }
 
+        check_metrics_prefix(&raw.metrics_prefix)?;
+
         let methods_matter = rules.iter().any(|r| r.matcher.methods.is_some());
         let scope_headers = std::iter::once(&default_policy)
             .chain(rules.iter().map(|r| &r.policy))
@@ -786,6 +832,7 @@ impl Config {
             methods_matter,
             twinned_headers,
             max_memory_bytes: raw.max_memory_bytes,
+            metrics_prefix: raw.metrics_prefix,
             reply,
         })
     }

@@ -250,6 +250,8 @@ fn every_error_names_its_field() {
         (r#"{"max_memory_bytes":1048575}"#, "max_memory_bytes"),
         (r#"{"max_memory_bytes":-1}"#, "max_memory_bytes"),
         (r#"{"max_memory_bytes":"1Gi"}"#, "max_memory_bytes"),
+        (r#"{"metrics_prefix":7}"#, "metrics_prefix"),
+        (r#"{"metrics_prefix":null}"#, "metrics_prefix"),
         (r#"{"reply":{"detail":"no"}}"#, "reply.detail"),
         (r#"{"limits":{"max_depth":-5}}"#, "limits.max_depth"),
         (
@@ -847,4 +849,30 @@ fn max_memory_bytes_is_at_least_a_mebibyte_or_null() {
     let err = at("1048575").unwrap_err();
     assert_eq!(err.field, "max_memory_bytes");
     assert!(err.reason.contains("1048576"), "{}", err.reason);
+}
+
+/// `metrics_prefix`: one word of letters, digits and `_` that starts with a
+/// letter, at most 64 characters.
+#[test]
+fn a_metrics_prefix_is_one_word_of_at_most_64_characters() {
+    assert_eq!(parse("{}").unwrap().metrics_prefix, "json_sanitizer");
+    let at = |v: &str| parse(&format!(r#"{{"metrics_prefix": "{v}"}}"#));
+    let longest = format!("a{}", "_9".repeat(MAX_METRICS_PREFIX_CHARS / 2 - 1) + "Z");
+    assert_eq!(longest.len(), MAX_METRICS_PREFIX_CHARS);
+    for good in ["orders", "json_sanitizer_v2", "A1", longest.as_str()] {
+        assert_eq!(at(good).unwrap().metrics_prefix, good);
+    }
+    for (bad, why) in [
+        (format!("{longest}x"), "more than 64"),
+        (String::new(), "empty"),
+        ("9lives".to_string(), "start with"),
+        ("_x".to_string(), "start with"),
+        ("json.sanitizer".to_string(), "only ASCII"),
+        ("json-sanitizer".to_string(), "only ASCII"),
+        ("caf\\u00e9".to_string(), "only ASCII"),
+    ] {
+        let err = at(&bad).unwrap_err();
+        assert_eq!(err.field, "metrics_prefix", "{bad}");
+        assert!(err.reason.contains(why), "{bad}: {}", err.reason);
+    }
 }
