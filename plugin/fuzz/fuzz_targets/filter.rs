@@ -428,7 +428,7 @@ impl Host for FuzzHost {
         assert!(!message.is_empty());
     }
     fn count(&mut self, metric: Metric, delta: u64) {
-        assert!(delta > 0, "{} moved by 0: Envoy refuses it", metric.name());
+        assert!(delta > 0, "{metric:?} moved by 0: Envoy refuses it");
     }
     fn count_rule(&mut self, policy: usize, rule: &str, _counter: RuleCounter) {
         assert!(self.counts_rules, "per-policy counters without rules");
