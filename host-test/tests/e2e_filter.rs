@@ -1209,7 +1209,7 @@ fn metrics_count_requests_bytes_and_outcomes() {
 }
 
 /// Envoy adds up the counters of one name from every instance of the
-/// plugin in the process (one registry here, shared by two hosts):
+/// plugin in the process (one registry here, shared by three hosts):
 /// instances with their own `metrics_prefix` count apart, per-rule
 /// counters included, and ones without add up under `json_sanitizer`.
 #[test]

@@ -304,28 +304,61 @@ fn a_streamed_body_cut_short_never_reaches_the_upstream_whole() {
 }
 
 /// On HTTP/1.1 a refusal ends the client's connection (`connection:
-/// close`), also one that comes after the whole body was read: what the
-/// client wrote behind the refused request (one pipelined after it, or one
-/// hidden in a body refused at its first byte) is never read as a request,
-/// so nothing reaches the upstream past a refusal. A request that passes
-/// keeps the connection open.
+/// close`), also one that comes after the whole body was read (at its last
+/// byte, at the end of a chunked body, at its trailers): what the client
+/// wrote behind the refused request (one pipelined after it, or one hidden
+/// in a body refused at its first byte) is never read as a request, so
+/// nothing reaches the upstream past a refusal. A request that passes keeps
+/// the connection open.
 #[test]
 fn a_refusal_closes_the_http1_connection_and_nothing_behind_it_goes_up() {
     let upstream = Upstream::start();
-    let envoy = Envoy::start(&shipped_bootstrap(), &upstream);
+    let bootstrap = replace_once(
+        &shipped_bootstrap(),
+        "codec_type: AUTO\n",
+        "codec_type: AUTO\n                http_protocol_options: { enable_trailers: true }\n",
+    );
+    let envoy = Envoy::start(&bootstrap, &upstream);
+    let head = "HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n";
     let kept_alive = |path: &str, body: &[u8]| {
-        let mut raw = format!(
-            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
+        let mut raw =
+            format!("POST {path} {head}content-length: {}\r\n\r\n", body.len()).into_bytes();
         raw.extend_from_slice(body);
         raw
+    };
+    let chunked = |path: &str, body: &str, trailers: &str| {
+        format!(
+            "POST {path} {head}transfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n{trailers}\r\n",
+            body.len()
+        )
+        .into_bytes()
     };
     let smuggled = kept_alive("/api/smuggled", b"[1]");
     let mut hiding = b"]".to_vec();
     hiding.extend_from_slice(&smuggled);
-    for (n, body) in [(1, b"[1,]".to_vec()), (2, hiding)] {
+    let refused = [
+        (
+            "at its last byte",
+            "syntax_error",
+            kept_alive("/api/refused/1", b"[1,]"),
+        ),
+        (
+            "at its first byte",
+            "syntax_error",
+            kept_alive("/api/refused/2", &hiding),
+        ),
+        (
+            "at its end",
+            "truncated",
+            chunked("/api/refused/3", "[1", ""),
+        ),
+        (
+            "at its trailers",
+            "truncated",
+            chunked("/api/refused/4", "[1", "x-checksum: c0ffee\r\n"),
+        ),
+    ];
+    for (n, (when, violation, request)) in refused.into_iter().enumerate() {
         let mut conn = envoy.connect();
         conn.write_all(&kept_alive(&format!("/api/first/{n}"), b"[1]"))
             .unwrap();
@@ -333,16 +366,23 @@ fn a_refusal_closes_the_http1_connection_and_nothing_behind_it_goes_up() {
         assert_eq!(r.status, 200, "{}", envoy.stderr());
         assert_ne!(r.header("connection"), Some("close"));
 
-        let mut rest = kept_alive(&format!("/api/refused/{n}"), &body);
+        let mut rest = request;
         rest.extend_from_slice(&smuggled);
         conn.write_all(&rest).unwrap();
         let mut answer = Vec::new();
         conn.read_to_end(&mut answer)
             .expect("Envoy closes the connection after the refusal");
         let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-        assert!(answer.starts_with("http/1.1 400"), "{answer}");
-        assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
-        assert_eq!(answer.matches("http/1.1 ").count(), 1, "{answer}");
+        assert!(answer.starts_with("http/1.1 400"), "{when}: {answer}");
+        assert!(
+            answer.contains("\r\nconnection: close\r\n"),
+            "{when}: {answer}"
+        );
+        assert_eq!(answer.matches("http/1.1 ").count(), 1, "{when}: {answer}");
+        assert!(
+            answer.contains(&format!(r#""violation":"{violation}""#)),
+            "{when}: {answer}"
+        );
     }
     assert!(envoy.settled(&upstream, "/api/smuggled").is_empty());
     assert_eq!(upstream.to("/api/first/1").len(), 1);

@@ -7,7 +7,7 @@
 //! rule) also has its own few [`RuleCounter`]s, so that a dashboard can tell
 //! the search endpoint's refusals from the bulk import's.
 
-use crate::policy::rules::metric_label;
+use crate::policy::rules::{metric_label, RULE_METRICS_WORD};
 use crate::violation::ViolationKind;
 
 /// One counter. Per-kind counters carry their [`ViolationKind`].
@@ -176,7 +176,7 @@ impl RuleCounter {
     /// `json_sanitizer.rule.search.requests_rejected`.
     pub fn name(self, prefix: &str, policy: &str) -> String {
         format!(
-            "{prefix}.rule.{}.{}",
+            "{prefix}.{RULE_METRICS_WORD}.{}.{}",
             metric_label(policy),
             self.total().tail()
         )

@@ -4,6 +4,10 @@ use super::config::Policy;
 use super::error::ConfigError;
 use serde::Deserialize;
 
+/// The word between the metrics prefix and a rule's name in its counters'
+/// names (`json_sanitizer.rule.orders.requests_passed`).
+pub const RULE_METRICS_WORD: &str = "rule";
+
 /// A rule's name as it appears in metric names: ASCII letters, digits and
 /// `_` kept, anything else `_`. Envoy reads dots in a stat name as levels,
 /// and its Prometheus output turns every other character (`-` included)

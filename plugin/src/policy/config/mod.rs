@@ -5,7 +5,7 @@
 use super::breaker::{BreakerConfig, Scope, ScopeInput};
 use super::error::ConfigError;
 use super::media::{ContentTypeClass, ContentTypes, MediaRange};
-use super::rules::{Rule, RuleMatch};
+use super::rules::{Rule, RuleMatch, RULE_METRICS_WORD};
 use crate::ascii::CgiNames;
 use crate::inspector::{
     DuplicateKeys, JsonOptions, Limits, Numbers, MIN_EXPONENT_DIGITS, REPORTABLE,
@@ -246,15 +246,12 @@ pub const MAX_METRICS_PREFIX_CHARS: usize = 64;
 /// A `metrics_prefix` is a letter, then letters, digits and `_`: one word,
 /// which Envoy's `/stats` and its Prometheus names keep as written (a `.`
 /// would make it two segments of the stat name, and Prometheus turns `.`
-/// and `-` into `_`, so `a.b` and `a_b` would be one series there).
+/// and `-` into `_`, so `a.b` and `a_b` would be one series there). It may
+/// not hold the word `rule`: Prometheus would read `x_rule_orders` as the
+/// counters of rule `orders` under prefix `x` (`x.rule.orders.*`).
 fn check_metrics_prefix(prefix: &str) -> Result<(), ConfigError> {
     let fault = if prefix.is_empty() {
         Some("is empty".to_string())
-    } else if prefix.len() > MAX_METRICS_PREFIX_CHARS {
-        Some(format!(
-            "has {} characters, more than {MAX_METRICS_PREFIX_CHARS}",
-            prefix.len()
-        ))
     } else if !prefix.starts_with(|c: char| c.is_ascii_alphabetic()) {
         Some("must start with an ASCII letter".to_string())
     } else if !prefix
@@ -262,6 +259,15 @@ fn check_metrics_prefix(prefix: &str) -> Result<(), ConfigError> {
         .all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
         Some("may hold only ASCII letters, digits and `_`".to_string())
+    } else if prefix.len() > MAX_METRICS_PREFIX_CHARS {
+        Some(format!(
+            "has {} characters, more than {MAX_METRICS_PREFIX_CHARS}",
+            prefix.len()
+        ))
+    } else if prefix.split('_').any(|word| word == RULE_METRICS_WORD) {
+        Some(format!(
+            "may not hold the word `{RULE_METRICS_WORD}`: in Prometheus, `x_{RULE_METRICS_WORD}_orders_requests_passed` would be the counters of rule `orders` under prefix `x`"
+        ))
     } else {
         None
     };
@@ -608,6 +614,7 @@ impl Config {
     }
 
     fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        check_metrics_prefix(&raw.metrics_prefix)?;
         let limits: Limits = typed("limits", Value::Object(raw.limits.clone()))?;
         check_limits(&limits).map_err(|e| e.within("limits"))?;
         let json: JsonOptions = typed("json", Value::Object(raw.json.clone()))?;
@@ -651,7 +658,8 @@ impl Config {
                 return Err(ConfigError::new(
                     format!("{at}.name"),
                     format!(
-                        "`{name}` and `{other}` share the metric name `json_sanitizer.rule.{label}` (characters other than ASCII letters and digits become `_`)"
+                        "`{name}` and `{other}` share the metric name `{metrics_prefix}.{RULE_METRICS_WORD}.{label}` (characters other than ASCII letters and digits become `_`)",
+                        metrics_prefix = raw.metrics_prefix,
                     ),
                 ));
             }
@@ -802,8 +810,6 @@ impl Config {
                 ));
             }
         }
-
-        check_metrics_prefix(&raw.metrics_prefix)?;
 
         let methods_matter = rules.iter().any(|r| r.matcher.methods.is_some());
         let scope_headers = std::iter::once(&default_policy)

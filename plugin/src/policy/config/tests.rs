@@ -417,6 +417,13 @@ fn every_error_names_its_field() {
             .contains("`a_b` and `a.b` share the metric name `json_sanitizer.rule.a_b`"),
         "{e}"
     );
+    let e = parse(r#"{"metrics_prefix":"edge","rules":[{"name":"a-b","match":{"path_prefix":"/a"}},{"name":"a_b","match":{"path_prefix":"/b"}}]}"#)
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`a_b` and `a-b` share the metric name `edge.rule.a_b`"),
+        "{e}"
+    );
     let e = parse(r#"{"json":{"report_only":["too_deep"]}}"#).unwrap_err();
     assert!(e.to_string().contains("use `mode: report`"), "{e}");
     let e = parse(r#"{"json":{"report_only":["number_out_of_range"]}}"#).unwrap_err();
@@ -859,7 +866,14 @@ fn a_metrics_prefix_is_one_word_of_at_most_64_characters() {
     let at = |v: &str| parse(&format!(r#"{{"metrics_prefix": "{v}"}}"#));
     let longest = format!("a{}", "_9".repeat(MAX_METRICS_PREFIX_CHARS / 2 - 1) + "Z");
     assert_eq!(longest.len(), MAX_METRICS_PREFIX_CHARS);
-    for good in ["orders", "json_sanitizer_v2", "A1", longest.as_str()] {
+    for good in [
+        "orders",
+        "json_sanitizer_v2",
+        "A1",
+        "rules",
+        "json_sanitizer_ruler",
+        longest.as_str(),
+    ] {
         assert_eq!(at(good).unwrap().metrics_prefix, good);
     }
     for (bad, why) in [
@@ -870,9 +884,72 @@ fn a_metrics_prefix_is_one_word_of_at_most_64_characters() {
         ("json.sanitizer".to_string(), "only ASCII"),
         ("json-sanitizer".to_string(), "only ASCII"),
         ("caf\\u00e9".to_string(), "only ASCII"),
+        // Forty characters but eighty bytes: the fault is the character.
+        (format!("a{}", "\\u00e9".repeat(40)), "only ASCII"),
+        ("rule".to_string(), "the word `rule`"),
+        ("json_sanitizer_rule".to_string(), "the word `rule`"),
+        ("json_sanitizer_rule_orders".to_string(), "the word `rule`"),
+        ("rule_x".to_string(), "the word `rule`"),
     ] {
         let err = at(&bad).unwrap_err();
         assert_eq!(err.field, "metrics_prefix", "{bad}");
         assert!(err.reason.contains(why), "{bad}: {}", err.reason);
     }
+}
+
+/// No two instances' counters share a Prometheus name, whatever prefixes
+/// and rule names they were given: Envoy's Prometheus output turns every
+/// `.` into `_`, so `x.rule.orders.requests_passed` (rule `orders` under
+/// prefix `x`) and `x_rule_orders.requests_passed` (prefix
+/// `x_rule_orders`) would be one series, which is why a prefix may not hold
+/// the word `rule`. Tried over every prefix and rule name of up to three
+/// and two words from words that occur in counter names.
+#[test]
+fn no_two_prefixes_share_a_prometheus_name() {
+    use crate::filter::metrics::{Metric, RuleCounter};
+    use std::collections::HashMap;
+    const WORDS: [&str; 8] = [
+        "a", "rule", "x", "rejected", "breaker", "report", "only", "requests",
+    ];
+    let phrases = |most: usize| {
+        let mut all: Vec<String> = WORDS.iter().map(|w| w.to_string()).collect();
+        let mut last = all.clone();
+        for _ in 1..most {
+            last = last
+                .iter()
+                .flat_map(|p| WORDS.iter().map(move |w| format!("{p}_{w}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    };
+    let rule_names = phrases(2);
+    let prometheus = |name: String| name.replace('.', "_");
+    let mut owner: HashMap<String, String> = HashMap::new();
+    let mut accepted = 0;
+    for prefix in phrases(3) {
+        if check_metrics_prefix(&prefix).is_err() {
+            continue;
+        }
+        accepted += 1;
+        let names = Metric::all().map(|m| m.name(&prefix)).chain(
+            rule_names
+                .iter()
+                .flat_map(|rule| RuleCounter::ALL.map(|c| c.name(&prefix, rule))),
+        );
+        for name in names {
+            let series = prometheus(name.clone());
+            if let Some(first) = owner.insert(series.clone(), prefix.clone()) {
+                assert_eq!(
+                    first, prefix,
+                    "{series} under prefixes {first} and {prefix} ({name})"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        accepted,
+        7 + 7 * 7 + 7 * 7 * 7,
+        "every prefix without `rule`"
+    );
 }
