@@ -1255,7 +1255,8 @@ fn a_metrics_prefix_counts_an_instance_apart() {
 
 /// `reject_case_insensitive` through the wasm: keys Go would match to one
 /// field are a duplicate at the second one's quote, whole or one byte per
-/// chunk; keys that differ otherwise pass.
+/// chunk (a non-ASCII letter cut between chunks too); keys that differ
+/// otherwise pass.
 #[test]
 fn keys_go_matches_to_one_field_are_duplicates_when_asked() {
     let (_h, mut vm) = host_pair(r#"{"json":{"duplicate_keys":"reject_case_insensitive"}}"#);
@@ -1264,6 +1265,7 @@ fn keys_go_matches_to_one_field_are_duplicates_when_asked() {
         ("{\"kind\":1,\"\u{212A}IND\":2}", 10),
         (r#"{"kind":1,"\u212Aind":2}"#, 10),
         ("[{\"size\":1},{\"size\":1,\"\u{17F}ize\":2}]", 22),
+        ("{\"r\u{f4}le\":1,\"R\u{d4}LE\":2}", 11),
     ] {
         for chunk in [body.len(), 1] {
             let o = vm.send(&post(body).chunk_size(chunk)).unwrap();
@@ -1275,7 +1277,11 @@ fn keys_go_matches_to_one_field_are_duplicates_when_asked() {
             );
         }
     }
-    for body in [r#"{"a":{"A":1}}"#, "{\"caf\u{e9}\":1,\"caf\u{c9}\":2}"] {
+    for body in [
+        r#"{"a":{"A":1}}"#,
+        "{\"caf\u{e9}\":1,\"cafe\":2}",
+        "{\"id\":1,\"\u{131}d\":2}",
+    ] {
         assert_eq!(vm.send(&post(body)).unwrap().status(), None, "{body}");
     }
 }

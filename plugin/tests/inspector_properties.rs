@@ -549,8 +549,8 @@ fn edge_number() -> impl Strategy<Value = String> {
 }
 
 /// Keys that Go's `encoding/json` matches to a few fields (`id`, `kind`,
-/// `size`), spelled with other cases, K and ſ, beside keys it keeps apart
-/// (other letters' case, look-alikes).
+/// `size`, `café`, `ω`, `straße`, `σ`), spelled with other cases, K, ſ,
+/// Ω, ẞ and ς, beside keys it keeps apart (look-alikes, ı and İ, `ss`).
 const CASED_KEYS: &[&str] = &[
     "id",
     "Id",
@@ -570,6 +570,16 @@ const CASED_KEYS: &[&str] = &[
     "CAF\u{e9}",
     "caf\u{c9}",
     "\u{2126}",
+    "\u{3c9}",
+    "\u{3a9}",
+    "stra\u{df}e",
+    "STRA\u{1e9e}E",
+    "strasse",
+    "\u{3c3}",
+    "\u{3c2}",
+    "\u{3a3}",
+    "\u{131}d",
+    "\u{130}D",
     "longer_key_name_1",
     "LONGER_KEY_NAME_1",
     "x",

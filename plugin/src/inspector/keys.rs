@@ -94,7 +94,7 @@ impl KeyHasher {
 /// key that lies whole in one chunk without escapes: whole words, then the
 /// last partial word read with one load where the chunk allows it. With
 /// `FOLD`, of the key with its ASCII letters lowercased (such a key is all
-/// ASCII), as a [`Folder`] feeds it.
+/// ASCII), as a [`Folder`](super::go_fold::Folder) feeds it.
 #[inline(always)]
 pub(crate) fn hash_slice<const FOLD: bool>(seed: u64, s: &[u8], from: usize, to: usize) -> u64 {
     let word = |w: u64| if FOLD { ascii_lowercase8(w) } else { w };
@@ -131,72 +131,6 @@ fn ascii_lowercase8(w: u64) -> u64 {
     let past_z = low + ONES * (0x80 - u64::from(b'Z') - 1);
     let capital = from_a & !past_z & !w & HIGHS;
     w | (capital >> 2)
-}
-
-/// Go's folding of key bytes on their way into a [`KeyHasher`], for
-/// [`DuplicateKeys::RejectCaseInsensitive`](super::DuplicateKeys): ASCII
-/// capitals become lower case, K (U+212A, `E2 84 AA`) becomes `k` and ſ
-/// (U+017F, `C5 BF`) becomes `s`; every other byte passes as it is. Bytes
-/// may come one at a time (a sequence cut by a chunk boundary), so the
-/// start of a sequence that may be one of those two waits here.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Folder {
-    /// Bytes of a possible K or ſ so far.
-    pending: [u8; 2],
-    len: u8,
-}
-
-/// K (U+212A KELVIN SIGN) in UTF-8, and what it folds to.
-const KELVIN: (&[u8], u8) = (&[0xE2, 0x84, 0xAA], b'k');
-/// ſ (U+017F LATIN SMALL LETTER LONG S) in UTF-8, and what it folds to.
-const LONG_S: (&[u8], u8) = (&[0xC5, 0xBF], b's');
-
-impl Folder {
-    /// Feeds `bytes`, folded, to `hasher`.
-    pub(crate) fn write(&mut self, hasher: &mut KeyHasher, bytes: &[u8]) {
-        for &b in bytes {
-            self.byte(hasher, b);
-        }
-    }
-
-    fn byte(&mut self, hasher: &mut KeyHasher, b: u8) {
-        if self.len > 0 {
-            let (seq, folded) = if self.pending[0] == KELVIN.0[0] {
-                KELVIN
-            } else {
-                LONG_S
-            };
-            let n = usize::from(self.len);
-            if seq.get(n) == Some(&b) {
-                if n + 1 == seq.len() {
-                    hasher.push(folded);
-                    self.len = 0;
-                } else if let Some(slot) = self.pending.get_mut(n) {
-                    *slot = b;
-                    self.len += 1;
-                }
-                return;
-            }
-            self.flush(hasher);
-        }
-        match b {
-            b'A'..=b'Z' => hasher.push(b | 0x20),
-            _ if b == KELVIN.0[0] || b == LONG_S.0[0] => {
-                self.pending[0] = b;
-                self.len = 1;
-            }
-            _ => hasher.push(b),
-        }
-    }
-
-    /// Hands over a started sequence that turned out to be neither (only a
-    /// key cut short, which is malformed anyway, ends with one).
-    pub(crate) fn flush(&mut self, hasher: &mut KeyHasher) {
-        for &b in self.pending.iter().take(usize::from(self.len)) {
-            hasher.push(b);
-        }
-        self.len = 0;
-    }
 }
 
 #[inline(always)]
@@ -410,10 +344,11 @@ impl KeySet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn hash(bytes: &[u8]) -> u64 {
+    /// A key's hash under seed 7, fed whole.
+    pub(in crate::inspector) fn hash(bytes: &[u8]) -> u64 {
         let mut h = KeyHasher::new(7);
         h.write(bytes);
         h.finish()
@@ -509,15 +444,6 @@ mod tests {
         }
     }
 
-    fn folded(pieces: &[&[u8]]) -> u64 {
-        let (mut h, mut f) = (KeyHasher::new(7), Folder::default());
-        for piece in pieces {
-            f.write(&mut h, piece);
-        }
-        f.flush(&mut h);
-        h.finish()
-    }
-
     #[test]
     fn ascii_lowercase8_lowers_capitals_only() {
         for b in 0..=255u8 {
@@ -527,55 +453,6 @@ mod tests {
             );
             assert_eq!(ascii_lowercase8(w), want, "{b:#x}");
         }
-    }
-
-    #[test]
-    fn hash_slice_folded_is_the_folded_streaming_hash() {
-        let chunk = b"Content-TYPE_Az@[`{09 ZZaa x-Request-Id";
-        for from in 0..=chunk.len() {
-            for to in from..=chunk.len() {
-                assert_eq!(
-                    hash_slice::<true>(7, chunk, from, to),
-                    folded(&[&chunk[from..to]]),
-                    "{from}..{to}"
-                );
-            }
-        }
-    }
-
-    /// Go's `encoding/json` matches `Kind`, `KIND` and `\u212Aind` (Kelvin
-    /// sign) to a field `kind`, and `ſize` (long s) to `size`; any split of
-    /// the bytes folds the same; other non-ASCII letters, and byte
-    /// sequences that only start like K or ſ, stay as they are.
-    #[test]
-    fn folding_is_gos_key_matching() {
-        let kind = folded(&[b"kind"]);
-        for same in ["Kind", "KIND", "\u{212A}ind", "\u{212A}IND"] {
-            assert_eq!(folded(&[same.as_bytes()]), kind, "{same}");
-        }
-        assert_eq!(folded(&["\u{17F}ize".as_bytes()]), folded(&[b"SIZE"]));
-        let kelvin = "x\u{212A}y".as_bytes();
-        for cut in 0..=kelvin.len() {
-            let (a, b) = kelvin.split_at(cut);
-            assert_eq!(folded(&[a, b]), folded(&[b"xky"]), "cut at {cut}");
-        }
-        for different in ["\u{e9}", "\u{2126}", "\u{17E}", "\u{212B}"] {
-            let (a, b) = (format!("k{different}"), format!("K{different}"));
-            assert_eq!(folded(&[a.as_bytes()]), folded(&[b.as_bytes()]));
-            assert_ne!(folded(&[a.as_bytes()]), folded(&[b"kk"]));
-            assert_eq!(
-                folded(&[a.as_bytes()]),
-                hash(a.as_bytes()),
-                "{different} as it is"
-            );
-        }
-        assert_ne!(
-            folded(&["\u{c9}".as_bytes()]),
-            folded(&["\u{e9}".as_bytes()])
-        );
-        // The start of K alone (a key cut short) is kept, not lost.
-        assert_eq!(folded(&[&[b'a', 0xE2, 0x84]]), hash(&[b'a', 0xE2, 0x84]));
-        assert_eq!(folded(&[&[0xC5, b'A']]), hash(&[0xC5, b'a']));
     }
 
     #[test]

@@ -152,14 +152,14 @@ pub enum DuplicateKeys {
     Reject,
     /// Let them through.
     Allow,
-    /// Refuse, and count as the same key two that differ only in the case of
-    /// ASCII letters, or by K (U+212A KELVIN SIGN) for `k` or ſ (U+017F LONG
-    /// S) for `s`: Go's `encoding/json` matches object keys to struct fields
-    /// that way, so `{"role":"user","Role":"admin"}` sets one field twice
-    /// there (the last wins) while a case-sensitive parser sees two keys.
-    /// Other non-ASCII letters compare as written (Go would fold `É` to `é`
-    /// too; struct field names are ASCII in practice). This is `encoding/json`
-    /// v1; v2's `case:ignore` also ignores `_` and `-`, which this does not.
+    /// Refuse, and count as the same key two that are equal under Unicode
+    /// simple case folding (`Role` and `role`, K (U+212A KELVIN SIGN) and
+    /// `k`, `ſ` and `s`, `É` and `é`, `ς` and `σ`): Go's `encoding/json`
+    /// matches object keys to struct fields that way, so
+    /// `{"role":"user","Role":"admin"}` sets one field twice there (the last
+    /// wins) while a case-sensitive parser sees two keys. This is
+    /// `encoding/json` v1; v2's `case:ignore` also ignores `_` and `-`,
+    /// which this does not.
     RejectCaseInsensitive,
 }
 

@@ -18,6 +18,7 @@
 //! encoding checks.
 
 mod fast;
+mod go_fold;
 mod keys;
 mod limits;
 mod numbers;
@@ -33,7 +34,8 @@ pub use limits::{
 pub use numbers::MAX_EXACT_INTEGER;
 
 use crate::violation::{Violation, ViolationKind};
-use keys::{Folder, KeyHasher, KeySet};
+use go_fold::Folder;
+use keys::{KeyHasher, KeySet};
 use numbers::NumberRange;
 use shapes::{Shape, Shapes};
 

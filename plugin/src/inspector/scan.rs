@@ -9,7 +9,8 @@
 //! string bodies eight bytes at a time (SWAR), indentation, digit runs, whole
 //! UTF-8 sequences in place.
 
-use super::keys::{Folder, KeyHasher};
+use super::go_fold::Folder;
+use super::keys::KeyHasher;
 use super::numbers::{NumberRange, MAX_EXACT_INTEGER};
 use super::shapes::Shape;
 use super::simd::plain_run;

@@ -689,9 +689,10 @@ fn duplicate_keys_compare_after_decoding_per_object() {
 }
 
 /// `reject_case_insensitive`: keys Go's `encoding/json` would match to one
-/// struct field are duplicates (ASCII case, K for k, ſ for s, however
-/// spelled), at the offset of the second one, for every split of the body;
-/// the default `reject` lets them through, and other letters keep their case.
+/// struct field are duplicates (equal under Unicode simple case folding:
+/// ASCII case, K for k, ſ for s, É for é, ς for σ, however spelled), at the
+/// offset of the second one, for every split of the body; the default
+/// `reject` lets them through, and what Go keeps apart passes.
 #[test]
 fn case_insensitive_duplicates_are_the_keys_go_matches_to_one_field() {
     let folding = JsonOptions {
@@ -711,6 +712,10 @@ fn case_insensitive_duplicates_are_the_keys_go_matches_to_one_field() {
         // Past the fast path's plain keys: long, escaped, non-ASCII.
         ("{\"accountNumberX\":1,\"ACCOUNTNUMBERx\":2}", 20),
         ("{\"caf\u{e9}\":1,\"CAF\u{e9}\":2}", 11),
+        ("{\"caf\u{e9}\":1,\"CAF\u{c9}\":2}", 11),
+        ("{\"\u{e9}\":1,\"\\u00C9\":2}", 8),
+        ("{\"\u{3c3}\":1,\"\u{3c2}\":2}", 8),
+        ("{\"stra\u{df}e\":1,\"STRA\\u1E9EE\":2}", 13),
     ] {
         assert_eq!(
             folded(doc).map_err(|v| (v.kind, v.offset)),
@@ -722,7 +727,9 @@ fn case_insensitive_duplicates_are_the_keys_go_matches_to_one_field() {
     for doc in [
         "{\"a\":{\"A\":1}}",
         "[{\"id\":1},{\"ID\":2}]",
-        "{\"\u{e9}\":1,\"\u{c9}\":2}",
+        "{\"id\":1,\"\u{131}d\":2,\"\u{130}D\":3}",
+        "{\"stra\u{df}e\":1,\"STRASSE\":2}",
+        "{\"\u{e9}\":1,\"e\":2}",
         "{\"k\":1,\"\u{2126}\":2,\"\u{212B}\":3}",
         "{\"a\":1,\"a \":2,\"@\":3,\"`\":4,\"[\":5,\"{\":6}",
     ] {

@@ -65,17 +65,27 @@ pub type NoDuplicates = UniqueKeys<false>;
 #[allow(dead_code)] // The fuzz target shares this file and does not fold.
 pub type NoFoldedDuplicates = UniqueKeys<true>;
 
-/// Go's folding of an ASCII-named field's key, as the inspector's
-/// `reject_case_insensitive` documents it: ASCII capitals, K (U+212A) and
-/// ſ (U+017F) become `a`..`z`, `k` and `s`.
+/// Go's folding of a key, from Go's own fold sets: each character of a
+/// set (`go_fold_classes.txt`, written by Go 1.19's `unicode.SimpleFold`)
+/// becomes the set's first, ASCII letters lower case, the rest stays.
 #[allow(dead_code)] // As for `NoFoldedDuplicates`.
 pub fn go_fold(key: &str) -> String {
+    static FIRST_OF_SET: std::sync::OnceLock<std::collections::HashMap<char, char>> =
+        std::sync::OnceLock::new();
+    let first_of_set = FIRST_OF_SET.get_or_init(|| {
+        let code_point = |hex: &str| char::from_u32(u32::from_str_radix(hex, 16).unwrap()).unwrap();
+        include_str!("../../src/inspector/go_fold_classes.txt")
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .flat_map(|line| {
+                let first = code_point(line.split(' ').next().unwrap());
+                line.split(' ').map(move |hex| (code_point(hex), first))
+            })
+            .collect()
+    });
     key.chars()
-        .map(|c| match c {
-            '\u{212A}' => 'k',
-            '\u{17F}' => 's',
-            c => c.to_ascii_lowercase(),
-        })
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| first_of_set.get(&c).copied().unwrap_or(c))
         .collect()
 }
 
