@@ -340,22 +340,22 @@ fn a_refusal_closes_the_http1_connection_and_nothing_behind_it_goes_up() {
         (
             "at its last byte",
             "syntax_error",
-            kept_alive("/api/refused/1", b"[1,]"),
+            kept_alive("/api/refused/0", b"[1,]"),
         ),
         (
             "at its first byte",
             "syntax_error",
-            kept_alive("/api/refused/2", &hiding),
+            kept_alive("/api/refused/1", &hiding),
         ),
         (
             "at its end",
             "truncated",
-            chunked("/api/refused/3", "[1", ""),
+            chunked("/api/refused/2", "[1", ""),
         ),
         (
             "at its trailers",
             "truncated",
-            chunked("/api/refused/4", "[1", "x-checksum: c0ffee\r\n"),
+            chunked("/api/refused/3", "[1", "x-checksum: c0ffee\r\n"),
         ),
     ];
     for (n, (when, violation, request)) in refused.into_iter().enumerate() {
@@ -385,7 +385,9 @@ fn a_refusal_closes_the_http1_connection_and_nothing_behind_it_goes_up() {
         );
     }
     assert!(envoy.settled(&upstream, "/api/smuggled").is_empty());
-    assert_eq!(upstream.to("/api/first/1").len(), 1);
+    for n in 0..4 {
+        assert_eq!(upstream.to(&format!("/api/first/{n}")).len(), 1, "{n}");
+    }
 }
 
 /// DESIGN: while a body is paused, Envoy's buffer limit applies, and past

@@ -19,19 +19,21 @@ pub(crate) fn fold_char(c: char) -> char {
         // Go's fold set of dotless ı is itself: its pairing with `I` is
         // Turkish only, and Go's folding is not.
         'ı' => return c,
-        // Unicode 15.1 folds these canonically equivalent pairs together:
-        // Go releases with its tables match them, and a key that spells one
-        // both ways is no loss to refuse.
+        // Unicode 15.1 folds these pairs together (canonically equivalent
+        // Greek letters, and the ſt and st ligatures): Go releases with its
+        // tables match them, and a key that spells one both ways is no loss
+        // to refuse.
         '\u{1FD3}' => return '\u{390}',
         '\u{1FE3}' => return '\u{3B0}',
         '\u{FB05}' => return '\u{FB06}',
         _ => {}
     }
-    // A character's simple upper case, then that one's simple lower case,
-    // lands every member of a set on its lower-case letter: `ſ`, `S` and
-    // `s` on `s`, `ϑ`, `ϴ`, `Θ` and `θ` on `θ`, `ǅ` and `Ǆ` on `ǆ`. Where
-    // only a full mapping exists (`ß` to `SS`, `İ` to `i̇`), Go keeps the
-    // character too.
+    // A character's upper case, then that one's lower case, each kept only
+    // where it is one character (the standard library gives full mappings;
+    // a one-character one is the simple mapping), lands every member of a
+    // set on its lower-case letter: `ſ`, `S` and `s` on `s`, `ϑ`, `ϴ`, `Θ`
+    // and `θ` on `θ`, `ǅ` and `Ǆ` on `ǆ`. Where the mapping is several
+    // characters (`ß` to `SS`, `İ` to `i̇`), Go keeps the character too.
     let upper = single(c.to_uppercase()).unwrap_or(c);
     single(upper.to_lowercase()).unwrap_or(upper)
 }

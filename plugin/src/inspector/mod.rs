@@ -13,9 +13,11 @@
 //! Layout: `scan.rs` is the per-byte state machine (the reference), `fast.rs`
 //! the straight-line path for whole tokens inside a chunk, `simd.rs` the
 //! sixteen-bytes-at-a-time string scan, `swar.rs` the word-at-a-time
-//! helpers, `keys.rs` the duplicate-key hashes and sets, `shapes.rs` the
-//! repeated key lists that spare them most of their work, `utf8.rs` the
-//! encoding checks.
+//! helpers, `keys.rs` the duplicate-key hashes and sets, `go_fold.rs` the
+//! case folding of keys as Go matches them (checked against
+//! `go_fold_classes.txt`, which the Go program `go_fold_classes.go`
+//! writes), `shapes.rs` the repeated key lists that spare them most of
+//! their work, `utf8.rs` the encoding checks.
 
 mod fast;
 mod go_fold;
