@@ -550,7 +550,8 @@ fn edge_number() -> impl Strategy<Value = String> {
 
 /// Keys that Go's `encoding/json` matches to a few fields (`id`, `kind`,
 /// `size`, `café`, `ω`, `straße`, `σ`), spelled with other cases, K, ſ,
-/// Ω, ẞ and ς, beside keys it keeps apart (look-alikes, ı and İ, `ss`).
+/// Ω, ẞ and ς, and `ıd` and `İD` for `id`, beside keys it keeps apart
+/// (look-alikes, `ss`).
 const CASED_KEYS: &[&str] = &[
     "id",
     "Id",

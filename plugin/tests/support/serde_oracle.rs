@@ -67,7 +67,9 @@ pub type NoFoldedDuplicates = UniqueKeys<true>;
 
 /// Go's folding of a key, from Go's own fold sets: each character of a
 /// set (`go_fold_classes.txt`, written by Go 1.19's `unicode.SimpleFold`)
-/// becomes the set's first, ASCII letters lower case, the rest stays.
+/// becomes the set's first, ASCII letters lower case, the rest stays; and,
+/// as `reject_case_insensitive` documents beyond Go, dotless ı and dotted
+/// İ become `i` too (.NET and Turkish-locale Java match them so).
 #[allow(dead_code)] // As for `NoFoldedDuplicates`.
 pub fn go_fold(key: &str) -> String {
     static FIRST_OF_SET: std::sync::OnceLock<std::collections::HashMap<char, char>> =
@@ -84,7 +86,10 @@ pub fn go_fold(key: &str) -> String {
             .collect()
     });
     key.chars()
-        .map(|c| c.to_ascii_lowercase())
+        .map(|c| match c {
+            '\u{131}' | '\u{130}' => 'i',
+            c => c.to_ascii_lowercase(),
+        })
         .map(|c| first_of_set.get(&c).copied().unwrap_or(c))
         .collect()
 }
