@@ -17,12 +17,11 @@ use super::keys::KeyHasher;
 /// ASCII letters fold to lower case.
 pub(crate) fn fold_char(c: char) -> char {
     match c {
-        // Go keeps dotless ı and dotted İ apart from `i`, but .NET's
-        // ordinal case-insensitive matching (System.Text.Json's
-        // `PropertyNameCaseInsensitive`, Json.NET) reads ı as `I`, and Java's
-        // `toLowerCase()` under a Turkish locale (Jackson's
-        // `ACCEPT_CASE_INSENSITIVE_PROPERTIES`) reads İ as `i` and `I` as ı:
-        // one set for all four refuses what any of them would merge.
+        // Go keeps dotless ı and dotted İ apart from `i`, but Java's
+        // `String.equalsIgnoreCase` matches both to `i` in any locale, and
+        // its `toLowerCase()` under a Turkish locale (which Jackson's
+        // `ACCEPT_CASE_INSENSITIVE_PROPERTIES` applies) reads İ as `i` and
+        // `I` as ı: one set for all four refuses what any of them merges.
         'ı' | 'İ' => return 'i',
         // Unicode 15.1 folds these pairs together (canonically equivalent
         // Greek letters, and the ſt and st ligatures): Go releases with its
@@ -182,7 +181,7 @@ mod tests {
     }
 
     /// The i's: `I`, `i`, dotless ı and dotted İ, which Go keeps in three
-    /// sets and .NET and Java under a Turkish locale merge.
+    /// sets and Java merges.
     fn the_four_is(set: &BTreeSet<char>) -> bool {
         *set == BTreeSet::from(['I', 'i', 'ı', 'İ'])
     }
@@ -226,7 +225,7 @@ mod tests {
             ("ι", "\u{345}"),
             ("ß", "ẞ"),
             ("straße", "STRAẞE"),
-            // Beyond Go: .NET and Turkish-locale Java merge these.
+            // Beyond Go: Java merges these.
             ("ıd", "ID"),
             ("İsAdmin", "isAdmin"),
         ] {

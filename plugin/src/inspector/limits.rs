@@ -158,7 +158,8 @@ pub enum DuplicateKeys {
     /// matches object keys to struct fields that way, so
     /// `{"role":"user","Role":"admin"}` sets one field twice there (the last
     /// wins) while a case-sensitive parser sees two keys. `ı` and `İ` count
-    /// as `i` as well, as .NET and Turkish-locale Java read them. This is
+    /// as `i` as well, as Java's `equalsIgnoreCase` and Turkish-locale
+    /// `toLowerCase()` read them. This is
     /// `encoding/json` v1; v2's `case:ignore` also ignores `_` and `-`,
     /// which this does not.
     RejectCaseInsensitive,

@@ -69,7 +69,7 @@ pub type NoFoldedDuplicates = UniqueKeys<true>;
 /// set (`go_fold_classes.txt`, written by Go 1.19's `unicode.SimpleFold`)
 /// becomes the set's first, ASCII letters lower case, the rest stays; and,
 /// as `reject_case_insensitive` documents beyond Go, dotless ı and dotted
-/// İ become `i` too (.NET and Turkish-locale Java match them so).
+/// İ become `i` too (Java matches them so).
 #[allow(dead_code)] // As for `NoFoldedDuplicates`.
 pub fn go_fold(key: &str) -> String {
     static FIRST_OF_SET: std::sync::OnceLock<std::collections::HashMap<char, char>> =
