@@ -180,9 +180,23 @@ fn json_lines_bodies_are_judged_line_by_line_on_their_rule() {
         );
         // A repeated key on the second line of the bulk route; a second
         // value anywhere else.
+        // A value spread over lines, or a raw U+2028 in a string, which
+        // lenient line readers would cut into values of their own.
         for (path, body, violation, offset) in [
             ("/_bulk", bad, "duplicate_key", 34),
             ("/other", good, "trailing_data", 22),
+            (
+                "/_bulk",
+                "{\"index\":{}}\n[[1],\n[2]]\n",
+                "syntax_error",
+                18,
+            ),
+            (
+                "/_bulk",
+                "{\"name\":\"a\u{2028}[1]\"}\n",
+                "syntax_error",
+                10,
+            ),
         ] {
             let o = vm.send(&ndjson(path, body, chunk)).unwrap();
             let p = o.problem().unwrap();

@@ -586,6 +586,24 @@ const CASED_KEYS: &[&str] = &[
     "x",
 ];
 
+/// `doc` on one line: `\n` and `\r` become spaces, and U+0085, U+2028 and
+/// U+2029 as many spaces as they had bytes (whitespace where they were
+/// allowed whitespace, text where they were text; a raw one elsewhere was
+/// refused anyway, as a space may be).
+fn one_line(doc: &[u8]) -> Vec<u8> {
+    let mut out = doc.to_vec();
+    for i in 0..out.len() {
+        let len = match out[i..] {
+            [b'\n' | b'\r', ..] => 1,
+            [0xC2, 0x85, ..] => 2,
+            [0xE2, 0x80, 0xA8 | 0xA9, ..] => 3,
+            _ => 0,
+        };
+        out[i..i + len].fill(b' ');
+    }
+    out
+}
+
 /// Arrays of small objects keyed from [`CASED_KEYS`] (so shapes repeat),
 /// some nested, rendered with random whitespace and escapes.
 fn cased_document() -> impl Strategy<Value = Vec<u8>> {
@@ -837,7 +855,8 @@ proptest! {
         let lines = JsonOptions { lines: true, ..JsonOptions::default() };
         let limits = Limits { max_depth: None, ..Limits::UNLIMITED };
         let valid: Vec<Vec<u8>> = docs
-            .into_iter()
+            .iter()
+            .map(|d| one_line(d))
             .filter(|d| inspect_with(&limits, &JsonOptions::default(), d, &[]).is_ok())
             .collect();
         let mut body = b"{}\n".to_vec();
@@ -848,7 +867,7 @@ proptest! {
         prop_assert_eq!(inspect_with(&limits, &lines, &body, &[]), Ok(()), "{}", String::from_utf8_lossy(&body));
         same_verdict_with(&limits, &lines, &body, &cuts)?;
         // A last line without newlines of its own, refused alone.
-        let last: Vec<u8> = last.into_iter().map(|b| if b == b'\n' { b' ' } else { b }).collect();
+        let last = one_line(&last);
         let alone = inspect_with(&limits, &JsonOptions::default(), &last, &[]);
         let start = body.len() as u64;
         body.extend_from_slice(&last);
@@ -865,6 +884,48 @@ proptest! {
         };
         prop_assert_eq!(inspect_with(&limits, &lines, &body, &[]), expected, "{}", String::from_utf8_lossy(&body));
         same_verdict_with(&limits, &lines, &body, &cuts)?;
+    }
+
+    /// JSON Lines: a document valid on its own is a valid line exactly when
+    /// it holds no line break inside its value and no U+0085, U+2028 or
+    /// U+2029 anywhere; otherwise it is refused at the first of those, for
+    /// any chunking.
+    #[test]
+    fn json_lines_refuse_line_breaks_inside_a_value(
+        value in json(),
+        separator in prop::sample::select(vec!["", "x\u{2028}", "\u{2029}", "\u{85}y"]),
+        seed in any::<u64>(),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+    ) {
+        // A valid document, its strings sometimes holding a separator raw
+        // (or escaped, as the rendering chooses), its whitespace sometimes
+        // line breaks.
+        let value = if separator.is_empty() {
+            value
+        } else {
+            J::Arr(vec![J::Str(separator.to_string()), value])
+        };
+        let mut doc = Vec::new();
+        render(&value, &mut Choices(seed | 1), &mut doc);
+        let limits = Limits { max_depth: None, ..Limits::UNLIMITED };
+        let plain = JsonOptions { duplicate_keys: DuplicateKeys::Allow, ..JsonOptions::default() };
+        prop_assert_eq!(inspect_with(&limits, &plain, &doc, &[]), Ok(()));
+        let lines = JsonOptions { lines: true, ..plain };
+        let is_ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        let first = doc.iter().position(|b| !is_ws(b)).unwrap_or(0);
+        let last = doc.iter().rposition(|b| !is_ws(b)).unwrap_or(0);
+        let inside = (first..last).find(|&i| matches!(doc[i], b'\n' | b'\r'));
+        let text = String::from_utf8_lossy(&doc);
+        let separator = text
+            .char_indices()
+            .find(|(_, c)| matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))
+            .map(|(i, _)| i);
+        let expected = match inside.into_iter().chain(separator).min() {
+            Some(at) => Err(Violation { kind: ViolationKind::SyntaxError, offset: Some(at as u64), limit: None }),
+            None => Ok(()),
+        };
+        prop_assert_eq!(inspect_with(&limits, &lines, &doc, &[]), expected, "{:?}", text);
+        same_verdict_with(&limits, &lines, &doc, &cuts)?;
     }
 
     /// Complete documents within limits: accepted exactly when serde_json

@@ -23,6 +23,7 @@ mod fast;
 mod go_fold;
 mod keys;
 mod limits;
+mod lines;
 mod numbers;
 mod scan;
 mod shapes;
@@ -200,6 +201,9 @@ pub struct Inspector {
     lines: bool,
     /// With `lines`, the values begun so far (bounded like array elements).
     values: u64,
+    /// With `lines`, the body's last two bytes so far, oldest first: the
+    /// start of a line separator that a chunk boundary cut.
+    line_tail: [u8; 2],
     /// Objects and arrays opened so far in the body.
     containers: u64,
     /// Numbers must be in range ([`Numbers::Interoperable`]).
@@ -279,6 +283,7 @@ impl Inspector {
             allow_empty_body: options.allow_empty_body,
             lines: options.lines,
             values: 0,
+            line_tail: [0; 2],
             containers: 0,
             check_number_range: options.numbers == Numbers::Interoperable,
             report_only: options
@@ -325,6 +330,7 @@ impl Inspector {
         self.noted = None;
         self.high = 0;
         self.values = 0;
+        self.line_tail = [0; 2];
         self.containers = 0;
     }
 
@@ -341,7 +347,12 @@ impl Inspector {
         } else {
             (chunk, false)
         };
-        let result = self.scan(scan).and_then(|()| {
+        let scanned = if self.lines {
+            self.scan_lines(scan)
+        } else {
+            self.scan(scan)
+        };
+        let result = scanned.and_then(|()| {
             if over {
                 Err(Violation::over(
                     ViolationKind::BodyTooLarge,

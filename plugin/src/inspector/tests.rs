@@ -568,8 +568,10 @@ fn json_lines_are_values_on_lines_of_their_own() {
         "{\"a\":1}\n{\"a\":2}\n",
         "[1]\n\n  [2]\r\n3\ntrue",
         "\"x\"\n  \n\t{}\r\n\r\n",
-        // A value may span lines: its whitespace is whitespace.
-        "{\n  \"a\": [1,\n 2]\n}\n[3]",
+        // Bytes that end U+0085, U+2028 or U+2029 in other characters, the
+        // escaped line separators, U+2027.
+        "[\"caf\u{e9}\", \"\u{c5}\", \"\u{20ac}\u{2c9}\"]\n",
+        "[\"\\u2028\\u0085\", \"\u{2027}\u{a0}\"]",
     ] {
         assert_eq!(at(body), Ok(()), "{body:?}");
     }
@@ -587,6 +589,19 @@ fn json_lines_are_values_on_lines_of_their_own() {
         ("[1]\u{2028}[2]", K::TrailingData, 3),
         ("[1]\u{0085}[2]", K::TrailingData, 3),
         ("[1]\u{000b}[2]", K::TrailingData, 3),
+        // No line break inside a value, as NDJSON says: readers that split
+        // lines and skip what they cannot parse would read its pieces.
+        ("{\n  \"a\": [1,\n 2]\n}\n[3]", K::SyntaxError, 1),
+        ("[1]\n[1,\r\n2]", K::SyntaxError, 7),
+        ("[[1]\r]", K::SyntaxError, 4),
+        // Nor, in a string, what `str.splitlines` ends a line at.
+        ("{\"a\":\"x\u{2028}y\"}", K::SyntaxError, 7),
+        ("1\n\"\u{2029}\"", K::SyntaxError, 3),
+        ("\"\u{85}\"", K::SyntaxError, 1),
+        ("[\"\u{e9}\u{85}\"]", K::SyntaxError, 4),
+        // A line break before it wins, and a violation before that.
+        ("[\n\"\u{2028}\"]", K::SyntaxError, 1),
+        ("[1,]\n", K::SyntaxError, 3),
     ] {
         let v = at(body).unwrap_err();
         assert_eq!((v.kind, v.offset), (kind, Some(offset)), "{body:?}");
@@ -610,6 +625,11 @@ fn json_lines_are_values_on_lines_of_their_own() {
     // Without `lines`, a second value is trailing data wherever it is.
     let v = verdict(b"1\n2").unwrap_err();
     assert_eq!((v.kind, v.offset), (K::TrailingData, Some(2)));
+    // and line breaks inside a value are whitespace, U+2028 text.
+    assert_eq!(
+        verdict("{\n\"a\":\r\n\"\u{2028}\u{85}\"}".as_bytes()),
+        Ok(())
+    );
 }
 
 #[test]
