@@ -196,6 +196,23 @@ fn check_flags_reach_the_filter() {
     assert_eq!(text["status"], 415);
     let skipped = check(&["--path", "/upload/big"]);
     assert_eq!(skipped["verdict"], "pass");
+
+    // An empty file is no body with a content-length (0, which ends the
+    // stream with the headers, as HTTP/1 does) and an empty chunked body
+    // without one.
+    let empty = temp_file(dir.path(), "empty.json", b"");
+    let verdict = |extra: &[&str]| {
+        let mut args = vec!["check"];
+        args.extend(extra);
+        args.push(&empty);
+        json_lines(&run(&args, None), &CHECK_FIELDS).remove(0)
+    };
+    assert_eq!(verdict(&[])["verdict"], "pass");
+    let chunked = verdict(&["--no-content-length"]);
+    assert_eq!(
+        (&chunked["violation"], &chunked["status"]),
+        (&Value::from("empty_body"), &Value::from(400))
+    );
 }
 
 /// `--method`, `--authority` and `-H` pick the rule of `per-route.json`, as
@@ -277,7 +294,19 @@ fn check_runs_hold_headers_only_as_an_envoy_that_allows_it() {
         (&stalled["verdict"], &stalled["status"]),
         (&Value::from("reject"), &Value::Null)
     );
+    // Why, once a run, on stderr.
+    let both = run(&["check", "--config", &config, &good, &bad], None);
+    assert_eq!(json_lines(&both, &CHECK_FIELDS).len(), 2);
+    let note = String::from_utf8_lossy(&both.stderr);
+    assert_eq!(note.lines().count(), 1, "{note}");
+    assert!(
+        note.contains("left the request paused")
+            && note.contains("--allow-on-headers-stop-iteration"),
+        "{note}"
+    );
     let allow = ["--allow-on-headers-stop-iteration"];
+    let allowed = run(&["check", "--config", &config, allow[0], &good], None);
+    assert!(allowed.stderr.is_empty(), "{allowed:?}");
     assert_eq!(check(&allow, &good)["verdict"], "pass");
     assert_eq!(check(&allow, &bad)["violation"], "syntax_error");
 }
@@ -537,6 +566,33 @@ fn replay_reads_stdin_and_reports_streaming_resets() {
 
 /// `method` picks the rule: `per-route.json` skips POST and PUT to
 /// `/upload`, not PATCH; a scenario where everything passes exits 0.
+/// The scenario line the README shows replays as it says: with two
+/// workers, in its chunks, with its trailers, and passes.
+#[test]
+fn the_readme_scenario_line_replays() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let after = readme
+        .split_once("A scenario line is one request")
+        .expect("the README's scenario section")
+        .1;
+    let block = after
+        .split_once("```json\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("a json block")
+        .0;
+    let line: Value = serde_json::from_str(block).expect("the scenario line is JSON");
+    let out = run(
+        &["replay", "--workers", "2", "-"],
+        Some(format!("{line}\n").as_bytes()),
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let result = json_lines(&out, &REPLAY_FIELDS).remove(0);
+    assert_eq!(result["verdict"], "pass");
+    assert_eq!(result["forwarded_bytes"], 12);
+    let one_worker = run(&["replay", "-"], Some(format!("{line}\n").as_bytes()));
+    assert_one_line_error(&one_worker, "worker");
+}
+
 #[test]
 fn replay_exits_0_when_every_request_passes_and_honours_the_method() {
     let config = example("per-route.json");

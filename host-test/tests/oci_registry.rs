@@ -241,7 +241,10 @@ fn push_pull_round_trip_through_a_real_registry() {
         timeout: Duration::from_secs(20),
         ..plain_http()
     };
-    assert!(pull(&format!("{repo}:0.1.0"), &tls).is_err());
+    let Err(err) = pull(&format!("{repo}:0.1.0"), &tls) else {
+        panic!("TLS to a plain-HTTP registry succeeded");
+    };
+    assert!(format!("{err:#}").contains("add --plain-http"), "{err:#}");
 
     // Keep the pulled module for the harness check at the end.
     let pulled = pull(&pushed.pinned, &opts).unwrap();

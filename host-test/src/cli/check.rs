@@ -16,7 +16,8 @@ pub struct CheckArgs {
     /// Send the body in chunks of N bytes.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     chunk: Option<u64>,
-    /// Do not send a content-length header.
+    /// Do not send a content-length header: the body goes as a chunked one
+    /// would (an empty file is then an empty body, not none).
     #[arg(long)]
     no_content_length: bool,
     /// Request path (per-route rules match on it).
@@ -97,6 +98,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     let (_host, mut vms) = a.plugin.start(Clock::real(), 1)?;
     let vm = &mut vms[0];
     let mut rejected = false;
+    let mut explained = false;
     let mut out = Vec::new();
     for (file, body) in &bodies {
         let mut req = Request::new(&a.method, &a.path)
@@ -113,10 +115,16 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         }
         if !a.no_content_length {
             req = req.with_content_length();
+        } else if body.is_empty() {
+            // Headers that do not end the stream, then an empty last chunk.
+            req = req.chunks([b""]);
         }
         let o = vm.send(&req)?;
         if let Some(t) = &o.trap {
             bail!("plugin trapped on {file}: {t}");
+        }
+        if o.stalled {
+            a.plugin.explain_pause(file, &mut explained);
         }
         let s = o.summary();
         rejected |= s.verdict == Verdict::Reject;

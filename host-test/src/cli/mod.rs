@@ -152,6 +152,18 @@ pub struct PluginArgs {
 }
 
 impl PluginArgs {
+    /// Says on stderr, once a run (`said`), why a request the plugin left
+    /// paused got no answer: the one way the plugin pauses for good is
+    /// `hold_headers` in a host that does not allow it.
+    pub fn explain_pause(&self, what: &str, said: &mut bool) {
+        if !*said && !self.allow_on_headers_stop_iteration {
+            eprintln!(
+                "json-sanitizer-host: note: {what}: the plugin left the request paused; a configuration with hold_headers needs --allow-on-headers-stop-iteration (Envoy's allow_on_headers_stop_iteration)"
+            );
+            *said = true;
+        }
+    }
+
     /// A host with `workers` started VMs, errors naming the configuration
     /// file.
     pub fn start(&self, clock: Clock, workers: usize) -> Result<(Host, Vec<Vm>)> {

@@ -114,6 +114,7 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
     let (_host, mut vms) = a.plugin.start(clock.clone(), workers)?;
     let mut out = Vec::new();
     let mut rejected = false;
+    let mut explained = false;
     for (n, at_ms, worker, req) in steps {
         if let Some(at) = at_ms {
             clock.set_ms(MANUAL_EPOCH_MS + at);
@@ -124,6 +125,10 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
         let o = vms[worker].send(&req)?;
         if let Some(t) = &o.trap {
             bail!("{}:{n}: plugin trapped: {t}", a.scenario);
+        }
+        if o.stalled {
+            let at = format!("{}:{n}", a.scenario);
+            a.plugin.explain_pause(&at, &mut explained);
         }
         let s = o.summary();
         rejected |= s.verdict == Verdict::Reject;

@@ -105,7 +105,7 @@ pub fn push(image: &Image, reference: &str, opts: &RegistryOptions) -> Result<Pu
             );
         }
     }
-    block_on(opts.timeout, async {
+    block_on(opts, async {
         let client = client(opts);
         let auth = registry_auth(&opts.credentials);
         client
@@ -161,7 +161,7 @@ pub fn push(image: &Image, reference: &str, opts: &RegistryOptions) -> Result<Pu
 /// Pulls `reference`, verifies the manifest and every blob, and extracts the module.
 pub fn pull(reference: &str, opts: &RegistryOptions) -> Result<Pulled> {
     let reference = parse_reference(reference)?;
-    block_on(opts.timeout, async {
+    block_on(opts, async {
         let client = client(opts);
         let auth = registry_auth(&opts.credentials);
         let (manifest_bytes, digest) = client
@@ -291,17 +291,35 @@ fn registry_auth(c: &Credentials) -> RegistryAuth {
     }
 }
 
-/// Runs `fut` to completion on a current-thread runtime, bounded by `timeout`;
-/// the CLI and the tests stay synchronous.
-fn block_on<T>(timeout: Duration, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+/// Runs `fut` to completion on a current-thread runtime, bounded by the
+/// options' timeout; the CLI and the tests stay synchronous.
+fn block_on<T>(
+    opts: &RegistryOptions,
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    let timeout = opts.timeout;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         tokio::time::timeout(timeout, fut)
             .await
             .map_err(|_| anyhow!("registry operation timed out after {timeout:?}"))?
+    });
+    hint_plain_http(result, opts)
+}
+
+/// A TLS client that gets plain HTTP back reads a record of an unknown
+/// type (rustls: `InvalidContentType`): the usual mistake with a local
+/// registry, so the error says what to do.
+fn hint_plain_http<T>(result: Result<T>, opts: &RegistryOptions) -> Result<T> {
+    result.map_err(|e| {
+        if !opts.plain_http && format!("{e:#}").contains("InvalidContentType") {
+            e.context("the registry answered TLS with something else; for a plain-HTTP registry, add --plain-http")
+        } else {
+            e
+        }
     })
 }
 

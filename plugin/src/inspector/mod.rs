@@ -17,7 +17,8 @@
 //! case folding of keys as Go matches them (checked against
 //! `go_fold_classes.txt`, which the Go program `go_fold_classes.go`
 //! writes), `shapes.rs` the repeated key lists that spare them most of
-//! their work, `utf8.rs` the encoding checks.
+//! their work, `utf8.rs` the encoding checks, `lines.rs` JSON Lines' rule
+//! that no value holds a line break.
 
 mod fast;
 mod go_fold;
