@@ -4,7 +4,7 @@
 //! report mode, per-route rules, metrics, bad configurations.
 
 mod plugin;
-use json_sanitizer_host::{Action, HostBuilder, Metrics, ReplySource, Request, Verdict};
+use json_sanitizer_host::{Action, HostBuilder, LogLevel, Metrics, ReplySource, Request, Verdict};
 use plugin::{counter, gzip, host, post, try_host, try_host_with};
 
 /// Body, expected violation, status, limit and offset.
@@ -263,6 +263,44 @@ fn sniffed_bodies_are_inspected_when_they_look_like_json() {
 /// Through the wasm: a UTF-7 body that body-parser would decode into a
 /// second `role` is refused by its charset (415), and under `sniff` a JSON
 /// Lines body whose first value is a scalar is still inspected.
+/// A JSON Lines rule whose usual content type passes uninspected starts
+/// with a warning in Envoy's log saying so (and the body indeed passes
+/// unread); with the type in `content_types`, no warning and it is read.
+#[test]
+fn json_lines_that_ndjson_would_bypass_are_warned_at_start() {
+    let rule =
+        r#"{"rules":[{"name":"bulk","match":{"path_prefix":"/_bulk"},"json":{"lines":true}}]"#;
+    let ndjson = Request::post("/_bulk")
+        .content_type("application/x-ndjson")
+        .body("{\"a\":1,\"a\":2}\n")
+        .with_content_length();
+    for (config, warned, status) in [
+        (format!("{rule}}}"), true, None),
+        (
+            format!(r#"{rule},"content_types":["application/json","application/x-ndjson"]}}"#),
+            false,
+            Some(400),
+        ),
+    ] {
+        let (_h, mut vm) = host_pair(&config);
+        let warnings: Vec<&str> = vm
+            .logs()
+            .iter()
+            .filter(|l| l.level == LogLevel::Warn)
+            .map(|l| l.message.as_str())
+            .collect();
+        assert_eq!(warnings.len(), usize::from(warned), "{warnings:?}");
+        if warned {
+            assert!(
+                warnings[0].contains("policies: bulk")
+                    && warnings[0].contains("go through uninspected"),
+                "{warnings:?}"
+            );
+        }
+        assert_eq!(vm.send(&ndjson).unwrap().status(), status, "{config}");
+    }
+}
+
 #[test]
 fn foreign_charsets_and_scalar_first_lines_are_not_ways_around() {
     let (_host, mut vm) = host_pair(

@@ -502,8 +502,13 @@ fn embedded_configs_pass_the_plugins_own_validation() {
     // The same parser `on_configure` runs, natively: fast and precise errors.
     for (name, cfg) in all_configs() {
         let text = serde_json::to_vec(&cfg).unwrap();
-        if let Err(e) = json_sanitizer::policy::config::Config::parse(&text) {
-            panic!("{name}: configuration refused: {e}");
+        match json_sanitizer::policy::config::Config::parse(&text) {
+            Ok(config) => assert!(
+                config.warnings().is_empty(),
+                "{name}: {:?}",
+                config.warnings()
+            ),
+            Err(e) => panic!("{name}: configuration refused: {e}"),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Every example configuration in `examples/` is a valid configuration.
+//! Every example configuration in `examples/` is a valid configuration,
+//! and one the plugin has no warning about.
 //! (The harness suite also loads each into the real `.wasm`.)
 
 use json_sanitizer::policy::config::Config;
@@ -12,7 +13,15 @@ fn every_example_configuration_parses() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
             let bytes = std::fs::read(&path).unwrap();
-            Config::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let config =
+                Config::parse(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // And loads without a warning.
+            assert_eq!(
+                config.warnings(),
+                Vec::<String>::new(),
+                "{}",
+                path.display()
+            );
             seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
         }
     }

@@ -102,6 +102,9 @@ impl RootContext for Root {
             }
         }
         self.rule_metrics = Rc::new(rule_ids);
+        for warning in config.warnings() {
+            hostcalls::log(LogLevel::Warn, &format!("json-sanitizer: {warning}"));
+        }
         let rules = config.rules.len();
         self.plugin = Some(Rc::new(Plugin::new(config, &identity, &raw, seed)));
         hostcalls::log(

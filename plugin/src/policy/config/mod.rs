@@ -993,7 +993,37 @@ impl Config {
     pub fn policies(&self) -> impl Iterator<Item = &Policy> {
         std::iter::once(&self.default_policy).chain(self.rules.iter().map(|r| &r.policy))
     }
+
+    /// What a valid configuration may still do other than meant, for
+    /// `on_configure` to log: a policy that reads JSON Lines while
+    /// `application/x-ndjson`, the usual JSON Lines type, is no JSON to
+    /// `content_types` and other types pass, so that such bodies would go
+    /// through uninspected.
+    pub fn warnings(&self) -> Vec<String> {
+        let ndjson_passes = self.on_other_content_type == ContentTypeAction::Pass
+            && !self.content_types.iter().any(|r| r.matches(NDJSON));
+        let reading_lines: Vec<&str> = std::iter::once(&self.default_policy)
+            .chain(
+                self.rules
+                    .iter()
+                    .filter(|rule| !rule.skip)
+                    .map(|rule| &rule.policy),
+            )
+            .filter(|policy| policy.json.lines)
+            .map(|policy| policy.name.as_str())
+            .collect();
+        if !ndjson_passes || reading_lines.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "json.lines is on (policies: {}), but `{NDJSON}` is not in content_types and on_other_content_type is pass: bodies sent so go through uninspected; add it to content_types",
+            reading_lines.join(", ")
+        )]
+    }
 }
+
+/// The usual media type of JSON Lines (NDJSON's own).
+const NDJSON: &str = "application/x-ndjson";
 
 /// With `scope: route`, the top-level breaker gives each rule that uses it
 /// a slot of its own, by its index: `max_keys` must leave room for them all,

@@ -953,3 +953,34 @@ fn no_two_prefixes_share_a_prometheus_name() {
         "every prefix without `rule`"
     );
 }
+
+/// A policy that reads JSON Lines while `application/x-ndjson` passes
+/// uninspected is valid but warned about, once, naming the policies;
+/// adding the type or inspecting other types silences it.
+#[test]
+fn json_lines_that_ndjson_bodies_would_bypass_are_warned_about() {
+    let warnings = |json: &str| parse(json).unwrap().warnings();
+    assert!(warnings("{}").is_empty());
+    let top = warnings(
+        r#"{"json":{"lines":true},"rules":[{"name":"a","match":{"path_prefix":"/a"}},{"name":"up","match":{"path_prefix":"/up"},"skip":true}]}"#,
+    );
+    assert_eq!(top.len(), 1, "{top:?}");
+    assert!(
+        top[0].starts_with("json.lines is on (policies: default, a)"),
+        "{top:?}"
+    );
+    assert!(top[0].contains("application/x-ndjson"), "{top:?}");
+    let rule =
+        r#"{"rules":[{"name":"bulk","match":{"path_prefix":"/_bulk"},"json":{"lines":true}}]"#;
+    let on_rule = warnings(&format!("{rule}}}"));
+    assert_eq!(on_rule.len(), 1, "{on_rule:?}");
+    assert!(on_rule[0].contains("(policies: bulk)"), "{on_rule:?}");
+    for quiet in [
+        format!(r#"{rule},"content_types":["application/json","application/x-ndjson"]}}"#),
+        format!(r#"{rule},"content_types":["application/*"]}}"#),
+        format!(r#"{rule},"on_other_content_type":"inspect"}}"#),
+        format!(r#"{rule},"on_other_content_type":"reject"}}"#),
+    ] {
+        assert!(warnings(&quiet).is_empty(), "{quiet}");
+    }
+}
