@@ -10,8 +10,9 @@
 //! The difference between the counts for N and N + 2 passes, halved, is the
 //! cost of one pass. INPUT is one of the benchmark inputs or a JSON file.
 //! `passes INPUT N serde` measures serde_json instead, `passes INPUT N
-//! chunks` the inspector fed 4 KiB at a time, and `passes INPUT N
-//! interoperable` the inspector with `numbers: interoperable`.
+//! chunks` the inspector fed 4 KiB at a time, `passes INPUT N
+//! interoperable` the inspector with `numbers: interoperable`, and `passes
+//! INPUT N lines` the inspector reading JSON Lines.
 
 use json_sanitizer::inspector::{Inspector, JsonOptions, Numbers};
 use serde::de::IgnoredAny;
@@ -24,7 +25,7 @@ mod support;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage =
-        "usage: passes INPUT N [serde|chunks|interoperable]   (INPUT: twitter, citm_catalog, canada, api_1k, api_64k, or a file)";
+        "usage: passes INPUT N [serde|chunks|interoperable|lines]   (INPUT: twitter, citm_catalog, canada, api_1k, api_64k, or a file)";
     let (Some(name), Some(Ok(n))) = (args.first(), args.get(1).map(|n| n.parse::<usize>())) else {
         eprintln!("error: {usage}");
         std::process::exit(2);
@@ -36,6 +37,10 @@ fn main() {
         Some("chunks") => (false, 4096),
         Some("interoperable") => {
             options.numbers = Numbers::Interoperable;
+            (false, usize::MAX)
+        }
+        Some("lines") => {
+            options.lines = true;
             (false, usize::MAX)
         }
         Some(other) => {

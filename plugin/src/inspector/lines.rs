@@ -11,40 +11,52 @@
 //! raw in a string, so a string holding them is cut into lines there (and
 //! the package joins them back with `,`, turning `"is,admin"` and
 //! `"is<U+2028>admin"` into one key). So with `lines`, a `\n` or `\r`
-//! inside an object or array is a `syntax_error` there, and so is one of
-//! those three characters anywhere (outside a string the scanner refuses
-//! it anyway), at its first byte.
+//! inside an object or array is a `syntax_error` there (once a token it
+//! ends is judged), and so is one of those three characters in a string,
+//! at its first byte, unless the scanner refuses one of its first bytes
+//! first (a string over `max_string_bytes`; outside a string its first
+//! byte, as `syntax_error` or `trailing_data`).
 
+use super::simd::{block, line_breaks16};
 use super::{Inspector, Violation, ViolationKind};
 
 impl Inspector {
-    /// [`Inspector::scan`] of a JSON Lines chunk: the bytes before each
+    /// [`Inspector::scan`] of a JSON Lines chunk: the bytes up to each
     /// line break are scanned first, so that a violation before it wins,
     /// then the line break is judged where it stands.
     pub(super) fn scan_lines(&mut self, s: &[u8]) -> Result<(), Violation> {
         let base = self.consumed;
+        // A separator whose first bytes came in the chunks before ends in
+        // this one's first two bytes.
+        for k in 0..s.len().min(2) {
+            if let Some(len) = self.separator_ending_at(s, k) {
+                if len > k + 1 {
+                    let start = (base + k as u64 + 1).saturating_sub(len as u64);
+                    return Err(Violation::at(ViolationKind::SyntaxError, start));
+                }
+            }
+        }
         let mut from = 0;
         let mut at = 0;
-        while let Some(k) = s
-            .get(at..)
-            .and_then(|rest| rest.iter().position(|&b| may_break_a_line(b)))
-            .map(|k| at + k)
-        {
+        while let Some(k) = next_break_lead(s, at) {
             at = k + 1;
-            let here = base + k as u64;
-            let line_break = matches!(s[k], b'\n' | b'\r');
-            let start = if line_break {
-                here
-            } else {
-                match self.separator_length(s, k) {
-                    Some(len) => here.saturating_sub(len - 1),
-                    None => continue,
-                }
+            // What to scan first: through a line break (whitespace inside a
+            // container, so a token it ends is judged first; a control
+            // byte in a string, refused at its offset), or a separator's
+            // bytes but its last (as a chunk that cut it would have:
+            // outside a string its first byte is the scanner's to refuse).
+            let (breaks, first) = match s.get(k..) {
+                Some([b'\n' | b'\r', ..]) => (true, k + 1),
+                Some([0xC2, 0x85, ..]) => (false, k + 1),
+                Some([0xE2, 0x80, 0xA8 | 0xA9, ..]) => (false, k + 2),
+                // Another character, or a separator this chunk cuts (the
+                // next one's first bytes end it).
+                _ => continue,
             };
-            self.scan(&s[from..k])?;
-            from = k;
-            if !line_break || !self.frames.is_empty() {
-                return Err(Violation::at(ViolationKind::SyntaxError, start));
+            self.scan(&s[from..first])?;
+            from = first;
+            if !breaks || !self.frames.is_empty() {
+                return Err(Violation::at(ViolationKind::SyntaxError, base + k as u64));
             }
         }
         self.scan(&s[from..])?;
@@ -55,7 +67,7 @@ impl Inspector {
     /// The length of U+0085, U+2028 or U+2029 when `s[k]` is that
     /// character's last byte; its first bytes may have come in an earlier
     /// chunk (`line_tail` holds the last two).
-    fn separator_length(&self, s: &[u8], k: usize) -> Option<u64> {
+    fn separator_ending_at(&self, s: &[u8], k: usize) -> Option<usize> {
         let before = |back: usize| match k.checked_sub(back) {
             Some(i) => s.get(i).copied(),
             None => self.line_tail.get(2 - (back - k)).copied(),
@@ -67,7 +79,7 @@ impl Inspector {
         }
     }
 
-    /// Keeps the body's last two bytes for [`Inspector::separator_start`].
+    /// Keeps the body's last two bytes for [`Inspector::separator_ending_at`].
     fn remember_tail(&mut self, s: &[u8]) {
         match s {
             [.., a, b] => self.line_tail = [*a, *b],
@@ -77,9 +89,27 @@ impl Inspector {
     }
 }
 
-/// Bytes that may end a line: `\n`, `\r`, and the last bytes of U+0085
-/// (`C2 85`), U+2028 (`E2 80 A8`) and U+2029 (`E2 80 A9`).
+/// The index of the first byte at or after `at` that may start a line
+/// break (see [`line_breaks16`]), thirty-two bytes at a time (one branch
+/// for two blocks: a line of JSON holds none for hundreds of bytes).
 #[inline(always)]
-fn may_break_a_line(b: u8) -> bool {
-    matches!(b, b'\n' | b'\r' | 0x85 | 0xA8 | 0xA9)
+fn next_break_lead(s: &[u8], mut at: usize) -> Option<usize> {
+    while at + 32 <= s.len() {
+        let mask = line_breaks16(block(s, at)) | line_breaks16(block(s, at + 16)) << 16;
+        if mask != 0 {
+            return Some(at + mask.trailing_zeros() as usize);
+        }
+        at += 32;
+    }
+    while at + 16 <= s.len() {
+        let mask = line_breaks16(block(s, at));
+        if mask != 0 {
+            return Some(at + mask.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    let rest = s.get(at..)?;
+    rest.iter()
+        .position(|&b| matches!(b, b'\n' | b'\r' | 0xC2 | 0xE2))
+        .map(|k| at + k)
 }

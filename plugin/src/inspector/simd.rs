@@ -60,6 +60,15 @@ pub(super) fn value_ends16(b: &Block) -> u32 {
     imp::value_ends16(b)
 }
 
+/// Bytes that may start a line break in JSON Lines: `\n`, `\r`, and the
+/// lead bytes `C2` and `E2` of U+0085 and of U+2028 and U+2029
+/// ([`super::lines`]). CJK text, whose continuation bytes include the
+/// separators' last bytes, has neither lead.
+#[inline(always)]
+pub(super) fn line_breaks16(b: &Block) -> u32 {
+    imp::line_breaks16(b)
+}
+
 /// Lanes where `a` and `b` hold the same byte: comparing a key with a
 /// recorded one sixteen bytes at a time.
 #[inline(always)]
@@ -184,6 +193,22 @@ mod imp {
     }
 
     #[inline(always)]
+    pub(super) fn line_breaks16(b: &Block) -> u32 {
+        // SAFETY: as above.
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            let newline = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+            let cr = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\r' as i8));
+            let c2 = _mm_cmpeq_epi8(v, _mm_set1_epi8(0xC2u8 as i8));
+            let e2 = _mm_cmpeq_epi8(v, _mm_set1_epi8(0xE2u8 as i8));
+            _mm_movemask_epi8(_mm_or_si128(
+                _mm_or_si128(newline, cr),
+                _mm_or_si128(c2, e2),
+            )) as u32
+        }
+    }
+
+    #[inline(always)]
     pub(super) fn equal16(a: &Block, b: &Block) -> u32 {
         // SAFETY: as above, for both blocks.
         unsafe {
@@ -254,6 +279,14 @@ mod imp {
     #[inline(always)]
     pub(super) fn equal16(a: &Block, b: &Block) -> u32 {
         u32::from(i8x16_bitmask(i8x16_eq(load(a), load(b))))
+    }
+
+    #[inline(always)]
+    pub(super) fn line_breaks16(b: &Block) -> u32 {
+        let v = load(b);
+        let breaks = v128_or(i8x16_eq(v, splat(b'\n')), i8x16_eq(v, splat(b'\r')));
+        let leads = v128_or(i8x16_eq(v, splat(0xC2)), i8x16_eq(v, splat(0xE2)));
+        u32::from(i8x16_bitmask(v128_or(breaks, leads)))
     }
 
     #[inline(always)]
@@ -348,6 +381,12 @@ mod portable {
             .fold(0, |m, (k, &c)| m | u32::from(c != b' ') << k)
     }
 
+    pub(super) fn line_breaks16(b: &Block) -> u32 {
+        b.iter().enumerate().fold(0, |m, (k, &c)| {
+            m | u32::from(matches!(c, b'\n' | b'\r' | 0xC2 | 0xE2)) << k
+        })
+    }
+
     /// Byte by byte: the same answer, without the vector.
     pub(super) fn utf8_triples4(b: &Block) -> bool {
         let lead = |k: usize| super::TRIPLE_LEADS >> k & 1 == 1;
@@ -377,6 +416,7 @@ mod tests {
         equal: fn(&Block, &Block) -> u32,
         spaces: fn(&Block) -> u32,
         value_ends: fn(&Block) -> u32,
+        line_breaks: fn(&Block) -> u32,
         triples: fn(&Block) -> bool,
     }
 
@@ -391,6 +431,7 @@ mod tests {
             equal: imp::equal16,
             spaces: imp::non_spaces16,
             value_ends: imp::value_ends16,
+            line_breaks: imp::line_breaks16,
             triples: imp::utf8_triples4,
         },
         Masks {
@@ -401,6 +442,7 @@ mod tests {
             equal: portable::equal16,
             spaces: portable::non_spaces16,
             value_ends: portable::value_ends16,
+            line_breaks: portable::line_breaks16,
             triples: portable::utf8_triples4,
         },
     ];
@@ -445,6 +487,11 @@ mod tests {
                                     || !(0x21..0x80).contains(&c)
                             }),
                             "value ends, {at}"
+                        );
+                        assert_eq!(
+                            (m.line_breaks)(&b),
+                            reference(&b, |c| matches!(c, b'\n' | b'\r' | 0xC2 | 0xE2)),
+                            "line breaks, {at}"
                         );
                     }
                 }

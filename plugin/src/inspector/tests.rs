@@ -599,13 +599,22 @@ fn json_lines_are_values_on_lines_of_their_own() {
         ("1\n\"\u{2029}\"", K::SyntaxError, 3),
         ("\"\u{85}\"", K::SyntaxError, 1),
         ("[\"\u{e9}\u{85}\"]", K::SyntaxError, 4),
-        // A line break before it wins, and a violation before that.
+        // A line break before it wins, and a violation before that, also
+        // one the line break itself brings to light.
         ("[\n\"\u{2028}\"]", K::SyntaxError, 1),
         ("[1,]\n", K::SyntaxError, 3),
+        ("[\"\\ud800\n\"]", K::LoneSurrogate, 2),
     ] {
         let v = at(body).unwrap_err();
         assert_eq!((v.kind, v.offset), (kind, Some(offset)), "{body:?}");
     }
+    // A number the line break ends is judged before the line break.
+    let interoperable = JsonOptions {
+        numbers: Numbers::Interoperable,
+        ..lines.clone()
+    };
+    let v = verdict_with(&Limits::default(), &interoperable, b"[1e400\n]").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::NumberOutOfRange, Some(1)));
     // Limits other than the body size apply to each value.
     let deep = only(|l| l.max_depth = Some(2));
     assert_eq!(verdict_with(&deep, &lines, b"[[1]]\n[[2]]"), Ok(()));
