@@ -207,6 +207,17 @@ fn json_lines_bodies_are_judged_line_by_line_on_their_rule() {
             );
         }
     }
+    // A rule that allows the separators in strings passes that text.
+    let (_host, mut allowing) = host_pair(
+        r#"{"content_types":["application/json","application/x-ndjson"],
+            "rules":[{"name":"bulk","match":{"path_prefix":"/_bulk"},
+                      "json":{"lines":true,"allow_unicode_line_breaks":true}}]}"#,
+    );
+    let text = "{\"name\":\"a\u{2028}[1]\"}\n";
+    for chunk in [text.len(), 1] {
+        let o = allowing.send(&ndjson("/_bulk", text, chunk)).unwrap();
+        assert_eq!(o.status(), None, "in {chunk}-byte chunks");
+    }
 }
 
 /// `sniff` through the wasm: JSON sent as `text/plain` is inspected in any

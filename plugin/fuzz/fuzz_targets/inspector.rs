@@ -27,7 +27,7 @@
 //!
 //! Input layout: `[mode, n, one byte per limit (7), n % 8 cut positions (2
 //! bytes each), body]`; the next three bits of `n` pick `report_only`, the
-//! one after them JSON Lines.
+//! one after them JSON Lines, and the top one `allow_unicode_line_breaks`.
 //! Run with `cargo +nightly fuzz run --fuzz-dir plugin/fuzz inspector`.
 
 #![no_main]
@@ -73,8 +73,9 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Numbers::Any
         },
-        // The bits of `n` above the cut count pick the reported kinds, and
-        // the next one JSON Lines.
+        // The bits of `n` above the cut count pick the reported kinds, the
+        // next one JSON Lines, and the last whether its Unicode line breaks
+        // may stand in strings.
         report_only: REPORTABLE
             .into_iter()
             .enumerate()
@@ -82,6 +83,7 @@ fuzz_target!(|data: &[u8]| {
             .map(|(_, kind)| kind)
             .collect(),
         lines: n & 64 != 0,
+        allow_unicode_line_breaks: n & 128 != 0,
     };
 
     let (whole, noted) = inspect(&mut Inspector::new(&limits, &options), body, &[]);

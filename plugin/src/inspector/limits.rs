@@ -196,6 +196,12 @@ pub struct JsonOptions {
     /// The body is JSON Lines (NDJSON): one value per line, each judged as
     /// a document of its own (the size limit applies to the whole body).
     pub lines: bool,
+    /// With `lines`, accept a raw U+0085, U+2028 or U+2029 in a string:
+    /// valid JSON Lines, refused by default because Python's
+    /// `str.splitlines` (and the PyPI `ndjson` package) ends lines there.
+    /// For services whose readers split on `\n` only, where user text
+    /// holding them (`JSON.stringify` leaves them raw) must pass.
+    pub allow_unicode_line_breaks: bool,
     /// Violations to report rather than refuse, among [`REPORTABLE`]: the
     /// body is then still inspected to its end for everything else, and
     /// the first of them is kept for the filter to log and count. For

@@ -12,7 +12,8 @@
 //! the package joins them back with `,`, turning `"is,admin"` and
 //! `"is<U+2028>admin"` into one key). So with `lines`, a `\n` or `\r`
 //! inside an object or array is a `syntax_error` there (once a token it
-//! ends is judged), and so is one of those three characters in a string,
+//! ends is judged), and so, unless `allow_unicode_line_breaks`, is one of
+//! those three characters in a string,
 //! at its first byte, unless the scanner refuses one of its first bytes
 //! first (a string over `max_string_bytes`; outside a string its first
 //! byte, as `syntax_error` or `trailing_data`).
@@ -28,7 +29,8 @@ impl Inspector {
         let base = self.consumed;
         // A separator whose first bytes came in the chunks before ends in
         // this one's first two bytes.
-        for k in 0..s.len().min(2) {
+        let separators_refused = !self.allow_unicode_line_breaks;
+        for k in (0..s.len().min(2)).filter(|_| separators_refused) {
             if let Some(len) = self.separator_ending_at(s, k) {
                 if len > k + 1 {
                     let start = (base + k as u64 + 1).saturating_sub(len as u64);
@@ -47,8 +49,8 @@ impl Inspector {
             // outside a string its first byte is the scanner's to refuse).
             let (breaks, first) = match s.get(k..) {
                 Some([b'\n' | b'\r', ..]) => (true, k + 1),
-                Some([0xC2, 0x85, ..]) => (false, k + 1),
-                Some([0xE2, 0x80, 0xA8 | 0xA9, ..]) => (false, k + 2),
+                Some([0xC2, 0x85, ..]) if separators_refused => (false, k + 1),
+                Some([0xE2, 0x80, 0xA8 | 0xA9, ..]) if separators_refused => (false, k + 2),
                 // Another character, or a separator this chunk cuts (the
                 // next one's first bytes end it).
                 _ => continue,

@@ -200,6 +200,8 @@ pub struct Inspector {
     allow_empty_body: bool,
     /// The body is JSON Lines.
     lines: bool,
+    /// With `lines`, U+0085, U+2028 and U+2029 may stand raw in strings.
+    allow_unicode_line_breaks: bool,
     /// With `lines`, the values begun so far (bounded like array elements).
     values: u64,
     /// With `lines`, the body's last two bytes so far, oldest first: the
@@ -283,6 +285,7 @@ impl Inspector {
             allow_lone_surrogates: options.allow_lone_surrogates,
             allow_empty_body: options.allow_empty_body,
             lines: options.lines,
+            allow_unicode_line_breaks: options.allow_unicode_line_breaks,
             values: 0,
             line_tail: [0; 2],
             containers: 0,

@@ -608,6 +608,21 @@ fn json_lines_are_values_on_lines_of_their_own() {
         let v = at(body).unwrap_err();
         assert_eq!((v.kind, v.offset), (kind, Some(offset)), "{body:?}");
     }
+    // Separators in strings are fine when allowed; line breaks in values
+    // never are.
+    let separators = JsonOptions {
+        allow_unicode_line_breaks: true,
+        ..lines.clone()
+    };
+    let allowed = |body: &str| verdict_with(&Limits::default(), &separators, body.as_bytes());
+    assert_eq!(
+        allowed("{\"a\":\"x\u{2028}y\u{2029}\u{85}\"}\n\"\u{2028}\""),
+        Ok(())
+    );
+    let v = allowed("[\"\u{2028}\",\n1]").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::SyntaxError, Some(7)));
+    let v = allowed("[1]\u{2028}").unwrap_err();
+    assert_eq!((v.kind, v.offset), (K::TrailingData, Some(3)));
     // A number the line break ends is judged before the line break.
     let interoperable = JsonOptions {
         numbers: Numbers::Interoperable,
