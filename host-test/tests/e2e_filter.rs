@@ -1393,3 +1393,28 @@ fn every_example_configuration_loads_into_the_wasm() {
         assert_eq!(o.status(), None, "{name}");
     }
 }
+
+/// `max_log_lines_per_second` through the wasm, on the harness clock: the
+/// second's first refusal is logged, the next two are left out (but
+/// counted), and the next second's line comes after a warning saying so.
+#[test]
+fn refusal_lines_past_the_bound_are_left_out_then_counted() {
+    let (h, mut vm) = host_pair(r#"{"max_log_lines_per_second":1}"#);
+    let logged: Vec<bool> = (0..3)
+        .map(|_| {
+            vm.send(&post("[1,]"))
+                .unwrap()
+                .logged("violation=syntax_error")
+        })
+        .collect();
+    assert_eq!(logged, [true, false, false]);
+    h.clock().advance(std::time::Duration::from_secs(1));
+    let o = vm.send(&post("[1,]")).unwrap();
+    assert!(
+        o.logged("json-sanitizer: 2 refusal lines left out (max_log_lines_per_second=1)"),
+        "{:?}",
+        o.logs
+    );
+    assert!(o.logged("violation=syntax_error"));
+    assert_eq!(counter(&h, "requests_rejected"), 4);
+}

@@ -4,6 +4,7 @@
 //! own non-panicking hostcall wrappers.
 
 pub mod decode;
+pub mod log_budget;
 pub mod metrics;
 pub mod pairs;
 pub mod plugin;

@@ -2,6 +2,7 @@
 //! configuration and what was derived from it at `on_configure`.
 
 use super::decode::{Coding, Decoder};
+use super::log_budget::LogBudget;
 use crate::inspector::Inspector;
 use crate::policy::breaker;
 use crate::policy::config::{Config, Policy};
@@ -36,6 +37,8 @@ pub struct Plugin {
     /// Bytes the requests not yet judged hold for their inspection, which
     /// `max_memory_bytes` bounds (see [`Plugin::hold_memory`]).
     in_flight: Cell<u64>,
+    /// This worker's request log lines this second (see [`LogBudget`]).
+    pub log_budget: LogBudget,
 }
 
 impl Plugin {
@@ -61,6 +64,7 @@ impl Plugin {
             spare_inspectors: RefCell::default(),
             spare_decoder: RefCell::default(),
             in_flight: Cell::new(0),
+            log_budget: LogBudget::default(),
         }
     }
 

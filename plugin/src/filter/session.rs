@@ -6,6 +6,7 @@
 //! only translates callbacks and hostcalls.
 
 use super::decode::{Decoder, Encoding, Fed};
+use super::log_budget::Admission;
 use super::metrics::{Metric, RuleCounter};
 use super::pairs::{decode_spans, Span};
 use super::plugin::Plugin;
@@ -811,8 +812,27 @@ impl Session {
 
     /// Logs a violation's line and leaves it for the access log.
     fn log_violation(&self, host: &mut dyn Host, verb: &str, v: &Violation) {
-        host.log(Level::Info, &self.violation_line(verb, v));
+        self.log_verdict(host, &self.violation_line(verb, v));
         host.note_violation(v.kind, &self.policy().name);
+    }
+
+    /// Logs the line of a refusal or of a request reported only, within the
+    /// worker's `max_log_lines_per_second`, first saying how many such
+    /// lines were left out before it.
+    fn log_verdict(&self, host: &mut dyn Host, line: &str) {
+        let per_second = self.plugin.config.max_log_lines_per_second;
+        let now = per_second.and_then(|_| host.now_ms());
+        let Admission::Write { left_out } = self.plugin.log_budget.admit(now, per_second) else {
+            return;
+        };
+        if left_out > 0 {
+            let bound = per_second.map_or("-".to_string(), |n| n.to_string());
+            host.log(
+                Level::Warn,
+                &format!("json-sanitizer: {left_out} refusal lines left out (max_log_lines_per_second={bound})"),
+            );
+        }
+        host.log(Level::Info, line);
     }
 
     /// The log line of a refusal (`verb` = `rejected`) or of a violation
@@ -1006,7 +1026,7 @@ impl Session {
                     scope.description,
                     retry_after_secs
                 );
-                host.log(Level::Info, &line);
+                self.log_verdict(host, &line);
                 host.note_violation(ViolationKind::BreakerOpen, &self.policy().name);
                 self.tally(host, RuleCounter::Rejected);
                 host.count(Metric::Rejected(ViolationKind::BreakerOpen), 1);

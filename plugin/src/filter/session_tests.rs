@@ -2167,3 +2167,69 @@ fn a_breaker_scope_header_has_no_twin() {
         assert_eq!(run.status(), None, "{name} with the breaker off");
     }
 }
+
+/// `max_log_lines_per_second`: a second's refusals log up to the bound,
+/// one over is left out (but counted and noted for the access log); the
+/// next second's first line comes after a warning of how many were left
+/// out. Breaker sheds count against it too; report-only lines as well.
+#[test]
+fn refusal_lines_are_bounded_per_second_and_the_rest_counted() {
+    let p = plugin(
+        r#"{"max_log_lines_per_second":2,"breaker":{"enabled":true,"consecutive_failures":3}}"#,
+    );
+    let mut host = FakeHost {
+        now: 10_000,
+        ..FakeHost::default()
+    };
+    let lines = |host: &FakeHost, needle: &str| {
+        host.logs.iter().filter(|(_, l)| l.contains(needle)).count()
+    };
+    let statuses: Vec<Option<u16>> = (0..5)
+        .map(|_| drive(&p, &mut host, &head(&[]), &[b"[1,]"], false).status())
+        .collect();
+    assert_eq!(
+        statuses,
+        [Some(400), Some(400), Some(400), Some(503), Some(503)]
+    );
+    // Three failures opened the breaker; two more were shed.
+    assert_eq!(host.metric("requests_rejected"), 5);
+    assert_eq!(host.metric("breaker.rejected"), 2);
+    assert_eq!(lines(&host, "rejected"), 2, "{:?}", host.logs);
+    assert_eq!(host.noted.len(), 5, "every one noted for the access log");
+    assert!(
+        lines(&host, "closed -> open") == 1,
+        "transitions are never left out: {:?}",
+        host.logs
+    );
+    host.now = 10_999;
+    drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
+    assert_eq!(lines(&host, "rejected"), 2);
+    host.now = 11_000;
+    drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
+    assert_eq!(lines(&host, "rejected"), 3);
+    let warned: Vec<&String> = host
+        .logs
+        .iter()
+        .filter(|(level, _)| *level == Level::Warn)
+        .map(|(_, l)| l)
+        .collect();
+    assert_eq!(
+        warned,
+        ["json-sanitizer: 4 refusal lines left out (max_log_lines_per_second=2)"]
+    );
+    // The warning comes right before the line it precedes.
+    let at = host
+        .logs
+        .iter()
+        .position(|(l, _)| *l == Level::Warn)
+        .unwrap();
+    assert!(host.logs[at + 1].1.contains("violation=breaker_open"));
+
+    // Without a bound, every line.
+    let unbounded = plugin(r#"{"max_log_lines_per_second":null}"#);
+    let mut host = FakeHost::default();
+    for _ in 0..150 {
+        drive(&unbounded, &mut host, &head(&[]), &[b"[1,]"], false);
+    }
+    assert_eq!(lines(&host, "rejected"), 150);
+}

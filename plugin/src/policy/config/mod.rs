@@ -228,6 +228,10 @@ pub struct Config {
     /// request that would take the total past this bound is refused with
     /// 503 `overloaded` instead.
     pub max_memory_bytes: Option<u64>,
+    /// The most refusal lines (and lines of requests reported only) each
+    /// worker logs in a second; `None` for no bound. Counters count every
+    /// request; the log says how many lines it left out.
+    pub max_log_lines_per_second: Option<u64>,
     /// What the counters' names start with (`json_sanitizer`). Envoy adds
     /// up every instance's counters of one name, whatever its listener,
     /// `vm_id` or configuration: instances that must be told apart on a
@@ -323,6 +327,15 @@ fn yes() -> bool {
 fn default_max_memory() -> Option<u64> {
     Some(DEFAULT_MAX_MEMORY_BYTES)
 }
+
+/// The default `max_log_lines_per_second`: 100 lines of about 300 bytes a
+/// second per worker, enough to see every refusal of ordinary traffic and
+/// little enough that a flood of refusals cannot fill the sidecar's log.
+pub const DEFAULT_MAX_LOG_LINES_PER_SECOND: u64 = 100;
+
+fn default_max_log_lines() -> Option<u64> {
+    Some(DEFAULT_MAX_LOG_LINES_PER_SECOND)
+}
 fn default_metrics_prefix() -> String {
     DEFAULT_METRICS_PREFIX.to_string()
 }
@@ -359,6 +372,8 @@ struct RawConfig {
     case_insensitive_paths: bool,
     #[serde(default = "default_max_memory")]
     max_memory_bytes: Option<u64>,
+    #[serde(default = "default_max_log_lines")]
+    max_log_lines_per_second: Option<u64>,
     #[serde(default = "default_metrics_prefix")]
     metrics_prefix: String,
     #[serde(default)]
@@ -802,6 +817,12 @@ impl Config {
             reply.statuses[index] = status;
         }
 
+        if raw.max_log_lines_per_second == Some(0) {
+            return Err(ConfigError::new(
+                "max_log_lines_per_second",
+                "must be at least 1 (use null for no bound)",
+            ));
+        }
         if let Some(bytes) = raw.max_memory_bytes {
             if bytes < MIN_MAX_MEMORY_BYTES {
                 return Err(ConfigError::new(
@@ -838,6 +859,7 @@ impl Config {
             methods_matter,
             twinned_headers,
             max_memory_bytes: raw.max_memory_bytes,
+            max_log_lines_per_second: raw.max_log_lines_per_second,
             metrics_prefix: raw.metrics_prefix,
             reply,
         })

@@ -251,6 +251,18 @@ fn every_error_names_its_field() {
         (r#"{"max_memory_bytes":-1}"#, "max_memory_bytes"),
         (r#"{"max_memory_bytes":"1Gi"}"#, "max_memory_bytes"),
         (r#"{"metrics_prefix":7}"#, "metrics_prefix"),
+        (
+            r#"{"max_log_lines_per_second":0}"#,
+            "max_log_lines_per_second",
+        ),
+        (
+            r#"{"max_log_lines_per_second":-1}"#,
+            "max_log_lines_per_second",
+        ),
+        (
+            r#"{"max_log_lines_per_second":"100"}"#,
+            "max_log_lines_per_second",
+        ),
         (r#"{"metrics_prefix":null}"#, "metrics_prefix"),
         (r#"{"reply":{"detail":"no"}}"#, "reply.detail"),
         (r#"{"limits":{"max_depth":-5}}"#, "limits.max_depth"),
@@ -983,4 +995,17 @@ fn json_lines_that_ndjson_bodies_would_bypass_are_warned_about() {
     ] {
         assert!(warnings(&quiet).is_empty(), "{quiet}");
     }
+}
+
+/// `max_log_lines_per_second`: 100 by default, at least 1, `null` for no
+/// bound.
+#[test]
+fn log_lines_per_second_are_bounded_from_one() {
+    assert_eq!(parse("{}").unwrap().max_log_lines_per_second, Some(100));
+    let at = |v: &str| parse(&format!(r#"{{"max_log_lines_per_second": {v}}}"#));
+    assert_eq!(at("1").unwrap().max_log_lines_per_second, Some(1));
+    assert_eq!(at("null").unwrap().max_log_lines_per_second, None);
+    let err = at("0").unwrap_err();
+    assert_eq!(err.field, "max_log_lines_per_second");
+    assert!(err.reason.contains("at least 1"), "{}", err.reason);
 }
