@@ -547,6 +547,47 @@ fn the_breaker_opens_across_workers_and_sheds_with_retry_after() {
     );
 }
 
+/// `max_log_lines_per_second` in Envoy: a burst of refusals logs at most
+/// the bound per worker and second, and a later refusal is preceded by a
+/// warning of how many lines were left out. The counters count them all.
+#[test]
+fn a_burst_of_refusals_logs_within_the_bound_and_says_what_it_left_out() {
+    let upstream = Upstream::start();
+    let bootstrap = replace_once(
+        &shipped_bootstrap(),
+        r#""mode": "enforce","#,
+        r#""mode": "enforce", "max_log_lines_per_second": 3,"#,
+    );
+    let envoy = Envoy::start(&bootstrap, &upstream);
+    let burst = 40;
+    let started = std::time::Instant::now();
+    for _ in 0..burst {
+        let r = envoy.send(&post("/api/x", &[JSON], b"[1,]"));
+        assert!(matches!(r.status, 400 | 503), "{}", r.status);
+    }
+    let seconds = started.elapsed().as_secs() + 2;
+    let logged = |envoy: &Envoy| envoy.stderr().matches("json-sanitizer: rejected").count();
+    let lines = logged(&envoy);
+    assert!(
+        (1..=3 * 2 * seconds as usize).contains(&lines) && lines < burst,
+        "{lines} lines for {burst} refusals in under {seconds} s"
+    );
+    assert_eq!(
+        envoy.counter("wasmcustom.json_sanitizer.requests_rejected"),
+        burst as u64
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut tries = 0;
+    while !envoy
+        .stderr()
+        .contains("refusal lines left out (max_log_lines_per_second=3)")
+    {
+        tries += 1;
+        assert!(tries < 64, "no warning: {}", envoy.stderr());
+        envoy.send(&post("/api/x", &[JSON], b"[1,]"));
+    }
+}
+
 /// WebSockets through Envoy with upgrades on (Istio's default): the
 /// handshake reaches the upstream, its `101` reaches the client, and the
 /// frames that follow (no JSON) reach the upstream uninspected.

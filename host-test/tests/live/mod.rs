@@ -386,6 +386,9 @@ impl Envoy {
                 "--disable-hot-restart",
                 "--log-level",
                 "warn",
+                // The plugin's own lines (refusals are info).
+                "--component-log-level",
+                "wasm:info",
             ])
             .stdin(Stdio::null())
             .stdout(out)
