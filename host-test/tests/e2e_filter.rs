@@ -1396,7 +1396,7 @@ fn every_example_configuration_loads_into_the_wasm() {
 
 /// `max_log_lines_per_second` through the wasm, on the harness clock: the
 /// second's first refusal is logged, the next two are left out (but
-/// counted), and the next second's line comes after a warning saying so.
+/// counted), and the next second's line comes after a notice saying so.
 #[test]
 fn refusal_lines_past_the_bound_are_left_out_then_counted() {
     let (h, mut vm) = host_pair(r#"{"max_log_lines_per_second":1}"#);
@@ -1411,7 +1411,7 @@ fn refusal_lines_past_the_bound_are_left_out_then_counted() {
     h.clock().advance(std::time::Duration::from_secs(1));
     let o = vm.send(&post("[1,]")).unwrap();
     assert!(
-        o.logged("json-sanitizer: 2 refusal lines left out (max_log_lines_per_second=1)"),
+        o.logged("json-sanitizer: 2 request lines left out (max_log_lines_per_second=1)"),
         "{:?}",
         o.logs
     );

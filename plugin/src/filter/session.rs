@@ -826,10 +826,12 @@ impl Session {
             return;
         };
         if left_out > 0 {
+            // At the level of the lines it stands for, so that it shows
+            // wherever they would have.
             let bound = per_second.map_or("-".to_string(), |n| n.to_string());
             host.log(
-                Level::Warn,
-                &format!("json-sanitizer: {left_out} refusal lines left out (max_log_lines_per_second={bound})"),
+                Level::Info,
+                &format!("json-sanitizer: {left_out} request lines left out (max_log_lines_per_second={bound})"),
             );
         }
         host.log(Level::Info, line);

@@ -2170,7 +2170,7 @@ fn a_breaker_scope_header_has_no_twin() {
 
 /// `max_log_lines_per_second`: a second's refusals log up to the bound,
 /// one over is left out (but counted and noted for the access log); the
-/// next second's first line comes after a warning of how many were left
+/// next second's first line comes after a notice of how many were left
 /// out. Breaker sheds count against it too; report-only lines as well.
 #[test]
 fn refusal_lines_are_bounded_per_second_and_the_rest_counted() {
@@ -2207,21 +2207,18 @@ fn refusal_lines_are_bounded_per_second_and_the_rest_counted() {
     host.now = 11_000;
     drive(&p, &mut host, &head(&[]), &[b"[1,]"], false);
     assert_eq!(lines(&host, "rejected"), 3);
-    let warned: Vec<&String> = host
+    let notices: Vec<&(Level, String)> = host
         .logs
         .iter()
-        .filter(|(level, _)| *level == Level::Warn)
-        .map(|(_, l)| l)
+        .filter(|(_, l)| l.contains("left out"))
         .collect();
-    assert_eq!(
-        warned,
-        ["json-sanitizer: 4 refusal lines left out (max_log_lines_per_second=2)"]
-    );
-    // The warning comes right before the line it precedes.
+    let notice = "json-sanitizer: 4 request lines left out (max_log_lines_per_second=2)";
+    assert_eq!(notices, [&(Level::Info, notice.to_string())]);
+    // The notice comes right before the line it precedes.
     let at = host
         .logs
         .iter()
-        .position(|(l, _)| *l == Level::Warn)
+        .position(|(_, l)| l.contains("left out"))
         .unwrap();
     assert!(host.logs[at + 1].1.contains("violation=breaker_open"));
 
