@@ -825,10 +825,9 @@ impl Session {
         let Admission::Write { left_out } = self.plugin.log_budget.admit(now, per_second) else {
             return;
         };
-        if left_out > 0 {
-            // At the level of the lines it stands for, so that it shows
-            // wherever they would have.
-            let bound = per_second.map_or("-".to_string(), |n| n.to_string());
+        // Lines are left out only under a bound. The notice is at the level
+        // of the lines it stands for, so that it shows wherever they would.
+        if let (1.., Some(bound)) = (left_out, per_second) {
             host.log(
                 Level::Info,
                 &format!("json-sanitizer: {left_out} request lines left out (max_log_lines_per_second={bound})"),

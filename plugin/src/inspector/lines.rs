@@ -13,10 +13,10 @@
 //! `"is<U+2028>admin"` into one key). So with `lines`, a `\n` or `\r`
 //! inside an object or array is a `syntax_error` there (once a token it
 //! ends is judged), and so, unless `allow_unicode_line_breaks`, is one of
-//! those three characters in a string,
-//! at its first byte, unless the scanner refuses one of its first bytes
-//! first (a string over `max_string_bytes`; outside a string its first
-//! byte, as `syntax_error` or `trailing_data`).
+//! those three characters in a string, at its first byte, unless the
+//! scanner refuses one of its first bytes first (a string over
+//! `max_string_bytes`; outside a string its first byte, as `syntax_error`
+//! or `trailing_data`).
 
 use super::simd::{block, line_breaks16};
 use super::{Inspector, Violation, ViolationKind};

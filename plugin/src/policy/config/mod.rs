@@ -228,9 +228,10 @@ pub struct Config {
     /// request that would take the total past this bound is refused with
     /// 503 `overloaded` instead.
     pub max_memory_bytes: Option<u64>,
-    /// The most refusal lines (and lines of requests reported only) each
-    /// worker logs in a second; `None` for no bound. Counters count every
-    /// request; the log says how many lines it left out.
+    /// The most request lines (refusals, breaker sheds, requests reported
+    /// only) each worker logs in a second for this configuration; `None`
+    /// for no bound. Counters count every request; the log says how many
+    /// lines it left out.
     pub max_log_lines_per_second: Option<u64>,
     /// What the counters' names start with (`json_sanitizer`). Envoy adds
     /// up every instance's counters of one name, whatever its listener,
