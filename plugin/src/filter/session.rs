@@ -817,23 +817,34 @@ impl Session {
     }
 
     /// Logs the line of a refusal or of a request reported only, within the
-    /// worker's `max_log_lines_per_second`, first saying how many such
-    /// lines were left out before it.
+    /// worker's `max_log_lines_per_second`.
     fn log_verdict(&self, host: &mut dyn Host, line: &str) {
+        self.log_request_line(host, Level::Info, line);
+    }
+
+    /// Logs a line of this request's within the worker's
+    /// `max_log_lines_per_second`, first saying how many such lines were
+    /// left out before it.
+    fn log_request_line(&self, host: &mut dyn Host, level: Level, line: &str) {
         let per_second = self.plugin.config.max_log_lines_per_second;
         let now = per_second.and_then(|_| host.now_ms());
-        let Admission::Write { left_out } = self.plugin.log_budget.admit(now, per_second) else {
+        let warning = level == Level::Warn;
+        let Admission::Write {
+            left_out,
+            warning: warned,
+        } = self.plugin.log_budget.admit(now, per_second, warning)
+        else {
             return;
         };
         // Lines are left out only under a bound. The notice is at the level
         // of the lines it stands for, so that it shows wherever they would.
         if let (1.., Some(bound)) = (left_out, per_second) {
             host.log(
-                Level::Info,
+                if warned { Level::Warn } else { Level::Info },
                 &format!("json-sanitizer: {left_out} request lines left out (max_log_lines_per_second={bound})"),
             );
         }
-        host.log(Level::Info, line);
+        host.log(level, line);
     }
 
     /// The log line of a refusal (`verb` = `rejected`) or of a violation
@@ -1096,10 +1107,8 @@ impl Session {
             host.count(Metric::BreakerCasExhausted, 1);
         }
         let mut warn = |what: &str| {
-            host.log(
-                Level::Warn,
-                &format!("json-sanitizer: breaker {scope}: {what}{}", id()),
-            );
+            let line = format!("json-sanitizer: breaker {scope}: {what}{}", id());
+            self.log_request_line(host, Level::Warn, &line);
         };
         if report.cas_exhausted {
             warn("update skipped after repeated CAS conflicts");
@@ -1117,7 +1126,7 @@ impl Session {
             "json-sanitizer: breaker {scope}: the host clock is unavailable, breaker skipped{}",
             self.id_field()
         );
-        host.log(Level::Warn, &line);
+        self.log_request_line(host, Level::Warn, &line);
     }
 
     fn id_field(&self) -> String {

@@ -2230,3 +2230,38 @@ fn refusal_lines_are_bounded_per_second_and_the_rest_counted() {
     }
     assert_eq!(lines(&host, "rejected"), 150);
 }
+
+/// The breaker's per-request warnings count against the same bound: under
+/// CAS contention that never ends, a second writes at most the bound, and
+/// the next second's notice is a warning, as the lines it stands for were.
+#[test]
+fn breaker_warnings_of_a_request_are_bounded_too() {
+    let p = plugin(r#"{"max_log_lines_per_second":2,"breaker":{"enabled":true}}"#);
+    let mut host = FakeHost {
+        now: 50_000,
+        ..FakeHost::default()
+    };
+    host.store.always_mismatch.set(true);
+    for _ in 0..10 {
+        drive(&p, &mut host, &head(&[]), &[b"[1]"], false);
+    }
+    assert_eq!(host.metric("breaker.cas_exhausted"), 10);
+    let conflicts = |host: &FakeHost| {
+        host.logs
+            .iter()
+            .filter(|(_, l)| l.contains("CAS conflicts"))
+            .count()
+    };
+    assert_eq!(conflicts(&host), 2, "{:?}", host.logs);
+    host.now = 51_000;
+    drive(&p, &mut host, &head(&[]), &[b"[1]"], false);
+    assert_eq!(conflicts(&host), 3);
+    assert!(
+        host.logs.contains(&(
+            Level::Warn,
+            "json-sanitizer: 8 request lines left out (max_log_lines_per_second=2)".to_string()
+        )),
+        "{:?}",
+        host.logs
+    );
+}

@@ -229,8 +229,8 @@ pub struct Config {
     /// 503 `overloaded` instead.
     pub max_memory_bytes: Option<u64>,
     /// The most request lines (refusals, breaker sheds, requests reported
-    /// only) each worker logs in a second for this configuration; `None`
-    /// for no bound. Counters count every request; the log says how many
+    /// only, the breaker's warnings about a request) each worker logs in a
+    /// second for this configuration; `None` for no bound. Counters count every request; the log says how many
     /// lines it left out.
     pub max_log_lines_per_second: Option<u64>,
     /// What the counters' names start with (`json_sanitizer`). Envoy adds
