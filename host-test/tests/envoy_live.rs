@@ -16,7 +16,9 @@ mod live;
 mod process;
 
 use json_sanitizer::samples::nested_arrays;
-use live::{post, replace_once, shipped_bootstrap, Envoy, Upstream};
+use live::{
+    post, replace_once, shipped_bootstrap, with_http_option, with_plugin_fields, Envoy, Upstream,
+};
 use std::io::{Read as _, Write as _};
 
 const JSON: (&str, &str) = ("content-type", "application/json");
@@ -228,10 +230,9 @@ fn a_burst_after_a_held_first_read_stays_within_the_samples_buffers() {
 #[test]
 fn a_request_past_the_memory_bound_is_overloaded_and_the_vm_serves_on() {
     let upstream = Upstream::start();
-    let bootstrap = replace_once(
+    let bootstrap = with_plugin_fields(
         &shipped_bootstrap(),
-        r#""mode": "enforce","#,
-        r#""mode": "enforce", "max_memory_bytes": 1048576, "metrics_prefix": "json_sanitizer_edge","#,
+        r#""max_memory_bytes": 1048576, "metrics_prefix": "json_sanitizer_edge""#,
     );
     let envoy = Envoy::start(&bootstrap, &upstream);
     let mut body = String::new();
@@ -313,10 +314,9 @@ fn a_streamed_body_cut_short_never_reaches_the_upstream_whole() {
 #[test]
 fn a_refusal_closes_the_http1_connection_and_nothing_behind_it_goes_up() {
     let upstream = Upstream::start();
-    let bootstrap = replace_once(
+    let bootstrap = with_http_option(
         &shipped_bootstrap(),
-        "codec_type: AUTO\n",
-        "codec_type: AUTO\n                http_protocol_options: { enable_trailers: true }\n",
+        "http_protocol_options: { enable_trailers: true }",
     );
     let envoy = Envoy::start(&bootstrap, &upstream);
     let head = "HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n";
@@ -450,10 +450,9 @@ fn envoy_answers_413_itself_when_a_held_body_outgrows_its_buffer() {
 #[test]
 fn trailers_end_the_body_in_envoy_too() {
     let upstream = Upstream::start();
-    let bootstrap = replace_once(
+    let bootstrap = with_http_option(
         &shipped_bootstrap(),
-        "codec_type: AUTO\n",
-        "codec_type: AUTO\n                http_protocol_options: { enable_trailers: true }\n",
+        "http_protocol_options: { enable_trailers: true }",
     );
     let envoy = Envoy::start(&bootstrap, &upstream);
     let chunked = |path: &str, body: &str| {
@@ -484,11 +483,7 @@ fn held_headers_keep_a_refused_request_from_the_upstream_entirely() {
         "failure_policy: FAIL_CLOSED\n",
         "failure_policy: FAIL_CLOSED\n                        allow_on_headers_stop_iteration: true\n",
     );
-    bootstrap = replace_once(
-        &bootstrap,
-        r#""mode": "enforce","#,
-        r#""mode": "enforce", "hold_headers": true,"#,
-    );
+    bootstrap = with_plugin_fields(&bootstrap, r#""hold_headers": true"#);
     let envoy = Envoy::start(&bootstrap, &upstream);
     let r = envoy.send(&post("/api/deep", &[JSON], &too_deep()));
     assert_eq!(r.status, 400);
@@ -554,11 +549,7 @@ fn the_breaker_opens_across_workers_and_sheds_with_retry_after() {
 #[test]
 fn a_burst_of_refusals_logs_within_the_bound_and_says_what_it_left_out() {
     let upstream = Upstream::start();
-    let bootstrap = replace_once(
-        &shipped_bootstrap(),
-        r#""mode": "enforce","#,
-        r#""mode": "enforce", "max_log_lines_per_second": 3,"#,
-    );
+    let bootstrap = with_plugin_fields(&shipped_bootstrap(), r#""max_log_lines_per_second": 3"#);
     let envoy = Envoy::start(&bootstrap, &upstream);
     let burst = 40;
     let started = std::time::Instant::now();
@@ -599,10 +590,9 @@ fn a_burst_of_refusals_logs_within_the_bound_and_says_what_it_left_out() {
 #[test]
 fn websocket_frames_pass_once_the_upstream_takes_the_upgrade() {
     let upstream = Upstream::start();
-    let bootstrap = replace_once(
+    let bootstrap = with_http_option(
         &shipped_bootstrap(),
-        "codec_type: AUTO\n",
-        "codec_type: AUTO\n                upgrade_configs: [{ upgrade_type: websocket }]\n",
+        "upgrade_configs: [{ upgrade_type: websocket }]",
     );
     let envoy = Envoy::start(&bootstrap, &upstream);
     let mut conn = envoy.connect();

@@ -672,3 +672,17 @@ pub fn replace_once(text: &str, from: &str, to: &str) -> String {
     assert_eq!(text.matches(from).count(), 1, "`{from}` in the bootstrap");
     text.replacen(from, to, 1)
 }
+
+/// `yaml` with more top-level fields in the plugin configuration
+/// (`fields` as JSON members, e.g. `"hold_headers": true`).
+pub fn with_plugin_fields(yaml: &str, fields: &str) -> String {
+    let mode = r#""mode": "enforce","#;
+    replace_once(yaml, mode, &format!("{mode} {fields},"))
+}
+
+/// `yaml` with one more option of the HTTP connection manager (a line
+/// such as `http_protocol_options: { enable_trailers: true }`).
+pub fn with_http_option(yaml: &str, option: &str) -> String {
+    let codec = "codec_type: AUTO\n";
+    replace_once(yaml, codec, &format!("{codec}                {option}\n"))
+}

@@ -16,6 +16,8 @@ use std::cell::Cell;
 /// in the current second, and of those left out since the last said so.
 #[derive(Debug, Default)]
 pub struct LogBudget {
+    /// `max_log_lines_per_second`; `None` for no bound.
+    per_second: Option<u64>,
     /// The second (`now_ms / 1000`) being counted.
     second: Cell<u64>,
     /// Lines written in it.
@@ -29,25 +31,42 @@ pub struct LogBudget {
 /// Whether a request line may be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
-    /// Yes; `left_out` lines were left out before it, to be said first.
-    Write {
-        /// Lines left out since the last one written.
-        left_out: u64,
-        /// Whether one of them was a warning (so the notice is one too).
-        warning: bool,
-    },
+    /// Yes, after saying what was left out before it, if anything.
+    Write(Option<LeftOut>),
     /// No: the second's lines are spent.
     LeaveOut,
 }
 
+/// Lines left out since the last one written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeftOut {
+    /// How many.
+    pub lines: u64,
+    /// Whether one of them was a warning (so the notice is one too).
+    pub warning: bool,
+    /// The bound that left them out.
+    pub per_second: u64,
+}
+
 impl LogBudget {
-    /// Asks to write one request line (a `warning` or not) at `now_ms`
-    /// under `per_second` (`None`: no bound). Without a clock (a host that
-    /// refuses to tell the time) lines are written: a bound that needs the
-    /// time cannot hold without it, and the counters show the load anyway.
-    pub fn admit(&self, now_ms: Option<u64>, per_second: Option<u64>, warning: bool) -> Admission {
-        let (Some(now_ms), Some(per_second)) = (now_ms, per_second) else {
-            return self.write();
+    /// A budget of `per_second` lines (`None`: no bound).
+    pub fn new(per_second: Option<u64>) -> Self {
+        Self {
+            per_second,
+            ..Self::default()
+        }
+    }
+
+    /// Asks to write one request line (a `warning` or not); `now_ms` is
+    /// asked only under a bound. Without a clock (a host that refuses to
+    /// tell the time) lines are written: a bound that needs the time cannot
+    /// hold without it, and the counters show the load anyway.
+    pub fn admit(&self, now_ms: impl FnOnce() -> Option<u64>, warning: bool) -> Admission {
+        let Some(per_second) = self.per_second else {
+            return Admission::Write(None);
+        };
+        let Some(now_ms) = now_ms() else {
+            return self.write(per_second);
         };
         let second = now_ms / 1000;
         if second != self.second.get() {
@@ -61,14 +80,17 @@ impl LogBudget {
             return Admission::LeaveOut;
         }
         self.written.set(self.written.get() + 1);
-        self.write()
+        self.write(per_second)
     }
 
-    fn write(&self) -> Admission {
-        Admission::Write {
-            left_out: self.left_out.replace(0),
-            warning: self.left_out_warning.replace(false),
-        }
+    fn write(&self, per_second: u64) -> Admission {
+        let lines = self.left_out.replace(0);
+        let warning = self.left_out_warning.replace(false);
+        Admission::Write((lines > 0).then_some(LeftOut {
+            lines,
+            warning,
+            per_second,
+        }))
     }
 }
 
@@ -78,44 +100,45 @@ mod tests {
 
     /// At the bound a second's lines are written, one over is left out;
     /// the next second writes again and first says how many were left out.
+    /// At the bound a second's lines are written, one over is left out;
+    /// the next second writes again and first says how many were left out.
     #[test]
     fn a_second_writes_its_bound_and_the_next_says_what_was_left_out() {
-        let budget = LogBudget::default();
-        let write = |left_out| Admission::Write {
-            left_out,
-            warning: false,
+        let three = LogBudget::new(Some(3));
+        let at = |now: u64| three.admit(|| Some(now), false);
+        let left_out = |lines, warning, per_second| {
+            Admission::Write(Some(LeftOut {
+                lines,
+                warning,
+                per_second,
+            }))
         };
-        let info = |now, per_second| budget.admit(now, per_second, false);
+        let fresh = Admission::Write(None);
         for _ in 0..3 {
-            assert_eq!(info(Some(5_000), Some(3)), write(0));
+            assert_eq!(at(5_000), fresh);
         }
-        assert_eq!(info(Some(5_999), Some(3)), Admission::LeaveOut);
-        assert_eq!(info(Some(5_500), Some(3)), Admission::LeaveOut);
-        assert_eq!(info(Some(6_000), Some(3)), write(2));
-        assert_eq!(info(Some(6_001), Some(3)), write(0));
+        assert_eq!(at(5_999), Admission::LeaveOut);
+        assert_eq!(at(5_500), Admission::LeaveOut);
+        assert_eq!(at(6_000), left_out(2, false, 3));
+        assert_eq!(at(6_001), fresh);
         // A clock that goes back starts a second too (it is a new one).
-        assert_eq!(info(Some(1_000), Some(1)), write(0));
-        assert_eq!(info(Some(1_000), Some(1)), Admission::LeaveOut);
-        // No bound, or no clock: written, and what was left out said.
-        assert_eq!(info(Some(1_000), None), write(1));
-        assert_eq!(info(None, Some(1)), write(0));
-        for _ in 0..1000 {
-            assert_eq!(info(Some(9_000), None), write(0));
-        }
+        let one = LogBudget::new(Some(1));
+        assert_eq!(one.admit(|| Some(1_000), false), fresh);
+        assert_eq!(one.admit(|| Some(1_000), false), Admission::LeaveOut);
+        assert_eq!(one.admit(|| Some(500), false), left_out(1, false, 1));
+        // No clock: written, and what was left out said.
+        assert_eq!(one.admit(|| Some(500), false), Admission::LeaveOut);
+        assert_eq!(one.admit(|| None, false), left_out(1, false, 1));
         // A warning left out makes the notice a warning, once.
-        assert_eq!(info(Some(20_000), Some(1)), write(0));
-        assert_eq!(
-            budget.admit(Some(20_000), Some(1), true),
-            Admission::LeaveOut
-        );
-        assert_eq!(info(Some(20_000), Some(1)), Admission::LeaveOut);
-        assert_eq!(
-            info(Some(21_000), Some(1)),
-            Admission::Write {
-                left_out: 2,
-                warning: true
-            }
-        );
-        assert_eq!(info(Some(22_000), Some(1)), write(0));
+        assert_eq!(one.admit(|| Some(20_000), false), fresh);
+        assert_eq!(one.admit(|| Some(20_000), true), Admission::LeaveOut);
+        assert_eq!(one.admit(|| Some(20_000), false), Admission::LeaveOut);
+        assert_eq!(one.admit(|| Some(21_000), false), left_out(2, true, 1));
+        assert_eq!(one.admit(|| Some(22_000), false), fresh);
+        // No bound: every line, and the clock is not asked.
+        let unbounded = LogBudget::new(None);
+        for _ in 0..1000 {
+            assert_eq!(unbounded.admit(|| panic!("the clock asked"), true), fresh);
+        }
     }
 }

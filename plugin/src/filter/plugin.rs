@@ -58,13 +58,13 @@ impl Plugin {
             })
             .collect();
         Self {
+            log_budget: LogBudget::new(config.max_log_lines_per_second),
             config,
             seed,
             namespaces,
             spare_inspectors: RefCell::default(),
             spare_decoder: RefCell::default(),
             in_flight: Cell::new(0),
-            log_budget: LogBudget::default(),
         }
     }
 

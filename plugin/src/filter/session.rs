@@ -6,7 +6,7 @@
 //! only translates callbacks and hostcalls.
 
 use super::decode::{Decoder, Encoding, Fed};
-use super::log_budget::Admission;
+use super::log_budget::{Admission, LeftOut};
 use super::metrics::{Metric, RuleCounter};
 use super::pairs::{decode_spans, Span};
 use super::plugin::Plugin;
@@ -812,36 +812,32 @@ impl Session {
 
     /// Logs a violation's line and leaves it for the access log.
     fn log_violation(&self, host: &mut dyn Host, verb: &str, v: &Violation) {
-        self.log_verdict(host, &self.violation_line(verb, v));
+        self.log_request_line(host, Level::Info, &self.violation_line(verb, v));
         host.note_violation(v.kind, &self.policy().name);
-    }
-
-    /// Logs the line of a refusal or of a request reported only, within the
-    /// worker's `max_log_lines_per_second`.
-    fn log_verdict(&self, host: &mut dyn Host, line: &str) {
-        self.log_request_line(host, Level::Info, line);
     }
 
     /// Logs a line of this request's within the worker's
     /// `max_log_lines_per_second`, first saying how many such lines were
     /// left out before it.
     fn log_request_line(&self, host: &mut dyn Host, level: Level, line: &str) {
-        let per_second = self.plugin.config.max_log_lines_per_second;
-        let now = per_second.and_then(|_| host.now_ms());
-        let warning = level == Level::Warn;
-        let Admission::Write {
-            left_out,
-            warning: warned,
-        } = self.plugin.log_budget.admit(now, per_second, warning)
-        else {
+        let admission = self
+            .plugin
+            .log_budget
+            .admit(|| host.now_ms(), level == Level::Warn);
+        let Admission::Write(left_out) = admission else {
             return;
         };
-        // Lines are left out only under a bound. The notice is at the level
-        // of the lines it stands for, so that it shows wherever they would.
-        if let (1.., Some(bound)) = (left_out, per_second) {
+        // The notice is at the level of the lines it stands for, so that it
+        // shows wherever they would.
+        if let Some(LeftOut {
+            lines,
+            warning,
+            per_second,
+        }) = left_out
+        {
             host.log(
-                if warned { Level::Warn } else { Level::Info },
-                &format!("json-sanitizer: {left_out} request lines left out (max_log_lines_per_second={bound})"),
+                if warning { Level::Warn } else { Level::Info },
+                &format!("json-sanitizer: {lines} request lines left out (max_log_lines_per_second={per_second})"),
             );
         }
         host.log(level, line);
@@ -1038,7 +1034,7 @@ impl Session {
                     scope.description,
                     retry_after_secs
                 );
-                self.log_verdict(host, &line);
+                self.log_request_line(host, Level::Info, &line);
                 host.note_violation(ViolationKind::BreakerOpen, &self.policy().name);
                 self.tally(host, RuleCounter::Rejected);
                 host.count(Metric::Rejected(ViolationKind::BreakerOpen), 1);

@@ -18,7 +18,7 @@
 //! `max_string_bytes`; outside a string its first byte, as `syntax_error`
 //! or `trailing_data`).
 
-use super::simd::{block, line_breaks16};
+use super::simd::{block, is_line_break_lead, line_breaks16};
 use super::{Inspector, Violation, ViolationKind};
 
 impl Inspector {
@@ -30,11 +30,14 @@ impl Inspector {
         // A separator whose first bytes came in the chunks before ends in
         // this one's first two bytes.
         let separators_refused = !self.allow_unicode_line_breaks;
-        for k in (0..s.len().min(2)).filter(|_| separators_refused) {
-            if let Some(len) = self.separator_ending_at(s, k) {
-                if len > k + 1 {
-                    let start = (base + k as u64 + 1).saturating_sub(len as u64);
-                    return Err(Violation::at(ViolationKind::SyntaxError, start));
+        if separators_refused {
+            for k in 0..s.len().min(2) {
+                match self.separator_ending_at(s, k) {
+                    Some(len) if len > k + 1 => {
+                        let start = (base + k as u64 + 1).saturating_sub(len as u64);
+                        return Err(Violation::at(ViolationKind::SyntaxError, start));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -93,7 +96,8 @@ impl Inspector {
 
 /// The index of the first byte at or after `at` that may start a line
 /// break (see [`line_breaks16`]), thirty-two bytes at a time (one branch
-/// for two blocks: a line of JSON holds none for hundreds of bytes).
+/// for two blocks: a line of JSON holds none for hundreds of bytes), then
+/// the last few bytes one by one.
 #[inline(always)]
 fn next_break_lead(s: &[u8], mut at: usize) -> Option<usize> {
     while at + 32 <= s.len() {
@@ -103,15 +107,8 @@ fn next_break_lead(s: &[u8], mut at: usize) -> Option<usize> {
         }
         at += 32;
     }
-    while at + 16 <= s.len() {
-        let mask = line_breaks16(block(s, at));
-        if mask != 0 {
-            return Some(at + mask.trailing_zeros() as usize);
-        }
-        at += 16;
-    }
     let rest = s.get(at..)?;
     rest.iter()
-        .position(|&b| matches!(b, b'\n' | b'\r' | 0xC2 | 0xE2))
+        .position(|&b| is_line_break_lead(b))
         .map(|k| at + k)
 }

@@ -69,6 +69,12 @@ pub(super) fn line_breaks16(b: &Block) -> u32 {
     imp::line_breaks16(b)
 }
 
+/// The byte-wise twin of [`line_breaks16`].
+#[inline(always)]
+pub(super) fn is_line_break_lead(b: u8) -> bool {
+    matches!(b, b'\n' | b'\r' | 0xC2 | 0xE2)
+}
+
 /// Lanes where `a` and `b` hold the same byte: comparing a key with a
 /// recorded one sixteen bytes at a time.
 #[inline(always)]
@@ -383,7 +389,7 @@ mod portable {
 
     pub(super) fn line_breaks16(b: &Block) -> u32 {
         b.iter().enumerate().fold(0, |m, (k, &c)| {
-            m | u32::from(matches!(c, b'\n' | b'\r' | 0xC2 | 0xE2)) << k
+            m | u32::from(super::is_line_break_lead(c)) << k
         })
     }
 
@@ -490,7 +496,7 @@ mod tests {
                         );
                         assert_eq!(
                             (m.line_breaks)(&b),
-                            reference(&b, |c| matches!(c, b'\n' | b'\r' | 0xC2 | 0xE2)),
+                            reference(&b, is_line_break_lead),
                             "line breaks, {at}"
                         );
                     }

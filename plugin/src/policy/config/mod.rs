@@ -230,8 +230,8 @@ pub struct Config {
     pub max_memory_bytes: Option<u64>,
     /// The most request lines (refusals, breaker sheds, requests reported
     /// only, the breaker's warnings about a request) each worker logs in a
-    /// second for this configuration; `None` for no bound. Counters count every request; the log says how many
-    /// lines it left out.
+    /// second for this configuration; `None` for no bound. Counters count
+    /// every request; the log says how many lines it left out.
     pub max_log_lines_per_second: Option<u64>,
     /// What the counters' names start with (`json_sanitizer`). Envoy adds
     /// up every instance's counters of one name, whatever its listener,
